@@ -1,0 +1,56 @@
+"""The event bus port: topics of protobuf envelopes, at-least-once delivery to consumer groups.
+
+Two adapters implement it: Redis Streams (production) and in-process (embedded default).
+Every consumer must be idempotent: a message is redelivered when its handler raised or its
+consumer died before acknowledging it.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+from backcrm.common.v1.common_pb2 import EventEnvelope
+
+__all__ = ["BusUnavailable", "EventBus", "Handler", "Subscription"]
+
+Handler = Callable[[EventEnvelope], Awaitable[None]]
+
+
+class BusUnavailable(Exception):
+    """The bus backend cannot be reached; the caller retries later (the outbox does)."""
+
+
+class Subscription(abc.ABC):
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Stop consuming; messages not yet acknowledged stay pending for redelivery."""
+
+
+class EventBus(abc.ABC):
+    @abc.abstractmethod
+    async def publish(self, topic: str, envelopes: Sequence[EventEnvelope]) -> None:
+        """Append envelopes to a topic, in order. Raises BusUnavailable."""
+
+    @abc.abstractmethod
+    async def subscribe(
+        self, topic: str, group: str, consumer: str, handler: Handler
+    ) -> Subscription:
+        """Consume a topic as a member of a consumer group, in a background task.
+
+        Each message goes to one consumer of the group and is acknowledged after the handler
+        returns; when it raises, the message stays pending and is delivered again (after
+        `reclaim_idle_ms`, also to another consumer when its first consumer died).
+        A new group starts at the end of the topic.
+        """
+
+    @abc.abstractmethod
+    def tail(self, topic: str) -> AsyncIterator[EventEnvelope]:
+        """Every message published to the topic from now on (fan-out, no group, no acks)."""
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """True when the backend answers."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...

@@ -1,0 +1,62 @@
+"""One typed settings object, read from BACKCRM_* environment variables (and DATABASE_URL, REDIS_URL).
+
+The defaults are the embedded mode: a SQLite file under ./var/, in-process cache and bus.
+Setting DATABASE_URL (postgresql+asyncpg://...) and REDIS_URL (redis://...) switches to
+production mode with no code change.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BACKCRM_", extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///var/backcrm.db",
+        validation_alias=AliasChoices("DATABASE_URL", "BACKCRM_DATABASE_URL"),
+        description="SQLAlchemy async URL; postgresql+asyncpg://... in production",
+    )
+    redis_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("REDIS_URL", "BACKCRM_REDIS_URL"),
+        description="redis://...; empty means the in-process cache and bus",
+    )
+    var_dir: Path = Field(default=Path("var"), description="writable folder for embedded data")
+    address: str = Field(default="127.0.0.1:50051", description="host:port the server binds")
+    service_name: str = Field(default="backcrm", description="who we are on the bus and in traces")
+    auth_enabled: bool = Field(default=True, description="false only for local experiments")
+    auth_tokens: str = Field(
+        default="",
+        description='JSON list of {"name", "sha256", "scopes"}; tokens are only stored hashed',
+    )
+    auth_tokens_file: Path = Field(
+        default=Path("var/tokens.json"), description="more hashed tokens, same JSON layout"
+    )
+    cache_max_entries: int = Field(default=100_000, description="in-process cache bound")
+    cache_ttl_seconds: int = Field(default=300, description="backstop TTL of cached profiles")
+    max_message_bytes: int = Field(default=8 * 1024 * 1024, description="gRPC message limit")
+    shutdown_grace_seconds: float = Field(default=10.0, description="SIGTERM drain time")
+    client_deadline_seconds: float = Field(default=5.0, description="default deadline per call")
+    otel_exporter: Literal["none", "console", "otlp"] = Field(
+        default="none", description="where traces and metrics go"
+    )
+    otel_endpoint: str = Field(default="", description="OTLP endpoint, e.g. http://collector:4317")
+    log_level: str = Field(default="INFO", description="root log level")
+    outbox_poll_seconds: float = Field(default=0.5, description="outbox relay idle poll")
+
+    @cached_property
+    def embedded_db(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @cached_property
+    def embedded_bus(self) -> bool:
+        return not self.redis_url
