@@ -1,0 +1,109 @@
+"""Bearer tokens with scopes. Tokens are configured and stored only as SHA-256 hashes.
+
+A principal holds scopes such as `profile:read`; the `admin` scope grants every scope.
+`backcrm token create` mints a token and stores its hash in the tokens file.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from libs.errors import InvalidArgument, PermissionDenied, Unauthenticated
+
+__all__ = [
+    "ADMIN",
+    "Principal",
+    "TokenRegistry",
+    "add_token_to_file",
+    "current_principal",
+    "hash_token",
+    "mint_token",
+    "require_scope",
+]
+
+ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    def has(self, scope: str) -> bool:
+        return ADMIN in self.scopes or scope in self.scopes
+
+
+# Auth disabled (local experiments only) acts as an admin called "anonymous".
+ANONYMOUS_ADMIN = Principal("anonymous", frozenset({ADMIN}))
+current_principal: contextvars.ContextVar[Principal] = contextvars.ContextVar(
+    "current_principal", default=ANONYMOUS_ADMIN
+)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def mint_token() -> str:
+    return "bcrm_" + secrets.token_urlsafe(32)
+
+
+def require_scope(scope: str) -> Principal:
+    principal = current_principal.get()
+    if not principal.has(scope):
+        raise PermissionDenied(f"{principal.name!r} lacks scope {scope!r}", reason="MISSING_SCOPE")
+    return principal
+
+
+class TokenRegistry:
+    """Hashed tokens from configuration: `[{"name": ..., "sha256": ..., "scopes": [...]}]`."""
+
+    def __init__(self, entries: list[dict[str, object]]) -> None:
+        self._by_hash: dict[str, Principal] = {}
+        for i, entry in enumerate(entries):
+            digest, name, scopes = entry.get("sha256"), entry.get("name"), entry.get("scopes")
+            if not isinstance(digest, str) or len(digest) != 64:
+                raise InvalidArgument(f"auth_tokens[{i}].sha256", "must be a SHA-256 hex digest")
+            if not isinstance(name, str) or not name:
+                raise InvalidArgument(f"auth_tokens[{i}].name", "is required")
+            if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+                raise InvalidArgument(f"auth_tokens[{i}].scopes", "must be a list of strings")
+            self._by_hash[digest.lower()] = Principal(name, frozenset(scopes))
+
+    @classmethod
+    def from_sources(cls, inline_json: str, file: Path) -> TokenRegistry:
+        entries: list[dict[str, object]] = []
+        if inline_json.strip():
+            entries.extend(json.loads(inline_json))
+        if file.exists():
+            entries.extend(json.loads(file.read_text() or "[]"))
+        return cls(entries)
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise Unauthenticated("missing 'authorization: Bearer <token>' metadata")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("authorization must be 'Bearer <token>'")
+        # A dict lookup on the digest leaks nothing useful by timing: finding a token whose
+        # hash shares a prefix with a valid one does not help to find the valid token.
+        principal = self._by_hash.get(hash_token(token.strip()))
+        if principal is None:
+            raise Unauthenticated("unknown or revoked token", reason="INVALID_TOKEN")
+        return principal
+
+
+def add_token_to_file(file: Path, name: str, scopes: list[str], token: str) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    entries = json.loads(file.read_text() or "[]") if file.exists() else []
+    entries = [e for e in entries if e.get("name") != name]
+    entries.append({"name": name, "sha256": hash_token(token), "scopes": scopes})
+    file.write_text(json.dumps(entries, indent=2) + "\n")
