@@ -38,6 +38,9 @@ def make_engine(url: str) -> AsyncEngine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 30}
+        # One connection: SQLite has one writer anyway, and a single connection serialises
+        # read-modify-write units of work instead of failing them with SQLITE_BUSY.
+        kwargs.update(pool_size=1, max_overflow=0, pool_timeout=60)
     else:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
     engine = create_async_engine(url, **kwargs)

@@ -1,0 +1,507 @@
+"""Profile use cases: plain async functions over the unit of work, cache and clock ports.
+
+They never import grpc or generated code: the entrypoint translates requests into the domain
+types of `domain.py` and renders what comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from libs.cache.port import Cache, CacheUnavailable
+from libs.errors import InvalidArgument, NotFound
+from services.profile.domain import Customer, EventIn, IdentityKey, apply_event, merge_data
+from services.profile.identities import STRONG_TYPES
+from services.profile.ports import (
+    EventTracked,
+    MergeRecord,
+    ProfileChanged,
+    ProfileDeleted,
+    ProfilesMerged,
+    ProfileUnitOfWork,
+    PurchaseRecord,
+    StorageConflict,
+    StoredEventRecord,
+)
+
+__all__ = [
+    "CustomerLookup",
+    "ProfileDeps",
+    "Rejection",
+    "TrackResult",
+    "delete_profile",
+    "export_profile",
+    "get_profiles",
+    "list_purchases",
+    "merge_profiles",
+    "resolve",
+    "set_traits",
+    "track_events",
+    "upsert_profile",
+]
+
+log = logging.getLogger(__name__)
+RETRIES = 3
+
+
+@dataclass(frozen=True)
+class CustomerLookup:
+    """A CustomerRef in domain form: exactly one of the two is set."""
+
+    customer_id: str | None = None
+    identity: IdentityKey | None = None
+
+
+@dataclass
+class ProfileDeps:
+    uow: Callable[[], ProfileUnitOfWork]
+    cache: Cache
+    clock: Callable[[], float]
+    cache_ttl: int = 300
+    # what GetProfile caches: the rendered response bytes of a customer, as of `now`
+    render: Callable[[Customer, list[IdentityKey], float], bytes] | None = None
+
+
+def cache_key(customer_id: str) -> str:
+    return f"profile:v1:{customer_id}"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    event_id: str
+    field: str
+    reason: str
+
+
+@dataclass
+class TrackResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    customer_ids: list[str] = field(default_factory=list)
+
+
+async def _invalidate(deps: ProfileDeps, customer_ids: Sequence[str]) -> None:
+    # The outbox relay invalidates again when it publishes, so a cache that was down now
+    # cannot keep a stale profile once it is back.
+    if customer_ids:
+        try:
+            await deps.cache.delete([cache_key(c) for c in customer_ids])
+        except CacheUnavailable:
+            log.warning("cache unavailable; %d profiles invalidated later", len(customer_ids))
+
+
+async def _retrying(fn: Callable[[], Awaitable[Any]]) -> Any:
+    for attempt in range(RETRIES):
+        try:
+            return await fn()
+        except StorageConflict:
+            if attempt == RETRIES - 1:
+                raise
+            log.info("storage conflict, retrying (%d)", attempt + 1)
+    raise AssertionError("unreachable")
+
+
+def _new_customer(now: float) -> Customer:
+    return Customer(uuid.uuid4().hex, created_at=now, updated_at=now, data={}, is_new=True)
+
+
+async def resolve(uow: ProfileUnitOfWork, who: CustomerLookup, field_name: str) -> str:
+    """The live customer id of a reference, or NotFound."""
+    if who.customer_id is not None:
+        live = (await uow.live_ids([who.customer_id])).get(who.customer_id)
+        if live is None:
+            raise NotFound(f"customer {who.customer_id!r} not found", reason="CUSTOMER_NOT_FOUND")
+        return live
+    assert who.identity is not None
+    owner = (await uow.owners_of([who.identity])).get(who.identity)
+    if owner is None:
+        raise NotFound(
+            f"no customer with {who.identity[0].lower()} {who.identity[1]!r}",
+            reason="CUSTOMER_NOT_FOUND",
+            metadata={"field": field_name},
+        )
+    return owner
+
+
+# ---------------------------------------------------------------- TrackEvents
+
+
+async def track_events(
+    deps: ProfileDeps, events: Sequence[EventIn | Rejection]
+) -> TrackResult:
+    """Record a batch. Invalid events arrive as Rejections and are reported, not recorded."""
+    result: TrackResult = await _retrying(lambda: _track_once(deps, events))
+    await _invalidate(deps, sorted({c for c in result.customer_ids if c}))
+    return result
+
+
+async def _track_once(deps: ProfileDeps, items: Sequence[EventIn | Rejection]) -> TrackResult:
+    now = deps.clock()
+    result = TrackResult(customer_ids=[""] * len(items))
+    result.rejected = [r for r in items if isinstance(r, Rejection)]
+    valid = [(i, e) for i, e in enumerate(items) if isinstance(e, EventIn)]
+    async with deps.uow() as uow:
+        known = await uow.known_event_ids(e.event_id for _, e in valid)
+        fresh: list[tuple[int, EventIn]] = []
+        seen: set[str] = set()
+        for i, event in valid:
+            if event.event_id in known or event.event_id in seen:
+                result.duplicates += 1
+            else:
+                seen.add(event.event_id)
+                fresh.append((i, event))
+        owners = await uow.owners_of(
+            key for _, e in fresh for key in ((e.identity,) if e.identity else ()) + e.identities
+        )
+        live = await uow.live_ids(e.customer_id for _, e in fresh if e.customer_id)
+        links: list[tuple[IdentityKey, str]] = []
+        new: dict[str, Customer] = {}
+        assigned: list[tuple[int, EventIn, str]] = []
+        to_merge: list[tuple[str, str]] = []  # (anonymous source, target)
+        for i, event in fresh:
+            keys = ((event.identity,) if event.identity else ()) + event.identities
+            if event.customer_id is not None:
+                customer_id = live.get(event.customer_id)
+                if customer_id is None:
+                    result.rejected.append(
+                        Rejection(
+                            i,
+                            event.event_id,
+                            f"events[{i}].customer.customer_id",
+                            "customer not found",
+                        )
+                    )
+                    continue
+            else:
+                customer_id = owners.get(event.identity) if event.identity else None
+                customer_id = customer_id or next(
+                    (owners[k] for k in event.identities if k in owners), None
+                )
+                if customer_id is None:
+                    customer = _new_customer(now)
+                    new[customer.customer_id] = customer
+                    customer_id = customer.customer_id
+            for key in keys:
+                owner = owners.get(key)
+                if owner is None:
+                    owners[key] = customer_id
+                    links.append((key, customer_id))
+                elif owner != customer_id and (owner, customer_id) not in to_merge:
+                    to_merge.append((owner, customer_id))
+            assigned.append((i, event, customer_id))
+        # Identities of different customers in one event: stitch an anonymous one (no
+        # email, phone, card or external id of its own) into the other. Two known people
+        # are never merged implicitly: that takes MergeProfiles.
+        strong = await uow.identities_of(source for source, _ in to_merge)
+        merged: dict[str, str] = {}
+        for source, target in to_merge:
+            source, target = merged.get(source, source), merged.get(target, target)
+            if source == target or source in new:
+                continue
+            if any(kind in STRONG_TYPES for kind, _ in strong.get(source, [])):
+                log.info("not stitching %s into %s: both are known customers", source, target)
+                continue
+            await _merge_in(uow, deps, target, source, "auto", "identities seen together", now, new)
+            merged[source] = target
+        await uow.link_identities(links, now)
+
+        stored = [StoredEventRecord(e, merged.get(c, c), now) for _, e, c in assigned]
+        await uow.save(new.values())
+        inserted = await uow.insert_events(stored)
+        accepted = [(i, e, merged.get(c, c)) for i, e, c in assigned if e.event_id in inserted]
+        result.duplicates += len(assigned) - len(accepted)
+        customers = await uow.load({c for _, _, c in accepted} - new.keys(), for_update=True)
+        customers.update(new)
+        orders = [e.order.order_id for _, e, _ in accepted if e.order and not e.order.is_return]
+        counted = await uow.counted_order_ids(orders)
+        purchases: list[PurchaseRecord] = []
+        changes: dict[str, tuple[set[str], list[str], list[str]]] = {}
+        for i, event, customer_id in accepted:
+            customer = customers[customer_id]
+            count_order = True
+            if event.order is not None:
+                order = event.order
+                count_order = order.is_return or order.order_id not in counted
+                if not order.is_return:
+                    counted.add(order.order_id)
+                purchases.append(_purchase_record(event, customer_id, count_order))
+            paths, ids, types = changes.setdefault(customer_id, (set(), [], []))
+            paths |= apply_event(customer, event, count_order)
+            ids.append(event.event_id)
+            types.append(event.type)
+            result.customer_ids[i] = customer_id
+            uow.emit(EventTracked(customer_id, event))
+        await uow.insert_purchases(purchases)
+        for customer_id, (paths, ids, types) in changes.items():
+            customer = customers[customer_id]
+            customer.version += 1
+            customer.updated_at = now
+            uow.emit(
+                ProfileChanged(
+                    customer_id,
+                    customer.version,
+                    tuple(sorted(paths)),
+                    now,
+                    tuple(ids),
+                    tuple(dict.fromkeys(types)),
+                )
+            )
+        await uow.save(customers[c] for c in changes)
+        await uow.commit()
+    result.accepted = len(accepted)
+    result.rejected.sort(key=lambda r: r.index)
+    return result
+
+
+def _purchase_record(event: EventIn, customer_id: str, counted: bool) -> PurchaseRecord:
+    assert event.order is not None
+    order = event.order
+    return PurchaseRecord(
+        event_id=event.event_id,
+        customer_id=customer_id,
+        order_id=order.order_id,
+        placed_at=order.placed_at,
+        is_return=order.is_return,
+        counted=counted,
+        total_micros=order.total_micros,
+        currency=order.currency,
+        channel=event.channel,
+        lines=[
+            [line.sku, line.category, line.quantity, line.unit_price_micros, line.currency]
+            for line in order.lines
+        ],
+    )
+
+
+# ---------------------------------------------------------------- reads
+
+
+async def get_profiles(
+    deps: ProfileDeps, lookups: Sequence[CustomerLookup], field_name: str = "customer"
+) -> list[bytes | None]:
+    """Rendered profiles (cache first), None for customers not found."""
+    assert deps.render is not None
+    async with deps.uow() as uow:
+        ids: list[str | None] = []
+        for lookup in lookups:
+            try:
+                ids.append(await resolve(uow, lookup, field_name))
+            except NotFound:
+                ids.append(None)
+        wanted = [c for c in ids if c is not None]
+        try:
+            cached = await deps.cache.get_many([cache_key(c) for c in wanted])
+        except CacheUnavailable:
+            cached = [None] * len(wanted)
+        found = dict(zip(wanted, cached, strict=True))
+        missing = [c for c, v in found.items() if v is None]
+        if missing:
+            now = deps.clock()
+            customers = await uow.load(missing, for_update=False)
+            identities = await uow.identities_of(customers)
+            fresh = {
+                c: deps.render(customers[c], identities.get(c, []), now) for c in customers
+            }
+            found.update(fresh)
+            try:
+                await deps.cache.set_many(
+                    [(cache_key(c), v) for c, v in fresh.items()], deps.cache_ttl
+                )
+            except CacheUnavailable:
+                pass
+    return [found.get(c) if c else None for c in ids]
+
+
+async def get_profile(deps: ProfileDeps, lookup: CustomerLookup) -> bytes:
+    rendered = (await get_profiles(deps, [lookup]))[0]
+    if rendered is None:
+        async with deps.uow() as uow:
+            await resolve(uow, lookup, "customer")  # raises the precise NotFound
+        raise NotFound("customer not found", reason="CUSTOMER_NOT_FOUND")
+    return rendered
+
+
+async def list_purchases(
+    deps: ProfileDeps, lookup: CustomerLookup, after: tuple[float, str] | None, limit: int
+) -> tuple[list[PurchaseRecord], bool]:
+    async with deps.uow() as uow:
+        customer_id = await resolve(uow, lookup, "customer")
+        rows = await uow.list_purchases(customer_id, after, limit + 1)
+    return rows[:limit], len(rows) > limit
+
+
+@dataclass
+class Export:
+    customer: Customer
+    identities: list[IdentityKey]
+    events: list[StoredEventRecord]
+    purchases: list[PurchaseRecord]
+    merges: list[MergeRecord]
+
+
+async def export_profile(deps: ProfileDeps, lookup: CustomerLookup) -> Export:
+    async with deps.uow() as uow:
+        customer_id = await resolve(uow, lookup, "customer")
+        customer = (await uow.load([customer_id], for_update=False))[customer_id]
+        identities = (await uow.identities_of([customer_id])).get(customer_id, [])
+        events = await uow.list_events(customer_id)
+        purchases: list[PurchaseRecord] = []
+        after = None
+        while True:
+            page = await uow.list_purchases(customer_id, after, 1000)
+            purchases += page
+            if len(page) < 1000:
+                break
+            after = (page[-1].placed_at, page[-1].event_id)
+        merges = await uow.merges_of(customer_id)
+    return Export(customer, identities, events, purchases, merges)
+
+
+# ---------------------------------------------------------------- writes
+
+
+async def _change(
+    deps: ProfileDeps,
+    lookup: CustomerLookup,
+    mutate: Callable[[Customer, float], set[str]],
+    create: bool = False,
+) -> tuple[Customer, bool]:
+    """Load one customer for update (or create it for a new identity), mutate, emit, commit."""
+
+    async def once() -> tuple[Customer, bool]:
+        now = deps.clock()
+        created = False
+        async with deps.uow() as uow:
+            try:
+                customer_id = await resolve(uow, lookup, "customer")
+                customer = (await uow.load([customer_id], for_update=True))[customer_id]
+            except NotFound:
+                if not create or lookup.identity is None:
+                    raise
+                customer, created = _new_customer(now), True
+                await uow.link_identities([(lookup.identity, customer.customer_id)], now)
+            paths = mutate(customer, now)
+            if paths or created:
+                customer.version += 1
+                customer.updated_at = now
+                await uow.save([customer])
+                uow.emit(ProfileChanged(customer.customer_id, customer.version, tuple(sorted(paths)), now))
+                await uow.commit()
+        return customer, created
+
+    customer, created = await _retrying(once)
+    await _invalidate(deps, [customer.customer_id])
+    return customer, created
+
+
+async def upsert_profile(
+    deps: ProfileDeps,
+    lookup: CustomerLookup,
+    attributes: dict[str, str],
+    consents: dict[str, dict[str, Any]],
+) -> tuple[Customer, bool]:
+    """Set the given attributes ("" clears one) and consents (channel -> state)."""
+
+    def mutate(customer: Customer, now: float) -> set[str]:
+        paths: set[str] = set()
+        current = customer.data.setdefault("attributes", {})
+        for name, value in attributes.items():
+            if current.get(name, "") != value:
+                paths.add(f"attributes.{name}")
+                if value:
+                    current[name] = value
+                else:
+                    current.pop(name, None)
+        held = customer.data.setdefault("consents", {})
+        for channel, consent in consents.items():
+            if held.get(channel, {}).get("state") != consent["state"]:
+                held[channel] = {"state": consent["state"], "updated_at": now}
+                paths.add(f"consents.{channel}")
+        return paths
+
+    return await _change(deps, lookup, mutate, create=True)
+
+
+async def set_traits(
+    deps: ProfileDeps, lookup: CustomerLookup, namespace: str, traits: dict[str, Any]
+) -> Customer:
+    """Write traits under "<namespace>."; a None value removes the trait."""
+
+    def mutate(customer: Customer, _now: float) -> set[str]:
+        held = customer.data.setdefault("traits", {})
+        paths = set()
+        for key, value in traits.items():
+            name = f"{namespace}.{key}"
+            if value is None:
+                if held.pop(name, None) is not None:
+                    paths.add(f"traits.{name}")
+            elif held.get(name) != value:
+                held[name] = value
+                paths.add(f"traits.{name}")
+        return paths
+
+    customer, _ = await _change(deps, lookup, mutate)
+    return customer
+
+
+async def _merge_in(
+    uow: ProfileUnitOfWork,
+    deps: ProfileDeps,
+    target_id: str,
+    source_id: str,
+    actor: str,
+    reason: str,
+    now: float,
+    pending: dict[str, Customer] | None = None,
+) -> Customer:
+    loaded = await uow.load([target_id, source_id], for_update=True)
+    if pending:
+        loaded.update({k: v for k, v in pending.items() if k in (target_id, source_id)})
+    target, source = loaded[target_id], loaded[source_id]
+    merge_data(target.data, source.data)
+    target.created_at = min(target.created_at, source.created_at)
+    await uow.move_history(source_id, target_id)
+    await uow.delete_customer(source_id)
+    await uow.record_merge(MergeRecord(source_id, target_id, actor, reason, now))
+    target.version += 1
+    target.updated_at = now
+    await uow.save([target])
+    uow.emit(ProfilesMerged(source_id, target_id, now))
+    uow.emit(ProfileChanged(target_id, target.version, ("*",), now))
+    await _invalidate(deps, [source_id])
+    return target
+
+
+async def merge_profiles(
+    deps: ProfileDeps, target: CustomerLookup, source: CustomerLookup, actor: str, reason: str
+) -> tuple[Customer, str]:
+    async def once() -> tuple[Customer, str]:
+        async with deps.uow() as uow:
+            target_id = await resolve(uow, target, "target")
+            source_id = await resolve(uow, source, "source")
+            if target_id == source_id:
+                raise InvalidArgument("source", "names the same customer as target")
+            customer = await _merge_in(uow, deps, target_id, source_id, actor, reason, deps.clock())
+            await uow.commit()
+        return customer, source_id
+
+    customer, source_id = await _retrying(once)
+    await _invalidate(deps, [customer.customer_id, source_id])
+    return customer, source_id
+
+
+async def delete_profile(deps: ProfileDeps, lookup: CustomerLookup) -> str:
+    async with deps.uow() as uow:
+        customer_id = await resolve(uow, lookup, "customer")
+        merged_ids = [m.source_customer_id for m in await uow.merges_of(customer_id)]
+        await uow.delete_customer(customer_id)
+        uow.emit(ProfileDeleted(customer_id, deps.clock()))
+        await uow.commit()
+    await _invalidate(deps, [customer_id, *merged_ids])
+    return customer_id

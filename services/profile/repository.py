@@ -1,0 +1,416 @@
+"""SQLAlchemy adapter of the profile unit of work (SQLite and PostgreSQL).
+
+Hot paths use Core statements over the mapped tables (bulk inserts, ON CONFLICT DO NOTHING with
+RETURNING) because TrackEvents writes hundreds of rows per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.profile.domain import Customer, EventIn, IdentityKey, OrderIn
+from services.profile.models import (
+    CustomerRow,
+    EventRow,
+    IdentityRow,
+    MergeRow,
+    OutboxRow,
+    PurchaseRow,
+)
+from services.profile.ports import (
+    DomainEvent,
+    MergeRecord,
+    ProfileUnitOfWork,
+    PurchaseRecord,
+    StorageConflict,
+    StoredEventRecord,
+)
+
+__all__ = ["SqlUnitOfWork", "event_from_json", "event_to_json", "from_ts", "to_ts"]
+
+CHUNK = 500  # keeps IN lists and multi-row inserts under every driver's parameter limit
+
+
+def to_dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def to_ts(dt: datetime) -> float:
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+from_ts = to_dt
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), CHUNK):
+        yield items[i : i + CHUNK]
+
+
+def event_to_json(event: EventIn) -> dict[str, Any]:
+    body: dict[str, Any] = {"sku": event.sku, "category": event.category}
+    if event.properties:
+        body["properties"] = event.properties
+    if event.identities:
+        body["identities"] = [list(k) for k in event.identities]
+    if event.identity:
+        body["identity"] = list(event.identity)
+    if event.quantity or event.unit_price_micros:
+        body["quantity"], body["price"] = event.quantity, event.unit_price_micros
+        body["currency"] = event.currency
+    if event.order is not None:
+        body["order"] = _order_to_json(event.order)
+    return body
+
+
+def _order_to_json(order: OrderIn) -> dict[str, Any]:
+    return {
+        "order_id": order.order_id,
+        "lines": [
+            [line.sku, line.category, line.quantity, line.unit_price_micros, line.currency]
+            for line in order.lines
+        ],
+        "total": order.total_micros,
+        "currency": order.currency,
+        "placed_at": order.placed_at,
+    }
+
+
+def event_from_json(row: EventRow) -> EventIn:
+    from services.profile.domain import CartLine
+
+    body = row.body
+    order = None
+    if "order" in body:
+        o = body["order"]
+        order = OrderIn(
+            order_id=o["order_id"],
+            lines=tuple(CartLine(*line) for line in o["lines"]),
+            total_micros=o["total"],
+            currency=o["currency"],
+            placed_at=o["placed_at"],
+        )
+    return EventIn(
+        event_id=row.event_id,
+        type=row.type,
+        channel=row.channel,
+        occurred_at=to_ts(row.occurred_at),
+        customer_id=row.customer_id,
+        identity=tuple(body["identity"]) if "identity" in body else None,  # type: ignore[arg-type]
+        identities=tuple(tuple(k) for k in body.get("identities", ())),  # type: ignore[misc]
+        sku=body.get("sku", ""),
+        category=body.get("category", ""),
+        properties=body.get("properties", {}),
+        order=order,
+        quantity=body.get("quantity", 0),
+        unit_price_micros=body.get("price", 0),
+        currency=body.get("currency", ""),
+    )
+
+
+@dataclass
+class SqlUnitOfWork(ProfileUnitOfWork):
+    sessions: async_sessionmaker[AsyncSession] | None = None
+    encode: Callable[[DomainEvent], tuple[str, bytes]] | None = None
+    session: AsyncSession | None = None
+
+    async def __aenter__(self) -> SqlUnitOfWork:
+        await super().__aenter__()
+        assert self.sessions is not None
+        self.session = self.sessions()
+        self._dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.session is not None
+        await self.session.close()  # rolls back what was not committed
+        self.session = None
+
+    @property
+    def s(self) -> AsyncSession:
+        assert self.session is not None, "use the unit of work as an async context manager"
+        return self.session
+
+    def _insert(self, table: Any) -> Any:
+        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+
+    async def commit(self) -> None:
+        if self.emitted:
+            assert self.encode is not None
+            rows = []
+            for event in self.emitted:
+                topic, payload = self.encode(event)
+                customer_id = getattr(event, "customer_id", None) or getattr(
+                    event, "target_customer_id", ""
+                )
+                rows.append({"topic": topic, "payload": payload, "customer_id": customer_id})
+            await self.s.execute(self._insert(OutboxRow), rows)
+            self.emitted = []
+        try:
+            await self.s.commit()
+        except IntegrityError as exc:
+            raise StorageConflict(str(exc.orig)) from exc
+
+    async def rollback(self) -> None:
+        if self.session is not None:
+            await self.session.rollback()
+        self.emitted = []
+
+    async def owners_of(self, keys: Iterable[IdentityKey]) -> dict[IdentityKey, str]:
+        keys = list(dict.fromkeys(keys))
+        found: dict[IdentityKey, str] = {}
+        for chunk in _chunks(keys):
+            rows = await self.s.execute(
+                select(IdentityRow.type, IdentityRow.value, IdentityRow.customer_id).where(
+                    tuple_(IdentityRow.type, IdentityRow.value).in_(chunk)
+                )
+            )
+            found.update({(t, v): c for t, v, c in rows})
+        return found
+
+    async def live_ids(self, customer_ids: Iterable[str]) -> dict[str, str]:
+        ids = list(dict.fromkeys(customer_ids))
+        live: dict[str, str] = {}
+        for chunk in _chunks(ids):
+            live.update(
+                (c, c)
+                for c in await self.s.scalars(
+                    select(CustomerRow.customer_id).where(CustomerRow.customer_id.in_(chunk))
+                )
+            )
+            missing = [c for c in chunk if c not in live]
+            if missing:
+                rows = await self.s.execute(
+                    select(MergeRow.source_customer_id, MergeRow.target_customer_id).where(
+                        MergeRow.source_customer_id.in_(missing)
+                    )
+                )
+                live.update({source: target for source, target in rows})
+        return live
+
+    async def identities_of(self, customer_ids: Iterable[str]) -> dict[str, list[IdentityKey]]:
+        out: dict[str, list[IdentityKey]] = {}
+        for chunk in _chunks(list(customer_ids)):
+            rows = await self.s.execute(
+                select(IdentityRow.customer_id, IdentityRow.type, IdentityRow.value)
+                .where(IdentityRow.customer_id.in_(chunk))
+                .order_by(IdentityRow.created_at, IdentityRow.type, IdentityRow.value)
+            )
+            for customer_id, kind, value in rows:
+                out.setdefault(customer_id, []).append((kind, value))
+        return out
+
+    async def link_identities(self, links: Sequence[tuple[IdentityKey, str]], at: float) -> None:
+        if not links:
+            return
+        existing = await self.owners_of(key for key, _ in links)
+        new = [
+            {"type": k[0], "value": k[1], "customer_id": c, "created_at": to_dt(at)}
+            for k, c in links
+            if k not in existing
+        ]
+        if new:
+            await self.s.execute(self._insert(IdentityRow), new)
+        for key, customer_id in links:
+            if key in existing and existing[key] != customer_id:
+                await self.s.execute(
+                    update(IdentityRow)
+                    .where(IdentityRow.type == key[0], IdentityRow.value == key[1])
+                    .values(customer_id=customer_id)
+                )
+
+    async def load(self, customer_ids: Iterable[str], for_update: bool) -> dict[str, Customer]:
+        # Sorted, so concurrent writers lock rows in the same order and cannot deadlock.
+        ids = sorted(set(customer_ids))
+        out: dict[str, Customer] = {}
+        for chunk in _chunks(ids):
+            query = (
+                select(CustomerRow)
+                .where(CustomerRow.customer_id.in_(chunk))
+                .order_by(CustomerRow.customer_id)
+            )
+            if for_update:
+                query = query.with_for_update()
+            for row in (await self.s.execute(query.execution_options(populate_existing=True))).scalars():
+                out[row.customer_id] = Customer(
+                    customer_id=row.customer_id,
+                    created_at=to_ts(row.created_at),
+                    updated_at=to_ts(row.updated_at),
+                    version=row.version,
+                    data=row.data,
+                )
+        self.s.expunge_all()  # rows are written back with bulk statements, not the identity map
+        return out
+
+    async def save(self, customers: Iterable[Customer]) -> None:
+        new, changed = [], []
+        for c in customers:
+            row = {
+                "customer_id": c.customer_id,
+                "created_at": to_dt(c.created_at),
+                "updated_at": to_dt(c.updated_at),
+                "version": c.version,
+                "data": c.data,
+            }
+            (new if c.is_new else changed).append(row)
+        if new:
+            await self.s.execute(self._insert(CustomerRow), new)
+        if changed:
+            await self.s.execute(update(CustomerRow), changed)
+        for c in customers:
+            c.is_new = False
+
+    async def delete_customer(self, customer_id: str) -> None:
+        for table, column in (
+            (IdentityRow, IdentityRow.customer_id),
+            (EventRow, EventRow.customer_id),
+            (PurchaseRow, PurchaseRow.customer_id),
+            (CustomerRow, CustomerRow.customer_id),
+        ):
+            await self.s.execute(delete(table).where(column == customer_id))
+        await self.s.execute(
+            delete(MergeRow).where(
+                or_(
+                    MergeRow.target_customer_id == customer_id,
+                    MergeRow.source_customer_id == customer_id,
+                )
+            )
+        )
+
+    async def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
+        known: set[str] = set()
+        for chunk in _chunks(list(set(event_ids))):
+            known.update(
+                await self.s.scalars(select(EventRow.event_id).where(EventRow.event_id.in_(chunk)))
+            )
+        return known
+
+    async def insert_events(self, events: Sequence[StoredEventRecord]) -> set[str]:
+        inserted: set[str] = set()
+        for chunk in _chunks(events):
+            rows = [
+                {
+                    "event_id": r.event.event_id,
+                    "customer_id": r.customer_id,
+                    "type": r.event.type,
+                    "channel": r.event.channel,
+                    "occurred_at": to_dt(r.event.occurred_at),
+                    "received_at": to_dt(r.received_at),
+                    "body": event_to_json(r.event),
+                }
+                for r in chunk
+            ]
+            statement = (
+                self._insert(EventRow)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(EventRow.event_id)
+            )
+            inserted.update(await self.s.scalars(statement))
+        return inserted
+
+    async def counted_order_ids(self, order_ids: Iterable[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(set(order_ids))):
+            found.update(
+                await self.s.scalars(
+                    select(PurchaseRow.order_id).where(
+                        PurchaseRow.order_id.in_(chunk),
+                        PurchaseRow.counted.is_(True),
+                        PurchaseRow.is_return.is_(False),
+                    )
+                )
+            )
+        return found
+
+    async def insert_purchases(self, purchases: Sequence[PurchaseRecord]) -> None:
+        if purchases:
+            rows = [
+                {**p.__dict__, "placed_at": to_dt(p.placed_at)}
+                for p in purchases
+            ]
+            await self.s.execute(self._insert(PurchaseRow), rows)
+
+    async def list_purchases(
+        self, customer_id: str, after: tuple[float, str] | None, limit: int
+    ) -> list[PurchaseRecord]:
+        query = select(PurchaseRow).where(PurchaseRow.customer_id == customer_id)
+        if after is not None:
+            placed, event_id = to_dt(after[0]), after[1]
+            query = query.where(
+                or_(
+                    PurchaseRow.placed_at < placed,
+                    (PurchaseRow.placed_at == placed) & (PurchaseRow.event_id < event_id),
+                )
+            )
+        query = query.order_by(PurchaseRow.placed_at.desc(), PurchaseRow.event_id.desc())
+        rows = (await self.s.scalars(query.limit(limit))).all()
+        return [
+            PurchaseRecord(
+                event_id=r.event_id,
+                customer_id=r.customer_id,
+                order_id=r.order_id,
+                placed_at=to_ts(r.placed_at),
+                is_return=r.is_return,
+                counted=r.counted,
+                total_micros=r.total_micros,
+                currency=r.currency,
+                channel=r.channel,
+                lines=r.lines,
+            )
+            for r in rows
+        ]
+
+    async def list_events(self, customer_id: str) -> list[StoredEventRecord]:
+        rows = await self.s.scalars(
+            select(EventRow)
+            .where(EventRow.customer_id == customer_id)
+            .order_by(EventRow.occurred_at, EventRow.event_id)
+        )
+        return [
+            StoredEventRecord(event_from_json(r), r.customer_id, to_ts(r.received_at)) for r in rows
+        ]
+
+    async def move_history(self, source_id: str, target_id: str) -> None:
+        for table in (IdentityRow, EventRow, PurchaseRow):
+            await self.s.execute(
+                update(table).where(table.customer_id == source_id).values(customer_id=target_id)
+            )
+
+    async def record_merge(self, record: MergeRecord) -> None:
+        # Ids merged into the source earlier now resolve straight to the target (one hop).
+        await self.s.execute(
+            update(MergeRow)
+            .where(MergeRow.target_customer_id == record.source_customer_id)
+            .values(target_customer_id=record.target_customer_id)
+        )
+        await self.s.execute(
+            self._insert(MergeRow),
+            [{**record.__dict__, "merged_at": to_dt(record.merged_at)}],
+        )
+
+    async def merges_of(self, customer_id: str) -> list[MergeRecord]:
+        rows = await self.s.scalars(
+            select(MergeRow)
+            .where(
+                or_(
+                    MergeRow.target_customer_id == customer_id,
+                    MergeRow.source_customer_id == customer_id,
+                )
+            )
+            .order_by(MergeRow.merged_at)
+        )
+        return [
+            MergeRecord(
+                r.source_customer_id, r.target_customer_id, r.actor, r.reason, to_ts(r.merged_at)
+            )
+            for r in rows
+        ]
