@@ -47,7 +47,7 @@ class RpcService:
                 raise ValueError(f"{type(self.servicer).__name__} does not implement {method.name}")
             method_scopes[f"/{self.full_name}/{method.name}"] = self.scopes[method.name]
             request_cls = message_factory.GetMessageClass(method.input_type)
-            serialize = message_factory.GetMessageClass(method.output_type).SerializeToString
+            serialize = _serializer(message_factory.GetMessageClass(method.output_type))
             if method.server_streaming:
                 handlers[method.name] = grpc.unary_stream_rpc_method_handler(
                     _streaming(impl, request_cls), response_serializer=serialize
@@ -57,6 +57,16 @@ class RpcService:
                     _unary(impl, request_cls), response_serializer=serialize
                 )
         return grpc.method_handlers_generic_handler(self.full_name, handlers)
+
+
+def _serializer(response_cls: type[message.Message]) -> Callable[[Any], bytes]:
+    # A handler may answer with ready-made bytes (e.g. a cached, already rendered response).
+    def serialize(response: message.Message | bytes) -> bytes:
+        if isinstance(response, bytes):
+            return response
+        return response.SerializeToString()
+
+    return serialize
 
 
 def _parse(request_cls: type[message.Message], raw: bytes) -> Any:

@@ -1,0 +1,84 @@
+"""Input checks shared by every entrypoint: each failure names the field it is about."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from typing import Any
+
+from google.protobuf.message import Message
+
+from libs.errors import InvalidArgument
+
+__all__ = [
+    "check_enum",
+    "check_text",
+    "decode_page_token",
+    "encode_page_token",
+    "page_size",
+]
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # tab and newline are text, the rest is not
+
+
+def check_text(
+    value: str, field: str, *, max_len: int = 256, required: bool = False, multiline: bool = False
+) -> str:
+    if required and not value.strip():
+        raise InvalidArgument(field, "is required")
+    if len(value) > max_len:
+        raise InvalidArgument(field, f"is longer than {max_len} characters")
+    if _CONTROL.search(value) or (not multiline and ("\n" in value or "\t" in value)):
+        raise InvalidArgument(field, "must not contain control characters")
+    return value
+
+
+def check_enum(value: int, enum: Any, field: str, *, required: bool = True) -> str:
+    """The enum value's name without its prefix ("EVENT_TYPE_PURCHASE" -> "PURCHASE")."""
+    values = enum.values()
+    if value not in values:
+        raise InvalidArgument(field, f"unknown value {value}")
+    name: str = enum.Name(value)
+    if name.endswith("_UNSPECIFIED"):
+        if required:
+            raise InvalidArgument(field, "is required (UNSPECIFIED is not a value)")
+        return ""
+    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
+    return name.removeprefix(prefix)
+
+
+def page_size(value: int, field: str = "page_size", default: int = 50, maximum: int = 1000) -> int:
+    if value < 0 or value > maximum:
+        raise InvalidArgument(field, f"must be between 0 and {maximum}")
+    return value or default
+
+
+def _scope_tag(scope: str) -> str:
+    return hashlib.sha256(scope.encode()).hexdigest()[:12]
+
+
+def encode_page_token(position: Any, scope: str) -> str:
+    """An opaque cursor, valid only for the listing (scope) that issued it."""
+    raw = json.dumps({"p": position, "s": _scope_tag(scope)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str, scope: str, field: str = "page_token") -> Any:
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+        position, tag = data["p"], data["s"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgument(field, "is not a page token issued by this listing") from exc
+    if tag != _scope_tag(scope):
+        raise InvalidArgument(field, "belongs to another listing")
+    return position
+
+
+def check_size(message: Message, field: str, max_bytes: int) -> None:
+    if message.ByteSize() > max_bytes:
+        raise InvalidArgument(field, f"is larger than {max_bytes} bytes")

@@ -1,0 +1,137 @@
+"""Domain <-> protobuf translation shared by the entrypoint, the outbox and the renderer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backcrm.common.v1 import common_pb2
+from backcrm.profile.v1 import profile_service_pb2 as pb
+from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf.json_format import MessageToDict, ParseDict
+
+from libs.bus.envelope import new_envelope
+from services.profile.domain import CartLine, EventIn, IdentityKey, OrderIn
+from services.profile.ports import (
+    DomainEvent,
+    EventTracked,
+    ProfileChanged,
+    ProfileDeleted,
+    ProfilesMerged,
+)
+
+__all__ = [
+    "TOPIC_CHANGED",
+    "TOPIC_DELETED",
+    "TOPIC_EVENTS",
+    "TOPIC_MERGED",
+    "encode_domain_event",
+    "event_to_proto",
+    "identity_to_proto",
+    "ts",
+]
+
+TOPIC_CHANGED = "profile.changed"
+TOPIC_DELETED = "profile.deleted"
+TOPIC_MERGED = "profile.merged"
+TOPIC_EVENTS = "profile.events"
+PRODUCER = "profile"
+
+
+def ts(seconds: float) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    nanos = round(seconds * 1e9)
+    stamp.seconds, stamp.nanos = divmod(nanos, 1_000_000_000)
+    return stamp
+
+
+def seconds_of(stamp: timestamp_pb2.Timestamp) -> float:
+    return stamp.seconds + stamp.nanos / 1e9
+
+
+def identity_to_proto(key: IdentityKey) -> common_pb2.Identity:
+    return common_pb2.Identity(type=common_pb2.IdentityType.Value(f"IDENTITY_TYPE_{key[0]}"), value=key[1])
+
+
+def money(micros: int, currency: str) -> common_pb2.Money:
+    return common_pb2.Money(currency=currency, units_micros=micros)
+
+
+def line_to_proto(line: CartLine) -> common_pb2.CartLine:
+    return common_pb2.CartLine(
+        sku=line.sku,
+        category=line.category,
+        quantity=line.quantity,
+        unit_price=money(line.unit_price_micros, line.currency),
+    )
+
+
+def order_to_proto(order: OrderIn) -> common_pb2.Order:
+    return common_pb2.Order(
+        order_id=order.order_id,
+        lines=[line_to_proto(line) for line in order.lines],
+        total=money(order.total_micros, order.currency),
+        placed_at=ts(order.placed_at),
+    )
+
+
+def struct_of(values: dict[str, Any]) -> struct_pb2.Struct:
+    return ParseDict(values, struct_pb2.Struct())
+
+
+def dict_of(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return MessageToDict(struct)
+
+
+def event_to_proto(event: EventIn) -> pb.Event:
+    message = pb.Event(
+        event_id=event.event_id,
+        identities=[identity_to_proto(k) for k in event.identities],
+        type=pb.EventType.Value(f"EVENT_TYPE_{event.type}"),
+        channel=common_pb2.Channel.Value(f"CHANNEL_{event.channel}"),
+        occurred_at=ts(event.occurred_at),
+        sku=event.sku,
+        category=event.category,
+        quantity=event.quantity,
+    )
+    if event.customer_id:
+        message.customer.customer_id = event.customer_id
+    elif event.identity:
+        message.customer.identity.CopyFrom(identity_to_proto(event.identity))
+    if event.properties:
+        message.properties.CopyFrom(struct_of(event.properties))
+    if event.order is not None:
+        message.order.CopyFrom(order_to_proto(event.order))
+    if event.unit_price_micros or event.currency:
+        message.unit_price.CopyFrom(money(event.unit_price_micros, event.currency))
+    return message
+
+
+def encode_domain_event(event: DomainEvent) -> tuple[str, bytes]:
+    """(topic, serialized EventEnvelope) for the outbox."""
+    payload: Any
+    if isinstance(event, ProfileChanged):
+        topic = TOPIC_CHANGED
+        payload = pb.ProfileChanged(
+            customer_id=event.customer_id,
+            version=event.version,
+            changed_paths=event.paths,
+            changed_at=ts(event.at),
+            event_ids=event.event_ids,
+            event_types=[pb.EventType.Value(f"EVENT_TYPE_{t}") for t in event.event_types],
+        )
+    elif isinstance(event, ProfileDeleted):
+        topic = TOPIC_DELETED
+        payload = pb.ProfileDeleted(customer_id=event.customer_id, deleted_at=ts(event.at))
+    elif isinstance(event, ProfilesMerged):
+        topic = TOPIC_MERGED
+        payload = pb.ProfilesMerged(
+            source_customer_id=event.source_customer_id,
+            target_customer_id=event.target_customer_id,
+            merged_at=ts(event.at),
+        )
+    else:
+        assert isinstance(event, EventTracked)
+        topic = TOPIC_EVENTS
+        proto_event = event_to_proto(event.event)
+        payload = pb.EventTracked(customer_id=event.customer_id, event=proto_event)
+    return topic, new_envelope(payload, PRODUCER).SerializeToString()
