@@ -120,6 +120,7 @@ def event_from_json(row: EventRow) -> EventIn:
 class SqlUnitOfWork(ProfileUnitOfWork):
     sessions: async_sessionmaker[AsyncSession] | None = None
     encode: Callable[[DomainEvent], tuple[str, bytes]] | None = None
+    after_commit: Callable[[], None] | None = None
     session: AsyncSession | None = None
 
     async def __aenter__(self) -> SqlUnitOfWork:
@@ -129,10 +130,13 @@ class SqlUnitOfWork(ProfileUnitOfWork):
         self._dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
         assert self.session is not None
         await self.session.close()  # rolls back what was not committed
         self.session = None
+        if isinstance(exc, IntegrityError):
+            # A unique key taken by a concurrent writer: the handler may retry the whole unit.
+            raise StorageConflict(str(exc.orig)) from exc
 
     @property
     def s(self) -> AsyncSession:
@@ -158,6 +162,8 @@ class SqlUnitOfWork(ProfileUnitOfWork):
             await self.s.commit()
         except IntegrityError as exc:
             raise StorageConflict(str(exc.orig)) from exc
+        if self.after_commit is not None:
+            self.after_commit()
 
     async def rollback(self) -> None:
         if self.session is not None:

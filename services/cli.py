@@ -1,0 +1,193 @@
+"""`backcrm`: serve, migrate, import, seed, token. The composition root of the suite."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from libs.auth import TokenRegistry, add_token_to_file, mint_token
+from libs.config import Settings
+from libs.db.migrate import upgrade
+from libs.rpc.server import Server
+from libs.runtime import Resources
+from libs.telemetry import setup_logging, setup_telemetry
+
+__all__ = ["main"]
+
+log = logging.getLogger("backcrm")
+IMPLEMENTED = ("profile",)
+PLANNED = ("segmentation", "ads", "recommend", "bonus")
+DEMO_SCOPES = ["admin"]
+
+
+def _demo_token(settings: Settings) -> str:
+    """The demo's admin token: made once, kept in var/demo.token, registered by its hash."""
+    path = settings.var_dir / "demo.token"
+    if path.exists() and path.read_text().strip():
+        token = path.read_text().strip()
+    else:
+        token = mint_token()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(token + "\n")
+        path.chmod(0o600)
+    add_token_to_file(settings.auth_tokens_file, "demo", DEMO_SCOPES, token)
+    return token
+
+
+async def _serve(settings: Settings, which: str, address: str, demo: bool) -> None:
+    from services.profile.app import ProfileApp
+
+    setup_telemetry(settings, f"backcrm-{which}")
+    token = _demo_token(settings) if demo else None
+    resources = Resources.open(settings)
+    names = IMPLEMENTED if which == "all" else (which,)
+    apps = [ProfileApp.build(resources)] if "profile" in names else []
+    tokens = TokenRegistry.from_sources(settings.auth_tokens, settings.auth_tokens_file)
+    if settings.auth_enabled and not len(tokens):
+        log.warning("auth is on and no token is configured: every call will be UNAUTHENTICATED")
+    server = Server(
+        [app.rpc for app in apps], settings, readiness=[resources.storage_ready], tokens=tokens
+    )
+    port = await server.start(address)
+    for app in apps:
+        await app.start()
+    await server.wait_serving()
+    host = address.rsplit(":", 1)[0]
+    log.info("serving %s on %s:%d (%s)", ", ".join(names), host, port, resources.describe())
+    if token is not None:
+        _print_banner(host, port, token)
+    try:
+        await server.serve_until_signal()
+    finally:
+        for app in apps:
+            await app.stop()
+        await resources.close()
+
+
+def _print_banner(host: str, port: int, token: str) -> None:
+    target = f"{host}:{port}"
+    print(
+        f"""
+Back CRM is serving on {target} (embedded mode unless DATABASE_URL / REDIS_URL are set).
+Demo token (admin scope, also in var/demo.token):
+  {token}
+Try it:
+  grpcurl -plaintext -H "authorization: Bearer {token}" \\
+    -d '{{"customer": {{"identity": {{"type": "IDENTITY_TYPE_EMAIL", "value": "demo@example.com"}}}}}}' \\
+    {target} backcrm.profile.v1.ProfileService/GetProfile
+or without grpcurl:
+  .venv/bin/backcrm call GetProfile '{{"customer": {{"identity": {{"type": "IDENTITY_TYPE_EMAIL", "value": "demo@example.com"}}}}}}'
+Stop with Ctrl-C.
+""",
+        flush=True,
+    )
+
+
+def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    if args.service in PLANNED:
+        print(f"backcrm: the {args.service} service is not built yet", file=sys.stderr)
+        return 2
+    asyncio.run(_serve(settings, args.service, args.address or settings.address, args.demo))
+    return 0
+
+
+def _cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    upgrade(settings.database_url)
+    print(f"migrated {settings.database_url.split('@')[-1]}")
+    return 0
+
+
+def _cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    from services.profile.importer import import_orders
+
+    async def run() -> None:
+        resources = Resources.open(settings)
+        try:
+            summary = await import_orders(resources, Path(args.file), progress=not args.quiet)
+        finally:
+            await resources.close()
+        print(summary.report())
+
+    asyncio.run(run())
+    return 0
+
+
+def _cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    from services.profile.seed import seed
+
+    async def run() -> None:
+        resources = Resources.open(settings)
+        try:
+            summary = await seed(
+                resources,
+                customers=args.customers,
+                rng_seed=args.seed,
+                if_empty=args.if_empty,
+                progress=not args.quiet,
+            )
+        finally:
+            await resources.close()
+        print(summary.report())
+
+    asyncio.run(run())
+    return 0
+
+
+def _cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    token = mint_token()
+    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+    add_token_to_file(settings.auth_tokens_file, args.name, scopes, token)
+    print(token)
+    return 0
+
+
+def _cmd_call(settings: Settings, args: argparse.Namespace) -> int:
+    from libs.client import call_json
+
+    token_file = settings.var_dir / "demo.token"
+    token = args.token or (token_file.read_text().strip() if token_file.exists() else "")
+    print(call_json(args.address or settings.address, token, args.method, args.json))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="backcrm", description="Back CRM customer-data platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve one service or all of them")
+    serve.add_argument("service", choices=["all", *IMPLEMENTED, *PLANNED], nargs="?", default="all")
+    serve.add_argument("--address", help="host:port (default BACKCRM_ADDRESS)")
+    serve.add_argument("--demo", action="store_true", help="make and print the demo admin token")
+    serve.set_defaults(run=_cmd_serve)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(run=_cmd_migrate)
+    imp = sub.add_parser("import", help="bulk-load data")
+    imp.add_argument("kind", choices=["orders"])
+    imp.add_argument("file", help="Online Retail layout CSV, plain or .gz")
+    imp.add_argument("--quiet", action="store_true")
+    imp.set_defaults(run=_cmd_import)
+    seed_cmd = sub.add_parser("seed", help="make a synthetic demo population")
+    seed_cmd.add_argument("--customers", type=int, default=1000)
+    seed_cmd.add_argument("--seed", type=int, default=42)
+    seed_cmd.add_argument("--if-empty", action="store_true", help="only when no customer exists")
+    seed_cmd.add_argument("--quiet", action="store_true")
+    seed_cmd.set_defaults(run=_cmd_seed)
+    token = sub.add_parser("token", help="mint a bearer token (its hash goes to the tokens file)")
+    token.add_argument("--name", required=True, help="the caller, also its trait namespace")
+    token.add_argument("--scopes", required=True, help="comma-separated, e.g. profile:read")
+    token.set_defaults(run=_cmd_token)
+    call = sub.add_parser("call", help="call a ProfileService RPC with a JSON request")
+    call.add_argument("method")
+    call.add_argument("json", nargs="?", default="{}")
+    call.add_argument("--address")
+    call.add_argument("--token")
+    call.set_defaults(run=_cmd_call)
+    args = parser.parse_args(argv)
+    settings = Settings()
+    setup_logging(settings.log_level)
+    return int(args.run(settings, args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""The outbox relay: publishes what units of work committed to the outbox table, in order.
+
+Writes never wait for the bus: an event is durable once its transaction commits, and reaches
+the bus when the bus is reachable (after a Redis outage, from where it stopped). Publishing is
+at-least-once; consumers drop redeliveries by envelope id. On PostgreSQL several relays (pods)
+can run at once: rows are claimed with FOR UPDATE SKIP LOCKED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from itertools import groupby
+
+from backcrm.common.v1.common_pb2 import EventEnvelope
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from libs.bus.port import BusUnavailable, EventBus
+from libs.cache.port import Cache, CacheUnavailable
+from services.profile.handlers import cache_key
+from services.profile.models import OutboxRow
+
+__all__ = ["OutboxRelay"]
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: EventBus,
+        cache: Cache,
+        idle_seconds: float = 0.5,
+        batch: int = 500,
+    ) -> None:
+        self._sessions, self._bus, self._cache = sessions, bus, cache
+        self._idle, self._batch = idle_seconds, batch
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def nudge(self) -> None:
+        """Called after a commit that wrote to the outbox: publish now rather than at the poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                published = await self.drain_once()
+                backoff = 0.1
+            except (BusUnavailable, CacheUnavailable, OSError) as exc:
+                log.warning("outbox: %s; retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            except Exception:
+                log.exception("outbox relay failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            if published < self._batch:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self._idle)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+
+    async def drain_once(self) -> int:
+        """Publish one batch; returns how many events went out."""
+        async with self._sessions() as session:
+            query = select(OutboxRow).order_by(OutboxRow.id).limit(self._batch)
+            if session.bind.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = (await session.scalars(query)).all()
+            if not rows:
+                return 0
+            # Invalidate before publishing: a consumer that reads the profile on the event sees
+            # the new state, and a cache that missed an invalidation during an outage heals.
+            await self._cache.delete(sorted({cache_key(r.customer_id) for r in rows}))
+            for topic, group in groupby(rows, key=lambda r: r.topic):
+                await self._bus.publish(topic, [EventEnvelope.FromString(r.payload) for r in group])
+            await session.execute(delete(OutboxRow).where(OutboxRow.id.in_([r.id for r in rows])))
+            await session.commit()
+            return len(rows)
