@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
 ]
 
 ADMIN = "admin"
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ class TokenRegistry:
         self._by_hash: dict[str, Principal] = {}
         for i, entry in enumerate(entries):
             digest, name, scopes = entry.get("sha256"), entry.get("name"), entry.get("scopes")
-            if not isinstance(digest, str) or len(digest) != 64:
+            if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):
                 raise InvalidArgument(f"auth_tokens[{i}].sha256", "must be a SHA-256 hex digest")
             if not isinstance(name, str) or not name:
                 raise InvalidArgument(f"auth_tokens[{i}].name", "is required")

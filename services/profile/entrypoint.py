@@ -188,7 +188,10 @@ class ProfileServicer:
         if after is not None:
             if not (isinstance(after, list) and len(after) == 2):
                 raise InvalidArgument("page_token", "is malformed")
-            after = (float(after[0]), str(after[1]))
+            try:
+                after = (float(after[0]), str(after[1]))
+            except (TypeError, ValueError) as exc:  # tokens are unsigned: a caller can forge one
+                raise InvalidArgument("page_token", "is malformed") from exc
         rows, more = await h.list_purchases(self.deps, lookup, after, size)
         token = encode_page_token([rows[-1].placed_at, rows[-1].event_id], scope) if more else ""
         return pb.ListPurchasesResponse(purchases=[_purchase(r) for r in rows], next_page_token=token)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from libs.cache.port import Cache, CacheUnavailable
@@ -198,18 +198,29 @@ async def _track_once(deps: ProfileDeps, items: Sequence[EventIn | Rejection]) -
         # Identities of different customers in one event: stitch an anonymous one (no
         # email, phone, card or external id of its own) into the other. Two known people
         # are never merged implicitly: that takes MergeProfiles.
-        strong = await uow.identities_of(source for source, _ in to_merge)
+        held = await uow.identities_of({c for pair in to_merge for c in pair})
+
+        def named(customer_id: str) -> bool:  # a known person: email, phone, card or external id
+            return any(kind in STRONG_TYPES for kind, _ in held.get(customer_id, []))
+
         merged: dict[str, str] = {}
         for source, target in to_merge:
             source, target = merged.get(source, source), merged.get(target, target)
-            if source == target or source in new:
+            if source == target:
                 continue
-            if any(kind in STRONG_TYPES for kind, _ in strong.get(source, [])):
-                log.info("not stitching %s into %s: both are known customers", source, target)
+            if named(source):
+                if named(target):
+                    log.info("not stitching %s into %s: both are known customers", source, target)
+                    continue
+                # The event's own customer is the anonymous one: it joins the known owner.
+                source, target = target, source
+            if source in new:
                 continue
             await _merge_in(uow, deps, target, source, "auto", "identities seen together", now, new)
+            merged.update({c: target for c, t in merged.items() if t == source})
             merged[source] = target
-        await uow.link_identities(links, now)
+        # Identities first seen in this batch follow their customer if it was stitched away.
+        await uow.link_identities([(k, merged.get(c, c)) for k, c in links], now)
 
         stored = [StoredEventRecord(e, merged.get(c, c), now) for _, e, c in assigned]
         await uow.save(new.values())
@@ -467,7 +478,12 @@ async def _merge_in(
     merge_data(target.data, source.data)
     target.created_at = min(target.created_at, source.created_at)
     await uow.move_history(source_id, target_id)
+    # delete_customer also erases the merge records naming the source, among them those of
+    # ids merged into it earlier: keep them, pointing at the target, or those ids dangle.
+    earlier = [m for m in await uow.merges_of(source_id) if m.target_customer_id == source_id]
     await uow.delete_customer(source_id)
+    for record in earlier:
+        await uow.record_merge(replace(record, target_customer_id=target_id))
     await uow.record_merge(MergeRecord(source_id, target_id, actor, reason, now))
     target.version += 1
     target.updated_at = now
