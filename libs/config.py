@@ -1,4 +1,6 @@
-"""One typed settings object, read from BACKCRM_* environment variables (and DATABASE_URL, REDIS_URL).
+"""One typed settings object, read from BACKCRM_* environment variables.
+
+DATABASE_URL and REDIS_URL are read without the prefix too.
 
 The defaults are the embedded mode: a SQLite file under ./var/, in-process cache and bus.
 Setting DATABASE_URL (postgresql+asyncpg://...) and REDIS_URL (redis://...) switches to

@@ -1,0 +1,30 @@
+"""The event bus port, envelope helpers, and the factory that picks the adapter."""
+
+from __future__ import annotations
+
+from libs.bus.envelope import extracted_context, new_envelope, unpack
+from libs.bus.memory import InProcessBus
+from libs.bus.port import BusUnavailable, EventBus, Handler, Subscription
+from libs.config import Settings
+
+__all__ = [
+    "BusUnavailable",
+    "EventBus",
+    "Handler",
+    "InProcessBus",
+    "Subscription",
+    "extracted_context",
+    "make_bus",
+    "new_envelope",
+    "unpack",
+]
+
+
+def make_bus(settings: Settings) -> EventBus:
+    """Redis Streams when REDIS_URL is set, else the in-process bus."""
+    if settings.embedded_bus:
+        return InProcessBus()
+    # Imported here so the embedded mode never loads the Redis client.
+    from libs.bus.redis_streams import RedisStreamsBus
+
+    return RedisStreamsBus(settings.redis_url)

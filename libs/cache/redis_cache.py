@@ -1,0 +1,75 @@
+"""The Redis cache: plain string keys under a prefix, `SET EX` for the TTL.
+
+Every Redis failure surfaces as CacheUnavailable, raised within the short socket timeouts,
+so a caller can always fall back to storage and a Redis outage never fails a request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+from redis.exceptions import RedisError
+
+from libs.cache.port import Cache, CacheUnavailable
+from libs.redis_client import connect
+
+__all__ = ["RedisCache"]
+
+
+class RedisCache(Cache):
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "backcrm:cache:",
+        socket_timeout: float = 0.5,
+        connect_timeout: float = 0.5,
+    ) -> None:
+        self._redis = connect(url, socket_timeout=socket_timeout, connect_timeout=connect_timeout)
+        self._prefix = prefix
+
+    def _key(self, key: str) -> str:
+        return self._prefix + key
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        try:
+            values = await self._redis.mget([self._key(k) for k in keys])
+        except RedisError as exc:
+            # Not only connection errors: whatever Redis says, storage still has the answer.
+            raise CacheUnavailable(str(exc)) from exc
+        # The client does not decode responses, so values are bytes (or None when missing).
+        return cast("list[bytes | None]", values)
+
+    async def set_many(self, items: Sequence[tuple[str, bytes]], ttl_seconds: int) -> None:
+        if ttl_seconds <= 0:
+            raise ValueError("ttl_seconds must be positive")
+        if not items:
+            return
+        try:
+            # No MULTI: each entry stands alone, one round trip is all we want.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, value in items:
+                    pipe.set(self._key(key), value, ex=ttl_seconds)
+                await pipe.execute()
+        except RedisError as exc:
+            raise CacheUnavailable(str(exc)) from exc
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        try:
+            await self._redis.delete(*[self._key(k) for k in keys])
+        except RedisError as exc:
+            raise CacheUnavailable(str(exc)) from exc
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except RedisError:
+            return False
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,130 @@
+"""The cache contract, run unchanged on the in-process LRU and on real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from libs.cache import Cache, CacheUnavailable, InProcessCache, make_cache
+from libs.cache.redis_cache import RedisCache
+from libs.config import Settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def cache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
+    if request.param == "memory":
+        memory = InProcessCache(max_entries=100)
+        yield memory
+        await memory.close()
+        return
+    url: str = request.getfixturevalue("redis_url")
+    prefix = f"test:{uuid.uuid4().hex}:"
+    redis_cache = RedisCache(url, prefix=prefix)
+    yield redis_cache
+    await redis_cache.close()
+    client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        keys = [key async for key in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+async def test_set_get_get_many_delete(cache: Cache) -> None:
+    assert await cache.get("a") is None
+    await cache.set("a", b"1", ttl_seconds=60)
+    await cache.set_many([("b", b"2"), ("c", b"\x00\xff")], ttl_seconds=60)
+
+    assert await cache.get("a") == b"1"
+    assert await cache.get_many(["c", "missing", "b"]) == [b"\x00\xff", None, b"2"]
+    assert await cache.get_many([]) == []
+
+    await cache.set("a", b"one", ttl_seconds=60)
+    assert await cache.get("a") == b"one"
+
+    await cache.delete(["a", "b", "missing"])
+    assert await cache.get_many(["a", "b", "c"]) == [None, None, b"\x00\xff"]
+    assert await cache.ping()
+
+
+async def test_entries_expire_after_their_ttl(cache: Cache) -> None:
+    await cache.set("short", b"x", ttl_seconds=1)
+    await cache.set("long", b"y", ttl_seconds=60)
+    assert await cache.get("short") == b"x"
+
+    deadline = time.monotonic() + 10
+    while await cache.get("short") is not None:
+        assert time.monotonic() < deadline, "the entry never expired"
+        await asyncio.sleep(0.1)
+    assert await cache.get("long") == b"y"
+
+
+async def test_ttl_must_be_positive(cache: Cache) -> None:
+    with pytest.raises(ValueError):
+        await cache.set("a", b"1", ttl_seconds=0)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_lru_expiry_follows_the_injected_clock() -> None:
+    clock = FakeClock()
+    cache = InProcessCache(10, clock=clock)
+    await cache.set("a", b"1", ttl_seconds=5)
+    clock.now += 4.9
+    assert await cache.get("a") == b"1"
+    clock.now += 0.2
+    assert await cache.get("a") is None
+    assert len(cache) == 0
+
+
+async def test_lru_evicts_the_least_recently_used() -> None:
+    cache = InProcessCache(3)
+    await cache.set_many([("a", b"1"), ("b", b"2"), ("c", b"3")], ttl_seconds=60)
+    assert await cache.get("a") == b"1"  # now "b" is the least recently used
+
+    await cache.set("d", b"4", ttl_seconds=60)
+
+    assert await cache.get_many(["a", "b", "c", "d"]) == [b"1", None, b"3", b"4"]
+    assert len(cache) == 3
+
+
+async def test_unreachable_redis_raises_cache_unavailable_quickly() -> None:
+    cache = RedisCache("redis://127.0.0.1:1/0")
+    started = time.monotonic()
+    try:
+        with pytest.raises(CacheUnavailable):
+            await cache.get("a")
+        with pytest.raises(CacheUnavailable):
+            await cache.set("a", b"1", ttl_seconds=60)
+        with pytest.raises(CacheUnavailable):
+            await cache.delete(["a"])
+        assert await cache.ping() is False
+    finally:
+        await cache.close()
+    # Generous: the point is "no long retry loop", not a latency figure.
+    assert time.monotonic() - started < 10
+
+
+async def test_make_cache_picks_the_adapter_from_the_settings(redis_url: str) -> None:
+    embedded = make_cache(Settings(REDIS_URL=""))
+    production = make_cache(Settings(REDIS_URL=redis_url))
+    try:
+        assert isinstance(embedded, InProcessCache)
+        assert isinstance(production, RedisCache)
+    finally:
+        await embedded.close()
+        await production.close()
