@@ -45,9 +45,7 @@ SERVICE_CONFIG = {
 }
 
 
-class _CallDefaults(
-    grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor
-):
+class _CallDefaults:
     """Adds the bearer token and, when the caller set none, the default deadline."""
 
     def __init__(self, token: str, deadline: float | None) -> None:
@@ -68,9 +66,15 @@ class _CallDefaults(
             wait_for_ready=details.wait_for_ready,
         )
 
+
+
+# grpc.aio files each interceptor under its first matching kind only: one class per kind.
+class _UnaryDefaults(_CallDefaults, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details, self._deadline), request)
 
+
+class _StreamDefaults(_CallDefaults, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         # Streams (watches) run as long as the caller wants: no default deadline.
         return await continuation(self._details(details, None), request)
@@ -95,7 +99,11 @@ class Client:
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
         ]
-        interceptors = [_CallDefaults(token, deadline), *client_interceptors()]
+        interceptors = [
+            _UnaryDefaults(token, deadline),
+            _StreamDefaults(token, deadline),
+            *client_interceptors(),
+        ]
         self._channels: dict[str, grpc.aio.Channel] = {}
 
         def channel(service: str) -> grpc.aio.Channel:

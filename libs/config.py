@@ -20,7 +20,9 @@ __all__ = ["Settings"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BACKCRM_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="BACKCRM_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     database_url: str = Field(
         default="sqlite+aiosqlite:///var/backcrm.db",
@@ -31,6 +33,9 @@ class Settings(BaseSettings):
         default="",
         validation_alias=AliasChoices("REDIS_URL", "BACKCRM_REDIS_URL"),
         description="redis://...; empty means the in-process cache and bus",
+    )
+    redis_prefix: str = Field(
+        default="backcrm:", description="prefix of every Redis key (streams and cache)"
     )
     var_dir: Path = Field(default=Path("var"), description="writable folder for embedded data")
     address: str = Field(default="127.0.0.1:50051", description="host:port the server binds")

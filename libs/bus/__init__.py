@@ -27,4 +27,4 @@ def make_bus(settings: Settings) -> EventBus:
     # Imported here so the embedded mode never loads the Redis client.
     from libs.bus.redis_streams import RedisStreamsBus
 
-    return RedisStreamsBus(settings.redis_url)
+    return RedisStreamsBus(settings.redis_url, prefix=settings.redis_prefix)

@@ -16,4 +16,4 @@ def make_cache(settings: Settings) -> Cache:
     # Imported here so the embedded mode never loads the Redis client.
     from libs.cache.redis_cache import RedisCache
 
-    return RedisCache(settings.redis_url)
+    return RedisCache(settings.redis_url, prefix=settings.redis_prefix + "cache:")

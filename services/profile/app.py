@@ -51,4 +51,3 @@ class ProfileApp:
 
     async def stop(self) -> None:
         await self.relay.stop()
-        await self.relay.drain_once()  # what was committed goes out before we exit, if it can

@@ -39,26 +39,35 @@ class OutboxRelay:
         self._idle, self._batch = idle_seconds, batch
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def nudge(self) -> None:
         """Called after a commit that wrote to the outbox: publish now rather than at the poll."""
         self._wake.set()
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Finish the batch under way (what it published is deleted), then stop.
+
+        Rows not yet published stay in the table for the next relay: nothing is lost.
+        """
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        _, pending = await asyncio.wait({self._task}, timeout=timeout)
+        for task in pending:
+            # A client library may turn a cancel into a timeout error; the flag ends the loop.
+            task.cancel()
+            await asyncio.wait({task}, timeout=timeout)
+        self._task = None
 
     async def _run(self) -> None:
         backoff = 0.1
-        while True:
+        while not self._stopping:
             try:
                 published = await self.drain_once()
                 backoff = 0.1
@@ -71,7 +80,7 @@ class OutboxRelay:
                 log.exception("outbox relay failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
-            if published < self._batch:
+            if published < self._batch and not self._stopping:
                 try:
                     await asyncio.wait_for(self._wake.wait(), self._idle)
                 except TimeoutError:
