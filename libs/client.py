@@ -21,18 +21,21 @@ from google.protobuf import json_format
 
 from libs.telemetry import client_interceptors
 
-__all__ = ["Client", "SERVICE_CONFIG", "call_json"]
+__all__ = ["SERVICE_CONFIG", "Client", "call_json"]
 
 SERVICE_CONFIG = {
     "methodConfig": [
         {
-            "name": [{"service": f"backcrm.{s}.v1.{n}Service"} for s, n in (
-                ("profile", "Profile"),
-                ("segmentation", "Segmentation"),
-                ("ads", "Ads"),
-                ("recommend", "Recommend"),
-                ("bonus", "Bonus"),
-            )],
+            "name": [
+                {"service": f"backcrm.{s}.v1.{n}Service"}
+                for s, n in (
+                    ("profile", "Profile"),
+                    ("segmentation", "Segmentation"),
+                    ("ads", "Ads"),
+                    ("recommend", "Recommend"),
+                    ("bonus", "Bonus"),
+                )
+            ],
             "retryPolicy": {
                 "maxAttempts": 4,
                 "initialBackoff": "0.1s",
@@ -65,7 +68,6 @@ class _CallDefaults:
             credentials=details.credentials,
             wait_for_ready=details.wait_for_ready,
         )
-
 
 
 # grpc.aio files each interceptor under its first matching kind only: one class per kind.

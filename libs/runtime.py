@@ -49,9 +49,6 @@ class Resources:
     def clock() -> float:
         return time.time()
 
-    def __repr__(self) -> str:
-        return f"Resources(db={self.engine.url.render_as_string()!r}, redis={bool(self.settings.redis_url)})"
-
     def describe(self) -> dict[str, Any]:
         return {
             "database": self.engine.url.render_as_string(hide_password=True),

@@ -69,6 +69,9 @@ async def _serve(settings: Settings, which: str, address: str, demo: bool) -> No
 
 def _print_banner(host: str, port: int, token: str) -> None:
     target = f"{host}:{port}"
+    request = (
+        '{"customer": {"identity": {"type": "IDENTITY_TYPE_EMAIL", "value": "demo@example.com"}}}'
+    )
     print(
         f"""
 Back CRM is serving on {target} (embedded mode unless DATABASE_URL / REDIS_URL are set).
@@ -76,10 +79,10 @@ Demo token (admin scope, also in var/demo.token):
   {token}
 Try it:
   grpcurl -plaintext -H "authorization: Bearer {token}" \\
-    -d '{{"customer": {{"identity": {{"type": "IDENTITY_TYPE_EMAIL", "value": "demo@example.com"}}}}}}' \\
+    -d '{request}' \\
     {target} backcrm.profile.v1.ProfileService/GetProfile
 or without grpcurl:
-  .venv/bin/backcrm call GetProfile '{{"customer": {{"identity": {{"type": "IDENTITY_TYPE_EMAIL", "value": "demo@example.com"}}}}}}'
+  .venv/bin/backcrm call GetProfile '{request}'
 Stop with Ctrl-C.
 """,
         flush=True,

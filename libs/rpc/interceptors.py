@@ -24,7 +24,7 @@ from libs.rpc.service import method_scopes
 from libs.rpc.status import status_of
 from libs.telemetry import rpc_duration
 
-__all__ = ["AuthInterceptor", "ErrorInterceptor", "OPEN_SERVICES", "request_id"]
+__all__ = ["OPEN_SERVICES", "AuthInterceptor", "ErrorInterceptor", "request_id"]
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def _map_unary(
         except grpc.aio.AbortError:
             code = "ABORTED_BY_HANDLER"
             raise
-        except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked as UNKNOWN
+        except Exception as exc:
             code = type(exc).__name__
             await _abort(context, exc, service)
         finally:
@@ -128,7 +128,7 @@ def _map_stream(behaviour: Callable[..., AsyncIterator[Any]], service: str) -> C
                 yield item
         except grpc.aio.AbortError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             await _abort(context, exc, service)
 
     return mapped

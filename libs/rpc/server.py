@@ -81,7 +81,7 @@ class Server:
             try:
                 if not await check():
                     return False
-            except Exception:  # noqa: BLE001 - a failing check means "not ready", not a crash
+            except Exception:
                 return False
         return True
 

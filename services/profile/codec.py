@@ -25,6 +25,7 @@ __all__ = [
     "TOPIC_EVENTS",
     "TOPIC_MERGED",
     "encode_domain_event",
+    "enum",
     "event_to_proto",
     "identity_to_proto",
     "ts",
@@ -35,6 +36,11 @@ TOPIC_DELETED = "profile.deleted"
 TOPIC_MERGED = "profile.merged"
 TOPIC_EVENTS = "profile.events"
 PRODUCER = "profile"
+
+
+def enum(enum_type: Any, name: str) -> Any:
+    """An enum value by name; typed Any because the generated stubs type fields by enum class."""
+    return enum_type.Value(name)
 
 
 def ts(seconds: float) -> timestamp_pb2.Timestamp:
@@ -49,7 +55,9 @@ def seconds_of(stamp: timestamp_pb2.Timestamp) -> float:
 
 
 def identity_to_proto(key: IdentityKey) -> common_pb2.Identity:
-    return common_pb2.Identity(type=common_pb2.IdentityType.Value(f"IDENTITY_TYPE_{key[0]}"), value=key[1])
+    return common_pb2.Identity(
+        type=enum(common_pb2.IdentityType, f"IDENTITY_TYPE_{key[0]}"), value=key[1]
+    )
 
 
 def money(micros: int, currency: str) -> common_pb2.Money:
@@ -86,8 +94,8 @@ def event_to_proto(event: EventIn) -> pb.Event:
     message = pb.Event(
         event_id=event.event_id,
         identities=[identity_to_proto(k) for k in event.identities],
-        type=pb.EventType.Value(f"EVENT_TYPE_{event.type}"),
-        channel=common_pb2.Channel.Value(f"CHANNEL_{event.channel}"),
+        type=enum(pb.EventType, f"EVENT_TYPE_{event.type}"),
+        channel=enum(common_pb2.Channel, f"CHANNEL_{event.channel}"),
         occurred_at=ts(event.occurred_at),
         sku=event.sku,
         category=event.category,
@@ -117,7 +125,7 @@ def encode_domain_event(event: DomainEvent) -> tuple[str, bytes]:
             changed_paths=event.paths,
             changed_at=ts(event.at),
             event_ids=event.event_ids,
-            event_types=[pb.EventType.Value(f"EVENT_TYPE_{t}") for t in event.event_types],
+            event_types=[enum(pb.EventType, f"EVENT_TYPE_{t}") for t in event.event_types],
         )
     elif isinstance(event, ProfileDeleted):
         topic = TOPIC_DELETED

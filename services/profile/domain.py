@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "DAY",
     "CartLine",
     "Customer",
-    "DAY",
     "EventIn",
     "IdentityKey",
     "OrderIn",

@@ -18,8 +18,9 @@ from libs.errors import InvalidArgument, PermissionDenied
 from libs.rpc.service import RpcService
 from libs.validation import check_text, decode_page_token, encode_page_token, page_size
 from services.profile import handlers as h
-from services.profile.codec import TOPIC_CHANGED, event_to_proto, order_to_proto, ts
+from services.profile.codec import TOPIC_CHANGED, enum, event_to_proto, order_to_proto, ts
 from services.profile.domain import CartLine, OrderIn
+from services.profile.ports import PurchaseRecord
 from services.profile.render import render_profile
 from services.profile.translate import (
     MAX_EVENTS,
@@ -77,11 +78,15 @@ class ProfileServicer:
         self.deps = deps
         self.bus = bus
 
-    async def TrackEvents(self, request: pb.TrackEventsRequest, _ctx: Any) -> pb.TrackEventsResponse:
+    async def TrackEvents(
+        self, request: pb.TrackEventsRequest, _ctx: Any
+    ) -> pb.TrackEventsResponse:
         if not request.events:
             raise InvalidArgument("events", "is required: send 1 to 1000 events")
         if len(request.events) > MAX_EVENTS:
-            raise InvalidArgument("events", f"has {len(request.events)} events; at most {MAX_EVENTS}")
+            raise InvalidArgument(
+                "events", f"has {len(request.events)} events; at most {MAX_EVENTS}"
+            )
         now = self.deps.clock()
         items: list[Any] = []
         for i, event in enumerate(request.events):
@@ -104,7 +109,9 @@ class ProfileServicer:
             customer_ids=result.customer_ids,
         )
 
-    async def GetProfile(self, request: pb.GetProfileRequest, _ctx: Any) -> pb.GetProfileResponse | bytes:
+    async def GetProfile(
+        self, request: pb.GetProfileRequest, _ctx: Any
+    ) -> pb.GetProfileResponse | bytes:
         _require(request, "customer")
         lookup = lookup_in(request.customer, "customer")
         paths = _mask(request.field_mask)
@@ -139,7 +146,9 @@ class ProfileServicer:
         response.profiles.extend(_masked(r, paths) for r in found if r is not None)
         return response
 
-    async def UpsertProfile(self, request: pb.UpsertProfileRequest, _ctx: Any) -> pb.UpsertProfileResponse:
+    async def UpsertProfile(
+        self, request: pb.UpsertProfileRequest, _ctx: Any
+    ) -> pb.UpsertProfileResponse:
         _require(request, "customer")
         lookup = lookup_in(request.customer, "customer")
         paths = list(request.update_mask.paths)
@@ -147,7 +156,9 @@ class ProfileServicer:
         attributes = attributes_in(request.attributes, paths)
         consents = consents_in(request.consents, paths)
         customer, created = await h.upsert_profile(self.deps, lookup, attributes, consents)
-        return pb.UpsertProfileResponse(profile=await self._profile(customer.customer_id), created=created)
+        return pb.UpsertProfileResponse(
+            profile=await self._profile(customer.customer_id), created=created
+        )
 
     async def SetTraits(self, request: pb.SetTraitsRequest, _ctx: Any) -> pb.SetTraitsResponse:
         _require(request, "customer")
@@ -179,7 +190,9 @@ class ProfileServicer:
         customer = await h.set_traits(self.deps, lookup, request.namespace, traits)
         return pb.SetTraitsResponse(profile=await self._profile(customer.customer_id))
 
-    async def ListPurchases(self, request: pb.ListPurchasesRequest, _ctx: Any) -> pb.ListPurchasesResponse:
+    async def ListPurchases(
+        self, request: pb.ListPurchasesRequest, _ctx: Any
+    ) -> pb.ListPurchasesResponse:
         _require(request, "customer")
         lookup = lookup_in(request.customer, "customer")
         size = page_size(request.page_size)
@@ -194,9 +207,13 @@ class ProfileServicer:
                 raise InvalidArgument("page_token", "is malformed") from exc
         rows, more = await h.list_purchases(self.deps, lookup, after, size)
         token = encode_page_token([rows[-1].placed_at, rows[-1].event_id], scope) if more else ""
-        return pb.ListPurchasesResponse(purchases=[_purchase(r) for r in rows], next_page_token=token)
+        return pb.ListPurchasesResponse(
+            purchases=[_purchase(r) for r in rows], next_page_token=token
+        )
 
-    async def MergeProfiles(self, request: pb.MergeProfilesRequest, _ctx: Any) -> pb.MergeProfilesResponse:
+    async def MergeProfiles(
+        self, request: pb.MergeProfilesRequest, _ctx: Any
+    ) -> pb.MergeProfilesResponse:
         _require(request, "target")
         _require(request, "source")
         target = lookup_in(request.target, "target")
@@ -208,12 +225,16 @@ class ProfileServicer:
             profile=await self._profile(customer.customer_id), merged_customer_id=source_id
         )
 
-    async def DeleteProfile(self, request: pb.DeleteProfileRequest, _ctx: Any) -> pb.DeleteProfileResponse:
+    async def DeleteProfile(
+        self, request: pb.DeleteProfileRequest, _ctx: Any
+    ) -> pb.DeleteProfileResponse:
         _require(request, "customer")
         customer_id = await h.delete_profile(self.deps, lookup_in(request.customer, "customer"))
         return pb.DeleteProfileResponse(customer_id=customer_id)
 
-    async def ExportProfile(self, request: pb.ExportProfileRequest, _ctx: Any) -> pb.ExportProfileResponse:
+    async def ExportProfile(
+        self, request: pb.ExportProfileRequest, _ctx: Any
+    ) -> pb.ExportProfileResponse:
         _require(request, "customer")
         export = await h.export_profile(self.deps, lookup_in(request.customer, "customer"))
         return pb.ExportProfileResponse(
@@ -271,12 +292,17 @@ class ProfileServicer:
 def _touches(changed: Any, prefixes: list[str]) -> bool:
     for path in changed:
         for prefix in prefixes:
-            if path == "*" or path == prefix or path.startswith(prefix + ".") or prefix.startswith(path + "."):
+            if (
+                path == "*"
+                or path == prefix
+                or path.startswith(prefix + ".")
+                or prefix.startswith(path + ".")
+            ):
                 return True
     return False
 
 
-def _purchase(record: h.PurchaseRecord) -> pb.Purchase:
+def _purchase(record: PurchaseRecord) -> pb.Purchase:
     lines = tuple(CartLine(*line) for line in record.lines)
     order = OrderIn(record.order_id, lines, record.total_micros, record.currency, record.placed_at)
     return pb.Purchase(
@@ -284,7 +310,7 @@ def _purchase(record: h.PurchaseRecord) -> pb.Purchase:
         order=order_to_proto(order),
         is_return=record.is_return,
         event_id=record.event_id,
-        channel=common_pb2.Channel.Value(f"CHANNEL_{record.channel}"),
+        channel=enum(common_pb2.Channel, f"CHANNEL_{record.channel}"),
     )
 
 
@@ -295,4 +321,3 @@ def profile_service(deps: h.ProfileDeps, bus: EventBus) -> RpcService:
         scopes=SCOPES,
         short_name="profile",
     )
-

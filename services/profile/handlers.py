@@ -6,6 +6,7 @@ types of `domain.py` and renders what comes back.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -132,9 +133,7 @@ async def resolve(uow: ProfileUnitOfWork, who: CustomerLookup, field_name: str) 
 # ---------------------------------------------------------------- TrackEvents
 
 
-async def track_events(
-    deps: ProfileDeps, events: Sequence[EventIn | Rejection]
-) -> TrackResult:
+async def track_events(deps: ProfileDeps, events: Sequence[EventIn | Rejection]) -> TrackResult:
     """Record a batch. Invalid events arrive as Rejections and are reported, not recorded."""
     result: TrackResult = await _retrying(lambda: _track_once(deps, events))
     await _invalidate(deps, sorted({c for c in result.customer_ids if c}))
@@ -316,16 +315,12 @@ async def get_profiles(
             now = deps.clock()
             customers = await uow.load(missing, for_update=False)
             identities = await uow.identities_of(customers)
-            fresh = {
-                c: deps.render(customers[c], identities.get(c, []), now) for c in customers
-            }
+            fresh = {c: deps.render(customers[c], identities.get(c, []), now) for c in customers}
             found.update(fresh)
-            try:
+            with contextlib.suppress(CacheUnavailable):
                 await deps.cache.set_many(
                     [(cache_key(c), v) for c, v in fresh.items()], deps.cache_ttl
                 )
-            except CacheUnavailable:
-                pass
     return [found.get(c) if c else None for c in ids]
 
 
@@ -402,7 +397,11 @@ async def _change(
                 customer.version += 1
                 customer.updated_at = now
                 await uow.save([customer])
-                uow.emit(ProfileChanged(customer.customer_id, customer.version, tuple(sorted(paths)), now))
+                uow.emit(
+                    ProfileChanged(
+                        customer.customer_id, customer.version, tuple(sorted(paths)), now
+                    )
+                )
                 await uow.commit()
         return customer, created
 

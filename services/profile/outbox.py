@@ -9,6 +9,7 @@ can run at once: rows are claimed with FOR UPDATE SKIP LOCKED.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from itertools import groupby
 
@@ -81,17 +82,15 @@ class OutboxRelay:
                 await asyncio.sleep(1.0)
                 continue
             if published < self._batch and not self._stopping:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._idle)
-                except TimeoutError:
-                    pass
                 self._wake.clear()
 
     async def drain_once(self) -> int:
         """Publish one batch; returns how many events went out."""
         async with self._sessions() as session:
             query = select(OutboxRow).order_by(OutboxRow.id).limit(self._batch)
-            if session.bind.dialect.name == "postgresql":
+            if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = (await session.scalars(query)).all()
             if not rows:

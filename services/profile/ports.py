@@ -102,7 +102,7 @@ class ProfileUnitOfWork(abc.ABC):
         self.emitted = []
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
         await self.rollback()
 
     def emit(self, event: DomainEvent) -> None:

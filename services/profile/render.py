@@ -7,7 +7,7 @@ from backcrm.profile.v1 import profile_service_pb2 as pb
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import ParseDict
 
-from services.profile.codec import identity_to_proto, money, ts
+from services.profile.codec import enum, identity_to_proto, money, ts
 from services.profile.domain import (
     DAY,
     Customer,
@@ -29,13 +29,13 @@ def render_profile(customer: Customer, identities: list[IdentityKey], now: float
         attributes=pb.Attributes(**data.get("attributes", {})),
         consents=[
             pb.Consent(
-                channel=common_pb2.Channel.Value(f"CHANNEL_{channel}"),
-                state=pb.ConsentState.Value(f"CONSENT_STATE_{c['state']}"),
+                channel=enum(common_pb2.Channel, f"CHANNEL_{channel}"),
+                state=enum(pb.ConsentState, f"CONSENT_STATE_{c['state']}"),
                 updated_at=ts(c["updated_at"]),
             )
             for channel, c in sorted(data.get("consents", {}).items())
         ],
-        status=pb.ProfileStatus.Value(f"PROFILE_STATUS_{status_of(customer, now)}"),
+        status=enum(pb.ProfileStatus, f"PROFILE_STATUS_{status_of(customer, now)}"),
         interests={
             category: round(decayed(value, ref, now), 4)
             for category, (value, ref) in data.get("interests", {}).items()
@@ -58,8 +58,8 @@ def render_profile(customer: Customer, identities: list[IdentityKey], now: float
         recent_events=[
             pb.RecentEvent(
                 event_id=e["id"],
-                type=pb.EventType.Value(f"EVENT_TYPE_{e['type']}"),
-                channel=common_pb2.Channel.Value(f"CHANNEL_{e['channel']}"),
+                type=enum(pb.EventType, f"EVENT_TYPE_{e['type']}"),
+                channel=enum(common_pb2.Channel, f"CHANNEL_{e['channel']}"),
                 occurred_at=ts(e["at"]),
                 sku=e["sku"],
                 category=e["category"],

@@ -245,7 +245,9 @@ class SqlUnitOfWork(ProfileUnitOfWork):
             )
             if for_update:
                 query = query.with_for_update()
-            for row in (await self.s.execute(query.execution_options(populate_existing=True))).scalars():
+            for row in (
+                await self.s.execute(query.execution_options(populate_existing=True))
+            ).scalars():
                 out[row.customer_id] = Customer(
                     customer_id=row.customer_id,
                     created_at=to_ts(row.created_at),
@@ -257,7 +259,8 @@ class SqlUnitOfWork(ProfileUnitOfWork):
         return out
 
     async def save(self, customers: Iterable[Customer]) -> None:
-        new, changed = [], []
+        new: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = []
         for c in customers:
             row = {
                 "customer_id": c.customer_id,
@@ -339,10 +342,7 @@ class SqlUnitOfWork(ProfileUnitOfWork):
 
     async def insert_purchases(self, purchases: Sequence[PurchaseRecord]) -> None:
         if purchases:
-            rows = [
-                {**p.__dict__, "placed_at": to_dt(p.placed_at)}
-                for p in purchases
-            ]
+            rows = [{**p.__dict__, "placed_at": to_dt(p.placed_at)} for p in purchases]
             await self.s.execute(self._insert(PurchaseRow), rows)
 
     async def list_purchases(

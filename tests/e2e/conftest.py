@@ -8,16 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from libs.auth import TokenRegistry
 from libs.client import Client
 from libs.rpc.server import Server
 from libs.runtime import Resources
-from libs.auth import TokenRegistry
 from services.profile.app import ProfileApp
 from tests.support import BACKENDS, TOKENS, Backend, backend_settings
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
     with backend_settings(request.param, tmp_path_factory.mktemp(request.param)) as b:
         yield b
 

@@ -22,11 +22,17 @@ def cookie(value: str) -> common_pb2.Identity:
     return common_pb2.Identity(type=common_pb2.IDENTITY_TYPE_COOKIE, value=value)
 
 
-def event(event_id: str, who: common_pb2.CustomerRef, kind: int = pb.EVENT_TYPE_PRODUCT_VIEW, **kw: Any) -> pb.Event:
-    return pb.Event(event_id=event_id, customer=who, type=kind, channel=common_pb2.CHANNEL_WEB, **kw)
+def event(
+    event_id: str, who: common_pb2.CustomerRef, kind: int = pb.EVENT_TYPE_PRODUCT_VIEW, **kw: Any
+) -> pb.Event:
+    return pb.Event(
+        event_id=event_id, customer=who, type=kind, channel=common_pb2.CHANNEL_WEB, **kw
+    )
 
 
-def purchase(event_id: str, who: common_pb2.CustomerRef, order_id: str, *lines: tuple[str, str, int, int]) -> pb.Event:
+def purchase(
+    event_id: str, who: common_pb2.CustomerRef, order_id: str, *lines: tuple[str, str, int, int]
+) -> pb.Event:
     return event(
         event_id,
         who,

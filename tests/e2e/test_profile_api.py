@@ -14,7 +14,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.e2e.conftest import Suite
-from tests.e2e.helpers import cookie, email, error_reason, event, field_violations, purchase, rpc_error
+from tests.e2e.helpers import (
+    cookie,
+    email,
+    error_reason,
+    event,
+    field_violations,
+    purchase,
+    rpc_error,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +53,9 @@ async def test_auth_required_and_scopes_enforced(suite: Suite) -> None:
     err = await rpc_error(suite.client(None).profile.GetProfile(pb.GetProfileRequest(customer=who)))
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED
     err = await rpc_error(
-        suite.client("reader").profile.TrackEvents(pb.TrackEventsRequest(events=[event(uid(), who)]))
+        suite.client("reader").profile.TrackEvents(
+            pb.TrackEventsRequest(events=[event(uid(), who)])
+        )
     )
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     assert error_reason(err) == ("MISSING_SCOPE", "profile.backcrm")
@@ -60,7 +70,9 @@ async def test_track_then_read_sees_the_write_and_replay_counts_once(suite: Suit
     who = email(f" {uid()}@Example.COM ")
     batch = pb.TrackEventsRequest(
         events=[
-            event(f"v-{uid()}", who, sku="tone-1", category="ringtones", identities=[cookie(uid())]),
+            event(
+                f"v-{uid()}", who, sku="tone-1", category="ringtones", identities=[cookie(uid())]
+            ),
             purchase(f"p-{uid()}", who, f"o-{uid()}", ("tone-1", "ringtones", 2, 1_500_000)),
             event(f"o-{uid()}", who, pb.EVENT_TYPE_EMAIL_OPEN),
         ]
@@ -124,38 +136,132 @@ BAD_REQUESTS = [
         pb.TrackEventsRequest(events=[event(str(i), email("a@example.com")) for i in range(1001)]),
         "events",
     ),
-    ("TrackEvents", pb.TrackEventsRequest(events=[event("", email("a@example.com"))]), "events[0].event_id"),
-    ("TrackEvents", pb.TrackEventsRequest(events=[event("x", email("not-an-email"))]), "events[0].customer.identity.value"),
-    ("TrackEvents", pb.TrackEventsRequest(events=[pb.Event(event_id="x", customer=email("a@example.com"), type=99, channel=1)]), "events[0].type"),
     (
         "TrackEvents",
-        pb.TrackEventsRequest(events=[event("x", email("a@example.com"), pb.EVENT_TYPE_ADD_TO_CART, sku="s", quantity=-2)]),
+        pb.TrackEventsRequest(events=[event("", email("a@example.com"))]),
+        "events[0].event_id",
+    ),
+    (
+        "TrackEvents",
+        pb.TrackEventsRequest(events=[event("x", email("not-an-email"))]),
+        "events[0].customer.identity.value",
+    ),
+    (
+        "TrackEvents",
+        pb.TrackEventsRequest(
+            events=[pb.Event(event_id="x", customer=email("a@example.com"), type=99, channel=1)]
+        ),
+        "events[0].type",
+    ),
+    (
+        "TrackEvents",
+        pb.TrackEventsRequest(
+            events=[
+                event("x", email("a@example.com"), pb.EVENT_TYPE_ADD_TO_CART, sku="s", quantity=-2)
+            ]
+        ),
         "events[0].quantity",
     ),
-    ("TrackEvents", pb.TrackEventsRequest(events=[event("x", email("a@example.com"), sku="bad\x07sku")]), "events[0].sku"),
-    ("TrackEvents", pb.TrackEventsRequest(events=[purchase("x", email("a@example.com"), "o", ("s", "c", 1, -5))]), "events[0].order.lines[0].unit_price.units_micros"),
+    (
+        "TrackEvents",
+        pb.TrackEventsRequest(events=[event("x", email("a@example.com"), sku="bad\x07sku")]),
+        "events[0].sku",
+    ),
+    (
+        "TrackEvents",
+        pb.TrackEventsRequest(
+            events=[purchase("x", email("a@example.com"), "o", ("s", "c", 1, -5))]
+        ),
+        "events[0].order.lines[0].unit_price.units_micros",
+    ),
     ("GetProfile", pb.GetProfileRequest(), "customer"),
-    ("GetProfile", pb.GetProfileRequest(customer=common_pb2.CustomerRef(customer_id="")), "customer.customer_id"),
-    ("GetProfile", pb.GetProfileRequest(customer=email("a@example.com"), field_mask=field_mask_pb2.FieldMask(paths=["nope"])), "field_mask"),
-    ("GetProfile", pb.GetProfileRequest(customer=common_pb2.CustomerRef(identity=common_pb2.Identity(type=42, value="x"))), "customer.identity.type"),
+    (
+        "GetProfile",
+        pb.GetProfileRequest(customer=common_pb2.CustomerRef(customer_id="")),
+        "customer.customer_id",
+    ),
+    (
+        "GetProfile",
+        pb.GetProfileRequest(
+            customer=email("a@example.com"), field_mask=field_mask_pb2.FieldMask(paths=["nope"])
+        ),
+        "field_mask",
+    ),
+    (
+        "GetProfile",
+        pb.GetProfileRequest(
+            customer=common_pb2.CustomerRef(identity=common_pb2.Identity(type=42, value="x"))
+        ),
+        "customer.identity.type",
+    ),
     ("BatchGetProfiles", pb.BatchGetProfilesRequest(), "customer_ids"),
-    ("BatchGetProfiles", pb.BatchGetProfilesRequest(customer_ids=["ok", "\x00"]), "customer_ids[1]"),
+    (
+        "BatchGetProfiles",
+        pb.BatchGetProfilesRequest(customer_ids=["ok", "\x00"]),
+        "customer_ids[1]",
+    ),
     ("UpsertProfile", pb.UpsertProfileRequest(), "customer"),
-    ("UpsertProfile", pb.UpsertProfileRequest(customer=email("a@example.com"), attributes=pb.Attributes(email="nope")), "attributes.email"),
-    ("UpsertProfile", pb.UpsertProfileRequest(customer=email("a@example.com"), attributes=pb.Attributes(birth_date="1990-13-01")), "attributes.birth_date"),
-    ("UpsertProfile", pb.UpsertProfileRequest(customer=email("a@example.com"), update_mask=field_mask_pb2.FieldMask(paths=["traits"])), "update_mask"),
-    ("UpsertProfile", pb.UpsertProfileRequest(customer=email("a@example.com"), consents=[pb.Consent(channel=1)]), "consents[0].state"),
-    ("SetTraits", pb.SetTraitsRequest(customer=email("a@example.com"), namespace="Bad NS"), "namespace"),
-    ("SetTraits", pb.SetTraitsRequest(customer=email("a@example.com"), namespace="admin"), "traits"),
-    ("ListPurchases", pb.ListPurchasesRequest(customer=email("a@example.com"), page_size=-1), "page_size"),
-    ("ListPurchases", pb.ListPurchasesRequest(customer=email("a@example.com"), page_token="forged"), "page_token"),
+    (
+        "UpsertProfile",
+        pb.UpsertProfileRequest(
+            customer=email("a@example.com"), attributes=pb.Attributes(email="nope")
+        ),
+        "attributes.email",
+    ),
+    (
+        "UpsertProfile",
+        pb.UpsertProfileRequest(
+            customer=email("a@example.com"), attributes=pb.Attributes(birth_date="1990-13-01")
+        ),
+        "attributes.birth_date",
+    ),
+    (
+        "UpsertProfile",
+        pb.UpsertProfileRequest(
+            customer=email("a@example.com"), update_mask=field_mask_pb2.FieldMask(paths=["traits"])
+        ),
+        "update_mask",
+    ),
+    (
+        "UpsertProfile",
+        pb.UpsertProfileRequest(customer=email("a@example.com"), consents=[pb.Consent(channel=1)]),
+        "consents[0].state",
+    ),
+    (
+        "SetTraits",
+        pb.SetTraitsRequest(customer=email("a@example.com"), namespace="Bad NS"),
+        "namespace",
+    ),
+    (
+        "SetTraits",
+        pb.SetTraitsRequest(customer=email("a@example.com"), namespace="admin"),
+        "traits",
+    ),
+    (
+        "ListPurchases",
+        pb.ListPurchasesRequest(customer=email("a@example.com"), page_size=-1),
+        "page_size",
+    ),
+    (
+        "ListPurchases",
+        pb.ListPurchasesRequest(customer=email("a@example.com"), page_token="forged"),
+        "page_token",
+    ),
     ("MergeProfiles", pb.MergeProfilesRequest(target=email("a@example.com")), "source"),
     ("DeleteProfile", pb.DeleteProfileRequest(), "customer"),
-    ("ExportProfile", pb.ExportProfileRequest(customer=common_pb2.CustomerRef(identity=common_pb2.Identity(type=1))), "customer.identity.value"),
+    (
+        "ExportProfile",
+        pb.ExportProfileRequest(
+            customer=common_pb2.CustomerRef(identity=common_pb2.Identity(type=1))
+        ),
+        "customer.identity.value",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("method", "request_", "field"), BAD_REQUESTS, ids=[f"{m}:{f}" for m, _, f in BAD_REQUESTS])
+@pytest.mark.parametrize(
+    ("method", "request_", "field"), BAD_REQUESTS, ids=[f"{m}:{f}" for m, _, f in BAD_REQUESTS]
+)
 async def test_bad_input_is_invalid_argument_naming_the_field(
     suite: Suite, method: str, request_: object, field: str
 ) -> None:
@@ -171,14 +277,18 @@ async def test_undecodable_bytes_are_invalid_argument_not_internal(suite: Suite)
             request_serializer=lambda b: b,
             response_deserializer=lambda b: b,
         )
-        err = await rpc_error(call(b"\xff\xff\xff\x0f", metadata=(("authorization", "Bearer tok-admin"),)))
+        err = await rpc_error(
+            call(b"\xff\xff\xff\x0f", metadata=(("authorization", "Bearer tok-admin"),))
+        )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(err) == ["request"]
 
 
 async def test_unknown_customer_is_not_found(suite: Suite) -> None:
     err = await rpc_error(
-        suite.client().profile.GetProfile(pb.GetProfileRequest(customer=email(f"{uid()}@nobody.org")))
+        suite.client().profile.GetProfile(
+            pb.GetProfileRequest(customer=email(f"{uid()}@nobody.org"))
+        )
     )
     assert err.code() == grpc.StatusCode.NOT_FOUND
 
@@ -206,14 +316,21 @@ async def test_upsert_traits_and_field_masks(suite: Suite) -> None:
     assert (updated.profile.attributes.name, updated.profile.attributes.city) == ("Ada", "Leeds")
     assert updated.profile.version == created.profile.version + 1
 
-    traits = {"tier": struct_pb2.Value(string_value="gold"), "points": struct_pb2.Value(number_value=120)}
+    traits = {
+        "tier": struct_pb2.Value(string_value="gold"),
+        "points": struct_pb2.Value(number_value=120),
+    }
     reply = await api.SetTraits(pb.SetTraitsRequest(customer=who, namespace="bonus", traits=traits))
     assert reply.profile.traits["bonus.tier"].string_value == "gold"
-    err = await rpc_error(api.SetTraits(pb.SetTraitsRequest(customer=who, namespace="ads", traits=traits)))
+    err = await rpc_error(
+        api.SetTraits(pb.SetTraitsRequest(customer=who, namespace="ads", traits=traits))
+    )
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
 
     masked = await suite.client("reader").profile.GetProfile(
-        pb.GetProfileRequest(customer=who, field_mask=field_mask_pb2.FieldMask(paths=["attributes.city", "traits"]))
+        pb.GetProfileRequest(
+            customer=who, field_mask=field_mask_pb2.FieldMask(paths=["attributes.city", "traits"])
+        )
     )
     assert masked.profile.attributes.city == "Leeds"
     assert masked.profile.attributes.name == ""
@@ -226,14 +343,18 @@ async def test_list_purchases_pages_newest_first(suite: Suite) -> None:
     api = suite.client().profile
     events = []
     for day in range(5):
-        e = purchase(f"p{day}-{uid()}", who, f"o{day}-{uid()}", ("s", "c", 1, 1_000_000 * (day + 1)))
+        e = purchase(
+            f"p{day}-{uid()}", who, f"o{day}-{uid()}", ("s", "c", 1, 1_000_000 * (day + 1))
+        )
         e.occurred_at.FromSeconds(1_700_000_000 + day * 86_400)
         e.order.placed_at.FromSeconds(1_700_000_000 + day * 86_400)
         events.append(e)
     await api.TrackEvents(pb.TrackEventsRequest(events=events))
     seen, token = [], ""
     while True:
-        page = await api.ListPurchases(pb.ListPurchasesRequest(customer=who, page_size=2, page_token=token))
+        page = await api.ListPurchases(
+            pb.ListPurchasesRequest(customer=who, page_size=2, page_token=token)
+        )
         seen += [p.order.total.units_micros for p in page.purchases]
         token = page.next_page_token
         if not token:
@@ -244,8 +365,12 @@ async def test_list_purchases_pages_newest_first(suite: Suite) -> None:
 async def test_batch_get_keeps_order_and_reports_missing(suite: Suite) -> None:
     api = suite.client().profile
     a, b = email(f"{uid()}@example.com"), email(f"{uid()}@example.com")
-    ids = (await api.TrackEvents(pb.TrackEventsRequest(events=[event(uid(), a), event(uid(), b)]))).customer_ids
-    reply = await api.BatchGetProfiles(pb.BatchGetProfilesRequest(customer_ids=[ids[1], "missing", ids[0]]))
+    ids = (
+        await api.TrackEvents(pb.TrackEventsRequest(events=[event(uid(), a), event(uid(), b)]))
+    ).customer_ids
+    reply = await api.BatchGetProfiles(
+        pb.BatchGetProfilesRequest(customer_ids=[ids[1], "missing", ids[0]])
+    )
     assert [p.customer_id for p in reply.profiles] == [ids[1], ids[0]]
     assert list(reply.missing_customer_ids) == ["missing"]
 
@@ -262,11 +387,15 @@ async def test_merge_moves_history_and_the_merged_id_keeps_resolving(suite: Suit
         )
     )
     target_id, source_id = reply.customer_ids
-    merged = await api.MergeProfiles(pb.MergeProfilesRequest(target=target, source=source, reason="same person"))
+    merged = await api.MergeProfiles(
+        pb.MergeProfilesRequest(target=target, source=source, reason="same person")
+    )
     assert merged.merged_customer_id == source_id
     assert merged.profile.purchase_summary.orders == 2
     assert merged.profile.purchase_summary.revenue.units_micros == 8_000_000
-    by_old_id = await api.GetProfile(pb.GetProfileRequest(customer=common_pb2.CustomerRef(customer_id=source_id)))
+    by_old_id = await api.GetProfile(
+        pb.GetProfileRequest(customer=common_pb2.CustomerRef(customer_id=source_id))
+    )
     assert by_old_id.profile.customer_id == target_id
     by_source_email = await api.GetProfile(pb.GetProfileRequest(customer=source))
     assert by_source_email.profile.customer_id == target_id
@@ -280,7 +409,9 @@ async def test_merge_moves_history_and_the_merged_id_keeps_resolving(suite: Suit
 async def test_delete_erases_and_identities_stop_resolving(suite: Suite) -> None:
     api = suite.client().profile
     who = email(f"{uid()}@example.com")
-    customer_id = (await api.TrackEvents(pb.TrackEventsRequest(events=[event(uid(), who)]))).customer_ids[0]
+    customer_id = (
+        await api.TrackEvents(pb.TrackEventsRequest(events=[event(uid(), who)]))
+    ).customer_ids[0]
     await api.GetProfile(pb.GetProfileRequest(customer=who))  # cached now
     deleted = await api.DeleteProfile(pb.DeleteProfileRequest(customer=who))
     assert deleted.customer_id == customer_id
@@ -292,7 +423,9 @@ async def test_delete_erases_and_identities_stop_resolving(suite: Suite) -> None
 async def test_watch_streams_filtered_profile_changes(suite: Suite) -> None:
     api = suite.client().profile
     who, other = email(f"{uid()}@example.com"), email(f"{uid()}@example.com")
-    customer_id = (await api.TrackEvents(pb.TrackEventsRequest(events=[event(uid(), who)]))).customer_ids[0]
+    customer_id = (
+        await api.TrackEvents(pb.TrackEventsRequest(events=[event(uid(), who)]))
+    ).customer_ids[0]
     stream = suite.client("reader").profile.WatchProfileChanges(
         pb.WatchProfileChangesRequest(
             filter=pb.ProfileChangedFilter(customer_ids=[customer_id], field_paths=["interests"])
@@ -300,7 +433,9 @@ async def test_watch_streams_filtered_profile_changes(suite: Suite) -> None:
     )
     await stream.initial_metadata()  # subscribed
     await api.TrackEvents(pb.TrackEventsRequest(events=[event(uid(), other, category="x")]))
-    await api.TrackEvents(pb.TrackEventsRequest(events=[event(uid(), who, pb.EVENT_TYPE_EMAIL_OPEN)]))
+    await api.TrackEvents(
+        pb.TrackEventsRequest(events=[event(uid(), who, pb.EVENT_TYPE_EMAIL_OPEN)])
+    )
     await api.TrackEvents(pb.TrackEventsRequest(events=[event(uid(), who, category="opera")]))
     change = (await asyncio.wait_for(stream.read(), 10)).change
     assert change.customer_id == customer_id
