@@ -222,6 +222,10 @@ async def _track_once(deps: ProfileDeps, items: Sequence[EventIn | Rejection]) -
         await uow.link_identities([(k, merged.get(c, c)) for k, c in links], now)
 
         stored = [StoredEventRecord(e, merged.get(c, c), now) for _, e, c in assigned]
+        # A customer first seen through back-dated events (an import) existed since then.
+        for _, event, customer_id in assigned:
+            if customer_id in new:
+                new[customer_id].created_at = min(new[customer_id].created_at, event.occurred_at)
         await uow.save(new.values())
         inserted = await uow.insert_events(stored)
         accepted = [(i, e, merged.get(c, c)) for i, e, c in assigned if e.event_id in inserted]

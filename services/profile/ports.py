@@ -73,7 +73,7 @@ class PurchaseRecord:
     total_micros: int
     currency: str
     channel: str
-    lines: list[dict[str, Any]]
+    lines: list[list[Any]]  # [sku, category, quantity, unit_price_micros, currency]
 
 
 @dataclass(frozen=True)

@@ -259,6 +259,7 @@ class SqlUnitOfWork(ProfileUnitOfWork):
         return out
 
     async def save(self, customers: Iterable[Customer]) -> None:
+        customers = list(customers)
         new: list[dict[str, Any]] = []
         changed: list[dict[str, Any]] = []
         for c in customers:
