@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -25,9 +25,9 @@ class Settings(BaseSettings):
     )
 
     database_url: str = Field(
-        default="sqlite+aiosqlite:///var/backcrm.db",
+        default="",
         validation_alias=AliasChoices("DATABASE_URL", "BACKCRM_DATABASE_URL"),
-        description="SQLAlchemy async URL; postgresql+asyncpg://... in production",
+        description="SQLAlchemy async URL; default sqlite under var_dir; postgresql+asyncpg://...",
     )
     redis_url: str = Field(
         default="",
@@ -39,26 +39,35 @@ class Settings(BaseSettings):
     )
     var_dir: Path = Field(default=Path("var"), description="writable folder for embedded data")
     address: str = Field(default="127.0.0.1:50051", description="host:port the server binds")
-    service_name: str = Field(default="backcrm", description="who we are on the bus and in traces")
     auth_enabled: bool = Field(default=True, description="false only for local experiments")
     auth_tokens: str = Field(
         default="",
         description='JSON list of {"name", "sha256", "scopes"}; tokens are only stored hashed',
     )
     auth_tokens_file: Path = Field(
-        default=Path("var/tokens.json"), description="more hashed tokens, same JSON layout"
+        default=Path(""), description="more hashed tokens, same layout; default var_dir/tokens.json"
     )
     cache_max_entries: int = Field(default=100_000, description="in-process cache bound")
     cache_ttl_seconds: int = Field(default=300, description="backstop TTL of cached profiles")
     max_message_bytes: int = Field(default=8 * 1024 * 1024, description="gRPC message limit")
     shutdown_grace_seconds: float = Field(default=10.0, description="SIGTERM drain time")
-    client_deadline_seconds: float = Field(default=5.0, description="default deadline per call")
     otel_exporter: Literal["none", "console", "otlp"] = Field(
         default="none", description="where traces and metrics go"
     )
     otel_endpoint: str = Field(default="", description="OTLP endpoint, e.g. http://collector:4317")
     log_level: str = Field(default="INFO", description="root log level")
     outbox_poll_seconds: float = Field(default=0.5, description="outbox relay idle poll")
+
+    @model_validator(mode="after")
+    def _defaults_under_var_dir(self) -> Settings:
+        # Frozen model: derived defaults are filled in once, here.
+        if not self.database_url:
+            object.__setattr__(
+                self, "database_url", f"sqlite+aiosqlite:///{self.var_dir}/backcrm.db"
+            )
+        if self.auth_tokens_file == Path(""):
+            object.__setattr__(self, "auth_tokens_file", self.var_dir / "tokens.json")
+        return self
 
     @cached_property
     def embedded_db(self) -> bool:

@@ -176,10 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     seed_cmd.add_argument("--if-empty", action="store_true", help="only when no customer exists")
     seed_cmd.add_argument("--quiet", action="store_true")
     seed_cmd.set_defaults(run=_cmd_seed)
-    token = sub.add_parser("token", help="mint a bearer token (its hash goes to the tokens file)")
-    token.add_argument("--name", required=True, help="the caller, also its trait namespace")
-    token.add_argument("--scopes", required=True, help="comma-separated, e.g. profile:read")
-    token.set_defaults(run=_cmd_token)
+    token = sub.add_parser("token", help="manage bearer tokens")
+    create = token.add_subparsers(dest="token_command", required=True).add_parser(
+        "create", help="mint a token; only its hash is stored (in the tokens file)"
+    )
+    create.add_argument("--name", required=True, help="the caller, also its trait namespace")
+    create.add_argument("--scopes", required=True, help="comma-separated, e.g. profile:read")
+    create.set_defaults(run=_cmd_token)
     call = sub.add_parser("call", help="call a ProfileService RPC with a JSON request")
     call.add_argument("method")
     call.add_argument("json", nargs="?", default="{}")
