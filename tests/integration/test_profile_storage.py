@@ -1,0 +1,183 @@
+"""The profile service's storage adapters for real: SQLite and PostgreSQL, in-process bus and
+Redis, including a Redis outage in the middle of the traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from backcrm.profile.v1 import profile_service_pb2 as pb
+
+from libs.bus.envelope import unpack
+from libs.runtime import Resources
+from services.profile.app import ProfileApp
+from services.profile.codec import TOPIC_CHANGED, TOPIC_EVENTS
+from services.profile.domain import EventIn
+from services.profile.handlers import CustomerLookup, get_profile, track_events
+from tests.support import BACKENDS, Backend, backend_settings, services_required
+
+pytestmark = pytest.mark.integration
+
+
+def view(event_id: str, email: str, at: float | None = None) -> EventIn:
+    return EventIn(
+        event_id=event_id,
+        type="PRODUCT_VIEW",
+        channel="WEB",
+        occurred_at=at or time.time(),
+        identity=("EMAIL", email),
+        category="books",
+    )
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
+    with backend_settings(request.param, tmp_path_factory.mktemp(request.param)) as b:
+        yield b
+
+
+@pytest.fixture
+async def app(backend: Backend) -> AsyncIterator[ProfileApp]:
+    resources = Resources.open(backend.settings)
+    built = ProfileApp.build(resources)
+    await built.start()
+    try:
+        yield built
+    finally:
+        await built.stop()
+        await resources.close()
+
+
+async def test_concurrent_batches_for_one_new_identity_make_one_customer(app: ProfileApp) -> None:
+    email = f"race-{time.time_ns()}@example.com"
+    results = await asyncio.gather(
+        *(track_events(app.deps, [view(f"race-{i}-{email}", email)]) for i in range(8))
+    )
+    customers = {r.customer_ids[0] for r in results}
+    assert len(customers) == 1
+    assert sum(r.accepted for r in results) == 8
+    rendered = await get_profile(app.deps, CustomerLookup(identity=("EMAIL", email)))
+    profile = pb.GetProfileResponse.FromString(rendered).profile
+    assert profile.version == 8
+    assert len(profile.recent_events) == 8
+
+
+async def test_the_outbox_reaches_the_bus_in_order(app: ProfileApp, backend: Backend) -> None:
+    bus = app.relay._bus  # the app's own bus: the relay publishes to it
+    email = f"outbox-{time.time_ns()}@example.com"
+    tail = bus.tail(TOPIC_CHANGED)
+    events = tail.__aiter__()
+    # The Redis tail starts reading when first iterated: publish probes until it sees one.
+    first = asyncio.ensure_future(events.__anext__())
+    versions = []
+    for i in range(3):
+        await track_events(app.deps, [view(f"ob-{i}-{email}", email)])
+    change = unpack(await asyncio.wait_for(first, 10), pb.ProfileChanged)
+    versions.append(change.version)
+    while len(versions) < 3 or versions[-1] < 3:
+        change = unpack(await asyncio.wait_for(events.__anext__(), 10), pb.ProfileChanged)
+        versions.append(change.version)
+    assert versions[-3:] == [1, 2, 3] or versions == sorted(versions)
+    await tail.aclose()  # type: ignore[attr-defined]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.1).close()
+            return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+def test_a_redis_outage_loses_nothing(tmp_path: Path) -> None:
+    """Writes keep being accepted while Redis is down; the events reach the bus afterwards."""
+    if shutil.which("redis-server") is None:
+        if services_required():
+            pytest.fail("redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    port = _free_port()
+    redis = _start_redis(port, tmp_path)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        with backend_settings("postgres", tmp_path, redis_url=url) as backend:
+            # Its own loop: the backend is set up (and dropped) outside any running loop.
+            asyncio.run(_outage_scenario(backend, tmp_path, port))
+    finally:
+        redis.kill()
+        redis.wait()
+
+
+async def _outage_scenario(backend: Backend, tmp_path: Path, port: int) -> None:
+    resources = Resources.open(backend.settings)
+    app = ProfileApp.build(resources)
+    await app.start()
+    seen: list[str] = []
+
+    async def consume(envelope: object) -> None:
+        seen.append(unpack(envelope, pb.EventTracked).event.event_id)  # type: ignore[arg-type]
+
+    subscription = await resources.bus.subscribe(TOPIC_EVENTS, "outage-test", "c1", consume)
+    redis: subprocess.Popen[bytes] | None = None
+    try:
+        email = "outage@example.com"
+        await track_events(app.deps, [view("before", email)])
+        await _wait_for(lambda: "before" in seen)
+
+        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], check=False)
+        during = [view(f"during-{i}", email) for i in range(5)]
+        result = await track_events(app.deps, during)
+        assert result.accepted == 5  # durable in PostgreSQL, queued in the outbox
+        rendered = await get_profile(app.deps, CustomerLookup(identity=("EMAIL", email)))
+        assert len(pb.GetProfileResponse.FromString(rendered).profile.recent_events) == 6
+
+        redis = _start_redis(port, tmp_path)
+        await _wait_for(lambda: all(e.event_id in seen for e in during), timeout=30)
+        assert seen.count("during-0") >= 1
+    finally:
+        await subscription.stop()
+        await app.stop()
+        await resources.close()
+        if redis is not None:
+            redis.kill()
+            redis.wait()
+
+
+async def _wait_for(condition: object, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
