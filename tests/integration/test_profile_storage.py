@@ -156,7 +156,8 @@ async def _outage_scenario(backend: Backend, tmp_path: Path, port: int) -> None:
         await track_events(app.deps, [view("before", email)])
         await _wait_for(lambda: "before" in seen)
 
-        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], check=False)
+        stop = ["redis-cli", "-p", str(port), "shutdown", "nosave"]
+        await asyncio.to_thread(subprocess.run, stop, check=False)
         during = [view(f"during-{i}", email) for i in range(5)]
         result = await track_events(app.deps, during)
         assert result.accepted == 5  # durable in PostgreSQL, queued in the outbox
