@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from backcrm.common.v1.common_pb2 import EventEnvelope
 from google.protobuf.message import Message
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 
-__all__ = ["extracted_context", "new_envelope", "unpack"]
+__all__ = ["extracted_context", "new_envelope", "traced_handler", "unpack"]
+
+_tracer = trace.get_tracer("backcrm.bus")
 
 M = TypeVar("M", bound=Message)
 
@@ -56,3 +59,30 @@ def unpack(envelope: EventEnvelope, cls: type[M]) -> M:
 def extracted_context(envelope: EventEnvelope) -> Context:
     """The producer's trace context, to pass as `context=` when starting the consumer span."""
     return propagate.extract(dict(envelope.trace_context))
+
+
+def traced_handler(
+    handler: Callable[[EventEnvelope], Awaitable[None]], topic: str
+) -> Callable[[EventEnvelope], Awaitable[None]]:
+    """The handler, run in a CONSUMER span that is a child of the producer's trace."""
+
+    async def traced(envelope: EventEnvelope) -> None:
+        await _consume_traced(handler, envelope, topic)
+
+    return traced
+
+
+async def _consume_traced(
+    handler: Callable[[EventEnvelope], Awaitable[None]], envelope: EventEnvelope, topic: str
+) -> None:
+    with _tracer.start_as_current_span(
+        f"{topic} process",
+        context=extracted_context(envelope),
+        kind=trace.SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "backcrm",
+            "messaging.destination.name": topic,
+            "messaging.message.id": envelope.event_id,
+        },
+    ):
+        await handler(envelope)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from backcrm.common.v1.common_pb2 import EventEnvelope
 
+from libs.bus.envelope import traced_handler
 from libs.bus.port import EventBus, Handler, Subscription
 
 __all__ = ["InProcessBus"]
@@ -179,6 +180,7 @@ class InProcessBus(EventBus):
     async def subscribe(
         self, topic: str, group: str, consumer: str, handler: Handler
     ) -> Subscription:
+        handler = traced_handler(handler, topic)
         log = self._topic(topic)
         state = log.groups.get(group)
         if state is None:

@@ -40,6 +40,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from libs.bus.envelope import traced_handler
 from libs.bus.port import BusUnavailable, EventBus, Handler, Subscription
 from libs.redis_client import connect
 
@@ -162,6 +163,7 @@ class RedisStreamsBus(EventBus):
     async def subscribe(
         self, topic: str, group: str, consumer: str, handler: Handler
     ) -> Subscription:
+        handler = traced_handler(handler, topic)
         key = self._key(topic)
         created = False
         try:
