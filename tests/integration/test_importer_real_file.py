@@ -79,7 +79,7 @@ async def resources(tmp_path: Path) -> AsyncIterator[Resources]:
     url = f"sqlite+aiosqlite:///{tmp_path}/t.db"
     await asyncio.to_thread(upgrade, url)
     settings = Settings(
-        database_url=url, var_dir=tmp_path, auth_tokens_file=tmp_path / "tokens.json"
+        database_url=url, redis_url="", var_dir=tmp_path, auth_tokens_file=tmp_path / "tokens.json"
     )
     res = Resources.open(settings)
     yield res

@@ -27,7 +27,7 @@ async def resources(tmp_path: Path) -> AsyncIterator[Resources]:
     url = f"sqlite+aiosqlite:///{tmp_path}/t.db"
     await asyncio.to_thread(upgrade, url)
     settings = Settings(
-        database_url=url, var_dir=tmp_path, auth_tokens_file=tmp_path / "tokens.json"
+        database_url=url, redis_url="", var_dir=tmp_path, auth_tokens_file=tmp_path / "tokens.json"
     )
     res = Resources.open(settings)
     yield res
@@ -95,7 +95,12 @@ async def test_same_seed_same_population(tmp_path: Path, resources: Resources) -
     url = f"sqlite+aiosqlite:///{tmp_path}/other.db"
     await asyncio.to_thread(upgrade, url)
     other = Resources.open(
-        Settings(database_url=url, var_dir=tmp_path, auth_tokens_file=tmp_path / "tokens.json")
+        Settings(
+            database_url=url,
+            redis_url="",
+            var_dir=tmp_path,
+            auth_tokens_file=tmp_path / "tokens.json",
+        )
     )
     try:
         await seed(other, customers=5, rng_seed=3, progress=False)
