@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from libs.rpc.service import RpcService
 from libs.runtime import Resources
-from services.profile.codec import encode_domain_event
 from services.profile.entrypoint import profile_service
+from services.profile.events import encode_domain_event
 from services.profile.handlers import ProfileDeps
 from services.profile.outbox import OutboxRelay
 from services.profile.render import render_response

@@ -9,22 +9,12 @@ from backcrm.profile.v1 import profile_service_pb2 as pb
 from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.json_format import MessageToDict, ParseDict
 
-from libs.bus.envelope import new_envelope
 from services.profile.domain import CartLine, EventIn, IdentityKey, OrderIn
-from services.profile.ports import (
-    DomainEvent,
-    EventTracked,
-    ProfileChanged,
-    ProfileDeleted,
-    ProfilesMerged,
-)
 
 __all__ = [
     "TOPIC_CHANGED",
     "TOPIC_DELETED",
-    "TOPIC_EVENTS",
     "TOPIC_MERGED",
-    "encode_domain_event",
     "enum",
     "event_to_proto",
     "identity_to_proto",
@@ -34,7 +24,6 @@ __all__ = [
 TOPIC_CHANGED = "profile.changed"
 TOPIC_DELETED = "profile.deleted"
 TOPIC_MERGED = "profile.merged"
-TOPIC_EVENTS = "profile.events"
 PRODUCER = "profile"
 
 
@@ -112,34 +101,3 @@ def event_to_proto(event: EventIn) -> pb.Event:
     if event.unit_price_micros or event.currency:
         message.unit_price.CopyFrom(money(event.unit_price_micros, event.currency))
     return message
-
-
-def encode_domain_event(event: DomainEvent) -> tuple[str, bytes]:
-    """(topic, serialized EventEnvelope) for the outbox."""
-    payload: Any
-    if isinstance(event, ProfileChanged):
-        topic = TOPIC_CHANGED
-        payload = pb.ProfileChanged(
-            customer_id=event.customer_id,
-            version=event.version,
-            changed_paths=event.paths,
-            changed_at=ts(event.at),
-            event_ids=event.event_ids,
-            event_types=[enum(pb.EventType, f"EVENT_TYPE_{t}") for t in event.event_types],
-        )
-    elif isinstance(event, ProfileDeleted):
-        topic = TOPIC_DELETED
-        payload = pb.ProfileDeleted(customer_id=event.customer_id, deleted_at=ts(event.at))
-    elif isinstance(event, ProfilesMerged):
-        topic = TOPIC_MERGED
-        payload = pb.ProfilesMerged(
-            source_customer_id=event.source_customer_id,
-            target_customer_id=event.target_customer_id,
-            merged_at=ts(event.at),
-        )
-    else:
-        assert isinstance(event, EventTracked)
-        topic = TOPIC_EVENTS
-        proto_event = event_to_proto(event.event)
-        payload = pb.EventTracked(customer_id=event.customer_id, event=proto_event)
-    return topic, new_envelope(payload, PRODUCER).SerializeToString()

@@ -18,7 +18,6 @@ from libs.errors import InvalidArgument, NotFound
 from services.profile.domain import Customer, EventIn, IdentityKey, apply_event, merge_data
 from services.profile.identities import STRONG_TYPES
 from services.profile.ports import (
-    EventTracked,
     MergeRecord,
     ProfileChanged,
     ProfileDeleted,
@@ -235,7 +234,7 @@ async def _track_once(deps: ProfileDeps, items: Sequence[EventIn | Rejection]) -
         orders = [e.order.order_id for _, e, _ in accepted if e.order and not e.order.is_return]
         counted = await uow.counted_order_ids(orders)
         purchases: list[PurchaseRecord] = []
-        changes: dict[str, tuple[set[str], list[str], list[str]]] = {}
+        changes: dict[str, tuple[set[str], list[EventIn], list[str]]] = {}
         for i, event, customer_id in accepted:
             customer = customers[customer_id]
             count_order = True
@@ -245,14 +244,13 @@ async def _track_once(deps: ProfileDeps, items: Sequence[EventIn | Rejection]) -
                 if not order.is_return:
                     counted.add(order.order_id)
                 purchases.append(_purchase_record(event, customer_id, count_order))
-            paths, ids, types = changes.setdefault(customer_id, (set(), [], []))
+            paths, applied, types = changes.setdefault(customer_id, (set(), [], []))
             paths |= apply_event(customer, event, count_order)
-            ids.append(event.event_id)
+            applied.append(event)
             types.append(event.type)
             result.customer_ids[i] = customer_id
-            uow.emit(EventTracked(customer_id, event))
         await uow.insert_purchases(purchases)
-        for customer_id, (paths, ids, types) in changes.items():
+        for customer_id, (paths, applied, types) in changes.items():
             customer = customers[customer_id]
             customer.version += 1
             customer.updated_at = now
@@ -262,8 +260,10 @@ async def _track_once(deps: ProfileDeps, items: Sequence[EventIn | Rejection]) -
                     customer.version,
                     tuple(sorted(paths)),
                     now,
-                    tuple(ids),
+                    tuple(e.event_id for e in applied),
                     tuple(dict.fromkeys(types)),
+                    customer=customer,
+                    events=tuple(applied),
                 )
             )
         await uow.save(customers[c] for c in changes)
@@ -492,7 +492,7 @@ async def _merge_in(
     target.updated_at = now
     await uow.save([target])
     uow.emit(ProfilesMerged(source_id, target_id, now))
-    uow.emit(ProfileChanged(target_id, target.version, ("*",), now))
+    uow.emit(ProfileChanged(target_id, target.version, ("*",), now, customer=target))
     await _invalidate(deps, [source_id])
     return target
 

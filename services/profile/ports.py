@@ -15,7 +15,6 @@ from services.profile.domain import Customer, EventIn, IdentityKey
 
 __all__ = [
     "DomainEvent",
-    "EventTracked",
     "ProfileChanged",
     "ProfileDeleted",
     "ProfileUnitOfWork",
@@ -38,6 +37,9 @@ class ProfileChanged:
     at: float
     event_ids: tuple[str, ...] = ()
     event_types: tuple[str, ...] = ()
+    # the profile after the change and the events behind it, for the bus snapshot
+    customer: Customer | None = None
+    events: tuple[EventIn, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,13 +55,7 @@ class ProfilesMerged:
     at: float
 
 
-@dataclass(frozen=True)
-class EventTracked:
-    customer_id: str
-    event: EventIn
-
-
-DomainEvent = ProfileChanged | ProfileDeleted | ProfilesMerged | EventTracked
+DomainEvent = ProfileChanged | ProfileDeleted | ProfilesMerged
 
 
 @dataclass(frozen=True)

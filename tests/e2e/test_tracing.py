@@ -32,4 +32,4 @@ def test_trace_context_flows_client_server_bus() -> None:
     kinds = {(s["name"], s["kind"]) for s in spans if s["trace_id"] == root["trace_id"]}
     assert (track, "CLIENT") in kinds
     assert (track, "SERVER") in kinds
-    assert ("profile.events process", "CONSUMER") in kinds
+    assert ("profile.changed process", "CONSUMER") in kinds

@@ -17,7 +17,7 @@ from backcrm.profile.v1 import profile_service_pb2 as pb
 from libs.bus.envelope import unpack
 from libs.runtime import Resources
 from services.profile.app import ProfileApp
-from services.profile.codec import TOPIC_CHANGED, TOPIC_EVENTS
+from services.profile.codec import TOPIC_CHANGED
 from services.profile.domain import EventIn
 from services.profile.handlers import CustomerLookup, get_profile, track_events
 from tests.support import BACKENDS, Backend, backend_settings, services_required
@@ -147,9 +147,10 @@ async def _outage_scenario(backend: Backend, tmp_path: Path, port: int) -> None:
     seen: list[str] = []
 
     async def consume(envelope: object) -> None:
-        seen.append(unpack(envelope, pb.EventTracked).event.event_id)  # type: ignore[arg-type]
+        change = unpack(envelope, pb.ProfileChanged)  # type: ignore[arg-type]
+        seen.extend(e.event_id for e in change.events)
 
-    subscription = await resources.bus.subscribe(TOPIC_EVENTS, "outage-test", "c1", consume)
+    subscription = await resources.bus.subscribe(TOPIC_CHANGED, "outage-test", "c1", consume)
     redis: subprocess.Popen[bytes] | None = None
     try:
         email = "outage@example.com"

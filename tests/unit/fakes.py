@@ -49,7 +49,7 @@ class FakeProfileStore:
 
     state: _State = field(default_factory=_State)
     published: list[DomainEvent] = field(default_factory=list)
-    # e.g. services.profile.codec.encode_domain_event: commit fails if an event cannot be
+    # e.g. services.profile.events.encode_domain_event: commit fails if an event cannot be
     # encoded for the outbox, as SqlUnitOfWork.commit does
     encode: Callable[[DomainEvent], tuple[str, bytes]] | None = None
     commits: int = 0

@@ -444,20 +444,24 @@ class WatchProfileChangesResponse(_message.Message):
     def __init__(self, change: _Optional[_Union[ProfileChanged, _Mapping]] = ...) -> None: ...
 
 class ProfileChanged(_message.Message):
-    __slots__ = ("customer_id", "version", "changed_paths", "changed_at", "event_ids", "event_types")
+    __slots__ = ("customer_id", "version", "changed_paths", "changed_at", "event_ids", "event_types", "profile", "events")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CHANGED_PATHS_FIELD_NUMBER: _ClassVar[int]
     CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
     EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
     version: int
     changed_paths: _containers.RepeatedScalarFieldContainer[str]
     changed_at: _timestamp_pb2.Timestamp
     event_ids: _containers.RepeatedScalarFieldContainer[str]
     event_types: _containers.RepeatedScalarFieldContainer[EventType]
-    def __init__(self, customer_id: _Optional[str] = ..., version: _Optional[int] = ..., changed_paths: _Optional[_Iterable[str]] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., event_ids: _Optional[_Iterable[str]] = ..., event_types: _Optional[_Iterable[_Union[EventType, str]]] = ...) -> None: ...
+    profile: Profile
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, customer_id: _Optional[str] = ..., version: _Optional[int] = ..., changed_paths: _Optional[_Iterable[str]] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., event_ids: _Optional[_Iterable[str]] = ..., event_types: _Optional[_Iterable[_Union[EventType, str]]] = ..., profile: _Optional[_Union[Profile, _Mapping]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class ProfileDeleted(_message.Message):
     __slots__ = ("customer_id", "deleted_at")
@@ -476,11 +480,3 @@ class ProfilesMerged(_message.Message):
     target_customer_id: str
     merged_at: _timestamp_pb2.Timestamp
     def __init__(self, source_customer_id: _Optional[str] = ..., target_customer_id: _Optional[str] = ..., merged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
-
-class EventTracked(_message.Message):
-    __slots__ = ("customer_id", "event")
-    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
-    EVENT_FIELD_NUMBER: _ClassVar[int]
-    customer_id: str
-    event: Event
-    def __init__(self, customer_id: _Optional[str] = ..., event: _Optional[_Union[Event, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,52 @@
+"""Domain events -> bus envelopes, written to the outbox in the transaction that caused them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backcrm.profile.v1 import profile_service_pb2 as pb
+
+from libs.bus.envelope import new_envelope
+from services.profile.codec import (
+    PRODUCER,
+    TOPIC_CHANGED,
+    TOPIC_DELETED,
+    TOPIC_MERGED,
+    enum,
+    event_to_proto,
+    ts,
+)
+from services.profile.ports import DomainEvent, ProfileChanged, ProfileDeleted, ProfilesMerged
+from services.profile.render import render_profile
+
+__all__ = ["encode_domain_event"]
+
+
+def encode_domain_event(event: DomainEvent) -> tuple[str, bytes]:
+    """(topic, serialized EventEnvelope) for the outbox."""
+    payload: Any
+    if isinstance(event, ProfileChanged):
+        topic = TOPIC_CHANGED
+        payload = pb.ProfileChanged(
+            customer_id=event.customer_id,
+            version=event.version,
+            changed_paths=event.paths,
+            changed_at=ts(event.at),
+            event_ids=event.event_ids,
+            event_types=[enum(pb.EventType, f"EVENT_TYPE_{t}") for t in event.event_types],
+            events=[event_to_proto(e) for e in event.events],
+        )
+        if event.customer is not None:
+            payload.profile.CopyFrom(render_profile(event.customer, [], event.at))
+    elif isinstance(event, ProfileDeleted):
+        topic = TOPIC_DELETED
+        payload = pb.ProfileDeleted(customer_id=event.customer_id, deleted_at=ts(event.at))
+    else:
+        assert isinstance(event, ProfilesMerged)
+        topic = TOPIC_MERGED
+        payload = pb.ProfilesMerged(
+            source_customer_id=event.source_customer_id,
+            target_customer_id=event.target_customer_id,
+            merged_at=ts(event.at),
+        )
+    return topic, new_envelope(payload, PRODUCER).SerializeToString()
