@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
 from libs.db import Base, make_engine
+from libs.db.migrate import SERVICES
+
+# Autogenerate compares against every service's tables.
+for _service in SERVICES:
+    try:
+        importlib.import_module(f"services.{_service}.models")
+    except ModuleNotFoundError:
+        pass
 
 
 def _run(connection: Connection) -> None:

@@ -1,0 +1,123 @@
+"""Segmentation's tables: its own projection of profiles and events, segments, memberships.
+
+Segmentation never reads the profile service's tables: the projection is fed by the
+`profile.changed` bus events (which carry the profile and the events behind each change).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Float, Index, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from libs.db import Base
+
+__all__ = [
+    "DueRow",
+    "MembershipLogRow",
+    "MembershipRow",
+    "SegEventRow",
+    "SegOutboxRow",
+    "SegProfileRow",
+    "SegmentRow",
+]
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class SegProfileRow(Base):
+    __tablename__ = "seg_profiles"
+
+    customer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Float)
+    last_activity_at: Mapped[float] = mapped_column(Float)
+    orders: Mapped[int] = mapped_column(BigInteger)
+    returns: Mapped[int] = mapped_column(BigInteger)
+    revenue: Mapped[float] = mapped_column(Float)  # whole currency units
+    first_purchase_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_purchase_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    engagement_score: Mapped[float] = mapped_column(Float)
+    recency_score: Mapped[int] = mapped_column(Integer)
+    frequency_score: Mapped[int] = mapped_column(Integer)
+    monetary_score: Mapped[int] = mapped_column(Integer)
+    # {"attributes": {..str}, "interests": {..float}, "traits": {..json}, "consents": {..str}}
+    doc: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class SegEventRow(Base):
+    __tablename__ = "seg_events"
+    __table_args__ = (
+        Index("ix_seg_events_customer_type_time", "customer_id", "type", "occurred_at"),
+    )
+
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(24))
+    channel: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(128))
+    sku: Mapped[str] = mapped_column(String(128))
+    occurred_at: Mapped[float] = mapped_column(Float)
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    order_total: Mapped[float | None] = mapped_column(Float, nullable=True)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class SegmentRow(Base):
+    __tablename__ = "seg_segments"
+
+    segment_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(2000))
+    condition: Mapped[bytes] = mapped_column(LargeBinary)  # serialized Condition
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    member_count: Mapped[int] = mapped_column(BigInteger)
+    build_progress: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    built_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # what the condition reads: {"paths": [...], "event_types": [...], "segments": [...],
+    # "time_dependent": bool} - the index from changes to the segments they can affect
+    reads: Mapped[dict[str, Any]] = mapped_column(JSON)
+    template: Mapped[str] = mapped_column(String(64))  # "" or the built-in template's key
+
+
+class MembershipRow(Base):
+    __tablename__ = "seg_memberships"
+
+    segment_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    since: Mapped[float] = mapped_column(Float)
+
+
+class DueRow(Base):
+    """When a (segment, customer) answer can change by time alone: re-evaluate then."""
+
+    __tablename__ = "seg_due"
+
+    segment_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    due_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class MembershipLogRow(Base):
+    __tablename__ = "seg_membership_log"
+    __table_args__ = (Index("ix_seg_membership_log_customer", "customer_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    segment_id: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[str] = mapped_column(String(32))
+    change: Mapped[str] = mapped_column(String(8))  # ENTERED | LEFT
+    at: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(String(256))
+
+
+class SegOutboxRow(Base):
+    __tablename__ = "seg_outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    customer_id: Mapped[str] = mapped_column(String(32))
