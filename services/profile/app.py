@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from libs.outbox import OutboxRelay
 from libs.rpc.service import RpcService
 from libs.runtime import Resources
 from services.profile.entrypoint import profile_service
 from services.profile.events import encode_domain_event
-from services.profile.handlers import ProfileDeps
-from services.profile.outbox import OutboxRelay
+from services.profile.handlers import ProfileDeps, cache_key
+from services.profile.models import OutboxRow
 from services.profile.render import render_response
 from services.profile.repository import SqlUnitOfWork
 
@@ -25,10 +27,17 @@ class ProfileApp:
     @classmethod
     def build(cls, resources: Resources) -> ProfileApp:
         settings = resources.settings
+
+        async def evict(customer_ids: Sequence[str]) -> None:
+            # Before publishing: a consumer that reads the profile on the event sees the new
+            # state, and a cache that missed an invalidation during an outage heals.
+            await resources.cache.delete([cache_key(c) for c in customer_ids])
+
         relay = OutboxRelay(
             resources.sessions,
             resources.bus,
-            resources.cache,
+            OutboxRow,
+            before_publish=evict,
             idle_seconds=settings.outbox_poll_seconds,
         )
 

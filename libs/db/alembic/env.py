@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 
 from alembic import context
@@ -13,10 +14,8 @@ from libs.db.migrate import SERVICES
 
 # Autogenerate compares against every service's tables.
 for _service in SERVICES:
-    try:
+    with contextlib.suppress(ModuleNotFoundError):
         importlib.import_module(f"services.{_service}.models")
-    except ModuleNotFoundError:
-        pass
 
 
 def _run(connection: Connection) -> None:

@@ -11,32 +11,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from itertools import groupby
+from typing import Any
 
 from backcrm.common.v1.common_pb2 import EventEnvelope
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.bus.port import BusUnavailable, EventBus
-from libs.cache.port import Cache, CacheUnavailable
-from services.profile.handlers import cache_key
-from services.profile.models import OutboxRow
+from libs.cache.port import CacheUnavailable
 
 __all__ = ["OutboxRelay"]
+
+# Called with the customer ids of a batch before it is published (e.g. to evict caches).
+BeforePublish = Callable[[Sequence[str]], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
 
 class OutboxRelay:
+    """Relays one service's outbox table: a mapped class with id, topic, payload, customer_id."""
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         bus: EventBus,
-        cache: Cache,
+        table: Any,
+        before_publish: BeforePublish | None = None,
         idle_seconds: float = 0.5,
         batch: int = 500,
     ) -> None:
-        self._sessions, self._bus, self._cache = sessions, bus, cache
+        self._sessions, self._bus, self._table = sessions, bus, table
+        self._before_publish = before_publish
         self._idle, self._batch = idle_seconds, batch
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -89,17 +96,17 @@ class OutboxRelay:
     async def drain_once(self) -> int:
         """Publish one batch; returns how many events went out."""
         async with self._sessions() as session:
-            query = select(OutboxRow).order_by(OutboxRow.id).limit(self._batch)
+            table = self._table
+            query = select(table).order_by(table.id).limit(self._batch)
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = (await session.scalars(query)).all()
             if not rows:
                 return 0
-            # Invalidate before publishing: a consumer that reads the profile on the event sees
-            # the new state, and a cache that missed an invalidation during an outage heals.
-            await self._cache.delete(sorted({cache_key(r.customer_id) for r in rows}))
+            if self._before_publish is not None:
+                await self._before_publish(sorted({r.customer_id for r in rows}))
             for topic, group in groupby(rows, key=lambda r: r.topic):
                 await self._bus.publish(topic, [EventEnvelope.FromString(r.payload) for r in group])
-            await session.execute(delete(OutboxRow).where(OutboxRow.id.in_([r.id for r in rows])))
+            await session.execute(delete(table).where(table.id.in_([r.id for r in rows])))
             await session.commit()
             return len(rows)
