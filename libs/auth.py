@@ -86,6 +86,10 @@ class TokenRegistry:
             entries.extend(json.loads(file.read_text() or "[]"))
         return cls(entries)
 
+    def add(self, name: str, token: str, scopes: list[str]) -> None:
+        """Register a token at run time (the per-process token services call each other with)."""
+        self._by_hash[hash_token(token)] = Principal(name, frozenset(scopes))
+
     def __len__(self) -> int:
         return len(self._by_hash)
 

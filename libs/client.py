@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 from backcrm.ads.v1 import ads_service_pb2_grpc
 from backcrm.bonus.v1 import bonus_service_pb2_grpc
-from backcrm.profile.v1 import profile_service_pb2, profile_service_pb2_grpc
+from backcrm.profile.v1 import profile_service_pb2_grpc
 from backcrm.recommend.v1 import recommend_service_pb2_grpc
 from backcrm.segmentation.v1 import segmentation_service_pb2_grpc
 from google.protobuf import json_format
@@ -137,21 +137,63 @@ class Client:
         await self.close()
 
 
+def _find_method(method: str) -> Any:
+    """A method by short name ("GetProfile") or full name ("pkg.Service/Method")."""
+    from google.protobuf import descriptor_pool
+
+    pool = descriptor_pool.Default()
+    names = [
+        f"backcrm.{s}.v1.{n}Service"
+        for s, n in (
+            ("profile", "Profile"),
+            ("segmentation", "Segmentation"),
+            ("ads", "Ads"),
+            ("recommend", "Recommend"),
+            ("bonus", "Bonus"),
+        )
+    ]
+    found = []
+    for name in names:
+        service = pool.FindServiceByName(name)
+        for rpc in service.methods:
+            if method in (rpc.name, f"{name}/{rpc.name}"):
+                found.append(rpc)
+    if len(found) != 1:
+        raise SystemExit(f"unknown or ambiguous method {method!r}")
+    return found[0]
+
+
 def call_json(address: str, token: str, method: str, request_json: str) -> str:
-    """One ProfileService call from JSON to JSON (the demo's grpcurl stand-in)."""
+    """One call from JSON to JSON (the demo's grpcurl stand-in); streams print a line each."""
     import asyncio
 
-    service = profile_service_pb2.DESCRIPTOR.services_by_name["ProfileService"]
-    rpc = service.methods_by_name.get(method)
-    if rpc is None or rpc.server_streaming:
-        raise SystemExit(f"unknown unary ProfileService method {method!r}")
-    request_cls = getattr(profile_service_pb2, rpc.input_type.name)
+    from google.protobuf import message_factory
+
+    rpc = _find_method(method)
+    request_cls = message_factory.GetMessageClass(rpc.input_type)
+    response_cls = message_factory.GetMessageClass(rpc.output_type)
     request = json_format.Parse(request_json, request_cls())
+    path = f"/{rpc.containing_service.full_name}/{rpc.name}"
 
     async def run() -> str:
         async with Client(address, token) as client:
+            channel = next(iter(client._channels.values()))
             try:
-                response = await getattr(client.profile, method)(request)
+                if rpc.server_streaming:
+                    call = channel.unary_stream(
+                        path,
+                        request_serializer=request_cls.SerializeToString,
+                        response_deserializer=response_cls.FromString,
+                    )
+                    async for item in call(request):
+                        print(json_format.MessageToJson(item, indent=None), flush=True)
+                    return ""
+                unary = channel.unary_unary(
+                    path,
+                    request_serializer=request_cls.SerializeToString,
+                    response_deserializer=response_cls.FromString,
+                )
+                response = await unary(request)
             except grpc.aio.AioRpcError as err:
                 return f"{err.code().name}: {err.details()}"
         return json_format.MessageToJson(response)

@@ -56,6 +56,19 @@ class Settings(BaseSettings):
     )
     otel_endpoint: str = Field(default="", description="OTLP endpoint, e.g. http://collector:4317")
     log_level: str = Field(default="INFO", description="root log level")
+    profile_address: str = Field(
+        default="", description="where other services reach profile; empty: this server"
+    )
+    service_token: str = Field(
+        default="",
+        description="bearer token services use to call each other; minted per process when empty",
+    )
+    segment_reconcile_seconds: float = Field(
+        default=300.0, description="set-wise re-check of time-dependent segments"
+    )
+    segment_due_poll_seconds: float = Field(
+        default=0.2, description="how often due (time-dependent) memberships are re-evaluated"
+    )
     outbox_poll_seconds: float = Field(default=0.5, description="outbox relay idle poll")
 
     @model_validator(mode="after")

@@ -11,15 +11,14 @@ from pathlib import Path
 from libs.auth import TokenRegistry, add_token_to_file, mint_token
 from libs.config import Settings
 from libs.db.migrate import upgrade
-from libs.rpc.server import Server
 from libs.runtime import Resources
 from libs.telemetry import setup_logging, setup_telemetry
+from services.suite import IMPLEMENTED, Suite
 
 __all__ = ["main"]
 
 log = logging.getLogger("backcrm")
-IMPLEMENTED = ("profile",)
-PLANNED = ("segmentation", "ads", "recommend", "bonus")
+PLANNED = ("ads", "recommend", "bonus")
 DEMO_SCOPES = ["admin"]
 
 
@@ -38,33 +37,25 @@ def _demo_token(settings: Settings) -> str:
 
 
 async def _serve(settings: Settings, which: str, address: str, demo: bool) -> None:
-    from services.profile.app import ProfileApp
-
     setup_telemetry(settings, f"backcrm-{which}")
     token = _demo_token(settings) if demo else None
-    resources = Resources.open(settings)
-    names = IMPLEMENTED if which == "all" else (which,)
-    apps = [ProfileApp.build(resources)] if "profile" in names else []
     tokens = TokenRegistry.from_sources(settings.auth_tokens, settings.auth_tokens_file)
     if settings.auth_enabled and not len(tokens):
         log.warning("auth is on and no token is configured: every call will be UNAUTHENTICATED")
-    server = Server(
-        [app.rpc for app in apps], settings, readiness=[resources.storage_ready], tokens=tokens
-    )
-    port = await server.start(address)
-    for app in apps:
-        await app.start()
-    await server.wait_serving()
-    host = address.rsplit(":", 1)[0]
-    log.info("serving %s on %s:%d (%s)", ", ".join(names), host, port, resources.describe())
-    if token is not None:
-        _print_banner(host, port, token)
+    names = IMPLEMENTED if which == "all" else (which,)
+    suite = Suite(settings, names, tokens)
     try:
-        await server.serve_until_signal()
+        port = await suite.start(address)
+        assert suite.resources is not None and suite.server is not None
+        host = address.rsplit(":", 1)[0]
+        log.info(
+            "serving %s on %s:%d (%s)", ", ".join(names), host, port, suite.resources.describe()
+        )
+        if token is not None:
+            _print_banner(host, port, token)
+        await suite.server.serve_until_signal()
     finally:
-        for app in apps:
-            await app.stop()
-        await resources.close()
+        await suite.stop(0)
 
 
 def _print_banner(host: str, port: int, token: str) -> None:
@@ -183,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--name", required=True, help="the caller, also its trait namespace")
     create.add_argument("--scopes", required=True, help="comma-separated, e.g. profile:read")
     create.set_defaults(run=_cmd_token)
-    call = sub.add_parser("call", help="call a ProfileService RPC with a JSON request")
+    call = sub.add_parser("call", help="call any RPC with a JSON request (e.g. GetProfile)")
     call.add_argument("method")
     call.add_argument("json", nargs="?", default="{}")
     call.add_argument("--address")

@@ -31,7 +31,7 @@ TOKENS = {
     "admin": ("tok-admin", ["admin"]),
     "shop": ("tok-shop", ["profile:read", "profile:write"]),
     "bonus": ("tok-bonus", ["profile:read", "profile:write"]),
-    "reader": ("tok-reader", ["profile:read"]),
+    "reader": ("tok-reader", ["profile:read", "segments:read"]),
 }
 
 

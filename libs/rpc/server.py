@@ -59,6 +59,7 @@ class Server:
             [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
         self._watch: asyncio.Task[None] | None = None
+        self._stopped = False
         self.port = 0
 
     async def start(self, address: str | None = None) -> int:
@@ -100,6 +101,9 @@ class Server:
             await self.health.set(name, status)
 
     async def stop(self, grace: float | None = None) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         if self._watch is not None:
             self._watch.cancel()
         await self.health.enter_graceful_shutdown()

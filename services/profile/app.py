@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from backcrm.common.v1.common_pb2 import EventEnvelope
+from backcrm.segmentation.v1.segmentation_service_pb2 import RfmScored
+
+from libs.bus.envelope import unpack
+from libs.bus.port import EventBus, Subscription
 from libs.outbox import OutboxRelay
 from libs.rpc.service import RpcService
 from libs.runtime import Resources
 from services.profile.entrypoint import profile_service
 from services.profile.events import encode_domain_event
-from services.profile.handlers import ProfileDeps, cache_key
+from services.profile.handlers import ProfileDeps, cache_key, set_rfm_scores
 from services.profile.models import OutboxRow
 from services.profile.render import render_response
 from services.profile.repository import SqlUnitOfWork
@@ -18,11 +25,17 @@ from services.profile.repository import SqlUnitOfWork
 __all__ = ["ProfileApp"]
 
 
+# Segmentation publishes RFM scores here; the profile keeps them (Profile.rfm.*_score).
+TOPIC_RFM = "segmentation.rfm"
+
+
 @dataclass
 class ProfileApp:
     deps: ProfileDeps
     relay: OutboxRelay
     rpc: RpcService
+    bus: EventBus
+    subscription: Subscription | None = None
 
     @classmethod
     def build(cls, resources: Resources) -> ProfileApp:
@@ -53,10 +66,27 @@ class ProfileApp:
             cache_ttl=settings.cache_ttl_seconds,
             render=render_response,
         )
-        return cls(deps=deps, relay=relay, rpc=profile_service(deps, resources.bus))
+        return cls(
+            deps=deps, relay=relay, rpc=profile_service(deps, resources.bus), bus=resources.bus
+        )
 
     async def start(self) -> None:
         self.relay.start()
+        self.subscription = await self.bus.subscribe(
+            TOPIC_RFM, "profile", f"{socket.gethostname()}-{os.getpid()}", self._on_rfm
+        )
+
+    async def _on_rfm(self, envelope: EventEnvelope) -> None:
+        scored = unpack(envelope, RfmScored)
+        await set_rfm_scores(
+            self.deps,
+            [
+                (s.customer_id, s.recency_score, s.frequency_score, s.monetary_score)
+                for s in scored.scores
+            ],
+        )
 
     async def stop(self) -> None:
+        if self.subscription is not None:
+            await self.subscription.stop()
         await self.relay.stop()

@@ -6,41 +6,26 @@ from typing import Any
 
 from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2 as pb
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict, ParseDict
 
+from libs.protoutil import enum, ts
 from services.profile.domain import CartLine, EventIn, IdentityKey, OrderIn
 
 __all__ = [
     "TOPIC_CHANGED",
     "TOPIC_DELETED",
     "TOPIC_MERGED",
-    "enum",
     "event_to_proto",
     "identity_to_proto",
-    "ts",
+    "money",
+    "order_to_proto",
 ]
 
 TOPIC_CHANGED = "profile.changed"
 TOPIC_DELETED = "profile.deleted"
 TOPIC_MERGED = "profile.merged"
 PRODUCER = "profile"
-
-
-def enum(enum_type: Any, name: str) -> Any:
-    """An enum value by name; typed Any because the generated stubs type fields by enum class."""
-    return enum_type.Value(name)
-
-
-def ts(seconds: float) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    nanos = round(seconds * 1e9)
-    stamp.seconds, stamp.nanos = divmod(nanos, 1_000_000_000)
-    return stamp
-
-
-def seconds_of(stamp: timestamp_pb2.Timestamp) -> float:
-    return stamp.seconds + stamp.nanos / 1e9
 
 
 def identity_to_proto(key: IdentityKey) -> common_pb2.Identity:

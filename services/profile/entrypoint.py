@@ -15,10 +15,11 @@ from libs.auth import ADMIN, current_principal, require_scope
 from libs.bus.envelope import unpack
 from libs.bus.port import EventBus
 from libs.errors import InvalidArgument, PermissionDenied
+from libs.protoutil import enum, ts
 from libs.rpc.service import RpcService
 from libs.validation import check_text, decode_page_token, encode_page_token, page_size
 from services.profile import handlers as h
-from services.profile.codec import TOPIC_CHANGED, enum, event_to_proto, order_to_proto, ts
+from services.profile.codec import TOPIC_CHANGED, event_to_proto, order_to_proto
 from services.profile.domain import CartLine, OrderIn
 from services.profile.ports import PurchaseRecord
 from services.profile.render import render_profile

@@ -7,14 +7,13 @@ from typing import Any
 from backcrm.profile.v1 import profile_service_pb2 as pb
 
 from libs.bus.envelope import new_envelope
+from libs.protoutil import enum, ts
 from services.profile.codec import (
     PRODUCER,
     TOPIC_CHANGED,
     TOPIC_DELETED,
     TOPIC_MERGED,
-    enum,
     event_to_proto,
-    ts,
 )
 from services.profile.ports import DomainEvent, ProfileChanged, ProfileDeleted, ProfilesMerged
 from services.profile.render import render_profile

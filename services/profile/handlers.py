@@ -524,3 +524,40 @@ async def delete_profile(deps: ProfileDeps, lookup: CustomerLookup) -> str:
         await uow.commit()
     await _invalidate(deps, [customer_id, *merged_ids])
     return customer_id
+
+
+async def set_rfm_scores(deps: ProfileDeps, scores: Sequence[tuple[str, int, int, int]]) -> int:
+    """Store RFM scores computed by segmentation (customer, R, F, M); returns how many changed."""
+
+    async def once() -> list[str]:
+        now = deps.clock()
+        async with deps.uow() as uow:
+            live = await uow.live_ids(c for c, _, _, _ in scores)
+            customers = await uow.load(set(live.values()), for_update=True)
+            changed: list[Customer] = []
+            for customer_id, r, f, m in scores:
+                customer = customers.get(live.get(customer_id, ""))
+                if customer is None:
+                    continue  # deleted meanwhile
+                new = {"r": r, "f": f, "m": m}
+                if customer.data.get("rfm_scores") != new:
+                    customer.data["rfm_scores"] = new
+                    customer.version += 1
+                    customer.updated_at = now
+                    changed.append(customer)
+                    uow.emit(
+                        ProfileChanged(
+                            customer.customer_id,
+                            customer.version,
+                            ("rfm.frequency_score", "rfm.monetary_score", "rfm.recency_score"),
+                            now,
+                            customer=customer,
+                        )
+                    )
+            await uow.save(changed)
+            await uow.commit()
+        return [c.customer_id for c in changed]
+
+    changed: list[str] = await _retrying(once)
+    await _invalidate(deps, changed)
+    return len(changed)

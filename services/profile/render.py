@@ -7,7 +7,8 @@ from backcrm.profile.v1 import profile_service_pb2 as pb
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import ParseDict
 
-from services.profile.codec import enum, identity_to_proto, money, ts
+from libs.protoutil import enum, ts
+from services.profile.codec import identity_to_proto, money
 from services.profile.domain import (
     DAY,
     Customer,

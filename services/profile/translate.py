@@ -11,8 +11,8 @@ from backcrm.profile.v1 import profile_service_pb2 as pb
 from google.protobuf.json_format import MessageToDict
 
 from libs.errors import InvalidArgument
+from libs.protoutil import seconds_of
 from libs.validation import check_enum, check_size, check_text
-from services.profile.codec import seconds_of
 from services.profile.domain import CartLine, EventIn, IdentityKey, OrderIn
 from services.profile.handlers import CustomerLookup
 from services.profile.identities import normalise_identity

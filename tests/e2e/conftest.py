@@ -10,9 +10,11 @@ import pytest
 
 from libs.auth import TokenRegistry
 from libs.client import Client
-from libs.rpc.server import Server
 from libs.runtime import Resources
 from services.profile.app import ProfileApp
+from services.segmentation.app import SegmentationApp
+from services.suite import IMPLEMENTED
+from services.suite import Suite as ServedSuite
 from tests.support import BACKENDS, TOKENS, Backend, backend_settings
 
 
@@ -26,41 +28,45 @@ def backend(
 
 @dataclass
 class Suite:
-    """The profile service serving on 127.0.0.1:<port>, restartable on the same storage."""
+    """The whole suite serving on 127.0.0.1:<port>, restartable on the same storage."""
 
     backend: Backend
-    server: Server | None = None
-    resources: Resources | None = None
-    app: ProfileApp | None = None
+    running: ServedSuite | None = None
     clients: list[Client] = field(default_factory=list)
     port: int = 0
 
     async def start(self) -> None:
         settings = self.backend.settings
-        self.resources = Resources.open(settings)
-        self.app = ProfileApp.build(self.resources)
         tokens = TokenRegistry.from_sources(settings.auth_tokens, Path("/nonexistent"))
-        self.server = Server(
-            [self.app.rpc], settings, readiness=[self.resources.storage_ready], tokens=tokens
-        )
-        self.port = await self.server.start("127.0.0.1:0")
-        await self.app.start()
-        await self.server.wait_serving()
+        self.running = ServedSuite(settings, IMPLEMENTED, tokens)
+        self.port = await self.running.start("127.0.0.1:0")
 
     async def stop(self) -> None:
         for client in self.clients:
             await client.close()
         self.clients.clear()
-        if self.server is not None:
-            await self.server.stop(0.5)
-        if self.app is not None:
-            await self.app.stop()
-        if self.resources is not None:
-            await self.resources.close()
+        if self.running is not None:
+            await self.running.stop(0.5)
+            self.running = None
 
     async def restart(self) -> None:
         await self.stop()
         await self.start()
+
+    @property
+    def resources(self) -> Resources:
+        assert self.running is not None and self.running.resources is not None
+        return self.running.resources
+
+    @property
+    def profile(self) -> ProfileApp:
+        assert self.running is not None
+        return self.running.app(ProfileApp)  # type: ignore[no-any-return]
+
+    @property
+    def segmentation(self) -> SegmentationApp:
+        assert self.running is not None
+        return self.running.app(SegmentationApp)  # type: ignore[no-any-return]
 
     @property
     def address(self) -> str:

@@ -37,7 +37,6 @@ async def probe(suite: Suite) -> None:
     async def handler(_envelope: object) -> None:
         consumed.set()
 
-    assert suite.resources is not None
     subscription = await suite.resources.bus.subscribe(TOPIC_CHANGED, "probe", "p1", handler)
     try:
         with trace.get_tracer("probe").start_as_current_span("shop checkout"):

@@ -56,7 +56,7 @@ SEGMENT_CHANGE_TYPE_DELETED: SegmentChangeType
 SEGMENT_CHANGE_TYPE_READY: SegmentChangeType
 
 class Segment(_message.Message):
-    __slots__ = ("segment_id", "name", "description", "condition", "kind", "member_count", "state", "build_progress", "created_at", "updated_at", "built_at")
+    __slots__ = ("segment_id", "name", "description", "condition", "kind", "member_count", "state", "build_progress", "created_at", "updated_at", "built_at", "template")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +68,7 @@ class Segment(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     BUILT_AT_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     segment_id: str
     name: str
     description: str
@@ -79,7 +80,8 @@ class Segment(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     built_at: _timestamp_pb2.Timestamp
-    def __init__(self, segment_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., condition: _Optional[_Union[_condition_pb2.Condition, _Mapping]] = ..., kind: _Optional[_Union[SegmentKind, str]] = ..., member_count: _Optional[int] = ..., state: _Optional[_Union[SegmentState, str]] = ..., build_progress: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., built_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    template: str
+    def __init__(self, segment_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., condition: _Optional[_Union[_condition_pb2.Condition, _Mapping]] = ..., kind: _Optional[_Union[SegmentKind, str]] = ..., member_count: _Optional[int] = ..., state: _Optional[_Union[SegmentState, str]] = ..., build_progress: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., built_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., template: _Optional[str] = ...) -> None: ...
 
 class CreateSegmentRequest(_message.Message):
     __slots__ = ("segment",)
@@ -258,8 +260,32 @@ class WatchMembershipChangesResponse(_message.Message):
     def __init__(self, change: _Optional[_Union[MembershipChange, _Mapping]] = ...) -> None: ...
 
 class RecomputeRfmRequest(_message.Message):
+    __slots__ = ("as_of",)
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListSegmentTemplatesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class SegmentTemplate(_message.Message):
+    __slots__ = ("template", "name", "description", "condition")
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
+    template: str
+    name: str
+    description: str
+    condition: _condition_pb2.Condition
+    def __init__(self, template: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., condition: _Optional[_Union[_condition_pb2.Condition, _Mapping]] = ...) -> None: ...
+
+class ListSegmentTemplatesResponse(_message.Message):
+    __slots__ = ("templates",)
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    templates: _containers.RepeatedCompositeFieldContainer[SegmentTemplate]
+    def __init__(self, templates: _Optional[_Iterable[_Union[SegmentTemplate, _Mapping]]] = ...) -> None: ...
 
 class RfmBounds(_message.Message):
     __slots__ = ("recency_days", "frequency", "monetary")

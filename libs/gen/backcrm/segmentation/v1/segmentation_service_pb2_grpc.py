@@ -101,6 +101,11 @@ class SegmentationServiceStub:
                 request_serializer=backcrm_dot_segmentation_dot_v1_dot_segmentation__service__pb2.RecomputeRfmRequest.SerializeToString,
                 response_deserializer=backcrm_dot_segmentation_dot_v1_dot_segmentation__service__pb2.RecomputeRfmResponse.FromString,
                 _registered_method=True)
+        self.ListSegmentTemplates = channel.unary_unary(
+                '/backcrm.segmentation.v1.SegmentationService/ListSegmentTemplates',
+                request_serializer=backcrm_dot_segmentation_dot_v1_dot_segmentation__service__pb2.ListSegmentTemplatesRequest.SerializeToString,
+                response_deserializer=backcrm_dot_segmentation_dot_v1_dot_segmentation__service__pb2.ListSegmentTemplatesResponse.FromString,
+                _registered_method=True)
 
 
 class SegmentationServiceServicer:
@@ -199,6 +204,13 @@ class SegmentationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSegmentTemplates(self, request, context):
+        """The built-in segment templates: the classic RFM labels (Champions, Loyal, ...).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SegmentationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -261,6 +273,11 @@ def add_SegmentationServiceServicer_to_server(servicer, server):
                     servicer.RecomputeRfm,
                     request_deserializer=backcrm_dot_segmentation_dot_v1_dot_segmentation__service__pb2.RecomputeRfmRequest.FromString,
                     response_serializer=backcrm_dot_segmentation_dot_v1_dot_segmentation__service__pb2.RecomputeRfmResponse.SerializeToString,
+            ),
+            'ListSegmentTemplates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSegmentTemplates,
+                    request_deserializer=backcrm_dot_segmentation_dot_v1_dot_segmentation__service__pb2.ListSegmentTemplatesRequest.FromString,
+                    response_serializer=backcrm_dot_segmentation_dot_v1_dot_segmentation__service__pb2.ListSegmentTemplatesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -594,6 +611,33 @@ class SegmentationService:
             '/backcrm.segmentation.v1.SegmentationService/RecomputeRfm',
             backcrm_dot_segmentation_dot_v1_dot_segmentation__service__pb2.RecomputeRfmRequest.SerializeToString,
             backcrm_dot_segmentation_dot_v1_dot_segmentation__service__pb2.RecomputeRfmResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSegmentTemplates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/backcrm.segmentation.v1.SegmentationService/ListSegmentTemplates',
+            backcrm_dot_segmentation_dot_v1_dot_segmentation__service__pb2.ListSegmentTemplatesRequest.SerializeToString,
+            backcrm_dot_segmentation_dot_v1_dot_segmentation__service__pb2.ListSegmentTemplatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

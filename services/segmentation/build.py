@@ -1,0 +1,151 @@
+"""Set-wise evaluation: a condition becomes one SQL query over the projection.
+
+Used to build a segment (BUILDING -> READY, with progress), to preview a condition, and to
+reconcile time-dependent segments periodically (customers whose answer changes by time alone
+without ever being evaluated incrementally).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.sql import ColumnElement
+
+from libs.cache.port import Cache, CacheUnavailable
+from services.segmentation.catalog import Catalog
+from services.segmentation.conditions import Node, evaluate, to_sql
+from services.segmentation.engine import memberships_key
+from services.segmentation.models import MembershipRow, SegProfileRow
+from services.segmentation.records import MembershipChange
+from services.segmentation.store import SegStore
+
+__all__ = ["Builder", "sql_of"]
+
+log = logging.getLogger(__name__)
+APPLY_CHUNK = 5_000
+DUE_CHUNK = 500
+
+
+def _stored_members(segment_id: str) -> ColumnElement[bool]:
+    return SegProfileRow.customer_id.in_(
+        select(MembershipRow.customer_id).where(MembershipRow.segment_id == segment_id)
+    )
+
+
+def sql_of(node: Node, now: float) -> ColumnElement[bool]:
+    """Referenced segments are read from their stored (precomputed) members."""
+    return to_sql(node, now, _stored_members)
+
+
+@dataclass
+class Builder:
+    store: Callable[[], SegStore]
+    catalog: Callable[[], Catalog]
+    cache: Cache
+    clock: Callable[[], float]
+
+    async def build(self, segment_id: str, *, announce: bool, reason: str) -> int:
+        """Bring a segment's stored members in line with its condition; returns the count.
+
+        `announce` publishes ENTERED/LEFT for the differences (a rebuild after an update, a
+        reconciliation); a new segment's first build does not announce its initial members.
+        """
+        entry = self.catalog().entries.get(segment_id)
+        if entry is None or entry.record.kind != "BEHAVIORAL":
+            return 0
+        now = self.clock()
+        async with self.store() as store:
+            await store.set_build(segment_id, state=entry.record.state, progress=0.0)
+            matching = await store.matching(sql_of(entry.node, now))
+            current = await store.members(segment_id)
+            await store.commit()
+        changes = [
+            MembershipChange(segment_id, c, "ENTERED", now, reason)
+            for c in sorted(matching - current)
+        ] + [
+            MembershipChange(segment_id, c, "LEFT", now, reason) for c in sorted(current - matching)
+        ]
+        total = max(len(changes), 1)
+        for start in range(0, len(changes), APPLY_CHUNK):
+            chunk = changes[start : start + APPLY_CHUNK]
+            async with self.store() as store:
+                await store.apply(chunk, publish=announce, tolerant=True)
+                await store.set_build(
+                    segment_id,
+                    state=entry.record.state,
+                    progress=min(1.0, (start + len(chunk)) / total),
+                )
+                await store.commit()
+            await self._evict([c.customer_id for c in chunk])
+        async with self.store() as store:
+            count = await store.refresh_count(segment_id)
+            await store.set_build(segment_id, state="READY", progress=1.0, built_at=self.clock())
+            await store.commit()
+        if entry.reads.time_dependent:
+            await self._schedule_members(segment_id, sorted(matching))
+        log.info("segment %s built: %d members, %d changes", segment_id, count, len(changes))
+        return count
+
+    async def _schedule_members(self, segment_id: str, members: Sequence[str]) -> None:
+        """Members whose answer can flip by time alone get a due time (a window passing)."""
+        catalog = self.catalog()
+        entry = catalog.entries.get(segment_id)
+        if entry is None:
+            return
+        types, window = catalog.event_needs([segment_id])
+        for start in range(0, len(members), DUE_CHUNK):
+            chunk = members[start : start + DUE_CHUNK]
+            now = self.clock()
+            async with self.store() as store:
+                facts = await store.load_facts(chunk)
+                events = await store.load_events(
+                    chunk, types, None if window is None else now - window
+                )
+                memberships = (
+                    {c: await store.memberships_of(c) for c in chunk}
+                    if entry.reads.segments
+                    else {}
+                )
+                due = []
+                for customer_id in chunk:
+                    customer = facts.get(customer_id)
+                    if customer is None:
+                        continue
+                    verdict = evaluate(
+                        entry.node,
+                        customer,
+                        events.get(customer_id, []),
+                        None,
+                        now,
+                        memberships.get(customer_id, set()).__contains__,
+                    )
+                    due.append((segment_id, customer_id, verdict.next_change_at))
+                await store.schedule(due)
+                await store.commit()
+
+    async def reconcile(self) -> int:
+        """Rebuild time-dependent segments set-wise, announcing the differences."""
+        changed = 0
+        for segment_id, entry in list(self.catalog().entries.items()):
+            if entry.record.state == "READY" and entry.reads.time_dependent:
+                changed += await self.build(segment_id, announce=True, reason="time passed")
+        return changed
+
+    async def _evict(self, customer_ids: Sequence[str]) -> None:
+        try:
+            await self.cache.delete([memberships_key(c) for c in customer_ids])
+        except CacheUnavailable:
+            log.warning(
+                "cache unavailable: %d membership entries stale until TTL", len(customer_ids)
+            )
+
+    async def preview(self, node: Node, sample_size: int) -> tuple[int, list[str]]:
+        now = self.clock()
+        condition = sql_of(node, now)
+        async with self.store() as store:
+            count = await store.count_matching(condition)
+            sample = await store.sample_matching(condition, sample_size) if sample_size else []
+        return count, sample

@@ -1,0 +1,236 @@
+"""Keeping memberships current: the per-customer path of "OLAP in reverse".
+
+A profile change re-evaluates only the segments that read what changed (and the segments that
+reference those); time-dependent answers are re-evaluated when they can change (the due
+queue); every ENTERED/LEFT is stored and published in the same transaction. Replaying a change
+is harmless: memberships are diffed against what is stored, so a duplicate delivery emits
+nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from libs.cache.port import Cache, CacheUnavailable
+from services.segmentation.catalog import Catalog
+from services.segmentation.conditions import evaluate
+from services.segmentation.facts import CustomerFacts, FactEvent
+from services.segmentation.records import MembershipChange
+from services.segmentation.store import Conflict, SegStore
+
+__all__ = ["Engine", "ProfileUpdate", "memberships_key"]
+
+log = logging.getLogger(__name__)
+RETRIES = 5
+FILL_TTL = 30
+
+
+def memberships_key(customer_id: str) -> str:
+    return f"seg:m:{customer_id}"
+
+
+@dataclass(frozen=True)
+class ProfileUpdate:
+    """A profile.changed event in segmentation's terms."""
+
+    customer_id: str
+    paths: tuple[str, ...]
+    event_types: tuple[str, ...]
+    facts: CustomerFacts | None
+    events: tuple[FactEvent, ...]
+    reason: str
+
+
+@dataclass
+class Engine:
+    store: Callable[[], SegStore]
+    catalog: Callable[[], Catalog]
+    cache: Cache
+    clock: Callable[[], float]
+    cache_ttl: int = 300
+
+    async def _retry(
+        self, fn: Callable[[], Awaitable[list[MembershipChange]]]
+    ) -> list[MembershipChange]:
+        for attempt in range(RETRIES):
+            try:
+                return await fn()
+            except Conflict:
+                if attempt == RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def on_profile_changed(self, update: ProfileUpdate) -> list[MembershipChange]:
+        async def once() -> list[MembershipChange]:
+            async with self.store() as store:
+                if update.facts is not None:
+                    await store.upsert_profile(update.facts)
+                if update.events:
+                    await store.insert_events(update.events)
+                catalog = self.catalog()
+                segments = catalog.affected(update.paths, update.event_types)
+                changes = await self._evaluate(
+                    store, catalog, [update.customer_id], segments, update.reason
+                )
+                await store.commit()
+            return changes
+
+        changes = await self._retry(once)
+        await self._refresh_cache([update.customer_id], changes)
+        return changes
+
+    async def on_profile_deleted(self, customer_id: str) -> list[MembershipChange]:
+        async def once() -> list[MembershipChange]:
+            async with self.store() as store:
+                now = self.clock()
+                segments = await store.forget_customer(customer_id)
+                changes = [
+                    MembershipChange(s, customer_id, "LEFT", now, "profile deleted")
+                    for s in segments
+                ]
+                await store.apply(changes)
+                await store.bump_counts({s: -1 for s in segments})
+                await store.commit()
+            return changes
+
+        changes = await self._retry(once)
+        try:
+            await self.cache.delete([memberships_key(customer_id)])
+        except CacheUnavailable:
+            log.warning("cache unavailable: memberships of %s evicted by TTL", customer_id)
+        return changes
+
+    async def run_due(self, limit: int = 500) -> int:
+        """Re-evaluate the (segment, customer) pairs whose time has come; returns how many."""
+
+        async def once() -> tuple[int, list[MembershipChange], list[str]]:
+            async with self.store() as store:
+                due = await store.due(self.clock(), limit)
+                if not due:
+                    return 0, [], []
+                catalog = self.catalog()
+                by_customer: dict[str, set[str]] = {}
+                for segment_id, customer_id in due:
+                    by_customer.setdefault(customer_id, set()).add(segment_id)
+                changes: list[MembershipChange] = []
+                for customer_id, segments in by_customer.items():
+                    changes += await self._evaluate(
+                        store,
+                        catalog,
+                        [customer_id],
+                        catalog.with_dependents(segments),
+                        "time passed",
+                    )
+                # pairs of deleted segments would come back forever: clear what is left
+                gone = [(s, c, None) for s, c in due if s not in catalog.entries]
+                await store.schedule(gone)
+                await store.commit()
+                return len(due), changes, list(by_customer)
+
+        count, changes, customers = 0, list[MembershipChange](), list[str]()
+        for attempt in range(RETRIES):
+            try:
+                count, changes, customers = await once()
+                break
+            except Conflict:
+                if attempt == RETRIES - 1:
+                    raise
+        await self._refresh_cache(customers, changes)
+        return count
+
+    async def _evaluate(
+        self,
+        store: SegStore,
+        catalog: Catalog,
+        customer_ids: Sequence[str],
+        segment_ids: Iterable[str],
+        reason: str,
+    ) -> list[MembershipChange]:
+        """Evaluate segments for customers, apply and log the differences, schedule due times."""
+        targets = [
+            s
+            for s in catalog.ordered(catalog.with_dependents(segment_ids))
+            if catalog.maintained(s)
+        ]
+        if not targets:
+            return []
+        now = self.clock()
+        facts = await store.load_facts(customer_ids)
+        types, window = catalog.event_needs(targets)
+        events = await store.load_events(
+            customer_ids, types, None if window is None else now - window
+        )
+        changes: list[MembershipChange] = []
+        due: list[tuple[str, str, float | None]] = []
+        deltas: dict[str, int] = {}
+        for customer_id in customer_ids:
+            current = await store.memberships_of(customer_id)
+            member = set(current)
+            customer = facts.get(customer_id)
+            for segment_id in targets:
+                entry = catalog.entries[segment_id]
+                if customer is None:
+                    matched, next_at = False, None
+                else:
+                    verdict = evaluate(
+                        entry.node,
+                        customer,
+                        events.get(customer_id, []),
+                        None,
+                        now,
+                        member.__contains__,
+                    )
+                    matched, next_at = verdict.matched, verdict.next_change_at
+                if entry.reads.time_dependent:
+                    due.append((segment_id, customer_id, next_at))
+                if matched and segment_id not in member:
+                    member.add(segment_id)
+                    changes.append(
+                        MembershipChange(segment_id, customer_id, "ENTERED", now, reason)
+                    )
+                    deltas[segment_id] = deltas.get(segment_id, 0) + 1
+                elif not matched and segment_id in member:
+                    member.discard(segment_id)
+                    changes.append(MembershipChange(segment_id, customer_id, "LEFT", now, reason))
+                    deltas[segment_id] = deltas.get(segment_id, 0) - 1
+        await store.apply(changes)
+        await store.bump_counts(deltas)
+        await store.schedule(due)
+        return changes
+
+    async def _refresh_cache(
+        self, customer_ids: Sequence[str], changes: Sequence[MembershipChange]
+    ) -> None:
+        """Write the committed memberships through to the read store."""
+        touched = sorted({c.customer_id for c in changes})
+        if not touched:
+            return
+        async with self.store() as store:
+            current = {c: sorted(await store.memberships_of(c)) for c in touched}
+        try:
+            await self.cache.set_many(
+                [(memberships_key(c), ",".join(s).encode()) for c, s in current.items()],
+                self.cache_ttl,
+            )
+        except CacheUnavailable:
+            log.warning("cache unavailable: %d membership entries stale until TTL", len(touched))
+
+    async def memberships(self, customer_id: str) -> list[str]:
+        """The behavioural segments the customer is in now (cache, then storage)."""
+        key = memberships_key(customer_id)
+        try:
+            cached = await self.cache.get(key)
+        except CacheUnavailable:
+            cached = None
+        if cached is not None:
+            return [s for s in cached.decode().split(",") if s]
+        async with self.store() as store:
+            segments = sorted(await store.memberships_of(customer_id))
+        # A read-through fill may race a change committed meanwhile: keep it short-lived
+        # (changes write through with the full TTL).
+        with contextlib.suppress(CacheUnavailable):
+            await self.cache.set(key, ",".join(segments).encode(), FILL_TTL)
+        return segments

@@ -1,0 +1,327 @@
+"""gRPC entrypoint of SegmentationService: validate, translate, call the use case, answer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from backcrm.common.v1 import common_pb2
+from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from libs.bus.envelope import unpack
+from libs.bus.port import EventBus
+from libs.errors import InvalidArgument
+from libs.protoutil import enum
+from libs.rpc.service import RpcService
+from libs.validation import check_enum, check_text, decode_page_token, encode_page_token, page_size
+from services.segmentation.conditions import Node, parse_condition
+from services.segmentation.service import Segmentation
+from services.segmentation.templates import TEMPLATES, template_condition
+from services.segmentation.translate import (
+    TOPIC_MEMBERSHIP,
+    context_facts,
+    segment_proto,
+)
+
+__all__ = ["SCOPES", "SegmentationServicer", "segmentation_service"]
+
+READ, ADMIN = "segments:read", "admin"
+SCOPES = {
+    "CreateSegment": ADMIN,
+    "GetSegment": READ,
+    "UpdateSegment": ADMIN,
+    "DeleteSegment": ADMIN,
+    "ListSegments": READ,
+    "PreviewSegment": READ,
+    "GetMemberships": READ,
+    "EvaluateSegments": READ,
+    "EvaluateConditions": READ,
+    "ListMembers": READ,
+    "WatchMembershipChanges": READ,
+    "RecomputeRfm": ADMIN,
+    "ListSegmentTemplates": READ,
+}
+MAX_SAMPLE = 1000
+MAX_IDS = 1000
+ResolveCustomer = Callable[[common_pb2.CustomerRef, str], Awaitable[str]]
+
+
+def _segment_id(value: str, field: str) -> str:
+    return check_text(value, field, max_len=64, required=True).strip()
+
+
+def _seconds(stamp: Timestamp) -> float:
+    return stamp.seconds + stamp.nanos / 1e9
+
+
+class SegmentationServicer:
+    def __init__(self, seg: Segmentation, bus: EventBus, resolve: ResolveCustomer) -> None:
+        self.seg = seg
+        self.bus = bus
+        self.resolve = resolve
+
+    def _parse(self, condition: Any, field: str) -> Node:
+        return parse_condition(condition, field, segment_exists=self.seg.exists)
+
+    async def CreateSegment(
+        self, request: pb.CreateSegmentRequest, _ctx: Any
+    ) -> pb.CreateSegmentResponse:
+        segment = request.segment
+        name = check_text(segment.name, "segment.name", max_len=200, required=True).strip()
+        description = check_text(
+            segment.description, "segment.description", max_len=2000, multiline=True
+        )
+        template = segment.template
+        if template:
+            if template not in TEMPLATES:
+                raise InvalidArgument(
+                    "segment.template", f"unknown template {template!r}; see ListSegmentTemplates"
+                )
+            if segment.HasField("condition"):
+                raise InvalidArgument(
+                    "segment.condition", "leave it unset when a template is given"
+                )
+            condition = template_condition(template)
+        elif not segment.HasField("condition"):
+            raise InvalidArgument("segment.condition", "is required (or name a template)")
+        else:
+            condition = segment.condition
+        node = self._parse(condition, "segment.condition")
+        record = await self.seg.create(
+            name, description, condition.SerializeToString(), node, template
+        )
+        return pb.CreateSegmentResponse(segment=segment_proto(record))
+
+    async def GetSegment(self, request: pb.GetSegmentRequest, _ctx: Any) -> pb.GetSegmentResponse:
+        record = await self.seg.get(_segment_id(request.segment_id, "segment_id"))
+        return pb.GetSegmentResponse(segment=segment_proto(record))
+
+    async def UpdateSegment(
+        self, request: pb.UpdateSegmentRequest, _ctx: Any
+    ) -> pb.UpdateSegmentResponse:
+        segment = request.segment
+        segment_id = _segment_id(segment.segment_id, "segment.segment_id")
+        paths = list(request.update_mask.paths) or [
+            p for p in ("name", "description", "condition") if _given(segment, p)
+        ]
+        if not paths:
+            raise InvalidArgument("update_mask", "names nothing to update")
+        for path in paths:
+            if path not in ("name", "description", "condition"):
+                raise InvalidArgument("update_mask", f"cannot update {path!r}")
+        name = description = None
+        condition = node = None
+        if "name" in paths:
+            name = check_text(segment.name, "segment.name", max_len=200, required=True).strip()
+        if "description" in paths:
+            description = check_text(
+                segment.description, "segment.description", max_len=2000, multiline=True
+            )
+        if "condition" in paths:
+            if not segment.HasField("condition"):
+                raise InvalidArgument("segment.condition", "is required")
+            node = self._parse(segment.condition, "segment.condition")
+            condition = segment.condition.SerializeToString()
+        record = await self.seg.update(segment_id, name, description, condition, node)
+        return pb.UpdateSegmentResponse(segment=segment_proto(record))
+
+    async def DeleteSegment(
+        self, request: pb.DeleteSegmentRequest, _ctx: Any
+    ) -> pb.DeleteSegmentResponse:
+        segment_id = _segment_id(request.segment_id, "segment_id")
+        await self.seg.delete(segment_id)
+        return pb.DeleteSegmentResponse(segment_id=segment_id)
+
+    async def ListSegments(
+        self, request: pb.ListSegmentsRequest, _ctx: Any
+    ) -> pb.ListSegmentsResponse:
+        size = page_size(request.page_size)
+        kind = check_enum(request.kind, pb.SegmentKind, "kind", required=False) or None
+        scope = f"segments:{kind or ''}"
+        after = decode_page_token(request.page_token, scope)
+        if after is not None and not isinstance(after, str):
+            raise InvalidArgument("page_token", "is malformed")
+        records = await self.seg.list_segments(after, size + 1, kind)
+        more = len(records) > size
+        records = records[:size]
+        token = encode_page_token(records[-1].segment_id, scope) if more else ""
+        return pb.ListSegmentsResponse(
+            segments=[segment_proto(r) for r in records], next_page_token=token
+        )
+
+    async def PreviewSegment(
+        self, request: pb.PreviewSegmentRequest, _ctx: Any
+    ) -> pb.PreviewSegmentResponse:
+        if not request.HasField("condition"):
+            raise InvalidArgument("condition", "is required")
+        if not 0 <= request.sample_size <= MAX_SAMPLE:
+            raise InvalidArgument("sample_size", f"must be between 0 and {MAX_SAMPLE}")
+        node = self._parse(request.condition, "condition")
+        from services.segmentation.conditions import kind_of
+
+        kind = kind_of(
+            node,
+            lambda s: (
+                self.seg.catalog.entries[s].record.kind
+                if s in self.seg.catalog.entries
+                else "BEHAVIORAL"
+            ),
+        )
+        if kind != "BEHAVIORAL":
+            raise InvalidArgument(
+                "condition",
+                "contextual conditions depend on a request; preview the behavioural part",
+            )
+        count, sample = await self.seg.preview(node, request.sample_size or 10)
+        return pb.PreviewSegmentResponse(
+            estimated_count=count,
+            sample_customer_ids=sample,
+            exact=True,
+            kind=enum(pb.SegmentKind, f"SEGMENT_KIND_{kind}"),
+        )
+
+    async def GetMemberships(
+        self, request: pb.GetMembershipsRequest, _ctx: Any
+    ) -> pb.GetMembershipsResponse:
+        customer_id = await self._customer(request, "customer")
+        segments = await self.seg.engine.memberships(customer_id)
+        return pb.GetMembershipsResponse(segment_ids=segments, customer_id=customer_id)
+
+    async def EvaluateSegments(
+        self, request: pb.EvaluateSegmentsRequest, _ctx: Any
+    ) -> pb.EvaluateSegmentsResponse:
+        customer_id = await self._customer(request, "customer")
+        ids = self._ids(request.segment_ids, "segment_ids")
+        context = (
+            context_facts(request.context, self.seg.clock())
+            if request.HasField("context")
+            else None
+        )
+        matched, unknown = await self.seg.evaluate_segments(customer_id, context, ids)
+        return pb.EvaluateSegmentsResponse(
+            segment_ids=matched, customer_id=customer_id, unknown_segment_ids=unknown
+        )
+
+    async def EvaluateConditions(
+        self, request: pb.EvaluateConditionsRequest, _ctx: Any
+    ) -> pb.EvaluateConditionsResponse:
+        customer_id = await self._customer(request, "customer")
+        if not request.conditions:
+            raise InvalidArgument("conditions", "is required")
+        if len(request.conditions) > 100:
+            raise InvalidArgument("conditions", "at most 100 conditions a call")
+        nodes = [self._parse(c, f"conditions[{i}]") for i, c in enumerate(request.conditions)]
+        context = (
+            context_facts(request.context, self.seg.clock())
+            if request.HasField("context")
+            else None
+        )
+        from services.segmentation.conditions import reads_of
+
+        if context is None:
+            for i, node in enumerate(nodes):
+                if reads_of(node).contextual:
+                    raise InvalidArgument(
+                        f"conditions[{i}]", "reads the request context: send a context"
+                    )
+        matched = await self.seg.evaluate_conditions(customer_id, context, nodes)
+        return pb.EvaluateConditionsResponse(matched=matched, customer_id=customer_id)
+
+    async def ListMembers(
+        self, request: pb.ListMembersRequest, _ctx: Any
+    ) -> pb.ListMembersResponse:
+        segment_id = _segment_id(request.segment_id, "segment_id")
+        size = page_size(request.page_size)
+        scope = f"members:{segment_id}"
+        after = decode_page_token(request.page_token, scope)
+        if after is not None and not isinstance(after, str):
+            raise InvalidArgument("page_token", "is malformed")
+        record, ids = await self.seg.list_members(segment_id, after, size + 1)
+        more = len(ids) > size
+        ids = ids[:size]
+        token = encode_page_token(ids[-1], scope) if more else ""
+        return pb.ListMembersResponse(
+            customer_ids=ids,
+            next_page_token=token,
+            state=enum(pb.SegmentState, f"SEGMENT_STATE_{record.state}"),
+        )
+
+    async def WatchMembershipChanges(
+        self, request: pb.WatchMembershipChangesRequest, context: Any
+    ) -> AsyncIterator[pb.WatchMembershipChangesResponse]:
+        segments = set(self._ids(request.segment_ids, "segment_ids"))
+        customers = set(self._ids(request.customer_ids, "customer_ids"))
+        tail = self.bus.tail(TOPIC_MEMBERSHIP)
+        try:
+            await context.send_initial_metadata((("x-watch", "subscribed"),))
+            async for envelope in tail:
+                change = unpack(envelope, pb.MembershipChange)
+                if segments and change.segment_id not in segments:
+                    continue
+                if customers and change.customer_id not in customers:
+                    continue
+                yield pb.WatchMembershipChangesResponse(change=change)
+        finally:
+            await tail.aclose()  # type: ignore[attr-defined]
+
+    async def RecomputeRfm(
+        self, request: pb.RecomputeRfmRequest, _ctx: Any
+    ) -> pb.RecomputeRfmResponse:
+        as_of = _seconds(request.as_of) if request.HasField("as_of") else None
+        if as_of is not None and as_of <= 0:
+            raise InvalidArgument("as_of", "must be after 1970")
+        result = await self.seg.recompute_rfm(as_of)
+        computed = Timestamp()
+        computed.FromNanoseconds(int((as_of or self.seg.clock()) * 1e9))
+        bounds = pb.RfmBounds(
+            recency_days=[int(v) for v in result.recency_cuts],
+            frequency=[int(v) for v in result.frequency_cuts],
+            monetary=[
+                common_pb2.Money(units_micros=round(v * 1_000_000)) for v in result.monetary_cuts
+            ],
+        )
+        return pb.RecomputeRfmResponse(
+            scored_customers=len(result.scores), computed_at=computed, bounds=bounds
+        )
+
+    async def ListSegmentTemplates(
+        self, request: pb.ListSegmentTemplatesRequest, _ctx: Any
+    ) -> pb.ListSegmentTemplatesResponse:
+        return pb.ListSegmentTemplatesResponse(
+            templates=[
+                pb.SegmentTemplate(
+                    template=t.key,
+                    name=t.name,
+                    description=t.description,
+                    condition=template_condition(t.key),
+                )
+                for t in TEMPLATES.values()
+            ]
+        )
+
+    async def _customer(self, request: Any, field: str) -> str:
+        if not request.HasField(field):
+            raise InvalidArgument(field, "is required: set customer_id or identity")
+        return await self.resolve(getattr(request, field), field)
+
+    @staticmethod
+    def _ids(values: Any, field: str) -> list[str]:
+        if len(values) > MAX_IDS:
+            raise InvalidArgument(field, f"at most {MAX_IDS} ids")
+        return [_segment_id(v, f"{field}[{i}]") for i, v in enumerate(values)]
+
+
+def _given(segment: pb.Segment, path: str) -> bool:
+    if path == "condition":
+        return segment.HasField("condition")
+    return bool(getattr(segment, path))
+
+
+def segmentation_service(seg: Segmentation, bus: EventBus, resolve: ResolveCustomer) -> RpcService:
+    return RpcService(
+        descriptor=pb.DESCRIPTOR.services_by_name["SegmentationService"],
+        servicer=SegmentationServicer(seg, bus, resolve),
+        scopes=SCOPES,
+        short_name="segmentation",
+    )

@@ -1,0 +1,473 @@
+"""SQLAlchemy storage of segmentation: projection, segments, memberships, due queue, log.
+
+One `SegStore` is one transaction (unit of work); membership changes are written to the log
+and the outbox in the same transaction as the memberships themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Self
+
+from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import ColumnElement
+
+from services.segmentation.facts import CustomerFacts, FactEvent
+from services.segmentation.models import (
+    DueRow,
+    MembershipLogRow,
+    MembershipRow,
+    SegEventRow,
+    SegmentRow,
+    SegOutboxRow,
+    SegProfileRow,
+)
+from services.segmentation.records import MembershipChange, SegmentRecord
+
+__all__ = ["Conflict", "SegStore"]
+
+CHUNK = 500
+PROFILE_COLUMNS = (
+    "version",
+    "created_at",
+    "last_activity_at",
+    "orders",
+    "returns",
+    "revenue",
+    "first_purchase_at",
+    "last_purchase_at",
+    "engagement_score",
+    "recency_score",
+    "frequency_score",
+    "monetary_score",
+)
+
+
+KEEP_ON_UPDATE = frozenset({"customer_id", "recency_score", "frequency_score", "monetary_score"})
+
+
+class Conflict(Exception):
+    """A concurrent writer changed the same memberships first; retry the unit of work."""
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def facts_row(facts: CustomerFacts) -> dict[str, Any]:
+    row: dict[str, Any] = {"customer_id": facts.customer_id}
+    row.update({c: getattr(facts, c) for c in PROFILE_COLUMNS})
+    row["doc"] = {
+        "attributes": facts.attributes,
+        "interests": facts.interests,
+        "traits": facts.traits,
+        "consents": facts.consents,
+    }
+    return row
+
+
+def facts_of(row: SegProfileRow) -> CustomerFacts:
+    doc = row.doc or {}
+    return CustomerFacts(
+        customer_id=row.customer_id,
+        **{c: getattr(row, c) for c in PROFILE_COLUMNS},
+        attributes=doc.get("attributes", {}),
+        interests=doc.get("interests", {}),
+        traits=doc.get("traits", {}),
+        consents=doc.get("consents", {}),
+    )
+
+
+def event_of(row: SegEventRow) -> FactEvent:
+    return FactEvent(
+        event_id=row.event_id,
+        customer_id=row.customer_id,
+        type=row.type,
+        channel=row.channel,
+        occurred_at=row.occurred_at,
+        category=row.category,
+        sku=row.sku,
+        quantity=row.quantity,
+        order_total=row.order_total,
+        properties=row.properties or {},
+    )
+
+
+def record_of(row: SegmentRow) -> SegmentRecord:
+    return SegmentRecord(
+        segment_id=row.segment_id,
+        name=row.name,
+        description=row.description,
+        condition=row.condition,
+        kind=row.kind,
+        state=row.state,
+        member_count=row.member_count,
+        build_progress=row.build_progress,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        built_at=row.built_at,
+        reads=row.reads,
+        template=row.template,
+    )
+
+
+class SegStore:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        encode_change: Callable[[MembershipChange], tuple[str, bytes]],
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._encode = encode_change
+        self._after_commit = after_commit
+        self._session: AsyncSession | None = None
+        self._wrote_outbox = False
+
+    async def __aenter__(self) -> Self:
+        self._session = self._sessions()
+        self._dialect = self._session.get_bind().dialect.name
+        self._wrote_outbox = False
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        assert self._session is not None
+        await self._session.close()
+        self._session = None
+        if isinstance(exc, IntegrityError):
+            raise Conflict(str(exc.orig)) from exc
+
+    @property
+    def s(self) -> AsyncSession:
+        assert self._session is not None, "use the store as an async context manager"
+        return self._session
+
+    def _insert(self, table: Any) -> Any:
+        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+
+    async def commit(self) -> None:
+        try:
+            await self.s.commit()
+        except IntegrityError as exc:
+            raise Conflict(str(exc.orig)) from exc
+        if self._wrote_outbox and self._after_commit is not None:
+            self._after_commit()
+
+    # ------------------------------------------------------------ projection
+
+    async def upsert_profile(self, facts: CustomerFacts) -> bool:
+        """Store the snapshot unless a newer version is stored; True when stored.
+
+        RFM scores are segmentation's own (RecomputeRfm): a snapshot never overwrites them.
+        """
+        row = facts_row(facts)
+        statement = self._insert(SegProfileRow).values(row)
+        statement = statement.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={k: statement.excluded[k] for k in row if k not in KEEP_ON_UPDATE},
+            where=SegProfileRow.version < statement.excluded.version,
+        ).returning(SegProfileRow.customer_id)
+        return (await self.s.execute(statement)).first() is not None
+
+    async def upsert_profiles(self, rows: Sequence[CustomerFacts]) -> None:
+        for chunk in _chunks(list(rows)):
+            values = [facts_row(f) for f in chunk]
+            statement = self._insert(SegProfileRow).values(values)
+            statement = statement.on_conflict_do_update(
+                index_elements=["customer_id"],
+                set_={k: statement.excluded[k] for k in values[0] if k not in KEEP_ON_UPDATE},
+                where=SegProfileRow.version < statement.excluded.version,
+            )
+            await self.s.execute(statement)
+
+    async def insert_events(self, events: Sequence[FactEvent]) -> int:
+        inserted = 0
+        for chunk in _chunks(list(events)):
+            rows = [e.__dict__ for e in chunk]
+            statement = (
+                self._insert(SegEventRow)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(SegEventRow.event_id)
+            )
+            inserted += len((await self.s.execute(statement)).all())
+        return inserted
+
+    async def load_facts(self, customer_ids: Iterable[str]) -> dict[str, CustomerFacts]:
+        out: dict[str, CustomerFacts] = {}
+        for chunk in _chunks(sorted(set(customer_ids))):
+            rows = await self.s.scalars(
+                select(SegProfileRow).where(SegProfileRow.customer_id.in_(chunk))
+            )
+            out.update((r.customer_id, facts_of(r)) for r in rows)
+        self.s.expunge_all()
+        return out
+
+    async def load_events(
+        self, customer_ids: Iterable[str], types: Iterable[str], since: float | None
+    ) -> dict[str, list[FactEvent]]:
+        wanted = list(types)
+        out: dict[str, list[FactEvent]] = {}
+        if not wanted:
+            return out
+        for chunk in _chunks(sorted(set(customer_ids))):
+            query = select(SegEventRow).where(
+                SegEventRow.customer_id.in_(chunk), SegEventRow.type.in_(wanted)
+            )
+            if since is not None:
+                query = query.where(SegEventRow.occurred_at > since)
+            for row in await self.s.scalars(query):
+                out.setdefault(row.customer_id, []).append(event_of(row))
+        self.s.expunge_all()
+        return out
+
+    async def forget_customer(self, customer_id: str) -> list[str]:
+        """Erase the customer's projection; returns the segments it was a member of."""
+        segments = sorted(await self.memberships_of(customer_id))
+        for table in (SegProfileRow, SegEventRow, MembershipRow, DueRow):
+            await self.s.execute(delete(table).where(table.customer_id == customer_id))
+        return segments
+
+    # ------------------------------------------------------------ segments
+
+    async def segments(self) -> list[SegmentRecord]:
+        rows = await self.s.scalars(select(SegmentRow).order_by(SegmentRow.segment_id))
+        return [record_of(r) for r in rows]
+
+    async def segment(self, segment_id: str) -> SegmentRecord | None:
+        row = await self.s.get(SegmentRow, segment_id)
+        return record_of(row) if row is not None else None
+
+    async def list_segments(
+        self, after: str | None, limit: int, kind: str | None
+    ) -> list[SegmentRecord]:
+        query = select(SegmentRow).order_by(SegmentRow.segment_id).limit(limit)
+        if after:
+            query = query.where(SegmentRow.segment_id > after)
+        if kind:
+            query = query.where(SegmentRow.kind == kind)
+        return [record_of(r) for r in await self.s.scalars(query)]
+
+    async def save_segment(self, record: SegmentRecord) -> None:
+        values = dict(record.__dict__)
+        statement = self._insert(SegmentRow).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=["segment_id"],
+            set_={k: statement.excluded[k] for k in values if k != "segment_id"},
+        )
+        await self.s.execute(statement)
+
+    async def set_build(
+        self, segment_id: str, *, state: str, progress: float, built_at: float | None = None
+    ) -> None:
+        values: dict[str, Any] = {"state": state, "build_progress": progress}
+        if built_at is not None:
+            values["built_at"] = built_at
+        await self.s.execute(
+            update(SegmentRow).where(SegmentRow.segment_id == segment_id).values(**values)
+        )
+
+    async def delete_segment(self, segment_id: str) -> None:
+        for table in (MembershipRow, DueRow, SegmentRow):
+            await self.s.execute(delete(table).where(table.segment_id == segment_id))
+
+    async def clear_members(self, segment_id: str) -> None:
+        for table in (MembershipRow, DueRow):
+            await self.s.execute(delete(table).where(table.segment_id == segment_id))
+        await self.s.execute(
+            update(SegmentRow).where(SegmentRow.segment_id == segment_id).values(member_count=0)
+        )
+
+    async def refresh_count(self, segment_id: str) -> int:
+        count = await self.s.scalar(
+            select(func.count())
+            .select_from(MembershipRow)
+            .where(MembershipRow.segment_id == segment_id)
+        )
+        await self.s.execute(
+            update(SegmentRow)
+            .where(SegmentRow.segment_id == segment_id)
+            .values(member_count=count or 0)
+        )
+        return int(count or 0)
+
+    # ------------------------------------------------------------ memberships
+
+    async def memberships_of(self, customer_id: str) -> set[str]:
+        rows = await self.s.scalars(
+            select(MembershipRow.segment_id).where(MembershipRow.customer_id == customer_id)
+        )
+        return set(rows)
+
+    async def members(self, segment_id: str) -> set[str]:
+        rows = await self.s.scalars(
+            select(MembershipRow.customer_id).where(MembershipRow.segment_id == segment_id)
+        )
+        return set(rows)
+
+    async def list_members(self, segment_id: str, after: str | None, limit: int) -> list[str]:
+        query = (
+            select(MembershipRow.customer_id)
+            .where(MembershipRow.segment_id == segment_id)
+            .order_by(MembershipRow.customer_id)
+            .limit(limit)
+        )
+        if after:
+            query = query.where(MembershipRow.customer_id > after)
+        return list(await self.s.scalars(query))
+
+    async def apply(
+        self, changes: Sequence[MembershipChange], *, publish: bool = True, tolerant: bool = False
+    ) -> None:
+        """Write membership changes (ENTERED inserts, LEFT deletes), their log and outbox rows.
+
+        Incremental updates insert plainly: a concurrent ENTERED for the same pair fails the
+        unit of work (retried), so a membership is never announced twice. A build is
+        `tolerant` of members the incremental path added meanwhile.
+        """
+        entered = [c for c in changes if c.change == "ENTERED"]
+        left = [c for c in changes if c.change == "LEFT"]
+        for chunk in _chunks(entered, 2000):
+            insert = self._insert(MembershipRow)
+            if tolerant:
+                insert = insert.on_conflict_do_nothing()
+            await self.s.execute(
+                insert,
+                [
+                    {"segment_id": c.segment_id, "customer_id": c.customer_id, "since": c.at}
+                    for c in chunk
+                ],
+            )
+        for chunk in _chunks(left, 2000):
+            await self.s.execute(
+                delete(MembershipRow).where(
+                    tuple_(MembershipRow.segment_id, MembershipRow.customer_id).in_(
+                        [(c.segment_id, c.customer_id) for c in chunk]
+                    )
+                )
+            )
+        if not publish or not changes:
+            return
+        for chunk in _chunks(list(changes), 2000):
+            await self.s.execute(
+                self._insert(MembershipLogRow),
+                [
+                    {
+                        "segment_id": c.segment_id,
+                        "customer_id": c.customer_id,
+                        "change": c.change,
+                        "at": c.at,
+                        "reason": c.reason[:256],
+                    }
+                    for c in chunk
+                ],
+            )
+            outbox = []
+            for c in chunk:
+                topic, payload = self._encode(c)
+                outbox.append({"topic": topic, "payload": payload, "customer_id": c.customer_id})
+            await self.s.execute(self._insert(SegOutboxRow), outbox)
+        self._wrote_outbox = True
+
+    async def bump_counts(self, deltas: dict[str, int]) -> None:
+        for segment_id, delta in deltas.items():
+            if delta:
+                await self.s.execute(
+                    update(SegmentRow)
+                    .where(SegmentRow.segment_id == segment_id)
+                    .values(member_count=SegmentRow.member_count + delta)
+                )
+
+    # ------------------------------------------------------------ due queue
+
+    async def schedule(self, items: Sequence[tuple[str, str, float | None]]) -> None:
+        """(segment, customer, due_at): when the answer can change by time; None clears."""
+        if not items:
+            return
+        keys = [(s, c) for s, c, _ in items]
+        for chunk in _chunks(keys):
+            await self.s.execute(
+                delete(DueRow).where(tuple_(DueRow.segment_id, DueRow.customer_id).in_(chunk))
+            )
+        rows = [
+            {"segment_id": s, "customer_id": c, "due_at": d} for s, c, d in items if d is not None
+        ]
+        for chunk in _chunks(rows):
+            await self.s.execute(self._insert(DueRow), list(chunk))
+
+    async def due(self, now: float, limit: int) -> list[tuple[str, str]]:
+        rows = await self.s.execute(
+            select(DueRow.segment_id, DueRow.customer_id)
+            .where(DueRow.due_at <= now)
+            .order_by(DueRow.due_at)
+            .limit(limit)
+        )
+        return [(s, c) for s, c in rows]
+
+    # ------------------------------------------------------------ set-wise
+
+    async def matching(self, condition: ColumnElement[bool]) -> set[str]:
+        rows = await self.s.scalars(select(SegProfileRow.customer_id).where(condition))
+        return set(rows)
+
+    async def count_matching(self, condition: ColumnElement[bool]) -> int:
+        count = await self.s.scalar(
+            select(func.count()).select_from(SegProfileRow).where(condition)
+        )
+        return int(count or 0)
+
+    async def sample_matching(self, condition: ColumnElement[bool], size: int) -> list[str]:
+        rows = await self.s.scalars(
+            select(SegProfileRow.customer_id)
+            .where(condition)
+            .order_by(SegProfileRow.customer_id)
+            .limit(size)
+        )
+        return list(rows)
+
+    async def emit(self, items: Sequence[tuple[str, bytes, str]]) -> None:
+        """Outbox rows (topic, payload, customer id) published after commit."""
+        if items:
+            await self.s.execute(
+                self._insert(SegOutboxRow),
+                [{"topic": t, "payload": p, "customer_id": c} for t, p, c in items],
+            )
+            self._wrote_outbox = True
+
+    # ------------------------------------------------------------ RFM
+
+    async def rfm_inputs(self) -> list[tuple[str, float, int, float]]:
+        """(customer, last purchase, orders, revenue) of every customer who bought."""
+        rows = await self.s.execute(
+            select(
+                SegProfileRow.customer_id,
+                SegProfileRow.last_purchase_at,
+                SegProfileRow.orders,
+                SegProfileRow.revenue,
+            ).where(SegProfileRow.orders > 0, SegProfileRow.last_purchase_at.is_not(None))
+        )
+        return [(c, float(lp or 0.0), int(o), float(r)) for c, lp, o, r in rows]
+
+    async def set_rfm_scores(self, scores: Sequence[tuple[str, int, int, int]]) -> None:
+        await self.s.execute(
+            update(SegProfileRow)
+            .values(recency_score=0, frequency_score=0, monetary_score=0)
+            .where(SegProfileRow.orders <= 0)
+        )
+        for chunk in _chunks(list(scores), 5000):
+            await self.s.execute(
+                update(SegProfileRow),
+                [
+                    {
+                        "customer_id": c,
+                        "recency_score": r,
+                        "frequency_score": f,
+                        "monetary_score": m,
+                    }
+                    for c, r, f, m in chunk
+                ],
+            )

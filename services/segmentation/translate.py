@@ -1,0 +1,202 @@
+"""Protobuf <-> segmentation's domain values (the only place that knows both)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from backcrm.common.v1 import common_pb2
+from backcrm.profile.v1 import profile_service_pb2 as profile_pb
+from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
+from google.protobuf.json_format import MessageToDict
+
+from libs.protoutil import enum, seconds_of, short_name, ts
+from services.segmentation.engine import ProfileUpdate
+from services.segmentation.facts import CartItem, ContextFacts, CustomerFacts, FactEvent
+from services.segmentation.records import MembershipChange, SegmentRecord
+from services.segmentation.rfm import RfmResult
+
+__all__ = [
+    "context_facts",
+    "encode_membership_change",
+    "membership_change_proto",
+    "profile_update",
+    "segment_proto",
+]
+
+TOPIC_MEMBERSHIP = "segmentation.membership"
+TOPIC_RFM = "segmentation.rfm"
+MICROS = 1_000_000
+
+
+def facts_of_profile(profile: profile_pb.Profile) -> CustomerFacts:
+    summary = profile.purchase_summary
+    attributes = {
+        field.name: value
+        for field, value in profile.attributes.ListFields()
+        if isinstance(value, str) and value
+    }
+    return CustomerFacts(
+        customer_id=profile.customer_id,
+        version=profile.version,
+        created_at=seconds_of(profile.created_at),
+        last_activity_at=seconds_of(profile.last_activity_at),
+        orders=summary.orders,
+        returns=summary.returns,
+        revenue=summary.revenue.units_micros / MICROS,
+        first_purchase_at=seconds_of(summary.first_purchase_at)
+        if summary.HasField("first_purchase_at")
+        else None,
+        last_purchase_at=seconds_of(summary.last_purchase_at)
+        if summary.HasField("last_purchase_at")
+        else None,
+        engagement_score=profile.engagement_score,
+        recency_score=profile.rfm.recency_score,
+        frequency_score=profile.rfm.frequency_score,
+        monetary_score=profile.rfm.monetary_score,
+        attributes=attributes,
+        interests=dict(profile.interests),
+        traits={k: MessageToDict(v) for k, v in profile.traits.items()},
+        consents={
+            short_name(common_pb2.Channel, c.channel): short_name(profile_pb.ConsentState, c.state)
+            for c in profile.consents
+            if c.channel and c.state
+        },
+    )
+
+
+def facts_of_events(customer_id: str, events: Any) -> list[FactEvent]:
+    """One fact per event; a purchase becomes one fact per category it bought, so "bought in
+    category X" counts orders that contained X."""
+    out: list[FactEvent] = []
+    for event in events:
+        kind = short_name(profile_pb.EventType, event.type)
+        common: dict[str, Any] = {
+            "customer_id": customer_id,
+            "type": kind,
+            "channel": short_name(common_pb2.Channel, event.channel) if event.channel else "",
+            "occurred_at": seconds_of(event.occurred_at),
+            "properties": MessageToDict(event.properties) if event.HasField("properties") else {},
+        }
+        if event.HasField("order") and event.order.lines:
+            total = event.order.total.units_micros / MICROS
+            by_category: dict[str, list[Any]] = {}
+            for line in event.order.lines:
+                by_category.setdefault(line.category, []).append(line)
+            for category, lines in by_category.items():
+                suffix = "" if len(by_category) == 1 else f"#{category}"
+                out.append(
+                    FactEvent(
+                        event_id=f"{event.event_id}{suffix}"[:128],
+                        category=category,
+                        sku=lines[0].sku,
+                        quantity=sum(line.quantity for line in lines),
+                        order_total=total,
+                        **common,
+                    )
+                )
+        else:
+            out.append(
+                FactEvent(
+                    event_id=event.event_id,
+                    category=event.category,
+                    sku=event.sku,
+                    quantity=event.quantity,
+                    order_total=None,
+                    **common,
+                )
+            )
+    return out
+
+
+def profile_update(change: profile_pb.ProfileChanged) -> ProfileUpdate:
+    types = tuple(short_name(profile_pb.EventType, t) for t in change.event_types)
+    reason = (
+        f"events {', '.join(change.event_ids[:3])}{'…' if len(change.event_ids) > 3 else ''}"
+        if change.event_ids
+        else f"profile change ({', '.join(change.changed_paths[:3])})"
+    )
+    return ProfileUpdate(
+        customer_id=change.customer_id,
+        paths=tuple(change.changed_paths),
+        event_types=types,
+        facts=facts_of_profile(change.profile) if change.HasField("profile") else None,
+        events=tuple(facts_of_events(change.customer_id, change.events)),
+        reason=reason,
+    )
+
+
+def context_facts(context: common_pb2.Context, now: float) -> ContextFacts:
+    return ContextFacts(
+        channel=short_name(common_pb2.Channel, context.channel) if context.channel else "",
+        placement=context.placement,
+        region=context.region,
+        current_sku=context.current_sku,
+        cart=[
+            CartItem(line.sku, line.category, line.quantity, line.unit_price.units_micros / MICROS)
+            for line in context.cart
+        ],
+        attributes=dict(context.attributes),
+        now=now,
+    )
+
+
+def membership_change_proto(change: MembershipChange) -> pb.MembershipChange:
+    return pb.MembershipChange(
+        segment_id=change.segment_id,
+        customer_id=change.customer_id,
+        change=enum(pb.MembershipChangeType, f"MEMBERSHIP_CHANGE_TYPE_{change.change}"),
+        changed_at=ts(change.at),
+        reason=change.reason,
+    )
+
+
+def encode_membership_change(change: MembershipChange) -> tuple[str, bytes]:
+    from libs.bus.envelope import new_envelope
+
+    envelope = new_envelope(membership_change_proto(change), "segmentation")
+    return TOPIC_MEMBERSHIP, envelope.SerializeToString()
+
+
+def segment_proto(record: SegmentRecord) -> pb.Segment:
+    from backcrm.segmentation.v1 import condition_pb2
+
+    segment = pb.Segment(
+        segment_id=record.segment_id,
+        name=record.name,
+        description=record.description,
+        condition=condition_pb2.Condition.FromString(record.condition),
+        kind=enum(pb.SegmentKind, f"SEGMENT_KIND_{record.kind}"),
+        member_count=record.member_count if record.kind == "BEHAVIORAL" else 0,
+        state=enum(pb.SegmentState, f"SEGMENT_STATE_{record.state}"),
+        build_progress=record.build_progress,
+        created_at=ts(record.created_at),
+        updated_at=ts(record.updated_at),
+    )
+    if record.built_at is not None:
+        segment.built_at.CopyFrom(ts(record.built_at))
+    return segment
+
+
+def encode_rfm(
+    scores: Sequence[tuple[str, int, int, int]], as_of: float, result: RfmResult
+) -> tuple[str, bytes]:
+    from libs.bus.envelope import new_envelope
+
+    message = pb.RfmScored(
+        scores=[
+            pb.CustomerRfmScore(customer_id=c, recency_score=r, frequency_score=f, monetary_score=m)
+            for c, r, f, m in scores
+        ],
+        computed_at=ts(as_of),
+        bounds=rfm_bounds(result),
+    )
+    return TOPIC_RFM, new_envelope(message, "segmentation").SerializeToString()
+
+
+def rfm_bounds(result: RfmResult) -> pb.RfmBounds:
+    return pb.RfmBounds(
+        recency_days=[int(v) for v in result.recency_cuts],
+        frequency=[int(v) for v in result.frequency_cuts],
+        monetary=[common_pb2.Money(units_micros=round(v * MICROS)) for v in result.monetary_cuts],
+    )
