@@ -52,6 +52,7 @@ CATEGORIES = (
     "stationery",
     "bags",
     "christmas",
+    "ringtones",
     "garden",
     "toys",
     "textiles",
