@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from backcrm.common.v1.common_pb2 import EventEnvelope
@@ -16,7 +16,13 @@ from google.protobuf.message import Message
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 
-__all__ = ["extracted_context", "new_envelope", "traced_handler", "unpack"]
+__all__ = [
+    "extracted_context",
+    "new_envelope",
+    "traced_batch_handler",
+    "traced_handler",
+    "unpack",
+]
 
 _tracer = trace.get_tracer("backcrm.bus")
 
@@ -86,3 +92,28 @@ async def _consume_traced(
         },
     ):
         await handler(envelope)
+
+
+def traced_batch_handler(
+    handler: Callable[[Sequence[EventEnvelope]], Awaitable[None]], topic: str
+) -> Callable[[Sequence[EventEnvelope]], Awaitable[None]]:
+    """The batch handler in one CONSUMER span linked to every producer's trace."""
+
+    async def traced(envelopes: Sequence[EventEnvelope]) -> None:
+        links = [
+            trace.Link(trace.get_current_span(extracted_context(e)).get_span_context())
+            for e in envelopes
+        ]
+        with _tracer.start_as_current_span(
+            f"{topic} process",
+            kind=trace.SpanKind.CONSUMER,
+            links=[link for link in links if link.context.is_valid],
+            attributes={
+                "messaging.system": "backcrm",
+                "messaging.destination.name": topic,
+                "messaging.batch.message_count": len(envelopes),
+            },
+        ):
+            await handler(envelopes)
+
+    return traced

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 
 from backcrm.common.v1.common_pb2 import EventEnvelope
 
-from libs.bus.envelope import traced_handler
-from libs.bus.port import EventBus, Handler, Subscription
+from libs.bus.envelope import traced_batch_handler, traced_handler
+from libs.bus.port import BatchHandler, EventBus, Handler, Subscription
 
 __all__ = ["InProcessBus"]
 
@@ -191,6 +191,58 @@ class InProcessBus(EventBus):
         subscription = _InProcessSubscription(task, self)
         self._subscriptions.add(subscription)
         return subscription
+
+    async def subscribe_batch(
+        self, topic: str, group: str, consumer: str, handler: BatchHandler, max_batch: int = 100
+    ) -> Subscription:
+        handler = traced_batch_handler(handler, topic)
+        log = self._topic(topic)
+        state = log.groups.get(group)
+        if state is None:
+            state = log.groups[group] = _Group(cursor=log.next_seq)
+        task = asyncio.create_task(
+            self._consume_batches(topic, log, state, handler, max_batch),
+            name=f"bus:{topic}:{group}:{consumer}",
+        )
+        subscription = _InProcessSubscription(task, self)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    async def _consume_batches(
+        self, name: str, topic: _Topic, group: _Group, handler: BatchHandler, max_batch: int
+    ) -> None:
+        while True:
+            batch: list[_Delivery] = []
+            while len(batch) < max_batch:
+                delivery = topic.take(group)
+                if delivery is None:
+                    break
+                delivery.deliveries += 1
+                batch.append(delivery)
+            if not batch:
+                await topic.wait()
+                continue
+            try:
+                await handler([d.envelope for d in batch])
+                continue
+            except asyncio.CancelledError:
+                group.ready.extendleft(reversed(batch))
+                topic.notify()
+                raise
+            except Exception:
+                if len(batch) == 1:
+                    self._failed(name, topic, group, batch[0])
+                    continue
+            # One by one: the messages that fail alone are retried alone.
+            for delivery in batch:
+                try:
+                    await handler([delivery.envelope])
+                except asyncio.CancelledError:
+                    group.ready.appendleft(delivery)
+                    topic.notify()
+                    raise
+                except Exception:
+                    self._failed(name, topic, group, delivery)
 
     async def _consume(self, name: str, topic: _Topic, group: _Group, handler: Handler) -> None:
         while True:

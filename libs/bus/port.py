@@ -12,9 +12,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from backcrm.common.v1.common_pb2 import EventEnvelope
 
-__all__ = ["BusUnavailable", "EventBus", "Handler", "Subscription"]
+__all__ = ["BatchHandler", "BusUnavailable", "EventBus", "Handler", "Subscription"]
 
 Handler = Callable[[EventEnvelope], Awaitable[None]]
+# Takes several messages at once (one transaction for many): when it raises, the messages are
+# handed to it again one by one, so a poison message is isolated and retried on its own.
+BatchHandler = Callable[[Sequence[EventEnvelope]], Awaitable[None]]
 
 
 class BusUnavailable(Exception):
@@ -43,6 +46,12 @@ class EventBus(abc.ABC):
         `reclaim_idle_ms`, also to another consumer when its first consumer died).
         A new group starts at the end of the topic.
         """
+
+    @abc.abstractmethod
+    async def subscribe_batch(
+        self, topic: str, group: str, consumer: str, handler: BatchHandler, max_batch: int = 100
+    ) -> Subscription:
+        """Like subscribe, but hands over up to `max_batch` messages that are ready at once."""
 
     @abc.abstractmethod
     def tail(self, topic: str) -> AsyncIterator[EventEnvelope]:

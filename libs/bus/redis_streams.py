@@ -40,8 +40,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from libs.bus.envelope import traced_handler
-from libs.bus.port import BusUnavailable, EventBus, Handler, Subscription
+from libs.bus.envelope import traced_batch_handler, traced_handler
+from libs.bus.port import BatchHandler, BusUnavailable, EventBus, Handler, Subscription
 from libs.redis_client import connect
 
 __all__ = ["RedisStreamsBus"]
@@ -163,7 +163,26 @@ class RedisStreamsBus(EventBus):
     async def subscribe(
         self, topic: str, group: str, consumer: str, handler: Handler
     ) -> Subscription:
-        handler = traced_handler(handler, topic)
+        return await self._subscribe(topic, group, consumer, traced_handler(handler, topic), None)
+
+    async def subscribe_batch(
+        self, topic: str, group: str, consumer: str, handler: BatchHandler, max_batch: int = 100
+    ) -> Subscription:
+        batch = traced_batch_handler(handler, topic)
+
+        async def single(envelope: EventEnvelope) -> None:
+            await batch([envelope])
+
+        return await self._subscribe(topic, group, consumer, single, batch)
+
+    async def _subscribe(
+        self,
+        topic: str,
+        group: str,
+        consumer: str,
+        handler: Handler,
+        batch: BatchHandler | None,
+    ) -> Subscription:
         key = self._key(topic)
         created = False
         try:
@@ -175,7 +194,7 @@ class RedisStreamsBus(EventBus):
             logger.warning("Redis unreachable: consumer group %s on %s created later", group, key)
         subscription = _RedisSubscription(self)
         subscription.task = asyncio.create_task(
-            self._consume(key, group, consumer, handler, created, subscription),
+            self._consume(key, group, consumer, handler, created, subscription, batch),
             name=f"bus:{key}:{group}:{consumer}",
         )
         self._subscriptions.add(subscription)
@@ -196,12 +215,15 @@ class RedisStreamsBus(EventBus):
         handler: Handler,
         created: bool,
         subscription: _RedisSubscription,
+        batch: BatchHandler | None = None,
     ) -> None:
         # Entries read or claimed by this consumer and not yet done with: the heartbeat's.
         held: set[bytes] = set()
         heartbeat = asyncio.create_task(self._heartbeat(key, group, consumer, held))
         try:
-            await self._consume_loop(key, group, consumer, handler, created, held, subscription)
+            await self._consume_loop(
+                key, group, consumer, handler, created, held, subscription, batch
+            )
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -227,6 +249,7 @@ class RedisStreamsBus(EventBus):
         created: bool,
         held: set[bytes],
         subscription: _RedisSubscription,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         backoff = _Backoff()
         reclaim_cursor = "0-0"
@@ -248,6 +271,13 @@ class RedisStreamsBus(EventBus):
                 backoff.reset()
                 batch = [entry for _stream, entries in response or [] for entry in entries]
                 held.update(entry_id for entry_id, _fields in batch)
+                if (
+                    batch_handler is not None
+                    and len(batch) > 1
+                    and await self._handle_batch(key, group, batch_handler, batch)
+                ):
+                    held.clear()
+                    continue
                 for entry_id, fields in batch:
                     await self._handle(key, group, handler, entry_id, fields)
                     held.discard(entry_id)
@@ -332,6 +362,30 @@ class RedisStreamsBus(EventBus):
             )
             return
         await self._redis.xack(key, group, entry_id)
+
+    async def _handle_batch(
+        self,
+        key: str,
+        group: str,
+        handler: BatchHandler,
+        batch: list[tuple[bytes, dict[bytes, bytes]]],
+    ) -> bool:
+        """All entries in one call, acknowledged together; False to go one by one instead."""
+        envelopes = []
+        for _entry_id, fields in batch:
+            envelope = EventEnvelope()
+            try:
+                envelope.ParseFromString(fields[FIELD])
+            except (KeyError, DecodeError):
+                return False  # the one-by-one path dead-letters it
+            envelopes.append(envelope)
+        try:
+            await handler(envelopes)
+        except Exception:
+            logger.warning("batch of %d from %s failed; handling one by one", len(batch), key)
+            return False
+        await self._redis.xack(key, group, *[entry_id for entry_id, _fields in batch])
+        return True
 
     async def _dead_letter(
         self,

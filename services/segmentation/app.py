@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,7 +115,7 @@ class SegmentationApp:
         bus = self.resources.bus
         consumer = f"{socket.gethostname()}-{os.getpid()}"
         self.subscriptions = [
-            await bus.subscribe("profile.changed", GROUP, consumer, self._on_changed),
+            await bus.subscribe_batch("profile.changed", GROUP, consumer, self._on_changed),
             await bus.subscribe("profile.deleted", GROUP, consumer, self._on_deleted),
             await bus.subscribe("profile.merged", GROUP, consumer, self._on_merged),
         ]
@@ -144,10 +144,9 @@ class SegmentationApp:
             build.cancel()
         await self.relay.stop()
 
-    async def _on_changed(self, envelope: EventEnvelope) -> None:
-        await self.seg.engine.on_profile_changed(
-            profile_update(unpack(envelope, profile_pb.ProfileChanged))
-        )
+    async def _on_changed(self, envelopes: Sequence[EventEnvelope]) -> None:
+        updates = [profile_update(unpack(e, profile_pb.ProfileChanged)) for e in envelopes]
+        await self.seg.engine.on_profile_changes(updates)
 
     async def _on_deleted(self, envelope: EventEnvelope) -> None:
         await self.seg.engine.on_profile_deleted(

@@ -64,22 +64,37 @@ class Engine:
         raise AssertionError("unreachable")
 
     async def on_profile_changed(self, update: ProfileUpdate) -> list[MembershipChange]:
+        return await self.on_profile_changes([update])
+
+    async def on_profile_changes(self, updates: Sequence[ProfileUpdate]) -> list[MembershipChange]:
+        """A batch of profile changes in one transaction (a few queries, not a few per change)."""
+
         async def once() -> list[MembershipChange]:
-            async with self.store() as store:
+            latest: dict[str, CustomerFacts] = {}
+            events: list[FactEvent] = []
+            for update in updates:
                 if update.facts is not None:
-                    await store.upsert_profile(update.facts)
-                if update.events:
-                    await store.insert_events(update.events)
-                catalog = self.catalog()
-                segments = catalog.affected(update.paths, update.event_types)
-                changes = await self._evaluate(
-                    store, catalog, [update.customer_id], segments, update.reason
-                )
+                    known = latest.get(update.customer_id)
+                    if known is None or known.version < update.facts.version:
+                        latest[update.customer_id] = update.facts
+                events.extend(update.events)
+            catalog = self.catalog()
+            targets: dict[str, set[str]] = {}
+            reasons: dict[str, str] = {}
+            for update in updates:
+                affected = catalog.affected(update.paths, update.event_types)
+                targets.setdefault(update.customer_id, set()).update(affected)
+                reasons[update.customer_id] = update.reason
+            async with self.store() as store:
+                await store.upsert_profiles(list(latest.values()))
+                if events:
+                    await store.insert_events(events)
+                changes = await self._evaluate_many(store, catalog, targets, reasons)
                 await store.commit()
             return changes
 
         changes = await self._retry(once)
-        await self._refresh_cache([update.customer_id], changes)
+        await self._refresh_cache([u.customer_id for u in updates], changes)
         return changes
 
     async def on_profile_deleted(self, customer_id: str) -> list[MembershipChange]:
@@ -149,28 +164,46 @@ class Engine:
         segment_ids: Iterable[str],
         reason: str,
     ) -> list[MembershipChange]:
-        """Evaluate segments for customers, apply and log the differences, schedule due times."""
-        targets = [
-            s
-            for s in catalog.ordered(catalog.with_dependents(segment_ids))
-            if catalog.maintained(s)
-        ]
-        if not targets:
+        segments = set(segment_ids)
+        return await self._evaluate_many(
+            store, catalog, {c: segments for c in customer_ids}, dict.fromkeys(customer_ids, reason)
+        )
+
+    async def _evaluate_many(
+        self,
+        store: SegStore,
+        catalog: Catalog,
+        targets: dict[str, set[str]],
+        reasons: dict[str, str],
+    ) -> list[MembershipChange]:
+        """Evaluate each customer's segments, apply and log the differences, schedule due times."""
+        ordered = {
+            customer_id: [
+                s
+                for s in catalog.ordered(catalog.with_dependents(segments))
+                if catalog.maintained(s)
+            ]
+            for customer_id, segments in targets.items()
+        }
+        ordered = {c: segments for c, segments in ordered.items() if segments}
+        if not ordered:
             return []
         now = self.clock()
+        customer_ids = sorted(ordered)
         facts = await store.load_facts(customer_ids)
-        types, window = catalog.event_needs(targets)
+        types, window = catalog.event_needs({s for segments in ordered.values() for s in segments})
         events = await store.load_events(
             customer_ids, types, None if window is None else now - window
         )
+        current = await store.memberships_of_many(customer_ids)
         changes: list[MembershipChange] = []
         due: list[tuple[str, str, float | None]] = []
         deltas: dict[str, int] = {}
         for customer_id in customer_ids:
-            current = await store.memberships_of(customer_id)
-            member = set(current)
+            member = set(current.get(customer_id, ()))
             customer = facts.get(customer_id)
-            for segment_id in targets:
+            reason = reasons.get(customer_id, "")
+            for segment_id in ordered[customer_id]:
                 entry = catalog.entries[segment_id]
                 if customer is None:
                     matched, next_at = False, None
@@ -209,7 +242,8 @@ class Engine:
         if not touched:
             return
         async with self.store() as store:
-            current = {c: sorted(await store.memberships_of(c)) for c in touched}
+            found = await store.memberships_of_many(touched)
+        current = {c: sorted(found.get(c, ())) for c in touched}
         try:
             await self.cache.set_many(
                 [(memberships_key(c), ",".join(s).encode()) for c, s in current.items()],

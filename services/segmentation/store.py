@@ -303,6 +303,18 @@ class SegStore:
         )
         return set(rows)
 
+    async def memberships_of_many(self, customer_ids: Sequence[str]) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for chunk in _chunks(sorted(set(customer_ids))):
+            rows = await self.s.execute(
+                select(MembershipRow.customer_id, MembershipRow.segment_id).where(
+                    MembershipRow.customer_id.in_(chunk)
+                )
+            )
+            for customer_id, segment_id in rows:
+                out.setdefault(customer_id, set()).add(segment_id)
+        return out
+
     async def members(self, segment_id: str) -> set[str]:
         rows = await self.s.scalars(
             select(MembershipRow.customer_id).where(MembershipRow.segment_id == segment_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -303,3 +303,40 @@ async def test_make_bus_picks_the_adapter_from_the_settings(redis_url: str) -> N
     finally:
         await embedded.close()
         await production.close()
+
+
+async def test_batches_arrive_together_and_each_message_once(new_bus: BusFactory) -> None:
+    bus = new_bus()
+    calls: list[list[str]] = []
+
+    async def handler(envelopes: Sequence[EventEnvelope]) -> None:
+        calls.append(values(list(envelopes)))
+
+    # Published before the consumer reads, so they are ready together.
+    await bus.subscribe_batch("orders", "batcher", "c1", handler, max_batch=50)
+    await bus.publish("orders", [event(f"m{i}") for i in range(30)])
+    await eventually(lambda: sum(len(c) for c in calls) >= 30, "all messages")
+    await asyncio.sleep(0.5)
+    assert [v for c in calls for v in c] == [f"m{i}" for i in range(30)]
+    assert max(len(c) for c in calls) > 1  # some arrived as one batch
+
+
+async def test_a_poison_message_in_a_batch_is_isolated(new_bus: BusFactory) -> None:
+    bus = new_bus()
+    done: list[str] = []
+    attempts: dict[str, int] = {}
+
+    async def handler(envelopes: Sequence[EventEnvelope]) -> None:
+        names = values(list(envelopes))
+        for name in names:
+            attempts[name] = attempts.get(name, 0) + 1
+        if "bad" in names and len(names) > 1:
+            raise RuntimeError("one of them is bad")
+        if names == ["bad"] and attempts["bad"] < 3:
+            raise RuntimeError("still bad")
+        done.extend(names)
+
+    await bus.subscribe_batch("orders", "isolating", "c1", handler, max_batch=10)
+    await bus.publish("orders", [event("a"), event("bad"), event("b")])
+    await eventually(lambda: sorted(done) == ["a", "b", "bad"], "every message handled")
+    assert attempts["bad"] >= 3  # retried on its own until it passed
