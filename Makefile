@@ -48,8 +48,8 @@ fmt: $(STAMP) ## format and autofix
 bench: $(STAMP) ## throughput and p50/p99 per RPC against a bare grpc.aio echo server
 	$(BIN)/python -m tests.load.bench
 
-load: $(STAMP) ## Locust load test against a running suite (ADDR, TOKEN)
-	$(BIN)/locust -f tests/load/locustfile.py --headless -u 32 -r 8 -t 60s --host $(ADDR)
+load: $(STAMP) ## Locust load test against a running suite (ADDR; TOKEN, else var/demo.token)
+	BACKCRM_TOKEN="$(TOKEN)" $(BIN)/locust -f tests/load/locustfile.py --headless -u 32 -r 8 -t 60s --host $(ADDR)
 
 k8s: ## render every kustomize overlay (validates the manifests offline)
 	kubectl kustomize deploy/k8s/overlays/dev >/dev/null

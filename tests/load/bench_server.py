@@ -1,0 +1,114 @@
+"""The server side of `make bench`, run as its own process so it gets a core of its own.
+
+    python -m tests.load.bench_server --echo       a bare grpc.aio server, one unary method
+    python -m tests.load.bench_server              the profile service, configured like
+                                                   `backcrm serve profile` from the environment
+                                                   (DATABASE_URL, REDIS_URL, BACKCRM_*)
+
+Either way it binds 127.0.0.1:0, prints `PORT <n>` on stdout once it is serving, and stops
+on SIGTERM or SIGINT. `--cprofile FILE` writes cProfile stats of the whole run to FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import signal
+import sys
+from pathlib import Path
+
+import grpc
+
+__all__ = ["ECHO_METHOD", "ECHO_RESPONSE_BYTES", "main"]
+
+ECHO_METHOD = "/bench.v1.EchoService/Echo"
+ECHO_RESPONSE_BYTES = 500
+_ECHO_RESPONSE = b"x" * ECHO_RESPONSE_BYTES
+
+
+async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    return _ECHO_RESPONSE
+
+
+def _echo_server() -> grpc.aio.Server:
+    """No interceptors, no (de)serialisation: the floor of what grpc.aio costs per call."""
+    server = grpc.aio.server()
+    service, method = ECHO_METHOD.strip("/").split("/")
+    handler = grpc.unary_unary_rpc_method_handler(_echo)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service, {method: handler}),)
+    )
+    return server
+
+
+async def _until_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def _announce(port: int) -> None:
+    print(f"PORT {port}", flush=True)
+
+
+async def serve_echo() -> None:
+    server = _echo_server()
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    _announce(port)
+    await _until_signal()
+    await server.stop(0.5)
+
+
+async def serve_profile() -> None:
+    """What `backcrm serve profile` does, on port 0 (see services/cli.py)."""
+    from libs.auth import TokenRegistry
+    from libs.config import Settings
+    from libs.rpc.server import Server
+    from libs.runtime import Resources
+    from libs.telemetry import setup_logging, setup_telemetry
+    from services.profile.app import ProfileApp
+
+    settings = Settings()
+    setup_logging(settings.log_level)
+    setup_telemetry(settings, "backcrm-profile")
+    resources = Resources.open(settings)
+    app = ProfileApp.build(resources)
+    tokens = TokenRegistry.from_sources(settings.auth_tokens, settings.auth_tokens_file)
+    server = Server([app.rpc], settings, readiness=[resources.storage_ready], tokens=tokens)
+    port = await server.start("127.0.0.1:0")
+    await app.start()
+    await server.wait_serving()
+    _announce(port)
+    try:
+        await _until_signal()
+        await server.stop(0.5)
+    finally:
+        await app.stop()
+        await resources.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.load.bench_server")
+    parser.add_argument("--echo", action="store_true", help="the bare echo server")
+    parser.add_argument("--cprofile", type=Path, help="write cProfile stats here on exit")
+    args = parser.parse_args(argv)
+    run = serve_echo if args.echo else serve_profile
+    if args.cprofile is None:
+        asyncio.run(run())
+        return 0
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        asyncio.run(run())
+    finally:
+        profiler.disable()
+        profiler.dump_stats(args.cprofile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
