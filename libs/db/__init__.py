@@ -42,7 +42,9 @@ def make_engine(url: str) -> AsyncEngine:
         # read-modify-write units of work instead of failing them with SQLITE_BUSY.
         kwargs.update(pool_size=1, max_overflow=0, pool_timeout=60)
     else:
-        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
+        # No pre-ping: it costs a round trip per checkout; a connection that died is discarded
+        # when it fails, and the call answers UNAVAILABLE, which clients retry.
+        kwargs.update(pool_size=10, max_overflow=10, pool_recycle=1800)
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
 

@@ -6,15 +6,17 @@ types of `domain.py` and renders what comes back.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from libs.cache.port import Cache, CacheUnavailable
-from libs.errors import InvalidArgument, NotFound
+from libs.errors import InvalidArgument, NotFound, Unavailable
 from services.profile.domain import Customer, EventIn, IdentityKey, apply_event, merge_data
 from services.profile.identities import STRONG_TYPES
 from services.profile.ports import (
@@ -45,7 +47,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-RETRIES = 3
+RETRIES = 8
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,15 @@ class TrackResult:
     customer_ids: list[str] = field(default_factory=list)
 
 
+async def _forget_identities(deps: ProfileDeps, identities: Sequence[IdentityKey]) -> None:
+    """Identities that stop naming a customer (erased, or moved by a merge)."""
+    if identities:
+        try:
+            await deps.cache.delete([identity_key(k) for k in identities])
+        except CacheUnavailable:
+            log.warning("cache unavailable; %d identity entries expire by TTL", len(identities))
+
+
 async def _invalidate(deps: ProfileDeps, customer_ids: Sequence[str]) -> None:
     # The outbox relay invalidates again when it publishes, so a cache that was down now
     # cannot keep a stale profile once it is back.
@@ -97,14 +108,16 @@ async def _invalidate(deps: ProfileDeps, customer_ids: Sequence[str]) -> None:
 
 
 async def _retrying(fn: Callable[[], Awaitable[Any]]) -> Any:
+    """Re-run a unit of work that lost a race on a unique key (e.g. two batches creating the
+    same new customer), with jittered backoff; when contention persists, the caller is told
+    to retry (UNAVAILABLE), never an internal error."""
     for attempt in range(RETRIES):
         try:
             return await fn()
         except StorageConflict:
-            if attempt == RETRIES - 1:
-                raise
             log.info("storage conflict, retrying (%d)", attempt + 1)
-    raise AssertionError("unreachable")
+            await asyncio.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # noqa: S311
+    raise Unavailable("contention on the same customers; retry", reason="CONTENTION")
 
 
 def _new_customer(now: float) -> Customer:
@@ -299,33 +312,68 @@ def _purchase_record(event: EventIn, customer_id: str, counted: bool) -> Purchas
 async def get_profiles(
     deps: ProfileDeps, lookups: Sequence[CustomerLookup], field_name: str = "customer"
 ) -> list[bytes | None]:
-    """Rendered profiles (cache first), None for customers not found."""
+    """Rendered profiles, None for customers not found.
+
+    A warm read touches only the cache (identity -> id, id -> rendered profile); storage is
+    read for what the cache does not hold, and what it reads is cached.
+    """
     assert deps.render is not None
+    idn = [identity_key(lk.identity) for lk in lookups if lk.identity is not None]
+    known = dict(zip(idn, await _cached(deps, idn), strict=True))
+    ids: list[str | None] = [
+        lk.customer_id
+        if lk.customer_id is not None
+        else _text(known.get(identity_key(lk.identity)))  # type: ignore[arg-type]
+        for lk in lookups
+    ]
+    wanted = list(dict.fromkeys(c for c in ids if c))
+    found = {
+        c: v
+        for c, v in zip(wanted, await _cached(deps, [cache_key(c) for c in wanted]), strict=True)
+        if v
+    }
+    unresolved = [i for i, c in enumerate(ids) if c is None or c not in found]
+    if not unresolved:
+        return [found[c] for c in ids]  # type: ignore[index]
     async with deps.uow() as uow:
-        ids: list[str | None] = []
-        for lookup in lookups:
+        fills: list[tuple[str, bytes]] = []
+        for i in unresolved:
             try:
-                ids.append(await resolve(uow, lookup, field_name))
+                ids[i] = await resolve(uow, lookups[i], field_name)
             except NotFound:
-                ids.append(None)
-        wanted = [c for c in ids if c is not None]
-        try:
-            cached = await deps.cache.get_many([cache_key(c) for c in wanted])
-        except CacheUnavailable:
-            cached = [None] * len(wanted)
-        found = dict(zip(wanted, cached, strict=True))
-        missing = [c for c, v in found.items() if v is None]
+                ids[i] = None
+                continue
+            identity = lookups[i].identity
+            if identity is not None:
+                fills.append((identity_key(identity), ids[i].encode()))  # type: ignore[union-attr]
+        missing = sorted({c for c in ids if c and c not in found})
         if missing:
             now = deps.clock()
             customers = await uow.load(missing, for_update=False)
             identities = await uow.identities_of(customers)
             fresh = {c: deps.render(customers[c], identities.get(c, []), now) for c in customers}
             found.update(fresh)
-            with contextlib.suppress(CacheUnavailable):
-                await deps.cache.set_many(
-                    [(cache_key(c), v) for c, v in fresh.items()], deps.cache_ttl
-                )
+            fills += [(cache_key(c), v) for c, v in fresh.items()]
+    with contextlib.suppress(CacheUnavailable):
+        await deps.cache.set_many(fills, deps.cache_ttl)
     return [found.get(c) if c else None for c in ids]
+
+
+def identity_key(identity: IdentityKey) -> str:
+    return f"profile:idn:v1:{identity[0]}:{identity[1]}"
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode() if value is not None else None
+
+
+async def _cached(deps: ProfileDeps, keys: Sequence[str]) -> list[bytes | None]:
+    if not keys:
+        return []
+    try:
+        return await deps.cache.get_many(keys)
+    except CacheUnavailable:
+        return [None] * len(keys)
 
 
 async def get_profile(deps: ProfileDeps, lookup: CustomerLookup) -> bytes:
@@ -478,6 +526,7 @@ async def _merge_in(
     if pending:
         loaded.update({k: v for k, v in pending.items() if k in (target_id, source_id)})
     target, source = loaded[target_id], loaded[source_id]
+    moved = (await uow.identities_of([source_id])).get(source_id, [])
     merge_data(target.data, source.data)
     target.created_at = min(target.created_at, source.created_at)
     await uow.move_history(source_id, target_id)
@@ -494,6 +543,7 @@ async def _merge_in(
     uow.emit(ProfilesMerged(source_id, target_id, now))
     uow.emit(ProfileChanged(target_id, target.version, ("*",), now, customer=target))
     await _invalidate(deps, [source_id])
+    await _forget_identities(deps, moved)
     return target
 
 
@@ -518,11 +568,13 @@ async def merge_profiles(
 async def delete_profile(deps: ProfileDeps, lookup: CustomerLookup) -> str:
     async with deps.uow() as uow:
         customer_id = await resolve(uow, lookup, "customer")
+        identities = (await uow.identities_of([customer_id])).get(customer_id, [])
         merged_ids = [m.source_customer_id for m in await uow.merges_of(customer_id)]
         await uow.delete_customer(customer_id)
         uow.emit(ProfileDeleted(customer_id, deps.clock()))
         await uow.commit()
     await _invalidate(deps, [customer_id, *merged_ids])
+    await _forget_identities(deps, identities)
     return customer_id
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, or_, select, tuple_, update
+from sqlalchemy import Table, bindparam, delete, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,6 +37,15 @@ from services.profile.ports import (
 __all__ = ["SqlUnitOfWork", "event_from_json", "event_to_json", "from_ts", "to_ts"]
 
 CHUNK = 500  # keeps IN lists and multi-row inserts under every driver's parameter limit
+CUSTOMERS = cast(Table, CustomerRow.__table__)
+EVENTS = cast(Table, EventRow.__table__)
+_UPDATE_CUSTOMER = (
+    update(CUSTOMERS)
+    .where(CUSTOMERS.c.customer_id == bindparam("b_id"))
+    .values(
+        updated_at=bindparam("b_updated"), version=bindparam("b_version"), data=bindparam("b_data")
+    )
+)
 
 
 def to_dt(ts: float) -> datetime:
@@ -144,6 +153,9 @@ class SqlUnitOfWork(ProfileUnitOfWork):
         return self.session
 
     def _insert(self, table: Any) -> Any:
+        # Core tables, not the ORM classes: executemany of one cached statement is the fast
+        # path for the hundreds of rows a TrackEvents call writes (no per-row ORM work).
+        table = getattr(table, "__table__", table)
         return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
 
     async def commit(self) -> None:
@@ -238,24 +250,22 @@ class SqlUnitOfWork(ProfileUnitOfWork):
         ids = sorted(set(customer_ids))
         out: dict[str, Customer] = {}
         for chunk in _chunks(ids):
+            t = CUSTOMERS
             query = (
-                select(CustomerRow)
-                .where(CustomerRow.customer_id.in_(chunk))
-                .order_by(CustomerRow.customer_id)
+                select(t.c.customer_id, t.c.created_at, t.c.updated_at, t.c.version, t.c.data)
+                .where(t.c.customer_id.in_(chunk))
+                .order_by(t.c.customer_id)
             )
             if for_update:
                 query = query.with_for_update()
-            for row in (
-                await self.s.execute(query.execution_options(populate_existing=True))
-            ).scalars():
-                out[row.customer_id] = Customer(
-                    customer_id=row.customer_id,
-                    created_at=to_ts(row.created_at),
-                    updated_at=to_ts(row.updated_at),
-                    version=row.version,
-                    data=row.data,
+            for customer_id, created, updated, version, data in await self.s.execute(query):
+                out[customer_id] = Customer(
+                    customer_id=customer_id,
+                    created_at=to_ts(created),
+                    updated_at=to_ts(updated),
+                    version=version,
+                    data=data,
                 )
-        self.s.expunge_all()  # rows are written back with bulk statements, not the identity map
         return out
 
     async def save(self, customers: Iterable[Customer]) -> None:
@@ -274,7 +284,18 @@ class SqlUnitOfWork(ProfileUnitOfWork):
         if new:
             await self.s.execute(self._insert(CustomerRow), new)
         if changed:
-            await self.s.execute(update(CustomerRow), changed)
+            await self.s.execute(
+                _UPDATE_CUSTOMER,
+                [
+                    {
+                        "b_id": row["customer_id"],
+                        "b_updated": row["updated_at"],
+                        "b_version": row["version"],
+                        "b_data": row["data"],
+                    }
+                    for row in changed
+                ],
+            )
         for c in customers:
             c.is_new = False
 
@@ -320,11 +341,10 @@ class SqlUnitOfWork(ProfileUnitOfWork):
             ]
             statement = (
                 self._insert(EventRow)
-                .values(rows)
                 .on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(EventRow.event_id)
+                .returning(EVENTS.c.event_id)
             )
-            inserted.update(await self.s.scalars(statement))
+            inserted.update(await self.s.scalars(statement, rows))
         return inserted
 
     async def counted_order_ids(self, order_ids: Iterable[str]) -> set[str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 from backcrm.profile.v1 import profile_service_pb2 as pb
 
-from libs.errors import InvalidArgument, NotFound
+from libs.errors import InvalidArgument, NotFound, Unavailable
 from services.profile import handlers as h
 from services.profile.domain import DAY, CartLine, EventIn, IdentityKey, OrderIn
 from services.profile.events import encode_domain_event
@@ -15,7 +15,6 @@ from services.profile.ports import (
     ProfileChanged,
     ProfileDeleted,
     ProfilesMerged,
-    StorageConflict,
 )
 from services.profile.render import render_response
 from tests.unit.fakes import FakeCache, FakeClock, FakeProfileStore, FakeProfileUnitOfWork
@@ -283,10 +282,11 @@ async def test_conflict_is_retried_and_nothing_leaks_from_the_failed_attempt(
     assert len(world.published(ProfileChanged)) == 1
 
 
-async def test_conflicts_beyond_the_retries_surface(world: World) -> None:
+async def test_persistent_contention_asks_the_caller_to_retry(world: World) -> None:
     world.store.conflicts = h.RETRIES
-    with pytest.raises(StorageConflict):
+    with pytest.raises(Unavailable) as raised:
         await world.track(ev("e1", ANN))
+    assert raised.value.reason == "CONTENTION"
     assert not world.store.customers
     assert not world.store.published
 
