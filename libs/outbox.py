@@ -107,6 +107,7 @@ class OutboxRelay:
                 await self._before_publish(sorted({r.customer_id for r in rows}))
             for topic, group in groupby(rows, key=lambda r: r.topic):
                 await self._bus.publish(topic, [EventEnvelope.FromString(r.payload) for r in group])
-            await session.execute(delete(table).where(table.id.in_([r.id for r in rows])))
+            core = table.__table__  # Core: no ORM bulk-delete bookkeeping
+            await session.execute(delete(core).where(core.c.id.in_([r.id for r in rows])))
             await session.commit()
             return len(rows)

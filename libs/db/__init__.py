@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -45,6 +46,8 @@ def make_engine(url: str) -> AsyncEngine:
         # No pre-ping: it costs a round trip per checkout; a connection that died is discarded
         # when it fails, and the call answers UNAVAILABLE, which clients retry.
         kwargs.update(pool_size=10, max_overflow=10, pool_recycle=1800)
+    # orjson: JSON columns are written on every event; the stdlib encoder was a tenth of it.
+    kwargs.update(json_serializer=_json_dumps, json_deserializer=orjson.loads)
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
 
@@ -57,6 +60,10 @@ def make_engine(url: str) -> AsyncEngine:
             cursor.close()
 
     return engine
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:

@@ -36,7 +36,8 @@ def encode_domain_event(event: DomainEvent) -> tuple[str, bytes]:
             events=[event_to_proto(e) for e in event.events],
         )
         if event.customer is not None:
-            payload.profile.CopyFrom(render_profile(event.customer, [], event.at))
+            # The events ride along in `events`: the snapshot leaves out recent_events.
+            payload.profile.CopyFrom(render_profile(event.customer, [], event.at, recent=False))
     elif isinstance(event, ProfileDeleted):
         topic = TOPIC_DELETED
         payload = pb.ProfileDeleted(customer_id=event.customer_id, deleted_at=ts(event.at))

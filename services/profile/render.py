@@ -21,7 +21,9 @@ from services.profile.domain import (
 __all__ = ["render_profile", "render_response"]
 
 
-def render_profile(customer: Customer, identities: list[IdentityKey], now: float) -> pb.Profile:
+def render_profile(
+    customer: Customer, identities: list[IdentityKey], now: float, *, recent: bool = True
+) -> pb.Profile:
     data = customer.data
     currency = data.get("currency", "")
     profile = pb.Profile(
@@ -65,7 +67,7 @@ def render_profile(customer: Customer, identities: list[IdentityKey], now: float
                 sku=e["sku"],
                 category=e["category"],
             )
-            for e in data.get("recent", [])
+            for e in (data.get("recent", []) if recent else [])
         ],
         created_at=ts(customer.created_at),
         updated_at=ts(customer.updated_at),

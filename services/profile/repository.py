@@ -39,6 +39,9 @@ __all__ = ["SqlUnitOfWork", "event_from_json", "event_to_json", "from_ts", "to_t
 CHUNK = 500  # keeps IN lists and multi-row inserts under every driver's parameter limit
 CUSTOMERS = cast(Table, CustomerRow.__table__)
 EVENTS = cast(Table, EventRow.__table__)
+IDENTITIES = cast(Table, IdentityRow.__table__)
+MERGES = cast(Table, MergeRow.__table__)
+PURCHASES = cast(Table, PurchaseRow.__table__)
 _UPDATE_CUSTOMER = (
     update(CUSTOMERS)
     .where(CUSTOMERS.c.customer_id == bindparam("b_id"))
@@ -187,8 +190,8 @@ class SqlUnitOfWork(ProfileUnitOfWork):
         found: dict[IdentityKey, str] = {}
         for chunk in _chunks(keys):
             rows = await self.s.execute(
-                select(IdentityRow.type, IdentityRow.value, IdentityRow.customer_id).where(
-                    tuple_(IdentityRow.type, IdentityRow.value).in_(chunk)
+                select(IDENTITIES.c.type, IDENTITIES.c.value, IDENTITIES.c.customer_id).where(
+                    tuple_(IDENTITIES.c.type, IDENTITIES.c.value).in_(chunk)
                 )
             )
             found.update({(t, v): c for t, v, c in rows})
@@ -201,14 +204,14 @@ class SqlUnitOfWork(ProfileUnitOfWork):
             live.update(
                 (c, c)
                 for c in await self.s.scalars(
-                    select(CustomerRow.customer_id).where(CustomerRow.customer_id.in_(chunk))
+                    select(CUSTOMERS.c.customer_id).where(CUSTOMERS.c.customer_id.in_(chunk))
                 )
             )
             missing = [c for c in chunk if c not in live]
             if missing:
                 rows = await self.s.execute(
-                    select(MergeRow.source_customer_id, MergeRow.target_customer_id).where(
-                        MergeRow.source_customer_id.in_(missing)
+                    select(MERGES.c.source_customer_id, MERGES.c.target_customer_id).where(
+                        MERGES.c.source_customer_id.in_(missing)
                     )
                 )
                 live.update({source: target for source, target in rows})
@@ -320,7 +323,7 @@ class SqlUnitOfWork(ProfileUnitOfWork):
         known: set[str] = set()
         for chunk in _chunks(list(set(event_ids))):
             known.update(
-                await self.s.scalars(select(EventRow.event_id).where(EventRow.event_id.in_(chunk)))
+                await self.s.scalars(select(EVENTS.c.event_id).where(EVENTS.c.event_id.in_(chunk)))
             )
         return known
 
@@ -352,10 +355,10 @@ class SqlUnitOfWork(ProfileUnitOfWork):
         for chunk in _chunks(list(set(order_ids))):
             found.update(
                 await self.s.scalars(
-                    select(PurchaseRow.order_id).where(
-                        PurchaseRow.order_id.in_(chunk),
-                        PurchaseRow.counted.is_(True),
-                        PurchaseRow.is_return.is_(False),
+                    select(PURCHASES.c.order_id).where(
+                        PURCHASES.c.order_id.in_(chunk),
+                        PURCHASES.c.counted.is_(True),
+                        PURCHASES.c.is_return.is_(False),
                     )
                 )
             )
