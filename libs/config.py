@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     segment_reconcile_seconds: float = Field(
         default=300.0, description="set-wise re-check of time-dependent segments"
     )
+    segment_rfm_seconds: float = Field(
+        default=86_400.0, description="how often RFM scores are recomputed (also on demand)"
+    )
     segment_due_poll_seconds: float = Field(
         default=0.2, description="how often due (time-dependent) memberships are re-evaluated"
     )

@@ -163,6 +163,9 @@ class SegmentationApp:
         while await self.seg.engine.run_due() > 0:
             pass
 
+    async def _rfm(self) -> None:
+        await self.seg.recompute_rfm(None)
+
     async def _reconcile(self) -> None:
         await self.seg.builder.reconcile()
 

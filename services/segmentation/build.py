@@ -27,6 +27,7 @@ __all__ = ["Builder", "sql_of"]
 log = logging.getLogger(__name__)
 APPLY_CHUNK = 5_000
 DUE_CHUNK = 500
+SCHEDULE_LIMIT = 20_000
 
 
 def _stored_members(segment_id: str) -> ColumnElement[bool]:
@@ -57,10 +58,25 @@ class Builder:
         if entry is None or entry.record.kind != "BEHAVIORAL":
             return 0
         now = self.clock()
+        condition = sql_of(entry.node, now)
         async with self.store() as store:
             await store.set_build(segment_id, state=entry.record.state, progress=0.0)
-            matching = await store.matching(sql_of(entry.node, now))
             current = await store.members(segment_id)
+            if not announce and not current:
+                # A first build: the database fills the members itself, no round trip per row.
+                count = await store.insert_matching(segment_id, condition, now)
+                await store.refresh_count(segment_id)
+                await store.set_build(
+                    segment_id, state="READY", progress=1.0, built_at=self.clock()
+                )
+                await store.commit()
+                log.info("segment %s built: %d members", segment_id, count)
+                if entry.reads.time_dependent:
+                    async with self.store() as store:
+                        members = sorted(await store.members(segment_id))
+                    await self._schedule_members(segment_id, members)
+                return count
+            matching = await store.matching(condition)
             await store.commit()
         changes = [
             MembershipChange(segment_id, c, "ENTERED", now, reason)
@@ -90,7 +106,19 @@ class Builder:
         return count
 
     async def _schedule_members(self, segment_id: str, members: Sequence[str]) -> None:
-        """Members whose answer can flip by time alone get a due time (a window passing)."""
+        """Members whose answer can flip by time alone get a due time (a window passing).
+
+        Beyond SCHEDULE_LIMIT members this would be a long per-customer pass: such segments
+        rely on the periodic set-wise reconciliation instead (and on due times set whenever a
+        member's profile changes).
+        """
+        if len(members) > SCHEDULE_LIMIT:
+            log.info(
+                "segment %s: %d members; time-based exits by reconciliation",
+                segment_id,
+                len(members),
+            )
+            return
         catalog = self.catalog()
         entry = catalog.entries.get(segment_id)
         if entry is None:

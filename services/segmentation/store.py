@@ -7,9 +7,9 @@ and the outbox in the same transaction as the memberships themselves.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Self
+from typing import Any, Self, cast
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import Float, String, Table, delete, func, insert, literal, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -425,6 +425,20 @@ class SegStore:
     async def matching(self, condition: ColumnElement[bool]) -> set[str]:
         rows = await self.s.scalars(select(SegProfileRow.customer_id).where(condition))
         return set(rows)
+
+    async def insert_matching(
+        self, segment_id: str, condition: ColumnElement[bool], since: float
+    ) -> int:
+        """INSERT ... SELECT the matching customers as members (a first build)."""
+        members = cast(Table, MembershipRow.__table__)
+        profiles = cast(Table, SegProfileRow.__table__)
+        source = select(
+            literal(segment_id, String()), profiles.c.customer_id, literal(since, Float())
+        ).where(condition)
+        result = await self.s.execute(
+            insert(members).from_select(["segment_id", "customer_id", "since"], source)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def count_matching(self, condition: ColumnElement[bool]) -> int:
         count = await self.s.scalar(
