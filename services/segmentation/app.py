@@ -129,6 +129,9 @@ class SegmentationApp:
                 self._every(settings.segment_reconcile_seconds, self._reconcile),
                 name="seg-reconcile",
             ),
+            asyncio.create_task(
+                self._every(settings.segment_rfm_seconds, self._rfm), name="seg-rfm"
+            ),
         ]
         await self.seg.resume_builds()
 
