@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from libs.profile_status import status_at
+
 __all__ = [
     "DAY",
     "CartLine",
@@ -32,7 +34,6 @@ __all__ = [
 DAY = 86_400.0
 HALF_LIFE = 30 * DAY
 RECENT_EVENTS = 20
-NEW_DAYS, ACTIVE_DAYS, CHURN_RISK_DAYS = 30, 90, 180
 ENGAGEMENT_SCALE = 25.0
 
 IdentityKey = tuple[str, str]  # (type, normalised value)
@@ -156,14 +157,7 @@ class Customer:
 
 
 def status_of(customer: Customer, now: float) -> str:
-    idle_days = (now - customer.last_activity_at) / DAY
-    if (now - customer.created_at) / DAY <= NEW_DAYS and customer.orders <= 1:
-        return "NEW"
-    if idle_days <= ACTIVE_DAYS:
-        return "ACTIVE"
-    if idle_days <= CHURN_RISK_DAYS:
-        return "CHURN_RISK"
-    return "LAPSED"
+    return status_at(customer.created_at, customer.last_activity_at, customer.orders, now)
 
 
 def apply_event(customer: Customer, event: EventIn, count_order: bool = True) -> set[str]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from libs import profile_status
 from services.segmentation.conditions.ast import (
     ContextCond,
     EventCond,
@@ -38,7 +39,9 @@ from services.segmentation.facts import ContextFacts, CustomerFacts, FactEvent
 
 __all__ = ["Verdict", "evaluate", "matches", "status_at"]
 
-NEW_DAYS, ACTIVE_DAYS, CHURN_RISK_DAYS = 30.0, 90.0, 180.0
+NEW_DAYS = profile_status.NEW_DAYS
+ACTIVE_DAYS = profile_status.ACTIVE_DAYS
+CHURN_RISK_DAYS = profile_status.CHURN_RISK_DAYS
 
 
 @dataclass(frozen=True)
@@ -66,15 +69,8 @@ def evaluate(
 
 
 def status_at(facts: CustomerFacts, now: float) -> str:
-    """Profile status at `now` (as services/profile/domain.py status_of)."""
-    idle_days = (now - facts.last_activity_at) / DAY
-    if (now - facts.created_at) / DAY <= NEW_DAYS and facts.orders <= 1:
-        return "NEW"
-    if idle_days <= ACTIVE_DAYS:
-        return "ACTIVE"
-    if idle_days <= CHURN_RISK_DAYS:
-        return "CHURN_RISK"
-    return "LAPSED"
+    """Profile status at `now` (the rule of libs/profile_status.py)."""
+    return profile_status.status_at(facts.created_at, facts.last_activity_at, facts.orders, now)
 
 
 class _Run:
