@@ -6,18 +6,21 @@ PostgreSQL gets a connection pool sized for a pod.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import MetaData, event, text
+from sqlalchemy import MetaData, any_, event, func, literal, select, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql import ColumnElement
 
 from libs.config import Settings
 
-__all__ = ["Base", "make_engine", "make_sessionmaker", "ping"]
+__all__ = ["Base", "among", "make_engine", "make_sessionmaker", "pairs_among", "ping"]
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -81,3 +84,27 @@ async def ping(engine: AsyncEngine) -> bool:
 
 def settings_engine(settings: Settings) -> AsyncEngine:
     return make_engine(settings.database_url)
+
+
+def among(column: Any, values: Sequence[Any], dialect: str) -> ColumnElement[bool]:
+    """`column IN values`, as `= ANY(array)` on PostgreSQL.
+
+    One statement text whatever the number of values, so asyncpg prepares it once; an IN list
+    renders (and prepares) a new statement for every length.
+    """
+    if dialect == "postgresql":
+        return column == any_(literal(list(values), ARRAY(column.type)))  # type: ignore[no-any-return]
+    return column.in_(values)  # type: ignore[no-any-return]
+
+
+def pairs_among(
+    first: Any, second: Any, pairs: Sequence[tuple[Any, Any]], dialect: str
+) -> ColumnElement[bool]:
+    """`(first, second) IN pairs`, on PostgreSQL via unnest of two arrays (one statement text)."""
+    if dialect == "postgresql":
+        keys = func.unnest(
+            literal([p[0] for p in pairs], ARRAY(first.type)),
+            literal([p[1] for p in pairs], ARRAY(second.type)),
+        ).table_valued("a", "b").render_derived()
+        return tuple_(first, second).in_(select(keys.c.a, keys.c.b))
+    return tuple_(first, second).in_(pairs)

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, or_, select, tuple_, update
+from sqlalchemy import Table, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from libs.db import among, pairs_among
 from services.profile.domain import Customer, EventIn, IdentityKey, OrderIn
 from services.profile.models import (
     CustomerRow,
@@ -191,7 +192,7 @@ class SqlUnitOfWork(ProfileUnitOfWork):
         for chunk in _chunks(keys):
             rows = await self.s.execute(
                 select(IDENTITIES.c.type, IDENTITIES.c.value, IDENTITIES.c.customer_id).where(
-                    tuple_(IDENTITIES.c.type, IDENTITIES.c.value).in_(chunk)
+                    pairs_among(IDENTITIES.c.type, IDENTITIES.c.value, chunk, self._dialect)
                 )
             )
             found.update({(t, v): c for t, v, c in rows})
@@ -204,14 +205,16 @@ class SqlUnitOfWork(ProfileUnitOfWork):
             live.update(
                 (c, c)
                 for c in await self.s.scalars(
-                    select(CUSTOMERS.c.customer_id).where(CUSTOMERS.c.customer_id.in_(chunk))
+                    select(CUSTOMERS.c.customer_id).where(
+                        among(CUSTOMERS.c.customer_id, chunk, self._dialect)
+                    )
                 )
             )
             missing = [c for c in chunk if c not in live]
             if missing:
                 rows = await self.s.execute(
                     select(MERGES.c.source_customer_id, MERGES.c.target_customer_id).where(
-                        MERGES.c.source_customer_id.in_(missing)
+                        among(MERGES.c.source_customer_id, missing, self._dialect)
                     )
                 )
                 live.update({source: target for source, target in rows})
@@ -221,9 +224,9 @@ class SqlUnitOfWork(ProfileUnitOfWork):
         out: dict[str, list[IdentityKey]] = {}
         for chunk in _chunks(list(customer_ids)):
             rows = await self.s.execute(
-                select(IdentityRow.customer_id, IdentityRow.type, IdentityRow.value)
-                .where(IdentityRow.customer_id.in_(chunk))
-                .order_by(IdentityRow.created_at, IdentityRow.type, IdentityRow.value)
+                select(IDENTITIES.c.customer_id, IDENTITIES.c.type, IDENTITIES.c.value)
+                .where(among(IDENTITIES.c.customer_id, chunk, self._dialect))
+                .order_by(IDENTITIES.c.created_at, IDENTITIES.c.type, IDENTITIES.c.value)
             )
             for customer_id, kind, value in rows:
                 out.setdefault(customer_id, []).append((kind, value))
@@ -256,7 +259,7 @@ class SqlUnitOfWork(ProfileUnitOfWork):
             t = CUSTOMERS
             query = (
                 select(t.c.customer_id, t.c.created_at, t.c.updated_at, t.c.version, t.c.data)
-                .where(t.c.customer_id.in_(chunk))
+                .where(among(t.c.customer_id, chunk, self._dialect))
                 .order_by(t.c.customer_id)
             )
             if for_update:
@@ -323,7 +326,9 @@ class SqlUnitOfWork(ProfileUnitOfWork):
         known: set[str] = set()
         for chunk in _chunks(list(set(event_ids))):
             known.update(
-                await self.s.scalars(select(EVENTS.c.event_id).where(EVENTS.c.event_id.in_(chunk)))
+                await self.s.scalars(
+                    select(EVENTS.c.event_id).where(among(EVENTS.c.event_id, chunk, self._dialect))
+                )
             )
         return known
 
@@ -356,7 +361,7 @@ class SqlUnitOfWork(ProfileUnitOfWork):
             found.update(
                 await self.s.scalars(
                     select(PURCHASES.c.order_id).where(
-                        PURCHASES.c.order_id.in_(chunk),
+                        among(PURCHASES.c.order_id, chunk, self._dialect),
                         PURCHASES.c.counted.is_(True),
                         PURCHASES.c.is_return.is_(False),
                     )

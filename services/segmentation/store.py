@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Self, cast
 
-from sqlalchemy import Float, String, Table, delete, func, insert, literal, select, tuple_, update
+from sqlalchemy import Float, String, Table, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import ColumnElement
 
+from libs.db import among, pairs_among
 from services.segmentation.facts import CustomerFacts, FactEvent
 from services.segmentation.models import (
     DueRow,
@@ -201,7 +202,7 @@ class SegStore:
         out: dict[str, CustomerFacts] = {}
         for chunk in _chunks(sorted(set(customer_ids))):
             rows = await self.s.scalars(
-                select(SegProfileRow).where(SegProfileRow.customer_id.in_(chunk))
+                select(SegProfileRow).where(among(SegProfileRow.customer_id, chunk, self._dialect))
             )
             out.update((r.customer_id, facts_of(r)) for r in rows)
         self.s.expunge_all()
@@ -216,7 +217,8 @@ class SegStore:
             return out
         for chunk in _chunks(sorted(set(customer_ids))):
             query = select(SegEventRow).where(
-                SegEventRow.customer_id.in_(chunk), SegEventRow.type.in_(wanted)
+                among(SegEventRow.customer_id, chunk, self._dialect),
+                among(SegEventRow.type, wanted, self._dialect),
             )
             if since is not None:
                 query = query.where(SegEventRow.occurred_at > since)
@@ -308,7 +310,7 @@ class SegStore:
         for chunk in _chunks(sorted(set(customer_ids))):
             rows = await self.s.execute(
                 select(MembershipRow.customer_id, MembershipRow.segment_id).where(
-                    MembershipRow.customer_id.in_(chunk)
+                    among(MembershipRow.customer_id, chunk, self._dialect)
                 )
             )
             for customer_id, segment_id in rows:
@@ -357,8 +359,11 @@ class SegStore:
         for chunk in _chunks(left, 2000):
             await self.s.execute(
                 delete(MembershipRow).where(
-                    tuple_(MembershipRow.segment_id, MembershipRow.customer_id).in_(
-                        [(c.segment_id, c.customer_id) for c in chunk]
+                    pairs_among(
+                        MembershipRow.segment_id,
+                        MembershipRow.customer_id,
+                        [(c.segment_id, c.customer_id) for c in chunk],
+                        self._dialect,
                     )
                 )
             )
@@ -403,7 +408,9 @@ class SegStore:
         keys = [(s, c) for s, c, _ in items]
         for chunk in _chunks(keys):
             await self.s.execute(
-                delete(DueRow).where(tuple_(DueRow.segment_id, DueRow.customer_id).in_(chunk))
+                delete(DueRow).where(
+                    pairs_among(DueRow.segment_id, DueRow.customer_id, chunk, self._dialect)
+                )
             )
         rows = [
             {"segment_id": s, "customer_id": c, "due_at": d} for s, c, d in items if d is not None
