@@ -102,9 +102,13 @@ def pairs_among(
 ) -> ColumnElement[bool]:
     """`(first, second) IN pairs`, on PostgreSQL via unnest of two arrays (one statement text)."""
     if dialect == "postgresql":
-        keys = func.unnest(
-            literal([p[0] for p in pairs], ARRAY(first.type)),
-            literal([p[1] for p in pairs], ARRAY(second.type)),
-        ).table_valued("a", "b").render_derived()
+        keys = (
+            func.unnest(
+                literal([p[0] for p in pairs], ARRAY(first.type)),
+                literal([p[1] for p in pairs], ARRAY(second.type)),
+            )
+            .table_valued("a", "b")
+            .render_derived()
+        )
         return tuple_(first, second).in_(select(keys.c.a, keys.c.b))
     return tuple_(first, second).in_(pairs)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.db import among, pairs_among
-from services.profile.domain import Customer, EventIn, IdentityKey, OrderIn
+from services.profile.domain import CartLine, Customer, EventIn, IdentityKey, OrderIn
 from services.profile.models import (
     CustomerRow,
     EventRow,
@@ -98,8 +98,6 @@ def _order_to_json(order: OrderIn) -> dict[str, Any]:
 
 
 def event_from_json(row: EventRow) -> EventIn:
-    from services.profile.domain import CartLine
-
     body = row.body
     order = None
     if "order" in body:

@@ -15,7 +15,7 @@ from libs.errors import InvalidArgument
 from libs.protoutil import enum
 from libs.rpc.service import RpcService
 from libs.validation import check_enum, check_text, decode_page_token, encode_page_token, page_size
-from services.segmentation.conditions import Node, parse_condition
+from services.segmentation.conditions import Node, kind_of, parse_condition, reads_of
 from services.segmentation.service import Segmentation
 from services.segmentation.templates import TEMPLATES, template_condition
 from services.segmentation.translate import (
@@ -158,16 +158,7 @@ class SegmentationServicer:
         if not 0 <= request.sample_size <= MAX_SAMPLE:
             raise InvalidArgument("sample_size", f"must be between 0 and {MAX_SAMPLE}")
         node = self._parse(request.condition, "condition")
-        from services.segmentation.conditions import kind_of
-
-        kind = kind_of(
-            node,
-            lambda s: (
-                self.seg.catalog.entries[s].record.kind
-                if s in self.seg.catalog.entries
-                else "BEHAVIORAL"
-            ),
-        )
+        kind = kind_of(node, self.seg.segment_kind)
         if kind != "BEHAVIORAL":
             raise InvalidArgument(
                 "condition",
@@ -217,8 +208,6 @@ class SegmentationServicer:
             if request.HasField("context")
             else None
         )
-        from services.segmentation.conditions import reads_of
-
         if context is None:
             for i, node in enumerate(nodes):
                 if reads_of(node).contextual:

@@ -53,7 +53,7 @@ class Segmentation:
     def current_catalog(self) -> Catalog:
         return self.catalog
 
-    def _kind(self, segment_id: str) -> str:
+    def segment_kind(self, segment_id: str) -> str:
         entry = self.catalog.entries.get(segment_id)
         return entry.record.kind if entry else "BEHAVIORAL"
 
@@ -80,7 +80,7 @@ class Segmentation:
         self, name: str, description: str, condition: bytes, node: Node, template: str = ""
     ) -> SegmentRecord:
         now = self.clock()
-        kind = kind_of(node, self._kind)
+        kind = kind_of(node, self.segment_kind)
         record = SegmentRecord(
             segment_id=uuid.uuid4().hex,
             name=name,
@@ -119,7 +119,7 @@ class Segmentation:
         if condition is not None and node is not None and condition != record.condition:
             self._check_cycle(segment_id, node)
             record.condition = condition
-            record.kind = kind_of(node, self._kind)
+            record.kind = kind_of(node, self.segment_kind)
             record.reads = _reads_json(node)
             record.template = ""
             rebuild = record.kind == "BEHAVIORAL"

@@ -7,9 +7,11 @@ from typing import Any
 
 from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2 as profile_pb
+from backcrm.segmentation.v1 import condition_pb2
 from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
 from google.protobuf.json_format import MessageToDict
 
+from libs.bus.envelope import new_envelope
 from libs.protoutil import enum, seconds_of, short_name, ts
 from services.segmentation.engine import ProfileUpdate
 from services.segmentation.facts import CartItem, ContextFacts, CustomerFacts, FactEvent
@@ -152,15 +154,11 @@ def membership_change_proto(change: MembershipChange) -> pb.MembershipChange:
 
 
 def encode_membership_change(change: MembershipChange) -> tuple[str, bytes]:
-    from libs.bus.envelope import new_envelope
-
     envelope = new_envelope(membership_change_proto(change), "segmentation")
     return TOPIC_MEMBERSHIP, envelope.SerializeToString()
 
 
 def segment_proto(record: SegmentRecord) -> pb.Segment:
-    from backcrm.segmentation.v1 import condition_pb2
-
     segment = pb.Segment(
         segment_id=record.segment_id,
         name=record.name,
@@ -181,8 +179,6 @@ def segment_proto(record: SegmentRecord) -> pb.Segment:
 def encode_rfm(
     scores: Sequence[tuple[str, int, int, int]], as_of: float, result: RfmResult
 ) -> tuple[str, bytes]:
-    from libs.bus.envelope import new_envelope
-
     message = pb.RfmScored(
         scores=[
             pb.CustomerRfmScore(customer_id=c, recency_score=r, frequency_score=f, monetary_score=m)
