@@ -70,7 +70,8 @@ def facts_row(facts: CustomerFacts) -> dict[str, Any]:
     return row
 
 
-def facts_of(row: SegProfileRow) -> CustomerFacts:
+def facts_of(row: Any) -> CustomerFacts:
+    """From a seg_profiles row (ORM instance or Core row: the same attribute names)."""
     doc = row.doc or {}
     return CustomerFacts(
         customer_id=row.customer_id,
@@ -82,7 +83,7 @@ def facts_of(row: SegProfileRow) -> CustomerFacts:
     )
 
 
-def event_of(row: SegEventRow) -> FactEvent:
+def event_of(row: Any) -> FactEvent:
     return FactEvent(
         event_id=row.event_id,
         customer_id=row.customer_id,
@@ -199,12 +200,11 @@ class SegStore:
 
     async def load_facts(self, customer_ids: Iterable[str]) -> dict[str, CustomerFacts]:
         out: dict[str, CustomerFacts] = {}
+        profiles = cast(Table, SegProfileRow.__table__)
         for chunk in _chunks(sorted(set(customer_ids))):
-            rows = await self.s.scalars(
-                select(SegProfileRow).where(SegProfileRow.customer_id.in_(chunk))
-            )
+            # Core rows, not ORM instances: read-only facts need no identity map
+            rows = await self.s.execute(select(profiles).where(profiles.c.customer_id.in_(chunk)))
             out.update((r.customer_id, facts_of(r)) for r in rows)
-        self.s.expunge_all()
         return out
 
     async def load_events(
@@ -214,15 +214,13 @@ class SegStore:
         out: dict[str, list[FactEvent]] = {}
         if not wanted:
             return out
+        table = cast(Table, SegEventRow.__table__)
         for chunk in _chunks(sorted(set(customer_ids))):
-            query = select(SegEventRow).where(
-                SegEventRow.customer_id.in_(chunk), SegEventRow.type.in_(wanted)
-            )
+            query = select(table).where(table.c.customer_id.in_(chunk), table.c.type.in_(wanted))
             if since is not None:
-                query = query.where(SegEventRow.occurred_at > since)
-            for row in await self.s.scalars(query):
+                query = query.where(table.c.occurred_at > since)
+            for row in await self.s.execute(query):
                 out.setdefault(row.customer_id, []).append(event_of(row))
-        self.s.expunge_all()
         return out
 
     async def forget_customer(self, customer_id: str) -> list[str]:
