@@ -72,9 +72,7 @@ class Builder:
                 await store.commit()
                 log.info("segment %s built: %d members", segment_id, count)
                 if entry.reads.time_dependent:
-                    async with self.store() as store:
-                        members = sorted(await store.members(segment_id))
-                    await self._schedule_members(segment_id, members)
+                    await self._schedule_first_build(segment_id, count)
                 return count
             matching = await store.matching(condition)
             await store.commit()
@@ -105,6 +103,20 @@ class Builder:
         log.info("segment %s built: %d members, %d changes", segment_id, count, len(changes))
         return count
 
+    async def _schedule_first_build(self, segment_id: str, count: int) -> None:
+        """Due times for a first build's members; beyond SCHEDULE_LIMIT members their ids are
+        not even read (the count is known), reconciliation covers them."""
+        if count > SCHEDULE_LIMIT:
+            self._log_unscheduled(segment_id, count)
+            return
+        async with self.store() as store:
+            members = sorted(await store.members(segment_id))
+        await self._schedule_members(segment_id, members)
+
+    @staticmethod
+    def _log_unscheduled(segment_id: str, count: int) -> None:
+        log.info("segment %s: %d members; time-based exits by reconciliation", segment_id, count)
+
     async def _schedule_members(self, segment_id: str, members: Sequence[str]) -> None:
         """Members whose answer can flip by time alone get a due time (a window passing).
 
@@ -113,11 +125,7 @@ class Builder:
         member's profile changes).
         """
         if len(members) > SCHEDULE_LIMIT:
-            log.info(
-                "segment %s: %d members; time-based exits by reconciliation",
-                segment_id,
-                len(members),
-            )
+            self._log_unscheduled(segment_id, len(members))
             return
         catalog = self.catalog()
         entry = catalog.entries.get(segment_id)
@@ -132,11 +140,7 @@ class Builder:
                 events = await store.load_events(
                     chunk, types, None if window is None else now - window
                 )
-                memberships = (
-                    {c: await store.memberships_of(c) for c in chunk}
-                    if entry.reads.segments
-                    else {}
-                )
+                memberships = await store.memberships_of_many(chunk) if entry.reads.segments else {}
                 due = []
                 for customer_id in chunk:
                     customer = facts.get(customer_id)

@@ -26,6 +26,10 @@ __all__ = ["Segmentation"]
 
 log = logging.getLogger(__name__)
 RFM_CHUNK = 1000  # scores per RfmScored message
+# Builds running at once. Each holds a pooled connection for its set-wise queries: creating
+# many segments together must queue their builds, not exhaust the pool (a build that times
+# out waiting for a connection fails and leaves its segment BUILDING until a restart).
+MAX_CONCURRENT_BUILDS = 4
 
 
 @dataclass
@@ -42,6 +46,9 @@ class Segmentation:
     ) = None
     catalog: Catalog = field(default_factory=Catalog)
     builds: dict[str, asyncio.Task[int]] = field(default_factory=dict)
+    build_slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_BUILDS)
+    )
 
     # ------------------------------------------------------------ catalog
 
@@ -171,11 +178,15 @@ class Segmentation:
         if previous is not None:
             previous.cancel()
         task = asyncio.create_task(
-            self.builder.build(segment_id, announce=announce, reason=reason),
+            self._build(segment_id, announce=announce, reason=reason),
             name=f"build-{segment_id}",
         )
         self.builds[segment_id] = task
         task.add_done_callback(lambda t: _log_build(segment_id, t))
+
+    async def _build(self, segment_id: str, *, announce: bool, reason: str) -> int:
+        async with self.build_slots:
+            return await self.builder.build(segment_id, announce=announce, reason=reason)
 
     async def resume_builds(self) -> None:
         for segment_id, entry in self.catalog.entries.items():

@@ -71,7 +71,8 @@ def facts_row(facts: CustomerFacts) -> dict[str, Any]:
     return row
 
 
-def facts_of(row: SegProfileRow) -> CustomerFacts:
+def facts_of(row: Any) -> CustomerFacts:
+    """From a seg_profiles row (ORM instance or Core row: the same attribute names)."""
     doc = row.doc or {}
     return CustomerFacts(
         customer_id=row.customer_id,
@@ -83,7 +84,7 @@ def facts_of(row: SegProfileRow) -> CustomerFacts:
     )
 
 
-def event_of(row: SegEventRow) -> FactEvent:
+def event_of(row: Any) -> FactEvent:
     return FactEvent(
         event_id=row.event_id,
         customer_id=row.customer_id,
@@ -200,12 +201,13 @@ class SegStore:
 
     async def load_facts(self, customer_ids: Iterable[str]) -> dict[str, CustomerFacts]:
         out: dict[str, CustomerFacts] = {}
+        profiles = cast(Table, SegProfileRow.__table__)
         for chunk in _chunks(sorted(set(customer_ids))):
-            rows = await self.s.scalars(
-                select(SegProfileRow).where(among(SegProfileRow.customer_id, chunk, self._dialect))
+            # Core rows, not ORM instances: read-only facts need no identity map
+            rows = await self.s.execute(
+                select(profiles).where(among(profiles.c.customer_id, chunk, self._dialect))
             )
             out.update((r.customer_id, facts_of(r)) for r in rows)
-        self.s.expunge_all()
         return out
 
     async def load_events(
@@ -215,16 +217,16 @@ class SegStore:
         out: dict[str, list[FactEvent]] = {}
         if not wanted:
             return out
+        table = cast(Table, SegEventRow.__table__)
         for chunk in _chunks(sorted(set(customer_ids))):
-            query = select(SegEventRow).where(
-                among(SegEventRow.customer_id, chunk, self._dialect),
-                among(SegEventRow.type, wanted, self._dialect),
+            query = select(table).where(
+                among(table.c.customer_id, chunk, self._dialect),
+                among(table.c.type, wanted, self._dialect),
             )
             if since is not None:
-                query = query.where(SegEventRow.occurred_at > since)
-            for row in await self.s.scalars(query):
+                query = query.where(table.c.occurred_at > since)
+            for row in await self.s.execute(query):
                 out.setdefault(row.customer_id, []).append(event_of(row))
-        self.s.expunge_all()
         return out
 
     async def forget_customer(self, customer_id: str) -> list[str]:

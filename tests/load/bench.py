@@ -2,11 +2,15 @@
 
     python -m tests.load.bench [--duration 10] [--concurrency 16,64]
                                [--backends embedded,postgres] [--skip-import]
+                               [--suites profile,segmentation] [--seg-customers 1000]
+                               [--lag-seconds 20] [--build-customers 1000000]
                                [--output FILE.md] [--json FILE.json]
 
 Every server under test runs in its own process (tests.load.bench_server) and the load
 generator in this one, the echo server exactly like the profile service, so on a 2-core
-machine each side gets a core. See docs/benchmarks.md for what is measured and how.
+machine each side gets a core. The segmentation suite (tests.load.segbench) serves profile and
+segmentation together, as `backcrm serve all`. See docs/benchmarks.md for what is measured
+and how.
 
 It is a report, not a test: targets are printed with PASS/MISS and the exit code is 0
 unless the harness itself broke.
@@ -26,7 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,6 +77,10 @@ class Options:
     output: Path | None
     json_path: Path | None
     cprofile_dir: Path | None
+    suites: list[str] = field(default_factory=lambda: ["profile"])
+    seg_customers: int = 1000
+    lag_seconds: float = 20.0
+    build_customers: int = 1_000_000
 
 
 @dataclass
@@ -103,6 +111,7 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     imports: list[ImportResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    segmentation: Any = None  # tests.load.segbench.SegmentationResults
 
 
 def _progress(message: str) -> None:
@@ -188,9 +197,13 @@ def _server_env(settings: Settings | None) -> dict[str, str]:
 
 @contextmanager
 def server_process(
-    name: str, settings: Settings | None, workdir: Path, cprofile_dir: Path | None
+    name: str,
+    settings: Settings | None,
+    workdir: Path,
+    cprofile_dir: Path | None,
+    extra: Sequence[str] = (),
 ) -> Iterator[ServerProcess]:
-    args = ["--echo"] if settings is None else []
+    args = ["--echo"] if settings is None else list(extra)
     if cprofile_dir is not None:
         cprofile_dir.mkdir(parents=True, exist_ok=True)
         args += ["--cprofile", str(cprofile_dir.resolve() / f"{name}.prof")]
@@ -458,6 +471,8 @@ def _table(report: Report) -> list[str]:
             ]
             if e is not None
             else ["1.00", "1.00", "1.00"]
+            if row.backend == "—"
+            else ["-", "-", "-"]
         )
         lines.append(
             f"| {row.backend} | {m.name} | {m.concurrency} | {_fmt(m.calls_per_second)} "
@@ -487,6 +502,10 @@ def _targets(report: Report) -> list[str]:
                 f"c={m.concurrency}: {m.items_per_second:,.0f} events/s — "
                 f"{_verdict(m.items_per_second >= TRACK_EVENTS_TARGET)}"
             )
+    if report.segmentation is not None:
+        from tests.load.segbench import segmentation_targets
+
+        lines += segmentation_targets(report.segmentation)
     for result in report.imports:
         if result.seconds is None:
             lines.append(
@@ -541,6 +560,13 @@ def render(report: Report) -> str:
                 )
         lines.append("")
         notes += [f"- import, {i.backend}: {i.note}" for i in report.imports if i.note]
+    if report.segmentation is not None:
+        from tests.load.segbench import render_segmentation
+
+        lines += render_segmentation(report.segmentation)
+        notes += [f"- {n}" for n in report.segmentation.notes]
+        notes += [f"- lag, {lag.backend}: {lag.note}" for lag in report.segmentation.lags]
+        notes += [f"- build: {b.note}" for b in report.segmentation.builds if b.note]
     lines += ["### Targets", "", *_targets(report), ""]
     if notes or errors or report.notes:
         lines += ["### Notes", "", *notes, *errors, *(f"- {n}" for n in report.notes), ""]
@@ -578,8 +604,17 @@ def to_json(report: Report) -> dict[str, Any]:
             for r in report.rows
         ],
         "imports": [i.__dict__ for i in report.imports],
+        "segmentation": _segmentation_json(report),
         "targets": _targets(report),
     }
+
+
+def _segmentation_json(report: Report) -> dict[str, Any] | None:
+    if report.segmentation is None:
+        return None
+    from tests.load.segbench import segmentation_json
+
+    return segmentation_json(report.segmentation)
 
 
 # ---------------------------------------------------------------- orchestration
@@ -611,9 +646,15 @@ def run(opts: Options) -> Report:
         with server_process("echo", None, workdir, opts.cprofile_dir) as server:
             echo = asyncio.run(run_echo(opts, server))
         report.rows += [Row("—", m, ECHO_RESPONSE_BYTES) for m in echo.values()]
-        for backend in opts.backends:
-            report.rows += bench_backend(opts, backend, workdir, echo)
-        if not opts.skip_import:
+        if "profile" in opts.suites:
+            for backend in opts.backends:
+                report.rows += bench_backend(opts, backend, workdir, echo)
+        if "segmentation" in opts.suites:
+            from tests.load.segbench import run_segmentation
+
+            report.segmentation = run_segmentation(opts, workdir, echo)
+            report.rows += report.segmentation.rows
+        if not opts.skip_import and "profile" in opts.suites:
             for backend in opts.backends:
                 print(
                     f"[{backend}] importing {opts.retail_file.name} ...",
@@ -639,7 +680,16 @@ def _parse(argv: list[str] | None) -> Options:
     p.add_argument("--output", type=Path, help="also write the markdown report here")
     p.add_argument("--json", type=Path, dest="json_path", help="write the figures as JSON here")
     p.add_argument("--cprofile-dir", type=Path, help="cProfile each server process into DIR")
+    p.add_argument("--suites", default="profile,segmentation", help="profile,segmentation")
+    p.add_argument("--seg-customers", type=int, default=1000, help="customers for segmentation")
+    p.add_argument("--lag-seconds", type=float, default=20.0, help="paced lag run (0: skip)")
+    p.add_argument(
+        "--build-customers", type=int, default=1_000_000, help="segment build scale (0: skip)"
+    )
     a = p.parse_args(argv)
+    suites = [x.strip() for x in a.suites.split(",") if x.strip()]
+    if set(suites) - {"profile", "segmentation"}:
+        p.error(f"unknown suites {sorted(set(suites) - {'profile', 'segmentation'})}")
     backends = [b.strip() for b in a.backends.split(",") if b.strip()]
     unknown = set(backends) - {"embedded", "postgres"}
     if unknown:
@@ -657,6 +707,10 @@ def _parse(argv: list[str] | None) -> Options:
         output=a.output,
         json_path=a.json_path,
         cprofile_dir=a.cprofile_dir,
+        suites=suites,
+        seg_customers=a.seg_customers,
+        lag_seconds=a.lag_seconds,
+        build_customers=a.build_customers,
     )
 
 

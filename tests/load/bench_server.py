@@ -4,6 +4,9 @@
     python -m tests.load.bench_server              the profile service, configured like
                                                    `backcrm serve profile` from the environment
                                                    (DATABASE_URL, REDIS_URL, BACKCRM_*)
+    python -m tests.load.bench_server --suite profile,segmentation
+                                                   services.suite.Suite serving both services
+                                                   in one process (`backcrm serve all`)
 
 Either way it binds 127.0.0.1:0, prints `PORT <n>` on stdout once it is serving, and stops
 on SIGTERM or SIGINT. `--cprofile FILE` writes cProfile stats of the whole run to FILE.
@@ -91,12 +94,38 @@ async def serve_profile() -> None:
         await resources.close()
 
 
+async def serve_suite(names: tuple[str, ...]) -> None:
+    """Profile and segmentation in one process, as services.suite.Suite composes them."""
+    from libs.config import Settings
+    from libs.telemetry import setup_logging, setup_telemetry
+    from services.suite import Suite
+
+    settings = Settings()
+    setup_logging(settings.log_level)
+    setup_telemetry(settings, "backcrm-suite")
+    suite = Suite(settings, names)
+    port = await suite.start("127.0.0.1:0")
+    _announce(port)
+    try:
+        await _until_signal()
+    finally:
+        await suite.stop(0.5)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.load.bench_server")
     parser.add_argument("--echo", action="store_true", help="the bare echo server")
+    parser.add_argument("--suite", help="comma-separated services to serve with Suite")
     parser.add_argument("--cprofile", type=Path, help="write cProfile stats here on exit")
     args = parser.parse_args(argv)
-    run = serve_echo if args.echo else serve_profile
+    if args.suite:
+        names = tuple(n.strip() for n in args.suite.split(",") if n.strip())
+
+        async def run() -> None:
+            await serve_suite(names)
+
+    else:
+        run = serve_echo if args.echo else serve_profile
     if args.cprofile is None:
         asyncio.run(run())
         return 0
