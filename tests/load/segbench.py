@@ -175,7 +175,7 @@ def shop_event(rng: random.Random, event_id: str, who: str, now: float, spread: 
     out = ppb.Event(
         event_id=event_id,
         customer=_email(who),
-        type=ppb.EventType.Value(f"EVENT_TYPE_{kind}"),
+        type=f"EVENT_TYPE_{kind}",
         channel=rng.choice((common_pb2.CHANNEL_WEB, common_pb2.CHANNEL_MOBILE_APP)),
         sku=sku,
         category=category,
@@ -666,7 +666,7 @@ async def _create_all(seg: Any, defs: Sequence[tuple[str, cpb.Condition]]) -> li
     return records
 
 
-async def _time_builds(settings: Settings, customers: int, events: int, load: float) -> Any:
+async def _time_builds(settings: Settings, customers: int, events: int, load: float) -> BuildResult:
     app = _build_app(settings)
     seg = app.seg
     try:
@@ -706,7 +706,8 @@ def bench_build(customers: int, workdir: Path) -> BuildResult:
         _progress(f"[postgres] loading {customers:,} synthetic customers into the projection ...")
         events, load = asyncio.run(_load_projection(settings, customers))
         _progress(f"[postgres] building 50 segments over {customers:,} customers ...")
-        return asyncio.run(_time_builds(settings, customers, events, load))
+        result: BuildResult = asyncio.run(_time_builds(settings, customers, events, load))
+        return result
 
 
 # ---------------------------------------------------------------- cost per changed profile

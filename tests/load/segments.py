@@ -7,7 +7,6 @@ windows) and 10 contextual or combined ones (channel, cart.total, placement, ...
 
 from __future__ import annotations
 
-from backcrm.profile.v1 import profile_service_pb2 as ppb
 from backcrm.segmentation.v1 import condition_pb2 as c
 from google.protobuf import duration_pb2, struct_pb2
 
@@ -40,8 +39,8 @@ def value(v: Scalar) -> struct_pb2.Value:
     return struct_pb2.Value(number_value=float(v))
 
 
-def _op(name: str) -> int:
-    return int(c.Operator.Value(f"OPERATOR_{name}"))
+def _op(name: str) -> str:
+    return f"OPERATOR_{name}"
 
 
 def prop(path: str, op: str, v: Scalar) -> c.Condition:
@@ -62,7 +61,7 @@ def event(
     )
     return c.Condition(
         event=c.EventCondition(
-            type=ppb.EventType.Value(f"EVENT_TYPE_{kind}"),
+            type=f"EVENT_TYPE_{kind}",
             filters=filters,
             within=duration_pb2.Duration(seconds=within),
             count_op=_op(op),
