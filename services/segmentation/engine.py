@@ -21,7 +21,7 @@ from services.segmentation.facts import CustomerFacts, FactEvent
 from services.segmentation.records import MembershipChange
 from services.segmentation.store import Conflict, SegStore
 
-__all__ = ["Engine", "ProfileUpdate", "memberships_key"]
+__all__ = ["FACTS_TTL", "Engine", "ProfileUpdate", "facts_key", "memberships_key"]
 
 log = logging.getLogger(__name__)
 RETRIES = 5
@@ -30,6 +30,18 @@ FILL_TTL = 30
 
 def memberships_key(customer_id: str) -> str:
     return f"seg:m:{customer_id}"
+
+
+def facts_key(customer_id: str) -> str:
+    """A customer's projected profile, cached for request-time evaluation (EvaluateSegments).
+
+    Evicted when the projection changes; RFM recomputation rewrites every customer's scores
+    and leaves these to expire (FACTS_TTL), so a request may see scores that are that old.
+    """
+    return f"seg:f:v1:{customer_id}"
+
+
+FACTS_TTL = 60
 
 
 @dataclass(frozen=True)
@@ -94,8 +106,15 @@ class Engine:
             return changes
 
         changes = await self._retry(once)
+        await self._evict_facts({u.customer_id for u in updates})
         await self._refresh_cache([u.customer_id for u in updates], changes)
         return changes
+
+    async def _evict_facts(self, customer_ids: set[str]) -> None:
+        try:
+            await self.cache.delete([facts_key(c) for c in sorted(customer_ids)])
+        except CacheUnavailable:
+            log.warning("cache unavailable: %d facts entries expire by TTL", len(customer_ids))
 
     async def on_profile_deleted(self, customer_id: str) -> list[MembershipChange]:
         async def once() -> list[MembershipChange]:
@@ -112,6 +131,7 @@ class Engine:
             return changes
 
         changes = await self._retry(once)
+        await self._evict_facts({customer_id})
         try:
             await self.cache.delete([memberships_key(customer_id)])
         except CacheUnavailable:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Float, Index, Integer, LargeBinary, String
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from libs.db import Base
@@ -24,6 +25,9 @@ __all__ = [
 ]
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
+# JSONB on PostgreSQL: conditions read keys of these documents for every row of a segment
+# build, and jsonb is stored parsed (json is parsed again on every access).
+Doc = JSON().with_variant(JSONB(), "postgresql")
 
 
 class SegProfileRow(Base):
@@ -43,7 +47,7 @@ class SegProfileRow(Base):
     frequency_score: Mapped[int] = mapped_column(Integer)
     monetary_score: Mapped[int] = mapped_column(Integer)
     # {"attributes": {..str}, "interests": {..float}, "traits": {..json}, "consents": {..str}}
-    doc: Mapped[dict[str, Any]] = mapped_column(JSON)
+    doc: Mapped[dict[str, Any]] = mapped_column(Doc)
 
 
 class SegEventRow(Base):
@@ -61,7 +65,7 @@ class SegEventRow(Base):
     occurred_at: Mapped[float] = mapped_column(Float)
     quantity: Mapped[int] = mapped_column(BigInteger)
     order_total: Mapped[float | None] = mapped_column(Float, nullable=True)
-    properties: Mapped[dict[str, Any]] = mapped_column(JSON)
+    properties: Mapped[dict[str, Any]] = mapped_column(Doc)
 
 
 class SegmentRow(Base):

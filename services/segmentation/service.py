@@ -7,16 +7,20 @@ arrive parsed (the entrypoint validates and translates them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
+import orjson
+
+from libs.cache.port import CacheUnavailable
 from libs.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.segmentation.build import Builder
 from services.segmentation.catalog import Catalog, Entry
 from services.segmentation.conditions import Node, evaluate, kind_of, reads_of, segment_refs
-from services.segmentation.engine import Engine
+from services.segmentation.engine import FACTS_TTL, Engine, facts_key
 from services.segmentation.facts import ContextFacts, CustomerFacts, FactEvent
 from services.segmentation.records import SegmentRecord
 from services.segmentation.rfm import RfmResult, score_population
@@ -274,11 +278,35 @@ class Segmentation:
     async def _facts_for_types(
         self, customer_id: str, types: set[str], since: float | None
     ) -> tuple[CustomerFacts, list[FactEvent]]:
-        async with self.store() as store:
-            facts = (await store.load_facts([customer_id])).get(customer_id)
-            events = (await store.load_events([customer_id], types, since)).get(customer_id, [])
+        facts = await self._cached_facts(customer_id)
+        events: list[FactEvent] = []
+        if facts is None or types:
+            async with self.store() as store:
+                if facts is None:
+                    facts = (await store.load_facts([customer_id])).get(customer_id)
+                    await self._cache_facts(customer_id, facts)
+                if types:
+                    events = (await store.load_events([customer_id], types, since)).get(
+                        customer_id, []
+                    )
         # An unknown customer is a customer with no profile data yet (e.g. a new cookie).
         return facts or CustomerFacts(customer_id=customer_id), events
+
+    async def _cached_facts(self, customer_id: str) -> CustomerFacts | None:
+        try:
+            raw = await self.engine.cache.get(facts_key(customer_id))
+        except CacheUnavailable:
+            return None
+        if raw is None:
+            return None
+        return CustomerFacts(**orjson.loads(raw))
+
+    async def _cache_facts(self, customer_id: str, facts: CustomerFacts | None) -> None:
+        if facts is not None:
+            with contextlib.suppress(CacheUnavailable):
+                await self.engine.cache.set(
+                    facts_key(customer_id), orjson.dumps(asdict(facts)), FACTS_TTL
+                )
 
     # ------------------------------------------------------------ RFM
 

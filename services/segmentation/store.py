@@ -161,43 +161,29 @@ class SegStore:
 
     # ------------------------------------------------------------ projection
 
-    async def upsert_profile(self, facts: CustomerFacts) -> bool:
-        """Store the snapshot unless a newer version is stored; True when stored.
-
-        RFM scores are segmentation's own (RecomputeRfm): a snapshot never overwrites them.
-        """
-        row = facts_row(facts)
-        statement = self._insert(SegProfileRow).values(row)
-        statement = statement.on_conflict_do_update(
-            index_elements=["customer_id"],
-            set_={k: statement.excluded[k] for k in row if k not in KEEP_ON_UPDATE},
-            where=SegProfileRow.version < statement.excluded.version,
-        ).returning(SegProfileRow.customer_id)
-        return (await self.s.execute(statement)).first() is not None
-
     async def upsert_profiles(self, rows: Sequence[CustomerFacts]) -> None:
-        for chunk in _chunks(list(rows)):
-            values = [facts_row(f) for f in chunk]
-            statement = self._insert(SegProfileRow).values(values)
-            statement = statement.on_conflict_do_update(
-                index_elements=["customer_id"],
-                set_={k: statement.excluded[k] for k in values[0] if k not in KEEP_ON_UPDATE},
-                where=SegProfileRow.version < statement.excluded.version,
-            )
-            await self.s.execute(statement)
+        """Many snapshots in one executemany of one statement (compiled once, then cached)."""
+        if not rows:
+            return
+        table = cast(Table, SegProfileRow.__table__)
+        insert = self._insert(table)
+        statement = insert.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={
+                c.name: insert.excluded[c.name]
+                for c in table.columns
+                if c.name not in KEEP_ON_UPDATE
+            },
+            where=table.c.version < insert.excluded.version,
+        )
+        await self.s.execute(statement, [facts_row(f) for f in rows])
 
-    async def insert_events(self, events: Sequence[FactEvent]) -> int:
-        inserted = 0
-        for chunk in _chunks(list(events)):
-            rows = [e.__dict__ for e in chunk]
-            statement = (
-                self._insert(SegEventRow)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(SegEventRow.event_id)
-            )
-            inserted += len((await self.s.execute(statement)).all())
-        return inserted
+    async def insert_events(self, events: Sequence[FactEvent]) -> None:
+        """Events not stored yet (a redelivered change brings its events again)."""
+        if events:
+            table = cast(Table, SegEventRow.__table__)
+            statement = self._insert(table).on_conflict_do_nothing(index_elements=["event_id"])
+            await self.s.execute(statement, [e.__dict__ for e in events])
 
     async def load_facts(self, customer_ids: Iterable[str]) -> dict[str, CustomerFacts]:
         out: dict[str, CustomerFacts] = {}

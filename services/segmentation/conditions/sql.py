@@ -355,7 +355,8 @@ def _json_postgresql(element: _JsonFunction, compiler: SQLCompiler, **kw: Any) -
     args = _json_args(element, compiler, **kw)
     container = f"({args[0]} -> {args[1]})" if len(args) == 3 else f"({args[0]})"
     key = args[-1]
-    json_type = f"json_typeof({container} -> {key})"
+    # seg_profiles.doc and seg_events.properties are jsonb on PostgreSQL (see models.py)
+    json_type = f"jsonb_typeof({container} -> {key})"
     if element.json_kind == "present":
         return f"COALESCE({json_type} <> 'null', false)"
     value = _PG_VALUES[element.json_kind].format(f"({container} ->> {key})")
