@@ -137,11 +137,17 @@ class Catalog:
             visit(segment_id)
         return done
 
-    def event_needs(self, segment_ids: Iterable[str]) -> tuple[set[str], float | None]:
-        """Event types the segments read, and the longest window (None = all history)."""
+    def event_needs(
+        self, segment_ids: Iterable[str], evaluated_ref: Callable[[str], bool] = lambda _: False
+    ) -> tuple[set[str], float | None]:
+        """Event types the segments read, and the longest window (None = all history).
+
+        A referenced segment counts only when it is evaluated too (`evaluated_ref`); one read
+        from stored memberships needs no events.
+        """
         types: set[str] = set()
         longest: float | None = 0.0
-        for segment_id in self.with_refs(segment_ids):
+        for segment_id in self.with_refs(segment_ids, evaluated_ref):
             entry = self.entries[segment_id]
             types |= set(entry.reads.event_types)
             if entry.reads.event_types:
@@ -151,12 +157,15 @@ class Catalog:
                     longest = max(longest, entry.max_window)
         return types, longest
 
-    def with_refs(self, segment_ids: Iterable[str]) -> set[str]:
+    def with_refs(
+        self, segment_ids: Iterable[str], follow: Callable[[str], bool] = lambda _: True
+    ) -> set[str]:
+        """The segments and those they reference (through the ones `follow` accepts)."""
         out, todo = set(), list(segment_ids)
         while todo:
             segment_id = todo.pop()
             if segment_id in out or segment_id not in self.entries:
                 continue
             out.add(segment_id)
-            todo.extend(self.entries[segment_id].reads.segments)
+            todo.extend(r for r in self.entries[segment_id].reads.segments if follow(r))
         return out

@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import orjson
 
@@ -229,7 +230,8 @@ class Segmentation:
         unknown = [s for s in wanted if s not in catalog.entries]
         known = [s for s in wanted if s in catalog.entries]
         precomputed = set(await self.engine.memberships(customer_id))
-        needs_request = catalog.with_refs(s for s in known if not catalog.maintained(s))
+        on_request = [s for s in known if not catalog.maintained(s)]
+        needs_request = catalog.with_refs(on_request, lambda s: not catalog.maintained(s))
         if not needs_request:
             return [s for s in known if s in precomputed], unknown
         now = context.now if context is not None and context.now else self.clock()
@@ -270,7 +272,8 @@ class Segmentation:
     async def _facts(
         self, customer_id: str, segment_ids: set[str], now: float
     ) -> tuple[CustomerFacts, list[FactEvent]]:
-        types, window = self.catalog.event_needs(segment_ids)
+        catalog = self.catalog
+        types, window = catalog.event_needs(segment_ids, lambda s: not catalog.maintained(s))
         return await self._facts_for_types(
             customer_id, types, None if window is None else now - window
         )
@@ -278,35 +281,45 @@ class Segmentation:
     async def _facts_for_types(
         self, customer_id: str, types: set[str], since: float | None
     ) -> tuple[CustomerFacts, list[FactEvent]]:
-        facts = await self._cached_facts(customer_id)
-        events: list[FactEvent] = []
-        if facts is None or types:
-            async with self.store() as store:
-                if facts is None:
-                    facts = (await store.load_facts([customer_id])).get(customer_id)
-                    await self._cache_facts(customer_id, facts)
-                if types:
-                    events = (await store.load_events([customer_id], types, since)).get(
-                        customer_id, []
-                    )
+        """The customer's projection and events of `types` since `since`, cache first.
+
+        The cached bundle holds the facts and the events of the given types from a point in
+        time; a change of the customer evicts it (engine), so within its TTL it is complete.
+        """
+        bundle = await self._cached_bundle(customer_id)
+        if bundle is not None and types <= set(bundle["types"]):
+            start = bundle["since"]
+            if start is None or (since is not None and since >= start):
+                facts = CustomerFacts(**bundle["facts"]) if bundle["facts"] else None
+                events = [FactEvent(**e) for e in bundle["events"] if e["type"] in types]
+                if since is not None:
+                    events = [e for e in events if e.occurred_at > since]
+                return facts or CustomerFacts(customer_id=customer_id), events
+        async with self.store() as store:
+            facts = (await store.load_facts([customer_id])).get(customer_id)
+            events = (await store.load_events([customer_id], types, since)).get(customer_id, [])
+        with contextlib.suppress(CacheUnavailable):
+            await self.engine.cache.set(
+                facts_key(customer_id),
+                orjson.dumps(
+                    {
+                        "facts": asdict(facts) if facts else None,
+                        "types": sorted(types),
+                        "since": since,
+                        "events": [asdict(e) for e in events],
+                    }
+                ),
+                FACTS_TTL,
+            )
         # An unknown customer is a customer with no profile data yet (e.g. a new cookie).
         return facts or CustomerFacts(customer_id=customer_id), events
 
-    async def _cached_facts(self, customer_id: str) -> CustomerFacts | None:
+    async def _cached_bundle(self, customer_id: str) -> dict[str, Any] | None:
         try:
             raw = await self.engine.cache.get(facts_key(customer_id))
         except CacheUnavailable:
             return None
-        if raw is None:
-            return None
-        return CustomerFacts(**orjson.loads(raw))
-
-    async def _cache_facts(self, customer_id: str, facts: CustomerFacts | None) -> None:
-        if facts is not None:
-            with contextlib.suppress(CacheUnavailable):
-                await self.engine.cache.set(
-                    facts_key(customer_id), orjson.dumps(asdict(facts)), FACTS_TTL
-                )
+        return orjson.loads(raw) if raw is not None else None  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------ RFM
 
