@@ -27,7 +27,7 @@ from libs.rpc.service import RpcService
 from libs.runtime import Resources
 from services.segmentation.build import Builder
 from services.segmentation.conditions import EventCond, Group, Node, parse_condition
-from services.segmentation.engine import Engine
+from services.segmentation.engine import Engine, memberships_key
 from services.segmentation.entrypoint import segmentation_service
 from services.segmentation.models import SegOutboxRow
 from services.segmentation.service import Segmentation
@@ -74,10 +74,17 @@ class SegmentationApp:
         cls, resources: Resources, resolve: Callable[[common_pb2.CustomerRef, str], Awaitable[str]]
     ) -> SegmentationApp:
         settings = resources.settings
+
+        async def evict(customer_ids: Sequence[str]) -> None:
+            # Before a membership change goes out, its customers' cached memberships go: a
+            # caller who reacts to the event by asking GetMemberships sees the change.
+            await resources.cache.delete([memberships_key(c) for c in customer_ids])
+
         relay = OutboxRelay(
             resources.sessions,
             resources.bus,
             SegOutboxRow,
+            before_publish=evict,
             idle_seconds=settings.outbox_poll_seconds,
         )
 
