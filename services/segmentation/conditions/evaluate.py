@@ -95,7 +95,7 @@ class _Run:
             spec = _spec(profile_field, node.path)
             return matches(spec.kind, self.profile_value(spec), node.op, node.value)
         if isinstance(node, EventCond):
-            return _count_matches(len(self.counted(node)), node.count_op, node.count)
+            return count_matches(len(self.counted(node)), node.count_op, node.count)
         if isinstance(node, SegmentRef):
             return bool(self.segment_member(node.segment_id))
         spec = _spec(context_field, node.path)
@@ -282,7 +282,7 @@ def matches(kind: str, field_value: Any, op: str, value: Any) -> bool:
     raise ValueError(f"unknown operator {op}")
 
 
-def _count_matches(n: int, op: str, count: int) -> bool:
+def count_matches(n: int, op: str, count: int) -> bool:
     return {
         "EQ": n == count,
         "NE": n != count,

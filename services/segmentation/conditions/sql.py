@@ -1,5 +1,5 @@
 """The set-wise evaluator: a condition compiled to one boolean SQLAlchemy Core expression
-over `seg_profiles` (events as correlated counting subqueries over `seg_events`).
+over `seg_profiles` (event conditions as one grouped pass over `seg_events` each).
 
 Usable as `select(SegProfileRow.customer_id).where(to_sql(node, now, segment_sql))` on SQLite
 and PostgreSQL alike, and must agree exactly with `evaluate.py`:
@@ -57,6 +57,7 @@ from services.segmentation.conditions.evaluate import (
     ACTIVE_DAYS,
     CHURN_RISK_DAYS,
     NEW_DAYS,
+    count_matches,
 )
 from services.segmentation.conditions.fields import (
     DAY,
@@ -105,20 +106,21 @@ class _Compiler:
         raise ValueError("context conditions are evaluated per request, never set-wise")
 
     def event(self, node: EventCond) -> Test:
+        """One grouped pass over the events, not a counting subquery per customer.
+
+        f(count) holds for a customer with no matching event exactly when f(0) does: then the
+        customers to drop are those whose non-zero count fails; otherwise the customers to keep
+        are those whose count passes. Either set is one GROUP BY over `seg_events`.
+        """
         ev = EVENTS.alias()
-        where: list[Test] = [
-            ev.c.customer_id == PROFILES.c.customer_id,
-            ev.c.type == literal(node.type, String()),
-        ]
+        where: list[Test] = [ev.c.type == literal(node.type, String())]
         if node.within_seconds is not None:
             where.append(ev.c.occurred_at > literal(self.now - node.within_seconds, Float()))
         for f in node.filters:
             where.append(_atom(_event_value(_spec(event_field, f.path), ev), f.op, f.value))
-        counted = (
-            select(func.count()).select_from(ev).where(*where).correlate(PROFILES)
-        ).scalar_subquery()
+        counted = func.count()
         count = literal(node.count, BigInteger())
-        return {
+        passes = {
             "EQ": counted == count,
             "NE": counted != count,
             "LT": counted < count,
@@ -126,6 +128,10 @@ class _Compiler:
             "GT": counted > count,
             "GTE": counted >= count,
         }[node.count_op]
+        grouped = select(ev.c.customer_id).where(*where).group_by(ev.c.customer_id)
+        if count_matches(0, node.count_op, node.count):
+            return PROFILES.c.customer_id.not_in(grouped.having(not_(passes)))
+        return PROFILES.c.customer_id.in_(grouped.having(passes))
 
     def profile_value(self, spec: FieldSpec) -> _Value:
         source, p = spec.source, PROFILES.c
