@@ -21,21 +21,22 @@ from google.protobuf import json_format
 
 from libs.telemetry import client_interceptors
 
-__all__ = ["SERVICE_CONFIG", "Client", "call_json"]
+__all__ = ["SERVICES", "SERVICE_CONFIG", "Client", "call_json"]
 
+SERVICES = tuple(
+    f"backcrm.{s}.v1.{n}Service"
+    for s, n in (
+        ("profile", "Profile"),
+        ("segmentation", "Segmentation"),
+        ("ads", "Ads"),
+        ("recommend", "Recommend"),
+        ("bonus", "Bonus"),
+    )
+)
 SERVICE_CONFIG = {
     "methodConfig": [
         {
-            "name": [
-                {"service": f"backcrm.{s}.v1.{n}Service"}
-                for s, n in (
-                    ("profile", "Profile"),
-                    ("segmentation", "Segmentation"),
-                    ("ads", "Ads"),
-                    ("recommend", "Recommend"),
-                    ("bonus", "Bonus"),
-                )
-            ],
+            "name": [{"service": name} for name in SERVICES],
             "retryPolicy": {
                 "maxAttempts": 4,
                 "initialBackoff": "0.1s",
@@ -142,18 +143,8 @@ def _find_method(method: str) -> Any:
     from google.protobuf import descriptor_pool
 
     pool = descriptor_pool.Default()
-    names = [
-        f"backcrm.{s}.v1.{n}Service"
-        for s, n in (
-            ("profile", "Profile"),
-            ("segmentation", "Segmentation"),
-            ("ads", "Ads"),
-            ("recommend", "Recommend"),
-            ("bonus", "Bonus"),
-        )
-    ]
     found = []
-    for name in names:
+    for name in SERVICES:
         service = pool.FindServiceByName(name)
         for rpc in service.methods:
             if method in (rpc.name, f"{name}/{rpc.name}"):

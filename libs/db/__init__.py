@@ -18,8 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql import ColumnElement
 
-from libs.config import Settings
-
 __all__ = ["Base", "among", "make_engine", "make_sessionmaker", "pairs_among", "ping"]
 
 NAMING = {
@@ -80,10 +78,6 @@ async def ping(engine: AsyncEngine) -> bool:
         return True
     except Exception:
         return False
-
-
-def settings_engine(settings: Settings) -> AsyncEngine:
-    return make_engine(settings.database_url)
 
 
 def among(column: Any, values: Sequence[Any], dialect: str) -> ColumnElement[bool]:

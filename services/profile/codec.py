@@ -7,7 +7,7 @@ from typing import Any
 from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2 as pb
 from google.protobuf import struct_pb2
-from google.protobuf.json_format import MessageToDict, ParseDict
+from google.protobuf.json_format import ParseDict
 
 from libs.protoutil import enum, ts
 from services.profile.domain import CartLine, EventIn, IdentityKey, OrderIn
@@ -58,10 +58,6 @@ def order_to_proto(order: OrderIn) -> common_pb2.Order:
 
 def struct_of(values: dict[str, Any]) -> struct_pb2.Struct:
     return ParseDict(values, struct_pb2.Struct())
-
-
-def dict_of(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return MessageToDict(struct)
 
 
 def event_to_proto(event: EventIn) -> pb.Event:

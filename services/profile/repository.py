@@ -35,7 +35,7 @@ from services.profile.ports import (
     StoredEventRecord,
 )
 
-__all__ = ["SqlUnitOfWork", "event_from_json", "event_to_json", "from_ts", "to_ts"]
+__all__ = ["SqlUnitOfWork", "event_from_json", "event_to_json", "to_ts"]
 
 CHUNK = 500  # keeps IN lists and multi-row inserts under every driver's parameter limit
 CUSTOMERS = cast(Table, CustomerRow.__table__)
@@ -58,9 +58,6 @@ def to_dt(ts: float) -> datetime:
 
 def to_ts(dt: datetime) -> float:
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
-
-
-from_ts = to_dt
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:

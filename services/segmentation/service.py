@@ -198,11 +198,6 @@ class Segmentation:
             if entry.record.state == "BUILDING" and segment_id not in self.builds:
                 self._start_build(segment_id, announce=False, reason="segment created")
 
-    async def wait_built(self, segment_id: str) -> None:
-        task = self.builds.get(segment_id)
-        if task is not None:
-            await asyncio.shield(task)
-
     # ------------------------------------------------------------ reads
 
     async def preview(self, node: Node, sample_size: int) -> tuple[int, list[str]]:
