@@ -11,7 +11,7 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -120,6 +120,18 @@ async def _retrying(fn: Callable[[], Awaitable[Any]]) -> Any:
     raise Unavailable("contention on the same customers; retry", reason="CONTENTION")
 
 
+async def _lock(uow: ProfileUnitOfWork, customer_ids: Iterable[str]) -> dict[str, Customer]:
+    """Load customers for update (in id order: concurrent writers cannot deadlock). One that
+    vanished since it was resolved, deleted or merged by a concurrent call, is a lost race:
+    the unit of work re-runs and resolves again (a new customer, the merge target, or NotFound).
+    """
+    wanted = set(customer_ids)
+    customers = await uow.load(wanted, for_update=True)
+    if len(customers) < len(wanted):
+        raise StorageConflict("a customer was deleted or merged meanwhile")
+    return customers
+
+
 def _new_customer(now: float) -> Customer:
     return Customer(uuid.uuid4().hex, created_at=now, updated_at=now, data={}, is_new=True)
 
@@ -206,10 +218,24 @@ async def _track_once(deps: ProfileDeps, items: Sequence[EventIn | Rejection]) -
                 elif owner != customer_id and (owner, customer_id) not in to_merge:
                     to_merge.append((owner, customer_id))
             assigned.append((i, event, customer_id))
+        # A customer first seen through back-dated events (an import) existed since then.
+        for _, event, customer_id in assigned:
+            if customer_id in new:
+                new[customer_id].created_at = min(new[customer_id].created_at, event.occurred_at)
+        # Lock every existing customer this batch writes to, in one sorted sweep, before any
+        # row naming them is written: a concurrent delete or merge has either finished (the
+        # row is gone, and the unit is re-run on what is there now) or waits for this commit.
+        existing = {c for _, _, c in assigned} | {c for pair in to_merge for c in pair}
+        customers = await _lock(uow, existing - new.keys())
+        customers.update(new)
         # Identities of different customers in one event: stitch an anonymous one (no
         # email, phone, card or external id of its own) into the other. Two known people
         # are never merged implicitly: that takes MergeProfiles.
         held = await uow.identities_of({c for pair in to_merge for c in pair})
+        # The new customers exist before anything names them, and each owns the identity it
+        # was created for: claiming it fails (and the unit re-runs) if another writer has it.
+        await uow.save(new.values())
+        await uow.link_identities(links, now)
 
         def named(customer_id: str) -> bool:  # a known person: email, phone, card or external id
             return any(kind in STRONG_TYPES for kind, _ in held.get(customer_id, []))
@@ -227,23 +253,17 @@ async def _track_once(deps: ProfileDeps, items: Sequence[EventIn | Rejection]) -
                 source, target = target, source
             if source in new:
                 continue
-            await _merge_in(uow, deps, target, source, "auto", "identities seen together", now, new)
+            customers[target] = await _merge_in(
+                uow, deps, target, source, "auto", "identities seen together", now, customers
+            )
+            del customers[source]
             merged.update({c: target for c, t in merged.items() if t == source})
             merged[source] = target
-        # Identities first seen in this batch follow their customer if it was stitched away.
-        await uow.link_identities([(k, merged.get(c, c)) for k, c in links], now)
 
         stored = [StoredEventRecord(e, merged.get(c, c), now) for _, e, c in assigned]
-        # A customer first seen through back-dated events (an import) existed since then.
-        for _, event, customer_id in assigned:
-            if customer_id in new:
-                new[customer_id].created_at = min(new[customer_id].created_at, event.occurred_at)
-        await uow.save(new.values())
         inserted = await uow.insert_events(stored)
         accepted = [(i, e, merged.get(c, c)) for i, e, c in assigned if e.event_id in inserted]
         result.duplicates += len(assigned) - len(accepted)
-        customers = await uow.load({c for _, _, c in accepted} - new.keys(), for_update=True)
-        customers.update(new)
         orders = [e.order.order_id for _, e, _ in accepted if e.order and not e.order.is_return]
         counted = await uow.counted_order_ids(orders)
         purchases: list[PurchaseRecord] = []
@@ -438,12 +458,14 @@ async def _change(
         async with deps.uow() as uow:
             try:
                 customer_id = await resolve(uow, lookup, "customer")
-                customer = (await uow.load([customer_id], for_update=True))[customer_id]
             except NotFound:
                 if not create or lookup.identity is None:
                     raise
                 customer, created = _new_customer(now), True
+                await uow.save([customer])
                 await uow.link_identities([(lookup.identity, customer.customer_id)], now)
+            else:
+                customer = (await _lock(uow, [customer_id]))[customer_id]
             paths = mutate(customer, now)
             if paths or created:
                 customer.version += 1
@@ -522,7 +544,7 @@ async def _merge_in(
     now: float,
     pending: dict[str, Customer] | None = None,
 ) -> Customer:
-    loaded = await uow.load([target_id, source_id], for_update=True)
+    loaded = await _lock(uow, {target_id, source_id} - (pending or {}).keys())
     if pending:
         loaded.update({k: v for k, v in pending.items() if k in (target_id, source_id)})
     target, source = loaded[target_id], loaded[source_id]
@@ -566,13 +588,21 @@ async def merge_profiles(
 
 
 async def delete_profile(deps: ProfileDeps, lookup: CustomerLookup) -> str:
-    async with deps.uow() as uow:
-        customer_id = await resolve(uow, lookup, "customer")
-        identities = (await uow.identities_of([customer_id])).get(customer_id, [])
-        merged_ids = [m.source_customer_id for m in await uow.merges_of(customer_id)]
-        await uow.delete_customer(customer_id)
-        uow.emit(ProfileDeleted(customer_id, deps.clock()))
-        await uow.commit()
+    async def once() -> tuple[str, list[IdentityKey], list[str]]:
+        async with deps.uow() as uow:
+            customer_id = await resolve(uow, lookup, "customer")
+            # Locked first: a TrackEvents writing to this customer finishes before the erasure
+            # reads what to erase, or finds the customer gone and starts afresh.
+            await _lock(uow, [customer_id])
+            identities = (await uow.identities_of([customer_id])).get(customer_id, [])
+            merged_ids = [m.source_customer_id for m in await uow.merges_of(customer_id)]
+            await uow.delete_customer(customer_id)
+            uow.emit(ProfileDeleted(customer_id, deps.clock()))
+            await uow.commit()
+        return customer_id, identities, merged_ids
+
+    erased: tuple[str, list[IdentityKey], list[str]] = await _retrying(once)
+    customer_id, identities, merged_ids = erased
     await _invalidate(deps, [customer_id, *merged_ids])
     await _forget_identities(deps, identities)
     return customer_id

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, LargeBinary, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from libs.db import Base
@@ -13,6 +23,9 @@ from libs.db import Base
 __all__ = ["CustomerRow", "EventRow", "IdentityRow", "MergeRow", "OutboxRow", "PurchaseRow"]
 
 BigId = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER only
+# Identities, events and purchases cannot outlive their customer: erasing or merging one while
+# another call writes for it fails that write, which re-runs, rather than leaving rows behind.
+OWNER = "profile_customers.customer_id"
 
 
 class CustomerRow(Base):
@@ -31,7 +44,7 @@ class IdentityRow(Base):
 
     type: Mapped[str] = mapped_column(String(16), primary_key=True)
     value: Mapped[str] = mapped_column(String(256), primary_key=True)
-    customer_id: Mapped[str] = mapped_column(String(32), index=True)
+    customer_id: Mapped[str] = mapped_column(String(32), ForeignKey(OWNER), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -40,7 +53,7 @@ class EventRow(Base):
     __table_args__ = (Index("ix_profile_events_customer_time", "customer_id", "occurred_at"),)
 
     event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    customer_id: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[str] = mapped_column(String(32), ForeignKey(OWNER))
     type: Mapped[str] = mapped_column(String(24))
     channel: Mapped[str] = mapped_column(String(16))
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -55,7 +68,7 @@ class PurchaseRow(Base):
     )
 
     event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    customer_id: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[str] = mapped_column(String(32), ForeignKey(OWNER))
     order_id: Mapped[str] = mapped_column(String(128), index=True)
     placed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     is_return: Mapped[bool] = mapped_column(Boolean)

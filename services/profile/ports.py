@@ -26,7 +26,8 @@ __all__ = [
 
 
 class StorageConflict(Exception):
-    """A concurrent writer got there first (unique key); the unit of work may be retried."""
+    """A concurrent writer got there first (a unique key, an identity claimed, a customer
+    deleted or merged meanwhile); the unit of work may be retried."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ class ProfileUnitOfWork(abc.ABC):
 
     @abc.abstractmethod
     async def link_identities(self, links: Sequence[tuple[IdentityKey, str]], at: float) -> None:
-        """Point identities at customers (new rows, or moved from another customer)."""
+        """Claim identities nobody owned when read for the given (existing) customers, atomically:
+        raises StorageConflict if a concurrent writer has claimed one since (never moves it)."""
 
     # customers
     @abc.abstractmethod

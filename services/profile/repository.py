@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.db import among, pairs_among
@@ -38,6 +38,9 @@ from services.profile.ports import (
 __all__ = ["SqlUnitOfWork", "event_from_json", "event_to_json", "to_ts"]
 
 CHUNK = 500  # keeps IN lists and multi-row inserts under every driver's parameter limit
+# PostgreSQL's serialization failure and deadlock: the transaction lost a race and was rolled
+# back; re-running the unit of work is the documented answer.
+_RETRYABLE_STATES = frozenset({"40001", "40P01"})
 CUSTOMERS = cast(Table, CustomerRow.__table__)
 EVENTS = cast(Table, EventRow.__table__)
 IDENTITIES = cast(Table, IdentityRow.__table__)
@@ -50,6 +53,12 @@ _UPDATE_CUSTOMER = (
         updated_at=bindparam("b_updated"), version=bindparam("b_version"), data=bindparam("b_data")
     )
 )
+
+
+def _lost_a_race(exc: DBAPIError) -> bool:
+    return (
+        isinstance(exc, IntegrityError) or getattr(exc.orig, "sqlstate", None) in _RETRYABLE_STATES
+    )
 
 
 def to_dt(ts: float) -> datetime:
@@ -142,8 +151,9 @@ class SqlUnitOfWork(ProfileUnitOfWork):
         assert self.session is not None
         await self.session.close()  # rolls back what was not committed
         self.session = None
-        if isinstance(exc, IntegrityError):
-            # A unique key taken by a concurrent writer: the handler may retry the whole unit.
+        if isinstance(exc, DBAPIError) and _lost_a_race(exc):
+            # A unique key taken by a concurrent writer, a customer deleted under a child row
+            # (foreign key), a deadlock: the handler may retry the whole unit.
             raise StorageConflict(str(exc.orig)) from exc
 
     @property
@@ -171,8 +181,10 @@ class SqlUnitOfWork(ProfileUnitOfWork):
             self.emitted = []
         try:
             await self.s.commit()
-        except IntegrityError as exc:
-            raise StorageConflict(str(exc.orig)) from exc
+        except DBAPIError as exc:
+            if _lost_a_race(exc):
+                raise StorageConflict(str(exc.orig)) from exc
+            raise
         if self.after_commit is not None:
             self.after_commit()
 
@@ -230,21 +242,23 @@ class SqlUnitOfWork(ProfileUnitOfWork):
     async def link_identities(self, links: Sequence[tuple[IdentityKey, str]], at: float) -> None:
         if not links:
             return
-        existing = await self.owners_of(key for key, _ in links)
-        new = [
+        rows = [
             {"type": k[0], "value": k[1], "customer_id": c, "created_at": to_dt(at)}
-            for k, c in links
-            if k not in existing
+            for k, c in dict(links).items()
         ]
-        if new:
-            await self.s.execute(self._insert(IdentityRow), new)
-        for key, customer_id in links:
-            if key in existing and existing[key] != customer_id:
-                await self.s.execute(
-                    update(IdentityRow)
-                    .where(IdentityRow.type == key[0], IdentityRow.value == key[1])
-                    .values(customer_id=customer_id)
-                )
+        # Atomic claim: an identity a concurrent writer took since it was read stays theirs
+        # (PostgreSQL waits for that writer, then skips the row), and the unit is re-run on
+        # what is committed now. Never overwrite an owner on the strength of a stale read.
+        statement = (
+            self._insert(IdentityRow)
+            .on_conflict_do_nothing(index_elements=["type", "value"])
+            .returning(IDENTITIES.c.type, IDENTITIES.c.value)
+        )
+        claimed: set[tuple[str, str]] = set()
+        for chunk in _chunks(rows):
+            claimed.update((t, v) for t, v in await self.s.execute(statement, chunk))
+        if len(claimed) < len(rows):
+            raise StorageConflict("an identity was claimed by a concurrent writer")
 
     async def load(self, customer_ids: Iterable[str], for_update: bool) -> dict[str, Customer]:
         # Sorted, so concurrent writers lock rows in the same order and cannot deadlock.

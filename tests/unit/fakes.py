@@ -145,15 +145,13 @@ class FakeProfileUnitOfWork(ProfileUnitOfWork):
         return out
 
     async def link_identities(self, links: Sequence[tuple[IdentityKey, str]], at: float) -> None:
-        existing = await self.owners_of(key for key, _ in links)
-        new = [(k, c) for k, c in links if k not in existing]
-        if len({k for k, _ in new}) != len(new):
-            raise StorageConflict("duplicate identity in one insert")
-        for key, customer_id in new:
+        # INSERT … ON CONFLICT DO NOTHING RETURNING: a key owned already is a lost race.
+        for key, customer_id in dict(links).items():
+            if key in self.w.identities:
+                raise StorageConflict(f"identity {key} is owned already")
+            if customer_id not in self.w.customers:
+                raise StorageConflict(f"customer {customer_id} does not exist (foreign key)")
             self.w.identities[key] = _Identity(customer_id, at)
-        for key, customer_id in links:
-            if key in existing and existing[key] != customer_id:
-                self.w.identities[key].customer_id = customer_id
 
     # customers
 

@@ -9,12 +9,13 @@ from backcrm.profile.v1 import profile_service_pb2 as pb
 
 from libs.errors import InvalidArgument, NotFound, Unavailable
 from services.profile import handlers as h
-from services.profile.domain import DAY, CartLine, EventIn, IdentityKey, OrderIn
+from services.profile.domain import DAY, CartLine, Customer, EventIn, IdentityKey, OrderIn
 from services.profile.events import encode_domain_event
 from services.profile.ports import (
     ProfileChanged,
     ProfileDeleted,
     ProfilesMerged,
+    StorageConflict,
 )
 from services.profile.render import render_response
 from tests.unit.fakes import FakeCache, FakeClock, FakeProfileStore, FakeProfileUnitOfWork
@@ -543,13 +544,18 @@ async def test_list_purchases_of_unknown_customer_is_not_found(world: World) -> 
 
 async def test_fake_unit_of_work_discards_what_was_not_committed(world: World) -> None:
     async with FakeProfileUnitOfWork(world.store) as uow:
+        await uow.save([Customer("c1", T0, T0, is_new=True)])
         await uow.link_identities([(ANN, "c1")], T0)
         assert await uow.owners_of([ANN]) == {ANN: "c1"}
     assert not world.store.identities
     async with FakeProfileUnitOfWork(world.store) as uow:
+        await uow.save([Customer("c1", T0, T0, is_new=True)])
         await uow.link_identities([(ANN, "c1")], T0)
         await uow.commit()
     assert world.store.identities == {ANN: "c1"}
+    async with FakeProfileUnitOfWork(world.store) as uow:
+        with pytest.raises(StorageConflict):  # claimed already: never moved
+            await uow.link_identities([(ANN, "c2")], T0)
 
 
 async def test_fake_insert_events_returns_only_new_ids(world: World) -> None:
