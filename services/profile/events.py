@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from backcrm.profile.v1 import profile_service_pb2 as pb
@@ -33,11 +34,18 @@ def encode_domain_event(event: DomainEvent) -> tuple[str, bytes]:
             changed_at=ts(event.at),
             event_ids=event.event_ids,
             event_types=[enum(pb.EventType, f"EVENT_TYPE_{t}") for t in event.event_types],
-            events=[event_to_proto(e) for e in event.events],
+            # Personal data stays off the bus where an id does: each event names its customer
+            # by id and carries none of the identities (emails, phones) it was sent with.
+            events=[
+                event_to_proto(
+                    replace(e, customer_id=event.customer_id, identity=None, identities=())
+                )
+                for e in event.events
+            ],
+            # The events ride along in `events`: the snapshot leaves out recent_events, and
+            # identities (consumers resolve them through GetProfile, under their own scopes).
+            profile=render_profile(event.customer, [], event.at, recent=False),
         )
-        if event.customer is not None:
-            # The events ride along in `events`: the snapshot leaves out recent_events.
-            payload.profile.CopyFrom(render_profile(event.customer, [], event.at, recent=False))
     elif isinstance(event, ProfileDeleted):
         topic = TOPIC_DELETED
         payload = pb.ProfileDeleted(customer_id=event.customer_id, deleted_at=ts(event.at))

@@ -293,9 +293,9 @@ async def _track_once(deps: ProfileDeps, items: Sequence[EventIn | Rejection]) -
                     customer.version,
                     tuple(sorted(paths)),
                     now,
-                    tuple(e.event_id for e in applied),
-                    tuple(dict.fromkeys(types)),
-                    customer=customer,
+                    customer,
+                    event_ids=tuple(e.event_id for e in applied),
+                    event_types=tuple(dict.fromkeys(types)),
                     events=tuple(applied),
                 )
             )
@@ -473,7 +473,7 @@ async def _change(
                 await uow.save([customer])
                 uow.emit(
                     ProfileChanged(
-                        customer.customer_id, customer.version, tuple(sorted(paths)), now
+                        customer.customer_id, customer.version, tuple(sorted(paths)), now, customer
                     )
                 )
                 await uow.commit()
@@ -563,7 +563,7 @@ async def _merge_in(
     target.updated_at = now
     await uow.save([target])
     uow.emit(ProfilesMerged(source_id, target_id, now))
-    uow.emit(ProfileChanged(target_id, target.version, ("*",), now, customer=target))
+    uow.emit(ProfileChanged(target_id, target.version, ("*",), now, target))
     await _invalidate(deps, [source_id])
     await _forget_identities(deps, moved)
     return target
@@ -633,7 +633,7 @@ async def set_rfm_scores(deps: ProfileDeps, scores: Sequence[tuple[str, int, int
                             customer.version,
                             ("rfm.frequency_score", "rfm.monetary_score", "rfm.recency_score"),
                             now,
-                            customer=customer,
+                            customer,
                         )
                     )
             await uow.save(changed)

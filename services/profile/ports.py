@@ -32,14 +32,18 @@ class StorageConflict(Exception):
 
 @dataclass(frozen=True)
 class ProfileChanged:
+    """One committed change of a profile. It always carries the profile after the change (the
+    bus snapshot): consumers such as segmentation act on it with no call back, whatever made
+    the change (events, UpsertProfile, SetTraits, a merge, RFM scores)."""
+
     customer_id: str
     version: int
     paths: tuple[str, ...]
     at: float
+    customer: Customer
     event_ids: tuple[str, ...] = ()
     event_types: tuple[str, ...] = ()
-    # the profile after the change and the events behind it, for the bus snapshot
-    customer: Customer | None = None
+    # the accepted events behind the change, when it came from TrackEvents
     events: tuple[EventIn, ...] = ()
 
 

@@ -9,6 +9,8 @@ import grpc
 import pytest
 from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2 as pb
+from backcrm.segmentation.v1 import condition_pb2 as cpb
+from backcrm.segmentation.v1 import segmentation_service_pb2 as spb
 from google.protobuf import field_mask_pb2, struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -23,6 +25,7 @@ from tests.e2e.helpers import (
     purchase,
     rpc_error,
 )
+from tests.e2e.test_segmentation_api import next_change, ready
 
 pytestmark = pytest.mark.e2e
 
@@ -440,4 +443,37 @@ async def test_watch_streams_filtered_profile_changes(suite: Suite) -> None:
     change = (await asyncio.wait_for(stream.read(), 10)).change
     assert change.customer_id == customer_id
     assert "interests.opera" in change.changed_paths
+    stream.cancel()
+
+
+async def test_a_profile_change_without_an_event_reaches_segmentation(suite: Suite) -> None:
+    """UpsertProfile alone (no TrackEvents) setting the city makes the customer enter a segment
+    on that city: every ProfileChanged carries the profile snapshot segmentation reads."""
+    seg = suite.client().segmentation
+    city = f"Leeds-{uid()}"
+    condition = cpb.Condition(
+        property=cpb.PropertyCondition(
+            path="attributes.city", op=cpb.OPERATOR_EQ, value=struct_pb2.Value(string_value=city)
+        )
+    )
+    segment = (
+        await seg.CreateSegment(
+            spb.CreateSegmentRequest(segment=spb.Segment(name="In town", condition=condition))
+        )
+    ).segment
+    await ready(seg, segment.segment_id)
+    stream = suite.client("reader").segmentation.WatchMembershipChanges(
+        spb.WatchMembershipChangesRequest(segment_ids=[segment.segment_id])
+    )
+    await stream.initial_metadata()
+    created = await suite.client("shop").profile.UpsertProfile(
+        pb.UpsertProfileRequest(
+            customer=email(f"{uid()}@example.com"), attributes=pb.Attributes(city=city)
+        )
+    )
+    entered = await next_change(stream)
+    assert (entered.customer_id, entered.change) == (
+        created.profile.customer_id,
+        spb.MEMBERSHIP_CHANGE_TYPE_ENTERED,
+    )
     stream.cancel()

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from backcrm.common.v1.common_pb2 import EventEnvelope
 from backcrm.profile.v1 import profile_service_pb2 as pb
 
+from libs.bus.envelope import unpack
 from libs.errors import InvalidArgument, NotFound, Unavailable
 from services.profile import handlers as h
 from services.profile.domain import DAY, CartLine, Customer, EventIn, IdentityKey, OrderIn
@@ -395,6 +397,44 @@ async def test_upsert_by_unknown_customer_id_is_not_found(world: World) -> None:
     with pytest.raises(NotFound):
         await h.upsert_profile(world.deps, lookup("nobody"), {"name": "X"}, {})
     assert not world.store.customers
+
+
+async def test_every_profile_changed_on_the_bus_carries_the_profile(world: World) -> None:
+    """Segmentation acts on the snapshot: a change with no event (UpsertProfile, SetTraits,
+    RFM scores, a merge) must carry it as much as TrackEvents does."""
+    await h.upsert_profile(world.deps, lookup(ANN), {"city": "Leeds"}, {})
+    await h.set_traits(world.deps, lookup(ANN), "ads", {"tier": "gold"})
+    ann_id = world.store.identities[ANN]
+    await h.set_rfm_scores(world.deps, [(ann_id, 5, 4, 3)])
+    await world.track(ev("e1", COOKIE))
+    await h.merge_profiles(world.deps, lookup(ANN), lookup(COOKIE), "test", "")
+    snapshots = []
+    for change in world.published(ProfileChanged):
+        topic, raw = encode_domain_event(change)
+        snapshots.append(unpack(EventEnvelope.FromString(raw), pb.ProfileChanged))
+    assert len(snapshots) == 5
+    assert all(s.HasField("profile") and s.profile.customer_id == s.customer_id for s in snapshots)
+    assert snapshots[0].profile.attributes.city == "Leeds"
+    assert snapshots[1].profile.traits["ads.tier"].string_value == "gold"
+    assert snapshots[2].profile.rfm.recency_score == 5
+
+
+async def test_bus_events_carry_no_identity_of_the_customer(world: World) -> None:
+    phone: IdentityKey = ("PHONE", "+447700900123")
+    await world.track(ev("e1", ANN, phone, COOKIE, kind="PRODUCT_VIEW", category="shoes"))
+    await world.track(ev("e2", COOKIE2))
+    await world.track(ev("e3", COOKIE2, ANN))  # stitches the anonymous cookie into Ann
+    await h.delete_profile(world.deps, lookup(ANN))
+    payloads = [encode_domain_event(e)[1] for e in world.store.published]
+    assert len(world.published(ProfilesMerged)) == 1
+    assert len(world.published(ProfileDeleted)) == 1
+    for raw in payloads:
+        for _, value in (ANN, phone, COOKIE, COOKIE2):
+            assert value.encode() not in raw
+    changes = [unpack(EventEnvelope.FromString(r), pb.ProfileChanged) for r in payloads[:1]]
+    event = changes[0].events[0]
+    assert event.customer.customer_id == changes[0].customer_id
+    assert (event.category, list(event.identities)) == ("shoes", [])
 
 
 def pb_channel(name: str) -> int:
