@@ -5,15 +5,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 from typing import Any
 
+from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 
 from libs.errors import InvalidArgument
 
 __all__ = [
     "check_enum",
+    "check_finite",
+    "check_size",
     "check_text",
     "decode_page_token",
     "encode_page_token",
@@ -82,3 +86,28 @@ def decode_page_token(token: str, scope: str, field: str = "page_token") -> Any:
 def check_size(message: Message, field: str, max_bytes: int) -> None:
     if message.ByteSize() > max_bytes:
         raise InvalidArgument(field, f"is larger than {max_bytes} bytes")
+
+
+def check_finite(
+    value: struct_pb2.Struct | struct_pb2.Value | struct_pb2.ListValue, field: str
+) -> None:
+    """Every number anywhere inside a Struct, Value or ListValue is finite.
+
+    The wire format carries NaN and ±Infinity, but JSON has no form for them: stored, rendered
+    or passed on they fail far from the caller (an INTERNAL), and they are never a measurement.
+    The violation names the path, e.g. `traits['points']['history'][2]`.
+    """
+    if isinstance(value, struct_pb2.Struct):
+        for key, item in value.fields.items():
+            check_finite(item, f"{field}[{key!r}]")
+    elif isinstance(value, struct_pb2.ListValue):
+        for i, item in enumerate(value.values):
+            check_finite(item, f"{field}[{i}]")
+    else:
+        kind = value.WhichOneof("kind")
+        if kind == "number_value" and not math.isfinite(value.number_value):
+            raise InvalidArgument(field, "must be a finite number, not NaN or Infinity")
+        if kind == "struct_value":
+            check_finite(value.struct_value, field)
+        elif kind == "list_value":
+            check_finite(value.list_value, field)

@@ -35,6 +35,9 @@ DAY = 86_400.0
 HALF_LIFE = 30 * DAY
 RECENT_EVENTS = 20
 ENGAGEMENT_SCALE = 25.0
+# Revenue is int64 micros on the wire. A sum past it (9.2e12 currency units) saturates at
+# the bound instead of failing every read of the profile: the orders are real and still count.
+REVENUE_BOUNDS = (-(2**63), 2**63 - 1)
 
 IdentityKey = tuple[str, str]  # (type, normalised value)
 
@@ -148,12 +151,17 @@ class Customer:
 
     @property
     def revenue_micros(self) -> int:
-        return int(self.data.get("revenue_micros", 0))
+        return _saturated(int(self.data.get("revenue_micros", 0)))
 
     @property
     def last_purchase_at(self) -> float | None:
         value = self.data.get("last_purchase_at")
         return float(value) if value is not None else None
+
+
+def _saturated(micros: int) -> int:
+    low, high = REVENUE_BOUNDS
+    return min(max(micros, low), high)
 
 
 def status_of(customer: Customer, now: float) -> str:
@@ -229,7 +237,7 @@ def _apply_cart(data: dict[str, Any], event: EventIn) -> set[str]:
 
 def _apply_order(data: dict[str, Any], order: OrderIn) -> set[str]:
     changed = {"purchase_summary", "rfm"}
-    data["revenue_micros"] = int(data.get("revenue_micros", 0)) + order.total_micros
+    data["revenue_micros"] = _saturated(int(data.get("revenue_micros", 0)) + order.total_micros)
     if order.currency and not data.get("currency"):
         data["currency"] = order.currency
     if order.is_return:
@@ -252,8 +260,11 @@ def _apply_order(data: dict[str, Any], order: OrderIn) -> set[str]:
 
 def merge_data(target: dict[str, Any], source: dict[str, Any]) -> None:
     """Fold the source profile's document into the target's (identity stitching)."""
-    for key in ("orders", "returns", "revenue_micros"):
+    for key in ("orders", "returns"):
         target[key] = int(target.get(key, 0)) + int(source.get(key, 0))
+    target["revenue_micros"] = _saturated(
+        int(target.get("revenue_micros", 0)) + int(source.get("revenue_micros", 0))
+    )
     if source.get("currency") and not target.get("currency"):
         target["currency"] = source["currency"]
     for key, pick in (("first_purchase_at", min), ("last_purchase_at", max)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,7 +18,13 @@ from libs.bus.port import EventBus
 from libs.errors import InvalidArgument, PermissionDenied
 from libs.protoutil import enum, ts
 from libs.rpc.service import RpcService
-from libs.validation import check_text, decode_page_token, encode_page_token, page_size
+from libs.validation import (
+    check_finite,
+    check_text,
+    decode_page_token,
+    encode_page_token,
+    page_size,
+)
 from services.profile import handlers as h
 from services.profile.codec import TOPIC_CHANGED, event_to_proto, order_to_proto
 from services.profile.domain import CartLine, OrderIn
@@ -47,8 +54,9 @@ SCOPES = {
     "WatchProfileChanges": "profile:read",
 }
 PROFILE_FIELDS = frozenset(pb.Profile.DESCRIPTOR.fields_by_name)
-_NAMESPACE = r"^[a-z][a-z0-9_]{0,31}$"
-_TRAIT_KEY = r"^[a-z][a-z0-9_.]{0,63}$"
+# fullmatch: `$` would also match before a trailing newline ("points\n" was a key)
+_NAMESPACE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_TRAIT_KEY = re.compile(r"[a-z][a-z0-9_.]{0,63}")
 MAX_TRAITS = 100
 
 
@@ -164,7 +172,7 @@ class ProfileServicer:
     async def SetTraits(self, request: pb.SetTraitsRequest, _ctx: Any) -> pb.SetTraitsResponse:
         _require(request, "customer")
         lookup = lookup_in(request.customer, "customer")
-        if not re.match(_NAMESPACE, request.namespace):
+        if not _NAMESPACE.fullmatch(request.namespace):
             raise InvalidArgument("namespace", "must be lower_snake_case, 1-32 characters")
         principal = current_principal.get()
         if ADMIN not in principal.scopes and principal.name != request.namespace:
@@ -178,15 +186,14 @@ class ProfileServicer:
             raise InvalidArgument("traits", f"at most {MAX_TRAITS} traits a call")
         traits: dict[str, Any] = {}
         for key, value in request.traits.items():
-            if not re.match(_TRAIT_KEY, key):
+            if not _TRAIT_KEY.fullmatch(key):
                 raise InvalidArgument(f"traits[{key!r}]", "keys are lower_snake_case")
             if value.ByteSize() > 4096:
                 raise InvalidArgument(f"traits[{key!r}]", "is larger than 4 KiB")
             kind = value.WhichOneof("kind")
             if kind is None:
                 raise InvalidArgument(f"traits[{key!r}]", "has no value (use null to remove)")
-            if kind == "number_value" and value.number_value != value.number_value:
-                raise InvalidArgument(f"traits[{key!r}]", "NaN is not a value")
+            check_finite(value, f"traits[{key!r}]")
             traits[key] = None if kind == "null_value" else json_format.MessageToDict(value)
         customer = await h.set_traits(self.deps, lookup, request.namespace, traits)
         return pb.SetTraitsResponse(profile=await self._profile(customer.customer_id))
@@ -198,14 +205,7 @@ class ProfileServicer:
         lookup = lookup_in(request.customer, "customer")
         size = page_size(request.page_size)
         scope = f"purchases:{request.customer.SerializeToString().hex()}"
-        after = decode_page_token(request.page_token, scope)
-        if after is not None:
-            if not (isinstance(after, list) and len(after) == 2):
-                raise InvalidArgument("page_token", "is malformed")
-            try:
-                after = (float(after[0]), str(after[1]))
-            except (TypeError, ValueError) as exc:  # tokens are unsigned: a caller can forge one
-                raise InvalidArgument("page_token", "is malformed") from exc
+        after = _cursor(decode_page_token(request.page_token, scope))
         rows, more = await h.list_purchases(self.deps, lookup, after, size)
         token = encode_page_token([rows[-1].placed_at, rows[-1].event_id], scope) if more else ""
         return pb.ListPurchasesResponse(
@@ -288,6 +288,31 @@ class ProfileServicer:
     async def _profile(self, customer_id: str) -> pb.Profile:
         rendered = await h.get_profile(self.deps, h.CustomerLookup(customer_id=customer_id))
         return pb.GetProfileResponse.FromString(rendered).profile
+
+
+# Storage keeps times as datetimes: year 1 to 9999.
+_TIME_RANGE = (-62_135_596_800.0, 253_402_300_799.0)
+
+
+def _cursor(position: Any, field: str = "page_token") -> tuple[float, str] | None:
+    """(time, event id) of the last row a page held. Tokens are unsigned, so a caller can forge
+    one: anything but a finite storable time and an event id is malformed, not a crash."""
+    if position is None:
+        return None
+    if not (isinstance(position, list) and len(position) == 2):
+        raise InvalidArgument(field, "is malformed")
+    at, event_id = position
+    low, high = _TIME_RANGE
+    if (
+        isinstance(at, bool)
+        or not isinstance(at, int | float)
+        or not math.isfinite(at)
+        or not low <= at <= high
+        or not isinstance(event_id, str)
+        or len(event_id) > 128
+    ):
+        raise InvalidArgument(field, "is malformed")
+    return float(at), event_id
 
 
 def _touches(changed: Any, prefixes: list[str]) -> bool:

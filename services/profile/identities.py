@@ -17,7 +17,7 @@ IDENTITY_TYPES = ("EMAIL", "PHONE", "COOKIE", "DEVICE", "LOYALTY_CARD", "EXTERNA
 # Identities that name one person; a cookie or device may be shared.
 STRONG_TYPES = frozenset({"EMAIL", "PHONE", "LOYALTY_CARD", "EXTERNAL"})
 MAX_IDENTITY_LENGTH = 256
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -36,7 +36,7 @@ def normalise_identity(kind: str, value: str, field: str, default_region: str = 
         raise InvalidArgument(field, f"is longer than {MAX_IDENTITY_LENGTH} characters")
     if kind == "EMAIL":
         value = value.lower()
-        if len(value) > 254 or not _EMAIL.match(value):
+        if len(value) > 254 or not _EMAIL.fullmatch(value):
             raise InvalidArgument(field, f"{value!r} is not an email address")
         return value
     if kind == "PHONE":

@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 import pytest
 from backcrm.profile.v1 import profile_service_pb2 as pb
+from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from libs.auth import (
@@ -31,6 +32,7 @@ from libs.errors import (
 from libs.rpc.status import status_of
 from libs.validation import (
     check_enum,
+    check_finite,
     check_text,
     decode_page_token,
     encode_page_token,
@@ -290,3 +292,18 @@ def test_error_info_keeps_metadata_and_an_explicit_domain() -> None:
     _, (info,) = details(status_of(error, "profile"))
     assert dict(info.metadata) == {"field": "customer"}
     assert info.domain == "ads.backcrm"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_check_finite_finds_a_non_finite_number_anywhere(bad: float) -> None:
+    fine = struct_pb2.Struct()
+    fine.update({"a": 1.5, "b": [1, "x", None, True, {"c": -2e300}], "d": {"e": []}})
+    check_finite(fine, "properties")
+    nested = struct_pb2.Struct()
+    nested.update({"a": 1, "b": [0, {"c": [bad]}]})
+    with pytest.raises(InvalidArgument) as info:
+        check_finite(nested, "properties")
+    assert info.value.violations[0][0] == "properties['b'][1]['c'][0]"
+    with pytest.raises(InvalidArgument) as info:
+        check_finite(struct_pb2.Value(number_value=bad), "traits['x']")
+    assert info.value.violations[0][0] == "traits['x']"

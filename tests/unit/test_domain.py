@@ -186,6 +186,20 @@ def test_count_order_false_records_the_event_but_not_the_order_again() -> None:
     assert {e["id"] for e in c.data["recent"]} == {"e1", "e2"}  # the event itself is recorded
 
 
+def test_revenue_saturates_at_the_int64_bound_and_orders_still_count() -> None:
+    top = 2**63 - 1
+    c = customer()
+    for i in range(3):
+        big = order(top, line("s1", 1, top), order_id=f"o{i}")
+        apply_event(c, event("PURCHASE", order=big, event_id=f"e{i}"))
+    assert (c.orders, c.revenue_micros) == (3, top)
+    merged = {"orders": 1, "revenue_micros": top}
+    merge_data(merged, {"orders": 1, "revenue_micros": top})
+    assert (merged["orders"], merged["revenue_micros"]) == (2, top)
+    # stored before the bound existed: still readable
+    assert customer(revenue_micros=top * 4).revenue_micros == top
+
+
 def test_recent_events_keep_the_20_newest_first() -> None:
     c = customer()
     order_of_arrival = [7, 3, 29, 0, 15] + [i for i in range(30) if i not in (7, 3, 29, 0, 15)]

@@ -410,7 +410,7 @@ async def test_every_profile_changed_on_the_bus_carries_the_profile(world: World
     await h.merge_profiles(world.deps, lookup(ANN), lookup(COOKIE), "test", "")
     snapshots = []
     for change in world.published(ProfileChanged):
-        topic, raw = encode_domain_event(change)
+        _, raw = encode_domain_event(change)
         snapshots.append(unpack(EventEnvelope.FromString(raw), pb.ProfileChanged))
     assert len(snapshots) == 5
     assert all(s.HasField("profile") and s.profile.customer_id == s.customer_id for s in snapshots)

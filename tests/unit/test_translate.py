@@ -30,6 +30,11 @@ def stamp(seconds: float) -> timestamp_pb2.Timestamp:
     return out
 
 
+def raw_stamp(seconds: int) -> timestamp_pb2.Timestamp:
+    """Any int64 seconds, as a hostile caller can send (the helpers refuse years past 9999)."""
+    return timestamp_pb2.Timestamp(seconds=seconds)
+
+
 def email(value: str) -> c.Identity:
     return c.Identity(type=c.IDENTITY_TYPE_EMAIL, value=value)
 
@@ -211,6 +216,57 @@ BAD_EVENTS: list[tuple[str, Callable[[pb.Event], None], str]] = [
         "oversized properties",
         lambda e: e.properties.update({"blob": "x" * (MAX_PROPERTIES_BYTES + 1)}),
         f"{FIELD}.properties",
+    ),
+    (
+        "order placed 1e12 seconds after 1970",
+        lambda e: (with_order(line())(e), e.order.placed_at.CopyFrom(raw_stamp(10**12))),
+        f"{FIELD}.order.placed_at",
+    ),
+    (
+        "order placed 1e11 seconds before 1970",
+        lambda e: (with_order(line())(e), e.order.placed_at.CopyFrom(raw_stamp(-(10**11)))),
+        f"{FIELD}.order.placed_at",
+    ),
+    (
+        "occurred_at 1e12 seconds after 1970",
+        lambda e: e.occurred_at.CopyFrom(raw_stamp(10**12)),
+        f"{FIELD}.occurred_at",
+    ),
+    (
+        "line amount past int64",
+        with_order(line(quantity=1_000_000, micros=2**62)),
+        f"{FIELD}.order.lines[0].unit_price.units_micros",
+    ),
+    (
+        "lines adding up past int64",
+        with_order(line("a", micros=2**62), line("b", micros=2**62)),
+        f"{FIELD}.order.lines",
+    ),
+    (
+        "line quantity past the bound",
+        with_order(line(quantity=-(2**62), micros=1)),
+        f"{FIELD}.order.lines[0].quantity",
+    ),
+    ("cart quantity past the bound", set_field("quantity", 2**62), f"{FIELD}.quantity"),
+    (
+        "currency with a trailing newline",
+        lambda e: e.unit_price.CopyFrom(c.Money(currency="GBP\n", units_micros=1)),
+        f"{FIELD}.unit_price.currency",
+    ),
+    (
+        "NaN in properties",
+        lambda e: e.properties.update({"price": float("nan")}),
+        f"{FIELD}.properties['price']",
+    ),
+    (
+        "Infinity nested in properties",
+        lambda e: e.properties.update({"a": {"b": [1, float("inf")]}}),
+        f"{FIELD}.properties['a']['b'][1]",
+    ),
+    (
+        "-Infinity nested in properties",
+        lambda e: e.properties.update({"a": [{"b": float("-inf")}]}),
+        f"{FIELD}.properties['a'][0]['b']",
     ),
     (
         "property key with newline",
