@@ -48,7 +48,9 @@ SCOPES = {
     "UpsertProfile": "profile:write",
     "SetTraits": "profile:write",
     "ListPurchases": "profile:read",
-    "MergeProfiles": "profile:write",
+    # Its own scope: a merge moves a customer's traits of every namespace into another and
+    # removes the source, so profile:write (one namespace of traits, no deletion) is not enough.
+    "MergeProfiles": "profile:merge",
     "DeleteProfile": "profile:delete",
     "ExportProfile": "profile:export",
     "WatchProfileChanges": "profile:read",

@@ -68,6 +68,26 @@ async def test_auth_required_and_scopes_enforced(suite: Suite) -> None:
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
+async def test_merging_needs_its_own_scope(suite: Suite) -> None:
+    """profile:write may not merge: a merge writes traits of every namespace (the bonus token,
+    refused a loyalty.* write, could merge a customer holding loyalty.tier into another) and
+    removes the source customer."""
+    admin = suite.client().profile
+    target, source = email(f"{uid()}@example.com"), email(f"{uid()}@example.com")
+    for who in (target, source):
+        await admin.TrackEvents(pb.TrackEventsRequest(events=[event(uid(), who)]))
+    gold = {"tier": struct_pb2.Value(string_value="gold")}
+    await admin.SetTraits(pb.SetTraitsRequest(customer=source, namespace="loyalty", traits=gold))
+    merge = pb.MergeProfilesRequest(target=target, source=source, reason="same person")
+    err = await rpc_error(suite.client("bonus").profile.MergeProfiles(merge))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error_reason(err) == ("MISSING_SCOPE", "profile.backcrm")
+    untouched = (await admin.GetProfile(pb.GetProfileRequest(customer=target))).profile
+    assert "loyalty.tier" not in untouched.traits
+    merged = await suite.client("merger").profile.MergeProfiles(merge)
+    assert merged.profile.traits["loyalty.tier"].string_value == "gold"
+
+
 async def test_track_then_read_sees_the_write_and_replay_counts_once(suite: Suite) -> None:
     api = suite.client("shop").profile
     who = email(f" {uid()}@Example.COM ")
