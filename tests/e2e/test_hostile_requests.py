@@ -2,20 +2,26 @@
 
 Every unary RPC of every implemented service gets an empty request, a request whose fields
 hold hostile values (control characters, negative numbers, huge sizes, unknown enum values),
-and bytes that are not a protobuf message at all.
+and bytes that are not a protobuf message at all. The profile RPCs also get values that are
+well-formed on the wire but out of any range storage and rendering can hold: times 30,000 years
+away, amounts past int64, NaN and Infinity nested in Structs, forged page tokens.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import grpc
 import pytest
+from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2
 from backcrm.segmentation.v1 import segmentation_service_pb2
-from google.protobuf import descriptor, message, message_factory
+from google.protobuf import descriptor, message, message_factory, struct_pb2
 
+from libs.validation import encode_page_token
 from tests.e2e.conftest import Suite
+from tests.e2e.helpers import email, event, field_violations, purchase, rpc_error
 
 pytestmark = pytest.mark.e2e
 
@@ -83,3 +89,110 @@ async def test_no_request_gets_unknown_or_internal(suite: Suite, service: Any, m
                 assert err.code() not in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL), (
                     f"{path}: {err.code()} {err.details()}"
                 )
+
+
+# ---------------------------------------------------------------- values in range, finite
+
+INT64_MAX = 2**63 - 1
+
+
+def _uid() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def _dated_purchase(who: common_pb2.CustomerRef, seconds: int) -> profile_service_pb2.Event:
+    e = purchase(_uid(), who, _uid(), ("s", "c", 1, 1_000_000))
+    e.order.placed_at.seconds = seconds  # what a hostile caller can put on the wire
+    return e
+
+
+def _with_properties(who: common_pb2.CustomerRef, values: dict[str, Any]) -> Any:
+    e = event(_uid(), who)
+    e.properties.update(values)
+    return e
+
+
+async def test_out_of_range_and_non_finite_events_are_rejected_by_index(suite: Suite) -> None:
+    who = email(f"{_uid()}@example.com")
+    batch = [
+        event(_uid(), who),
+        _dated_purchase(who, 10**12),
+        _dated_purchase(who, -(10**11)),
+        purchase(_uid(), who, _uid(), ("s", "c", 1_000_000, 2**62)),
+        _with_properties(who, {"price": float("nan")}),
+        _with_properties(who, {"a": {"b": [1, float("inf")]}}),
+        _with_properties(who, {"a": [{"b": float("-inf")}]}),
+    ]
+    reply = await suite.client().profile.TrackEvents(
+        profile_service_pb2.TrackEventsRequest(events=batch)
+    )
+    assert reply.accepted == 1
+    assert [(r.index, r.field) for r in reply.rejected] == [
+        (1, "events[1].order.placed_at"),
+        (2, "events[2].order.placed_at"),
+        (3, "events[3].order.lines[0].unit_price.units_micros"),
+        (4, "events[4].properties['price']"),
+        (5, "events[5].properties['a']['b'][1]"),
+        (6, "events[6].properties['a'][0]['b']"),
+    ]
+
+
+async def test_revenue_past_int64_saturates_and_the_profile_stays_readable(suite: Suite) -> None:
+    who = email(f"{_uid()}@example.com")
+    api = suite.client().profile
+    huge = [purchase(_uid(), who, _uid(), ("s", "c", 1, INT64_MAX)) for _ in range(3)]
+    reply = await api.TrackEvents(profile_service_pb2.TrackEventsRequest(events=huge))
+    assert (reply.accepted, list(reply.rejected)) == (3, [])
+    profile = (await api.GetProfile(profile_service_pb2.GetProfileRequest(customer=who))).profile
+    assert profile.purchase_summary.orders == 3
+    assert profile.purchase_summary.revenue.units_micros == INT64_MAX
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "field"),
+    [
+        ("points", {"history": [1, float("nan")]}, "traits['points']['history'][1]"),
+        ("points", {"best": float("inf")}, "traits['points']['best']"),
+        ("points", [float("-inf")], "traits['points'][0]"),
+        ("points\n", 1, "traits['points\\n']"),
+    ],
+)
+async def test_set_traits_refuses_non_finite_values_and_bad_keys(
+    suite: Suite, key: str, value: Any, field: str
+) -> None:
+    who = email(f"{_uid()}@example.com")
+    api = suite.client().profile
+    await api.TrackEvents(profile_service_pb2.TrackEventsRequest(events=[event(_uid(), who)]))
+    traits = struct_pb2.Struct()
+    traits.update({key: value})
+    err = await rpc_error(
+        api.SetTraits(
+            profile_service_pb2.SetTraitsRequest(
+                customer=who, namespace="bonus", traits=dict(traits.fields)
+            )
+        )
+    )
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+    assert field_violations(err) == [field]
+
+
+@pytest.mark.parametrize(
+    "position", [[1e300, "x"], [float("nan"), "x"], [-1e300, "x"], [True, "x"], [1.0, 7], "x"]
+)
+async def test_forged_purchase_page_tokens_are_invalid_argument(
+    suite: Suite, position: Any
+) -> None:
+    who = email(f"{_uid()}@example.com")
+    api = suite.client().profile
+    await api.TrackEvents(
+        profile_service_pb2.TrackEventsRequest(
+            events=[purchase(_uid(), who, _uid(), ("s", "c", 1, 1))]
+        )
+    )
+    # The token is opaque but unsigned: forge one the way the server encodes them.
+    token = encode_page_token(position, f"purchases:{who.SerializeToString().hex()}")
+    err = await rpc_error(
+        api.ListPurchases(profile_service_pb2.ListPurchasesRequest(customer=who, page_token=token))
+    )
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+    assert field_violations(err) == ["page_token"]
