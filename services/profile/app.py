@@ -67,7 +67,10 @@ class ProfileApp:
             render=render_response,
         )
         return cls(
-            deps=deps, relay=relay, rpc=profile_service(deps, resources.bus), bus=resources.bus
+            deps=deps,
+            relay=relay,
+            rpc=profile_service(deps, resources.bus, settings.max_message_bytes),
+            bus=resources.bus,
         )
 
     async def start(self) -> None:

@@ -28,7 +28,7 @@ from libs.validation import (
 from services.profile import handlers as h
 from services.profile.codec import TOPIC_CHANGED, event_to_proto, order_to_proto
 from services.profile.domain import CartLine, OrderIn
-from services.profile.ports import PurchaseRecord
+from services.profile.ports import MergeRecord, PurchaseRecord
 from services.profile.render import render_profile
 from services.profile.translate import (
     MAX_EVENTS,
@@ -60,6 +60,10 @@ PROFILE_FIELDS = frozenset(pb.Profile.DESCRIPTOR.fields_by_name)
 _NAMESPACE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _TRAIT_KEY = re.compile(r"[a-z][a-z0-9_.]{0,63}")
 MAX_TRAITS = 100
+# An export page stays under 1 MiB (or a quarter of the message limit, if that is smaller).
+EXPORT_PAGE_BYTES = 1024 * 1024
+_ITEM_OVERHEAD = 6  # a repeated field's tag and length prefix
+_TOKEN_ROOM = 512  # next_page_token: ids of at most 32 + 128 characters, base64
 
 
 def _mask(mask: field_mask_pb2.FieldMask, field: str = "field_mask") -> list[str]:
@@ -85,9 +89,12 @@ def _require(message: Any, field: str) -> None:
 
 
 class ProfileServicer:
-    def __init__(self, deps: h.ProfileDeps, bus: EventBus) -> None:
+    def __init__(
+        self, deps: h.ProfileDeps, bus: EventBus, export_page_bytes: int = EXPORT_PAGE_BYTES
+    ) -> None:
         self.deps = deps
         self.bus = bus
+        self.export_page_bytes = export_page_bytes
 
     async def TrackEvents(
         self, request: pb.TrackEventsRequest, _ctx: Any
@@ -239,25 +246,43 @@ class ProfileServicer:
         self, request: pb.ExportProfileRequest, _ctx: Any
     ) -> pb.ExportProfileResponse:
         _require(request, "customer")
-        export = await h.export_profile(self.deps, lookup_in(request.customer, "customer"))
-        return pb.ExportProfileResponse(
-            profile=render_profile(export.customer, export.identities, self.deps.clock()),
-            events=[
-                pb.StoredEvent(event=event_to_proto(e.event), received_at=ts(e.received_at))
-                for e in export.events
-            ],
-            purchases=[_purchase(p) for p in export.purchases],
-            merges=[
-                pb.MergeRecord(
-                    source_customer_id=m.source_customer_id,
-                    target_customer_id=m.target_customer_id,
-                    actor=m.actor,
-                    reason=m.reason,
-                    merged_at=ts(m.merged_at),
-                )
-                for m in export.merges
-            ],
-        )
+        lookup = lookup_in(request.customer, "customer")
+        size = page_size(request.page_size, default=1000)
+        scope = f"export:{request.customer.SerializeToString().hex()}"
+        cursor = _export_cursor(decode_page_token(request.page_token, scope))
+        page = await h.export_profile(self.deps, lookup, cursor, size)
+        response = pb.ExportProfileResponse()
+        if page.customer is not None:
+            response.profile.CopyFrom(
+                render_profile(page.customer, page.identities, self.deps.clock())
+            )
+            response.merges.extend(_merge_record(m) for m in page.merges)
+        items: list[tuple[str, Any, tuple[float, str]]] = [
+            (
+                "events",
+                pb.StoredEvent(event=event_to_proto(e.event), received_at=ts(e.received_at)),
+                (e.event.occurred_at, e.event.event_id),
+            )
+            for e in page.events
+        ] + [("purchases", _purchase(p), (p.placed_at, p.event_id)) for p in page.purchases]
+        # Bounded by size as well as by count: a page of events with large properties or
+        # orders with many lines must stay well under the message limit.
+        room = self.export_page_bytes - response.ByteSize() - _TOKEN_ROOM
+        last: h.ExportCursor | None = None
+        sent = 0
+        for part, message, key in items:
+            cost = message.ByteSize() + _ITEM_OVERHEAD
+            if sent and cost > room:
+                break
+            getattr(response, part).append(message)
+            room -= cost
+            sent += 1
+            last = h.ExportCursor(page.customer_id, part, key)
+        if last is not None and (sent < len(items) or page.more):
+            assert last.after is not None
+            position = [last.customer_id, last.part, *last.after]
+            response.next_page_token = encode_page_token(position, scope)
+        return response
 
     async def WatchProfileChanges(
         self, request: pb.WatchProfileChangesRequest, context: Any
@@ -317,6 +342,27 @@ def _cursor(position: Any, field: str = "page_token") -> tuple[float, str] | Non
     return float(at), event_id
 
 
+def _export_cursor(position: Any) -> h.ExportCursor | None:
+    if position is None:
+        return None
+    if not (isinstance(position, list) and len(position) == 4):
+        raise InvalidArgument("page_token", "is malformed")
+    customer_id, part, *after = position
+    if not isinstance(customer_id, str) or part not in ("events", "purchases"):
+        raise InvalidArgument("page_token", "is malformed")
+    return h.ExportCursor(customer_id, part, _cursor(after))
+
+
+def _merge_record(record: MergeRecord) -> pb.MergeRecord:
+    return pb.MergeRecord(
+        source_customer_id=record.source_customer_id,
+        target_customer_id=record.target_customer_id,
+        actor=record.actor,
+        reason=record.reason,
+        merged_at=ts(record.merged_at),
+    )
+
+
 def _touches(changed: Any, prefixes: list[str]) -> bool:
     for path in changed:
         for prefix in prefixes:
@@ -342,10 +388,13 @@ def _purchase(record: PurchaseRecord) -> pb.Purchase:
     )
 
 
-def profile_service(deps: h.ProfileDeps, bus: EventBus) -> RpcService:
+def profile_service(
+    deps: h.ProfileDeps, bus: EventBus, max_message_bytes: int = 8 * 1024 * 1024
+) -> RpcService:
+    page_bytes = min(EXPORT_PAGE_BYTES, max_message_bytes // 4)
     return RpcService(
         descriptor=pb.DESCRIPTOR.services_by_name["ProfileService"],
-        servicer=ProfileServicer(deps, bus),
+        servicer=ProfileServicer(deps, bus, page_bytes),
         scopes=SCOPES,
         short_name="profile",
     )

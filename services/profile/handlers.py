@@ -32,6 +32,8 @@ from services.profile.ports import (
 
 __all__ = [
     "CustomerLookup",
+    "ExportCursor",
+    "ExportPage",
     "ProfileDeps",
     "Rejection",
     "TrackResult",
@@ -414,31 +416,63 @@ async def list_purchases(
     return rows[:limit], len(rows) > limit
 
 
+@dataclass(frozen=True)
+class ExportCursor:
+    """Where an export page ended: the customer it is of, the part (events, oldest first, then
+    purchases, newest first) and the (time, event id) of the last row sent, None at a part's start.
+    """
+
+    customer_id: str
+    part: str  # "events" | "purchases"
+    after: tuple[float, str] | None
+
+
 @dataclass
-class Export:
-    customer: Customer
+class ExportPage:
+    customer_id: str
+    # the first page only: the profile, its identities and the merge records
+    customer: Customer | None
     identities: list[IdentityKey]
+    merges: list[MergeRecord]
     events: list[StoredEventRecord]
     purchases: list[PurchaseRecord]
-    merges: list[MergeRecord]
+    more: bool  # rows past these exist
 
 
-async def export_profile(deps: ProfileDeps, lookup: CustomerLookup) -> Export:
+async def export_profile(
+    deps: ProfileDeps, lookup: CustomerLookup, cursor: ExportCursor | None, limit: int
+) -> ExportPage:
+    """One page of a customer's export: up to `limit` events then purchases after `cursor`."""
     async with deps.uow() as uow:
         customer_id = await resolve(uow, lookup, "customer")
-        customer = (await uow.load([customer_id], for_update=False))[customer_id]
-        identities = (await uow.identities_of([customer_id])).get(customer_id, [])
-        events = await uow.list_events(customer_id)
-        purchases: list[PurchaseRecord] = []
-        after = None
-        while True:
-            page = await uow.list_purchases(customer_id, after, 1000)
-            purchases += page
-            if len(page) < 1000:
-                break
-            after = (page[-1].placed_at, page[-1].event_id)
-        merges = await uow.merges_of(customer_id)
-    return Export(customer, identities, events, purchases, merges)
+        page = ExportPage(customer_id, None, [], [], [], [], more=False)
+        if cursor is None:
+            customer = (await uow.load([customer_id], for_update=False)).get(customer_id)
+            if customer is None:  # erased or merged since resolved: as if it had not been
+                raise NotFound("customer not found", reason="CUSTOMER_NOT_FOUND")
+            page.customer = customer
+            page.identities = (await uow.identities_of([customer_id])).get(customer_id, [])
+            page.merges = await uow.merges_of(customer_id)
+            cursor = ExportCursor(customer_id, "events", None)
+        elif cursor.customer_id != customer_id:
+            # Merged into another customer since the export began: its pages would mix two
+            # histories at an arbitrary point.
+            raise InvalidArgument(
+                "page_token", "was issued for another customer; start the export again"
+            )
+        if cursor.part == "events":
+            page.events = await uow.list_events(customer_id, cursor.after, limit + 1)
+            if len(page.events) > limit:
+                del page.events[limit:]
+                page.more = True
+                return page
+            cursor = ExportCursor(customer_id, "purchases", None)
+        room = limit - len(page.events)
+        # One row more than there is room for tells whether another page follows.
+        page.purchases = await uow.list_purchases(customer_id, cursor.after, room + 1)
+        page.more = len(page.purchases) > room
+        del page.purchases[room:]
+    return page
 
 
 # ---------------------------------------------------------------- writes

@@ -164,7 +164,10 @@ class ProfileUnitOfWork(abc.ABC):
         """Newest first; `after` = (placed_at, event_id) of the last row already seen."""
 
     @abc.abstractmethod
-    async def list_events(self, customer_id: str) -> list[StoredEventRecord]: ...
+    async def list_events(
+        self, customer_id: str, after: tuple[float, str] | None, limit: int
+    ) -> list[StoredEventRecord]:
+        """Oldest first; `after` = (occurred_at, event_id) of the last row already seen."""
 
     @abc.abstractmethod
     async def move_history(self, source_id: str, target_id: str) -> None:

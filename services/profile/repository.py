@@ -413,11 +413,20 @@ class SqlUnitOfWork(ProfileUnitOfWork):
             for r in rows
         ]
 
-    async def list_events(self, customer_id: str) -> list[StoredEventRecord]:
+    async def list_events(
+        self, customer_id: str, after: tuple[float, str] | None, limit: int
+    ) -> list[StoredEventRecord]:
+        query = select(EventRow).where(EventRow.customer_id == customer_id)
+        if after is not None:
+            occurred, event_id = to_dt(after[0]), after[1]
+            query = query.where(
+                or_(
+                    EventRow.occurred_at > occurred,
+                    (EventRow.occurred_at == occurred) & (EventRow.event_id > event_id),
+                )
+            )
         rows = await self.s.scalars(
-            select(EventRow)
-            .where(EventRow.customer_id == customer_id)
-            .order_by(EventRow.occurred_at, EventRow.event_id)
+            query.order_by(EventRow.occurred_at, EventRow.event_id).limit(limit)
         )
         return [
             StoredEventRecord(event_from_json(r), r.customer_id, to_ts(r.received_at)) for r in rows

@@ -15,6 +15,7 @@ from google.protobuf import field_mask_pb2, struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from libs.validation import encode_page_token
 from tests.e2e.conftest import Suite
 from tests.e2e.helpers import (
     cookie,
@@ -497,3 +498,72 @@ async def test_a_profile_change_without_an_event_reaches_segmentation(suite: Sui
         spb.MEMBERSHIP_CHANGE_TYPE_ENTERED,
     )
     stream.cancel()
+
+
+async def _export_all(api: object, who: common_pb2.CustomerRef, size: int = 0) -> list:  # type: ignore[type-arg]
+    pages, token = [], ""
+    while True:
+        page = await api.ExportProfile(  # type: ignore[attr-defined]
+            pb.ExportProfileRequest(customer=who, page_size=size, page_token=token)
+        )
+        pages.append(page)
+        token = page.next_page_token
+        if not token:
+            return pages
+
+
+async def test_a_heavy_profile_exports_whole_in_pages_under_the_size_bound(suite: Suite) -> None:
+    """ExportProfile was one message: 60,000 events made 12.3 MB and RESOURCE_EXHAUSTED. Here
+    2,000 events of about 1.5 KB (3 MB) page out under 1 MiB each, with nothing lost or twice."""
+    api = suite.client().profile
+    who = email(f"{uid()}@example.com")
+    views = []
+    for i in range(2000):
+        e = event(f"v{i}-{uid()}", who, category="books")
+        e.properties.update({"note": f"{i:05d}" + "x" * 1500})
+        views.append(e)
+    buys = [purchase(f"p{i}-{uid()}", who, uid(), ("s", "c", 1, 1_000_000)) for i in range(30)]
+    for start in range(0, len(views), 500):
+        reply = await api.TrackEvents(pb.TrackEventsRequest(events=views[start : start + 500]))
+        assert reply.accepted == 500
+    await api.TrackEvents(pb.TrackEventsRequest(events=buys))
+    all_events = {e.event_id for e in views + buys}
+    all_purchases = {e.event_id for e in buys}
+
+    for size, at_least in ((0, 4), (150, 14)):
+        pages = await _export_all(api, who, size)
+        assert len(pages) >= at_least
+        assert all(p.ByteSize() <= 1024 * 1024 for p in pages)
+        assert pages[0].profile.purchase_summary.orders == 30
+        assert not any(p.HasField("profile") or p.merges for p in pages[1:])
+        events = [e.event.event_id for p in pages for e in p.events]
+        purchases = [x.event_id for p in pages for x in p.purchases]
+        assert len(events) == len(set(events)) and set(events) == all_events
+        assert len(purchases) == len(set(purchases)) and set(purchases) == all_purchases
+
+
+async def test_a_forged_export_token_is_invalid_argument(suite: Suite) -> None:
+    api = suite.client().profile
+    who = email(f"{uid()}@example.com")
+    await api.TrackEvents(pb.TrackEventsRequest(events=[event(uid(), who) for _ in range(3)]))
+    first = await api.ExportProfile(pb.ExportProfileRequest(customer=who, page_size=1))
+    assert first.next_page_token
+    other = email(f"{uid()}@example.com")
+    await api.TrackEvents(pb.TrackEventsRequest(events=[event(uid(), other)]))
+    scope = f"export:{who.SerializeToString().hex()}"
+    for token in (
+        first.next_page_token + "x",
+        encode_page_token(["c", "events", 1e300, "x"], scope),
+        encode_page_token(["c", "nothing", 1.0, "x"], scope),
+        encode_page_token([1, 2], scope),
+    ):
+        err = await rpc_error(
+            api.ExportProfile(pb.ExportProfileRequest(customer=who, page_token=token))
+        )
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+        assert field_violations(err) == ["page_token"]
+    # a token is bound to the customer reference it was issued for
+    err = await rpc_error(
+        api.ExportProfile(pb.ExportProfileRequest(customer=other, page_token=first.next_page_token))
+    )
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT

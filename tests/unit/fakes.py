@@ -226,9 +226,14 @@ class FakeProfileUnitOfWork(ProfileUnitOfWork):
         rows.sort(key=lambda p: (p.placed_at, p.event_id), reverse=True)
         return copy.deepcopy(rows[:limit])
 
-    async def list_events(self, customer_id: str) -> list[StoredEventRecord]:
+    async def list_events(
+        self, customer_id: str, after: tuple[float, str] | None, limit: int
+    ) -> list[StoredEventRecord]:
         rows = [r for r in self.w.events.values() if r.customer_id == customer_id]
+        if after is not None:
+            rows = [r for r in rows if (r.event.occurred_at, r.event.event_id) > after]
         rows.sort(key=lambda r: (r.event.occurred_at, r.event.event_id))
+        rows = rows[:limit]
         # As SqlUnitOfWork reads them back: the event names the customer that holds it.
         return [
             dataclasses.replace(r, event=dataclasses.replace(r.event, customer_id=r.customer_id))

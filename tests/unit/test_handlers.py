@@ -482,7 +482,7 @@ async def test_merge_moves_identities_events_and_purchases(world: World) -> None
     # the merged id resolves to the target, cached or not
     assert (await world.profile(bob_id)).customer_id == ann_id
     assert (await world.profile(BOB)).customer_id == ann_id
-    export = await h.export_profile(world.deps, lookup(bob_id))
+    export = await h.export_profile(world.deps, lookup(bob_id), None, 1000)
     assert [(m.source_customer_id, m.actor, m.reason) for m in export.merges] == [
         (bob_id, "tester", "same person")
     ]
@@ -513,7 +513,7 @@ async def test_an_id_merged_twice_resolves_to_the_last_target(world: World) -> N
     assert (await world.profile(b)).customer_id == c
     result = await world.track(ev("e4", a))
     assert result.customer_ids == [c]
-    export = await h.export_profile(world.deps, lookup(c))
+    export = await h.export_profile(world.deps, lookup(c), None, 1000)
     assert {m.source_customer_id for m in export.merges} == {a, b}
 
 
@@ -572,6 +572,48 @@ async def test_list_purchases_pages_newest_first_with_a_cursor(world: World) -> 
         after = (rows[-1].placed_at, rows[-1].event_id)
     assert [r.event_id for r in seen] == ["p0", "p3", "p2", "p1", "p4"]
     assert pages == 3
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 5, 7, 1000])
+async def test_export_pages_events_then_purchases_without_gaps_or_repeats(
+    world: World, limit: int
+) -> None:
+    views = [ev(f"v{i}", ANN, at=T0 + i % 3) for i in range(5)]  # equal times: id breaks ties
+    buys = [purchase(f"p{i}", ANN, f"o{i}", 1_000_000, at=T0 + i) for i in range(2)]
+    await world.track(*views, *buys)
+    events, purchases, pages, cursor = [], [], 0, None
+    while True:
+        page = await h.export_profile(world.deps, lookup(ANN), cursor, limit)
+        pages += 1
+        assert (page.customer is not None) == (pages == 1)
+        assert len(page.events) + len(page.purchases) <= limit
+        events += [e.event.event_id for e in page.events]
+        purchases += [p.event_id for p in page.purchases]
+        if not page.more:
+            break
+        # as the entrypoint makes the token: from the last row of the page
+        if page.purchases:
+            cursor = h.ExportCursor(
+                page.customer_id,
+                "purchases",
+                (page.purchases[-1].placed_at, page.purchases[-1].event_id),
+            )
+        else:
+            last = page.events[-1].event
+            cursor = h.ExportCursor(page.customer_id, "events", (last.occurred_at, last.event_id))
+    assert sorted(events) == sorted([e.event_id for e in views + buys])
+    assert len(events) == len(set(events))
+    assert purchases == ["p1", "p0"]  # newest first
+    assert pages == -(-9 // limit)  # 7 events (purchases are events too) + 2 purchases
+
+
+async def test_an_export_token_of_a_customer_merged_since_is_refused(world: World) -> None:
+    await world.track(ev("a1", ANN), ev("a2", ANN), ev("b1", BOB))
+    first = await h.export_profile(world.deps, lookup(BOB), None, 1)
+    cursor = h.ExportCursor(first.customer_id, "events", (T0, "b1"))
+    await h.merge_profiles(world.deps, lookup(ANN), lookup(BOB), "test", "")
+    with pytest.raises(InvalidArgument):
+        await h.export_profile(world.deps, lookup(BOB), cursor, 1)
 
 
 async def test_list_purchases_of_unknown_customer_is_not_found(world: World) -> None:

@@ -384,10 +384,14 @@ class DeleteProfileResponse(_message.Message):
     def __init__(self, customer_id: _Optional[str] = ...) -> None: ...
 
 class ExportProfileRequest(_message.Message):
-    __slots__ = ("customer",)
+    __slots__ = ("customer", "page_size", "page_token")
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     customer: _common_pb2.CustomerRef
-    def __init__(self, customer: _Optional[_Union[_common_pb2.CustomerRef, _Mapping]] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, customer: _Optional[_Union[_common_pb2.CustomerRef, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class StoredEvent(_message.Message):
     __slots__ = ("event", "received_at")
@@ -412,16 +416,18 @@ class MergeRecord(_message.Message):
     def __init__(self, source_customer_id: _Optional[str] = ..., target_customer_id: _Optional[str] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ..., merged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ExportProfileResponse(_message.Message):
-    __slots__ = ("profile", "events", "purchases", "merges")
+    __slots__ = ("profile", "events", "purchases", "merges", "next_page_token")
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     PURCHASES_FIELD_NUMBER: _ClassVar[int]
     MERGES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     profile: Profile
     events: _containers.RepeatedCompositeFieldContainer[StoredEvent]
     purchases: _containers.RepeatedCompositeFieldContainer[Purchase]
     merges: _containers.RepeatedCompositeFieldContainer[MergeRecord]
-    def __init__(self, profile: _Optional[_Union[Profile, _Mapping]] = ..., events: _Optional[_Iterable[_Union[StoredEvent, _Mapping]]] = ..., purchases: _Optional[_Iterable[_Union[Purchase, _Mapping]]] = ..., merges: _Optional[_Iterable[_Union[MergeRecord, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, profile: _Optional[_Union[Profile, _Mapping]] = ..., events: _Optional[_Iterable[_Union[StoredEvent, _Mapping]]] = ..., purchases: _Optional[_Iterable[_Union[Purchase, _Mapping]]] = ..., merges: _Optional[_Iterable[_Union[MergeRecord, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ProfileChangedFilter(_message.Message):
     __slots__ = ("customer_ids", "field_paths")

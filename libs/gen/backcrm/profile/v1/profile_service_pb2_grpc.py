@@ -146,7 +146,7 @@ class ProfileServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExportProfile(self, request, context):
-        """Everything held about one customer.
+        """Everything held about one customer, in pages (events and purchases are paged).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
