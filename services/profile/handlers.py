@@ -440,7 +440,10 @@ class ExportPage:
 
 
 async def export_profile(
-    deps: ProfileDeps, lookup: CustomerLookup, cursor: ExportCursor | None, limit: int
+    deps: ProfileDeps,
+    lookup: CustomerLookup,
+    cursor: ExportCursor | None = None,
+    limit: int = 1000,
 ) -> ExportPage:
     """One page of a customer's export: up to `limit` events then purchases after `cursor`."""
     async with deps.uow() as uow:

@@ -482,7 +482,7 @@ async def test_merge_moves_identities_events_and_purchases(world: World) -> None
     # the merged id resolves to the target, cached or not
     assert (await world.profile(bob_id)).customer_id == ann_id
     assert (await world.profile(BOB)).customer_id == ann_id
-    export = await h.export_profile(world.deps, lookup(bob_id), None, 1000)
+    export = await h.export_profile(world.deps, lookup(bob_id))
     assert [(m.source_customer_id, m.actor, m.reason) for m in export.merges] == [
         (bob_id, "tester", "same person")
     ]
@@ -513,7 +513,7 @@ async def test_an_id_merged_twice_resolves_to_the_last_target(world: World) -> N
     assert (await world.profile(b)).customer_id == c
     result = await world.track(ev("e4", a))
     assert result.customer_ids == [c]
-    export = await h.export_profile(world.deps, lookup(c), None, 1000)
+    export = await h.export_profile(world.deps, lookup(c))
     assert {m.source_customer_id for m in export.merges} == {a, b}
 
 
