@@ -32,6 +32,7 @@ TOKENS = {
     "shop": ("tok-shop", ["profile:read", "profile:write"]),
     "bonus": ("tok-bonus", ["profile:read", "profile:write"]),
     "reader": ("tok-reader", ["profile:read", "segments:read"]),
+    "segments": ("tok-segments", ["segments:read"]),
 }
 
 

@@ -21,6 +21,7 @@ from libs.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.segmentation.build import Builder
 from services.segmentation.catalog import Catalog, Entry
 from services.segmentation.conditions import Node, evaluate, kind_of, reads_of, segment_refs
+from services.segmentation.conditions.ast import walk
 from services.segmentation.engine import FACTS_TTL, Engine, facts_key
 from services.segmentation.facts import ContextFacts, CustomerFacts, FactEvent
 from services.segmentation.records import SegmentRecord
@@ -35,6 +36,8 @@ RFM_CHUNK = 1000  # scores per RfmScored message
 # many segments together must queue their builds, not exhaust the pool (a build that times
 # out waiting for a connection fails and leaves its segment BUILDING until a restart).
 MAX_CONCURRENT_BUILDS = 4
+# Condition nodes times events beyond which request-time evaluation leaves the event loop.
+HEAVY_EVALUATION = 50_000
 
 
 @dataclass
@@ -259,10 +262,19 @@ class Segmentation:
         for node in nodes:
             types |= set(reads_of(node).event_types)
         facts, events = await self._facts_for_types(customer_id, types, None)
-        return [
-            evaluate(node, facts, events, context, now, precomputed.__contains__).matched
-            for node in nodes
-        ]
+
+        def run() -> list[bool]:
+            return [
+                evaluate(node, facts, events, context, now, precomputed.__contains__).matched
+                for node in nodes
+            ]
+
+        # Event conditions scan the customer's events: many nodes over a long history is
+        # work for a worker thread, not for the event loop every other call shares.
+        size = sum(1 for node in nodes for _ in walk(node))
+        if size * (1 + len(events)) > HEAVY_EVALUATION:
+            return await asyncio.to_thread(run)
+        return run()
 
     async def _facts(
         self, customer_id: str, segment_ids: set[str], now: float
