@@ -8,7 +8,7 @@ without ever being evaluated incrementally).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -47,6 +47,13 @@ class Builder:
     catalog: Callable[[], Catalog]
     cache: Cache
     clock: Callable[[], float]
+    # Called in the transaction that turns a segment READY (the catalogue version moves).
+    ready: Callable[[SegStore, str], Awaitable[None]] | None = None
+
+    async def _finish(self, store: SegStore, segment_id: str, was: str) -> None:
+        await store.set_build(segment_id, state="READY", progress=1.0, built_at=self.clock())
+        if was != "READY" and self.ready is not None:
+            await self.ready(store, segment_id)
 
     async def build(self, segment_id: str, *, announce: bool, reason: str) -> int:
         """Bring a segment's stored members in line with its condition; returns the count.
@@ -66,9 +73,7 @@ class Builder:
                 # A first build: the database fills the members itself, no round trip per row.
                 count = await store.insert_matching(segment_id, condition, now)
                 await store.refresh_count(segment_id)
-                await store.set_build(
-                    segment_id, state="READY", progress=1.0, built_at=self.clock()
-                )
+                await self._finish(store, segment_id, entry.record.state)
                 await store.commit()
                 log.info("segment %s built: %d members", segment_id, count)
                 if entry.reads.time_dependent:
@@ -86,7 +91,16 @@ class Builder:
         for start in range(0, len(changes), APPLY_CHUNK):
             chunk = changes[start : start + APPLY_CHUNK]
             async with self.store() as store:
-                await store.apply(chunk, publish=announce, tolerant=True)
+                # A customer erased since the query ran is neither entered nor announced (its
+                # erasure announced its LEFTs); the others cannot be erased until this commits.
+                live = await store.projected([c.customer_id for c in chunk])
+                await store.apply(
+                    [c for c in chunk if c.customer_id in live], publish=announce, tolerant=True
+                )
+                await store.apply(
+                    [c for c in chunk if c.change == "LEFT" and c.customer_id not in live],
+                    publish=False,
+                )
                 await store.set_build(
                     segment_id,
                     state=entry.record.state,
@@ -96,7 +110,7 @@ class Builder:
             await self._evict([c.customer_id for c in chunk])
         async with self.store() as store:
             count = await store.refresh_count(segment_id)
-            await store.set_build(segment_id, state="READY", progress=1.0, built_at=self.clock())
+            await self._finish(store, segment_id, entry.record.state)
             await store.commit()
         if entry.reads.time_dependent:
             await self._schedule_members(segment_id, sorted(matching))
@@ -136,6 +150,7 @@ class Builder:
             chunk = members[start : start + DUE_CHUNK]
             now = self.clock()
             async with self.store() as store:
+                await store.lock_customers(chunk)  # no due time outlives an erasure
                 facts = await store.load_facts(chunk)
                 events = await store.load_events(
                     chunk, types, None if window is None else now - window

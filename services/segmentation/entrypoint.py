@@ -106,6 +106,7 @@ class SegmentationServicer:
     async def _parse_all(self, conditions: Sequence[tuple[Any, str]], field: str) -> list[Node]:
         """Parse conditions within the request's node budget (InvalidArgument naming `field`
         when the request holds more than MAX_REQUEST_NODES); big ones off the event loop."""
+        await self.seg.refresh()  # segment references resolve against every definition
         total = 0
         for condition, where in conditions:
             # Counting stops at the first tree past the budget: an oversized request costs
