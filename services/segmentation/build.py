@@ -47,13 +47,17 @@ class Builder:
     catalog: Callable[[], Catalog]
     cache: Cache
     clock: Callable[[], float]
-    # Called in the transaction that turns a segment READY (the catalogue version moves).
+    # Called (in a transaction of its own) when a segment turned READY: the catalogue
+    # version moves, so every process learns the new state.
     ready: Callable[[SegStore, str], Awaitable[None]] | None = None
 
-    async def _finish(self, store: SegStore, segment_id: str, was: str) -> None:
-        await store.set_build(segment_id, state="READY", progress=1.0, built_at=self.clock())
+    async def _announce_ready(self, segment_id: str, was: str) -> None:
+        # Not in the build's transaction: that one holds the segment's row, which consumers
+        # holding the catalogue version may be waiting for (a deadlock).
         if was != "READY" and self.ready is not None:
-            await self.ready(store, segment_id)
+            async with self.store() as store:
+                await self.ready(store, segment_id)
+                await store.commit()
 
     async def build(self, segment_id: str, *, announce: bool, reason: str) -> int:
         """Bring a segment's stored members in line with its condition; returns the count.
@@ -73,8 +77,11 @@ class Builder:
                 # A first build: the database fills the members itself, no round trip per row.
                 count = await store.insert_matching(segment_id, condition, now)
                 await store.refresh_count(segment_id)
-                await self._finish(store, segment_id, entry.record.state)
+                await store.set_build(
+                    segment_id, state="READY", progress=1.0, built_at=self.clock()
+                )
                 await store.commit()
+                await self._announce_ready(segment_id, entry.record.state)
                 log.info("segment %s built: %d members", segment_id, count)
                 if entry.reads.time_dependent:
                     await self._schedule_first_build(segment_id, count)
@@ -110,8 +117,9 @@ class Builder:
             await self._evict([c.customer_id for c in chunk])
         async with self.store() as store:
             count = await store.refresh_count(segment_id)
-            await self._finish(store, segment_id, entry.record.state)
+            await store.set_build(segment_id, state="READY", progress=1.0, built_at=self.clock())
             await store.commit()
+        await self._announce_ready(segment_id, entry.record.state)
         if entry.reads.time_dependent:
             await self._schedule_members(segment_id, sorted(matching))
         log.info("segment %s built: %d members, %d changes", segment_id, count, len(changes))

@@ -183,8 +183,9 @@ class Engine:
         async def once() -> list[MembershipChange]:
             erased.clear()
             async with self.store() as store:
-                await store.lock_customers([source, target], exclusive=True)
+                # the catalogue before the customers, in the order every unit of work takes
                 catalog = await self.catalog(store)
+                await store.lock_customers([source, target], exclusive=True)
                 now = self.clock()
                 final = (await store.retired([target])).get(target, target)
                 if final is None:
