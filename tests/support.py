@@ -33,6 +33,7 @@ TOKENS = {
     "bonus": ("tok-bonus", ["profile:read", "profile:write"]),
     "reader": ("tok-reader", ["profile:read", "segments:read"]),
     "merger": ("tok-merger", ["profile:read", "profile:merge"]),
+    "segments": ("tok-segments", ["segments:read"]),
 }
 
 

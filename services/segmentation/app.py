@@ -26,13 +26,20 @@ from libs.outbox import OutboxRelay
 from libs.rpc.service import RpcService
 from libs.runtime import Resources
 from services.segmentation.build import Builder
+from services.segmentation.catalog import Catalog
 from services.segmentation.conditions import EventCond, Group, Node, parse_condition
 from services.segmentation.engine import Engine, memberships_key
 from services.segmentation.entrypoint import segmentation_service
 from services.segmentation.models import SegOutboxRow
 from services.segmentation.service import Segmentation
 from services.segmentation.store import SegStore
-from services.segmentation.translate import encode_membership_change, encode_rfm, profile_update
+from services.segmentation.translate import (
+    TOPIC_SEGMENTS,
+    encode_membership_change,
+    encode_rfm,
+    encode_segment_change,
+    profile_update,
+)
 
 __all__ = ["SegmentationApp", "window_of"]
 
@@ -78,7 +85,8 @@ class SegmentationApp:
         async def evict(customer_ids: Sequence[str]) -> None:
             # Before a membership change goes out, its customers' cached memberships go: a
             # caller who reacts to the event by asking GetMemberships sees the change.
-            await resources.cache.delete([memberships_key(c) for c in customer_ids])
+            # (Segment definition events name no customer.)
+            await resources.cache.delete([memberships_key(c) for c in customer_ids if c])
 
         relay = OutboxRelay(
             resources.sessions,
@@ -92,9 +100,16 @@ class SegmentationApp:
             return SegStore(resources.sessions, encode_membership_change, after_commit=relay.nudge)
 
         holder: dict[str, Segmentation] = {}
+
+        async def catalog_in(store: SegStore) -> Catalog:
+            return await holder["seg"].catalog_in(store)
+
+        async def ready(store: SegStore, segment_id: str) -> None:
+            await holder["seg"].mark_ready(store, segment_id)
+
         engine = Engine(
             store=store,
-            catalog=lambda: holder["seg"].catalog,
+            catalog=catalog_in,
             cache=resources.cache,
             clock=resources.clock,
         )
@@ -103,6 +118,7 @@ class SegmentationApp:
             catalog=lambda: holder["seg"].catalog,
             cache=resources.cache,
             clock=resources.clock,
+            ready=ready,
         )
         seg = Segmentation(
             store=store,
@@ -112,6 +128,7 @@ class SegmentationApp:
             decode=decode,
             window_of=window_of,
             encode_rfm=encode_rfm,
+            encode_segment=encode_segment_change,
         )
         holder["seg"] = seg
         rpc = segmentation_service(seg, resources.bus, resolve)
@@ -129,6 +146,9 @@ class SegmentationApp:
         self.relay.start()
         settings = self.resources.settings
         self.tasks = [
+            # Fan-out, not a group: every process must see every definition change. A tail
+            # misses what was published while it was down; the version check covers that.
+            asyncio.create_task(self._watch_catalog(), name="seg-catalog"),
             asyncio.create_task(
                 self._every(settings.segment_due_poll_seconds, self._due), name="seg-due"
             ),
@@ -164,10 +184,22 @@ class SegmentationApp:
         )
 
     async def _on_merged(self, envelope: EventEnvelope) -> None:
-        # The source lives on as the target (whose own ProfileChanged follows): leave as source.
-        await self.seg.engine.on_profile_deleted(
-            unpack(envelope, profile_pb.ProfilesMerged).source_customer_id
+        merged = unpack(envelope, profile_pb.ProfilesMerged)
+        await self.seg.engine.on_profiles_merged(
+            merged.source_customer_id, merged.target_customer_id
         )
+
+    async def _watch_catalog(self) -> None:
+        while True:
+            tail = self.resources.bus.tail(TOPIC_SEGMENTS)
+            try:
+                async for _ in tail:
+                    await self.seg.refresh(max_age=0.0)
+            except Exception:
+                log.exception("watching segment definitions failed; retrying")
+                await asyncio.sleep(1.0)
+            finally:
+                await tail.aclose()  # type: ignore[attr-defined]
 
     async def _due(self) -> None:
         while await self.seg.engine.run_due() > 0:
@@ -177,6 +209,7 @@ class SegmentationApp:
         await self.seg.recompute_rfm(None)
 
     async def _reconcile(self) -> None:
+        await self.seg.refresh()
         await self.seg.builder.reconcile()
 
     @staticmethod

@@ -8,7 +8,7 @@ without ever being evaluated incrementally).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -47,6 +47,17 @@ class Builder:
     catalog: Callable[[], Catalog]
     cache: Cache
     clock: Callable[[], float]
+    # Called (in a transaction of its own) when a segment turned READY: the catalogue
+    # version moves, so every process learns the new state.
+    ready: Callable[[SegStore, str], Awaitable[None]] | None = None
+
+    async def _announce_ready(self, segment_id: str, was: str) -> None:
+        # Not in the build's transaction: that one holds the segment's row, which consumers
+        # holding the catalogue version may be waiting for (a deadlock).
+        if was != "READY" and self.ready is not None:
+            async with self.store() as store:
+                await self.ready(store, segment_id)
+                await store.commit()
 
     async def build(self, segment_id: str, *, announce: bool, reason: str) -> int:
         """Bring a segment's stored members in line with its condition; returns the count.
@@ -70,6 +81,7 @@ class Builder:
                     segment_id, state="READY", progress=1.0, built_at=self.clock()
                 )
                 await store.commit()
+                await self._announce_ready(segment_id, entry.record.state)
                 log.info("segment %s built: %d members", segment_id, count)
                 if entry.reads.time_dependent:
                     await self._schedule_first_build(segment_id, count)
@@ -86,7 +98,16 @@ class Builder:
         for start in range(0, len(changes), APPLY_CHUNK):
             chunk = changes[start : start + APPLY_CHUNK]
             async with self.store() as store:
-                await store.apply(chunk, publish=announce, tolerant=True)
+                # A customer erased since the query ran is neither entered nor announced (its
+                # erasure announced its LEFTs); the others cannot be erased until this commits.
+                live = await store.projected([c.customer_id for c in chunk])
+                await store.apply(
+                    [c for c in chunk if c.customer_id in live], publish=announce, tolerant=True
+                )
+                await store.apply(
+                    [c for c in chunk if c.change == "LEFT" and c.customer_id not in live],
+                    publish=False,
+                )
                 await store.set_build(
                     segment_id,
                     state=entry.record.state,
@@ -98,6 +119,7 @@ class Builder:
             count = await store.refresh_count(segment_id)
             await store.set_build(segment_id, state="READY", progress=1.0, built_at=self.clock())
             await store.commit()
+        await self._announce_ready(segment_id, entry.record.state)
         if entry.reads.time_dependent:
             await self._schedule_members(segment_id, sorted(matching))
         log.info("segment %s built: %d members, %d changes", segment_id, count, len(changes))
@@ -136,6 +158,7 @@ class Builder:
             chunk = members[start : start + DUE_CHUNK]
             now = self.clock()
             async with self.store() as store:
+                await store.lock_customers(chunk)  # no due time outlives an erasure
                 facts = await store.load_facts(chunk)
                 events = await store.load_events(
                     chunk, types, None if window is None else now - window

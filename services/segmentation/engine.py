@@ -5,6 +5,12 @@ reference those); time-dependent answers are re-evaluated when they can change (
 queue); every ENTERED/LEFT is stored and published in the same transaction. Replaying a change
 is harmless: memberships are diffed against what is stored, so a duplicate delivery emits
 nothing.
+
+Changes, erasures and merges of one customer arrive on different topics, in any order. Each
+unit of work locks the customers it writes (SegStore.lock_customers) and consults their
+tombstones: a change of an erased customer is dropped, a change of a customer merged away is
+applied to the customer it was merged into. So erasure wins over any change delivered after
+it, and a merge keeps the behaviour of both customers whatever the order of delivery.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from libs.cache.port import Cache, CacheUnavailable
 from services.segmentation.catalog import Catalog
@@ -56,10 +62,25 @@ class ProfileUpdate:
     reason: str
 
 
+def _redirect(update: ProfileUpdate, target: str) -> ProfileUpdate:
+    """A change of a customer merged into `target`: its events belong to the target now; its
+    snapshot is dropped (the target's own snapshot after the merge includes the source)."""
+    return ProfileUpdate(
+        customer_id=target,
+        paths=(),
+        event_types=update.event_types,
+        facts=None,
+        events=tuple(replace(e, customer_id=target) for e in update.events),
+        reason=update.reason,
+    )
+
+
 @dataclass
 class Engine:
     store: Callable[[], SegStore]
-    catalog: Callable[[], Catalog]
+    # The catalogue current in a unit of work (reloaded when its version moved); it also
+    # holds definition changes off until the unit of work ends.
+    catalog: Callable[[SegStore], Awaitable[Catalog]]
     cache: Cache
     clock: Callable[[], float]
     cache_ttl: int = 300
@@ -81,23 +102,35 @@ class Engine:
     async def on_profile_changes(self, updates: Sequence[ProfileUpdate]) -> list[MembershipChange]:
         """A batch of profile changes in one transaction (a few queries, not a few per change)."""
 
+        touched: set[str] = set()
+
         async def once() -> list[MembershipChange]:
-            latest: dict[str, CustomerFacts] = {}
-            events: list[FactEvent] = []
-            for update in updates:
-                if update.facts is not None:
-                    known = latest.get(update.customer_id)
-                    if known is None or known.version < update.facts.version:
-                        latest[update.customer_id] = update.facts
-                events.extend(update.events)
-            catalog = self.catalog()
-            targets: dict[str, set[str]] = {}
-            reasons: dict[str, str] = {}
-            for update in updates:
-                affected = catalog.affected(update.paths, update.event_types)
-                targets.setdefault(update.customer_id, set()).update(affected)
-                reasons[update.customer_id] = update.reason
             async with self.store() as store:
+                catalog = await self.catalog(store)
+                gone = await store.retired({u.customer_id for u in updates})
+                live: list[ProfileUpdate] = []
+                for update in updates:
+                    if update.customer_id not in gone:
+                        live.append(update)
+                        continue
+                    target = gone[update.customer_id]
+                    if target is not None:
+                        live.append(_redirect(update, target))
+                    # else: the customer was erased; the change must not bring it back
+                touched.update(u.customer_id for u in live)
+                latest: dict[str, CustomerFacts] = {}
+                events: list[FactEvent] = []
+                targets: dict[str, set[str]] = {}
+                reasons: dict[str, str] = {}
+                for update in live:
+                    if update.facts is not None:
+                        known = latest.get(update.customer_id)
+                        if known is None or known.version < update.facts.version:
+                            latest[update.customer_id] = update.facts
+                    events.extend(update.events)
+                    affected = catalog.affected(update.paths, update.event_types)
+                    targets.setdefault(update.customer_id, set()).update(affected)
+                    reasons[update.customer_id] = update.reason
                 await store.upsert_profiles(list(latest.values()))
                 if events:
                     await store.insert_events(events)
@@ -106,8 +139,8 @@ class Engine:
             return changes
 
         changes = await self._retry(once)
-        await self._evict_facts({u.customer_id for u in updates})
-        await self._refresh_cache([u.customer_id for u in updates], changes)
+        await self._evict_facts(touched)
+        await self._refresh_cache(sorted(touched), changes)
         return changes
 
     async def _evict_facts(self, customer_ids: set[str]) -> None:
@@ -117,36 +150,89 @@ class Engine:
             log.warning("cache unavailable: %d facts entries expire by TTL", len(customer_ids))
 
     async def on_profile_deleted(self, customer_id: str) -> list[MembershipChange]:
+        """Erase the customer: its tombstone, then every row that names it (the membership
+        log included); LEFT is published for the memberships it had."""
+
         async def once() -> list[MembershipChange]:
             async with self.store() as store:
-                now = self.clock()
-                segments = await store.forget_customer(customer_id)
-                changes = [
-                    MembershipChange(s, customer_id, "LEFT", now, "profile deleted")
-                    for s in segments
-                ]
-                await store.apply(changes)
-                await store.bump_counts({s: -1 for s in segments})
+                await store.lock_customers([customer_id], exclusive=True)
+                changes = await self._erase(store, customer_id, self.clock())
                 await store.commit()
             return changes
 
         changes = await self._retry(once)
-        await self._evict_facts({customer_id})
-        try:
-            await self.cache.delete([memberships_key(customer_id)])
-        except CacheUnavailable:
-            log.warning("cache unavailable: memberships of %s evicted by TTL", customer_id)
+        await self._forget_cached([customer_id])
         return changes
+
+    async def _erase(self, store: SegStore, customer_id: str, now: float) -> list[MembershipChange]:
+        await store.retire(customer_id, now, None)
+        segments = await store.forget_customer(customer_id)
+        changes = [
+            MembershipChange(s, customer_id, "LEFT", now, "profile deleted") for s in segments
+        ]
+        await store.apply(changes, log=False)
+        await store.erase_log(customer_id)
+        await store.bump_counts({s: -1 for s in segments})
+        return changes
+
+    async def on_profiles_merged(self, source: str, target: str) -> list[MembershipChange]:
+        """The source lives on as the target: its events move there, its memberships end
+        (LEFT), the target is evaluated against every segment. Redelivery changes nothing."""
+        erased: list[str] = []
+
+        async def once() -> list[MembershipChange]:
+            erased.clear()
+            async with self.store() as store:
+                # the catalogue before the customers, in the order every unit of work takes
+                catalog = await self.catalog(store)
+                await store.lock_customers([source, target], exclusive=True)
+                now = self.clock()
+                final = (await store.retired([target])).get(target, target)
+                if final is None:
+                    # the target was erased before this merge reached us: so is the source
+                    erased.append(source)
+                    changes = await self._erase(store, source, now)
+                elif final == source:
+                    changes = []  # a merge back into itself: nothing to move
+                else:
+                    await store.lock_customers([final], exclusive=True)
+                    segments = await store.forget_customer(source, keep_events=True)
+                    await store.move_events(source, final)
+                    await store.retire(source, now, final)
+                    changes = [
+                        MembershipChange(s, source, "LEFT", now, "profile merged") for s in segments
+                    ]
+                    await store.apply(changes)
+                    await store.bump_counts({s: -1 for s in segments})
+                    everything = catalog.affected(["*"], [])
+                    changes += await self._evaluate_many(
+                        store, catalog, {final: everything}, {final: "profile merged"}
+                    )
+                await store.commit()
+            return changes
+
+        changes = await self._retry(once)
+        await self._forget_cached([source])
+        await self._evict_facts({target})
+        await self._refresh_cache(sorted({c.customer_id for c in changes} - {source}), changes)
+        return changes
+
+    async def _forget_cached(self, customer_ids: Sequence[str]) -> None:
+        await self._evict_facts(set(customer_ids))
+        try:
+            await self.cache.delete([memberships_key(c) for c in customer_ids])
+        except CacheUnavailable:
+            log.warning("cache unavailable: memberships of %s evicted by TTL", customer_ids)
 
     async def run_due(self, limit: int = 500) -> int:
         """Re-evaluate the (segment, customer) pairs whose time has come; returns how many."""
 
         async def once() -> tuple[int, list[MembershipChange], list[str]]:
             async with self.store() as store:
+                catalog = await self.catalog(store)
                 due = await store.due(self.clock(), limit)
                 if not due:
                     return 0, [], []
-                catalog = self.catalog()
                 by_customer: dict[str, set[str]] = {}
                 for segment_id, customer_id in due:
                     by_customer.setdefault(customer_id, set()).add(segment_id)
@@ -210,6 +296,9 @@ class Engine:
             return []
         now = self.clock()
         customer_ids = sorted(ordered)
+        # Memberships of an erased customer must not be written after its erasure: hold it
+        # off (and skip the customers it erased before we got here).
+        await store.lock_customers(customer_ids)
         facts = await store.load_facts(customer_ids)
         types, window = catalog.event_needs({s for segments in ordered.values() for s in segments})
         events = await store.load_events(

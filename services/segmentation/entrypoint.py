@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from backcrm.common.v1 import common_pb2
 from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from libs.auth import current_principal
 from libs.bus.envelope import unpack
 from libs.bus.port import EventBus
-from libs.errors import InvalidArgument
+from libs.errors import InvalidArgument, PermissionDenied
 from libs.protoutil import enum
 from libs.rpc.service import RpcService
 from libs.validation import check_enum, check_text, decode_page_token, encode_page_token, page_size
-from services.segmentation.conditions import Node, kind_of, parse_condition, reads_of
+from services.segmentation.conditions import (
+    MAX_NODES,
+    Node,
+    count_nodes,
+    kind_of,
+    parse_condition,
+    reads_of,
+)
 from services.segmentation.service import Segmentation
 from services.segmentation.templates import TEMPLATES, template_condition
 from services.segmentation.translate import (
@@ -24,9 +33,12 @@ from services.segmentation.translate import (
     segment_proto,
 )
 
-__all__ = ["SCOPES", "SegmentationServicer", "segmentation_service"]
+__all__ = ["MAX_REQUEST_NODES", "SCOPES", "SegmentationServicer", "segmentation_service"]
 
 READ, ADMIN = "segments:read", "admin"
+# Resolving an identity (an email, a cookie) to a customer id reads the profile service: the
+# caller must be allowed to do that itself, whatever token segmentation resolves it with.
+RESOLVE_SCOPE = "profile:read"
 SCOPES = {
     "CreateSegment": ADMIN,
     "GetSegment": READ,
@@ -44,6 +56,15 @@ SCOPES = {
 }
 MAX_SAMPLE = 1000
 MAX_IDS = 1000
+# Condition nodes one request may hold across all its conditions (each is also capped at
+# MAX_NODES): five maximal trees, or 100 conditions of 50 nodes. Parsing costs about 20 µs a
+# node, so this bounds the work one call can ask for.
+MAX_REQUEST_NODES = 5 * MAX_NODES
+# Trees bigger than this (a few milliseconds of work) are parsed in a worker thread, so one
+# request never holds up every other call of the process.
+OFF_LOOP_NODES = 200
+# Ends of the Timestamp range (0001-01-01 .. 9999-12-31), as epoch seconds.
+MAX_TIMESTAMP_SECONDS = 253_402_300_799
 ResolveCustomer = Callable[[common_pb2.CustomerRef, str], Awaitable[str]]
 
 
@@ -51,8 +72,26 @@ def _segment_id(value: str, field: str) -> str:
     return check_text(value, field, max_len=64, required=True).strip()
 
 
-def _seconds(stamp: Timestamp) -> float:
+def _seconds(stamp: Timestamp, field: str) -> float:
+    if not 0 <= stamp.nanos <= 999_999_999:
+        raise InvalidArgument(f"{field}.nanos", "must be between 0 and 999,999,999")
+    if not 0 < stamp.seconds <= MAX_TIMESTAMP_SECONDS:
+        raise InvalidArgument(field, "must be after 1970 and before year 10000")
     return stamp.seconds + stamp.nanos / 1e9
+
+
+def _cursor(token: str, scope: str) -> str | None:
+    """The position a page token of this listing holds: an id, never anything else."""
+    after = decode_page_token(token, scope)
+    if after is None:
+        return None
+    if not isinstance(after, str) or not after or len(after) > 64 or not after.isprintable():
+        raise InvalidArgument("page_token", "is malformed")
+    try:
+        after.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate from a forged token
+        raise InvalidArgument("page_token", "is malformed") from exc
+    return after
 
 
 class SegmentationServicer:
@@ -61,8 +100,30 @@ class SegmentationServicer:
         self.bus = bus
         self.resolve = resolve
 
-    def _parse(self, condition: Any, field: str) -> Node:
-        return parse_condition(condition, field, segment_exists=self.seg.exists)
+    async def _parse(self, condition: Any, field: str) -> Node:
+        return (await self._parse_all([(condition, field)], field))[0]
+
+    async def _parse_all(self, conditions: Sequence[tuple[Any, str]], field: str) -> list[Node]:
+        """Parse conditions within the request's node budget (InvalidArgument naming `field`
+        when the request holds more than MAX_REQUEST_NODES); big ones off the event loop."""
+        await self.seg.refresh()  # segment references resolve against every definition
+        total = 0
+        for condition, where in conditions:
+            # Counting stops at the first tree past the budget: an oversized request costs
+            # at most MAX_REQUEST_NODES + MAX_NODES steps, however many nodes it holds.
+            total += count_nodes(condition, where)
+            if total > MAX_REQUEST_NODES:
+                raise InvalidArgument(
+                    field, f"the request holds more than {MAX_REQUEST_NODES} condition nodes"
+                )
+        exists = self.seg.exists
+
+        def parse() -> list[Node]:
+            return [parse_condition(c, where, segment_exists=exists) for c, where in conditions]
+
+        if total > OFF_LOOP_NODES:
+            return await asyncio.to_thread(parse)
+        return parse()
 
     async def CreateSegment(
         self, request: pb.CreateSegmentRequest, _ctx: Any
@@ -87,7 +148,7 @@ class SegmentationServicer:
             raise InvalidArgument("segment.condition", "is required (or name a template)")
         else:
             condition = segment.condition
-        node = self._parse(condition, "segment.condition")
+        node = await self._parse(condition, "segment.condition")
         record = await self.seg.create(
             name, description, condition.SerializeToString(), node, template
         )
@@ -121,7 +182,7 @@ class SegmentationServicer:
         if "condition" in paths:
             if not segment.HasField("condition"):
                 raise InvalidArgument("segment.condition", "is required")
-            node = self._parse(segment.condition, "segment.condition")
+            node = await self._parse(segment.condition, "segment.condition")
             condition = segment.condition.SerializeToString()
         record = await self.seg.update(segment_id, name, description, condition, node)
         return pb.UpdateSegmentResponse(segment=segment_proto(record))
@@ -139,9 +200,7 @@ class SegmentationServicer:
         size = page_size(request.page_size)
         kind = check_enum(request.kind, pb.SegmentKind, "kind", required=False) or None
         scope = f"segments:{kind or ''}"
-        after = decode_page_token(request.page_token, scope)
-        if after is not None and not isinstance(after, str):
-            raise InvalidArgument("page_token", "is malformed")
+        after = _cursor(request.page_token, scope)
         records = await self.seg.list_segments(after, size + 1, kind)
         more = len(records) > size
         records = records[:size]
@@ -157,7 +216,7 @@ class SegmentationServicer:
             raise InvalidArgument("condition", "is required")
         if not 0 <= request.sample_size <= MAX_SAMPLE:
             raise InvalidArgument("sample_size", f"must be between 0 and {MAX_SAMPLE}")
-        node = self._parse(request.condition, "condition")
+        node = await self._parse(request.condition, "condition")
         kind = kind_of(node, self.seg.segment_kind)
         if kind != "BEHAVIORAL":
             raise InvalidArgument(
@@ -202,7 +261,9 @@ class SegmentationServicer:
             raise InvalidArgument("conditions", "is required")
         if len(request.conditions) > 100:
             raise InvalidArgument("conditions", "at most 100 conditions a call")
-        nodes = [self._parse(c, f"conditions[{i}]") for i, c in enumerate(request.conditions)]
+        nodes = await self._parse_all(
+            [(c, f"conditions[{i}]") for i, c in enumerate(request.conditions)], "conditions"
+        )
         context = (
             context_facts(request.context, self.seg.clock())
             if request.HasField("context")
@@ -223,9 +284,7 @@ class SegmentationServicer:
         segment_id = _segment_id(request.segment_id, "segment_id")
         size = page_size(request.page_size)
         scope = f"members:{segment_id}"
-        after = decode_page_token(request.page_token, scope)
-        if after is not None and not isinstance(after, str):
-            raise InvalidArgument("page_token", "is malformed")
+        after = _cursor(request.page_token, scope)
         record, ids = await self.seg.list_members(segment_id, after, size + 1)
         more = len(ids) > size
         ids = ids[:size]
@@ -257,9 +316,7 @@ class SegmentationServicer:
     async def RecomputeRfm(
         self, request: pb.RecomputeRfmRequest, _ctx: Any
     ) -> pb.RecomputeRfmResponse:
-        as_of = _seconds(request.as_of) if request.HasField("as_of") else None
-        if as_of is not None and as_of <= 0:
-            raise InvalidArgument("as_of", "must be after 1970")
+        as_of = _seconds(request.as_of, "as_of") if request.HasField("as_of") else None
         result = await self.seg.recompute_rfm(as_of)
         computed = Timestamp()
         computed.FromNanoseconds(int((as_of or self.seg.clock()) * 1e9))
@@ -292,7 +349,18 @@ class SegmentationServicer:
     async def _customer(self, request: Any, field: str) -> str:
         if not request.HasField(field):
             raise InvalidArgument(field, "is required: set customer_id or identity")
-        return await self.resolve(getattr(request, field), field)
+        ref = getattr(request, field)
+        principal = current_principal.get()
+        if ref.WhichOneof("ref") == "identity" and not principal.has(RESOLVE_SCOPE):
+            # Segmentation resolves with its own service token: without this check a
+            # segments:read caller could learn whose email is whose.
+            raise PermissionDenied(
+                f"{principal.name!r} lacks scope {RESOLVE_SCOPE!r}: looking up a customer by "
+                f"{field}.identity needs {RESOLVE_SCOPE} (or pass {field}.customer_id)",
+                reason="MISSING_SCOPE",
+                metadata={"required_scope": RESOLVE_SCOPE},
+            )
+        return await self.resolve(ref, field)
 
     @staticmethod
     def _ids(values: Any, field: str) -> list[str]:

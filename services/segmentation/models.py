@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from libs.db import Base
 
 __all__ = [
+    "CatalogRow",
     "DueRow",
     "MembershipLogRow",
     "MembershipRow",
@@ -22,6 +23,7 @@ __all__ = [
     "SegOutboxRow",
     "SegProfileRow",
     "SegmentRow",
+    "TombstoneRow",
 ]
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -125,3 +127,31 @@ class SegOutboxRow(Base):
     topic: Mapped[str] = mapped_column(String(64))
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     customer_id: Mapped[str] = mapped_column(String(32))
+
+
+class TombstoneRow(Base):
+    """A customer that is gone: erased (merged_into NULL) or merged into another customer.
+
+    Checked, under a per-customer lock, by every unit of work that writes a customer's rows,
+    so a change delivered after the erasure (or the merge) cannot bring the customer back.
+    Kept for good: customer ids are random and never reused, and the row holds no personal
+    data (an erased customer's tombstone is the id and a time).
+    """
+
+    __tablename__ = "seg_tombstones"
+
+    customer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    deleted_at: Mapped[float] = mapped_column(Float)
+    merged_into: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+
+
+class CatalogRow(Base):
+    """One row: the catalogue version, bumped in the transaction of every definition change.
+
+    Processes compare it with the version of the catalogue they hold before they use it.
+    """
+
+    __tablename__ = "seg_catalog"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)

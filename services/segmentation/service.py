@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,6 +22,7 @@ from libs.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.segmentation.build import Builder
 from services.segmentation.catalog import Catalog, Entry
 from services.segmentation.conditions import Node, evaluate, kind_of, reads_of, segment_refs
+from services.segmentation.conditions.ast import walk
 from services.segmentation.engine import FACTS_TTL, Engine, facts_key
 from services.segmentation.facts import ContextFacts, CustomerFacts, FactEvent
 from services.segmentation.records import SegmentRecord
@@ -35,6 +37,11 @@ RFM_CHUNK = 1000  # scores per RfmScored message
 # many segments together must queue their builds, not exhaust the pool (a build that times
 # out waiting for a connection fails and leaves its segment BUILDING until a restart).
 MAX_CONCURRENT_BUILDS = 4
+# Condition nodes times events beyond which request-time evaluation leaves the event loop.
+HEAVY_EVALUATION = 50_000
+# How stale a request may find the segment catalogue (another process's definition change
+# also arrives as a `segmentation.segments` event, which refreshes at once).
+CATALOG_MAX_AGE = 0.5
 
 
 @dataclass
@@ -49,7 +56,14 @@ class Segmentation:
     encode_rfm: (
         Callable[[Sequence[tuple[str, int, int, int]], float, RfmResult], tuple[str, bytes]] | None
     ) = None
+    # (segment id, change, record or None when deleted, at) -> (topic, payload)
+    encode_segment: Callable[[str, str, SegmentRecord | None, float], tuple[str, bytes]] | None = (
+        None
+    )
     catalog: Catalog = field(default_factory=Catalog)
+    # the seg_catalog version `catalog` was loaded at, and when it was last compared
+    catalog_version: int = -1
+    checked_at: float = float("-inf")
     builds: dict[str, asyncio.Task[int]] = field(default_factory=dict)
     build_slots: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_BUILDS)
@@ -58,9 +72,71 @@ class Segmentation:
     # ------------------------------------------------------------ catalog
 
     async def reload(self) -> None:
+        await self.refresh(max_age=0.0)
+
+    async def refresh(self, max_age: float = CATALOG_MAX_AGE) -> None:
+        """Reload the catalogue if another process changed it (its version moved); compares
+        at most every `max_age` seconds (the `segmentation.segments` event asks at once)."""
+        if time.monotonic() - self.checked_at < max_age:
+            return
         async with self.store() as store:
-            records = await store.segments()
-        self.catalog = Catalog.load(records, self.decode, self.window_of)
+            await self.catalog_in(store, hold=False)
+
+    async def catalog_in(self, store: SegStore, *, hold: bool = True) -> Catalog:
+        """The catalogue current in this unit of work. With `hold`, definition changes wait
+        for the unit of work to end, so nothing it evaluates is missed by a build that
+        starts after such a change (the build reads what the unit of work committed)."""
+        checked = time.monotonic()
+        version = await store.catalog_version(hold=hold)
+        if version != self.catalog_version:
+            # the version first, then the segments: a change committed in between is
+            # reloaded again next time, never missed
+            catalog = Catalog.load(await store.segments(), self.decode, self.window_of)
+            if version >= self.catalog_version:
+                self.catalog, self.catalog_version = catalog, version
+                log.info(
+                    "segment catalogue at version %d: %d segments", version, len(catalog.entries)
+                )
+            else:
+                return catalog
+        self.checked_at = max(self.checked_at, checked)
+        return self.catalog
+
+    async def _definition_change(self, store: SegStore) -> int:
+        """Open a definition change: bump the version (one change at a time across
+        processes) and bring the catalogue to the version before it, so the change is
+        validated against every definition, including those made elsewhere."""
+        version = await store.bump_catalog_version()
+        if version - 1 != self.catalog_version:
+            self.catalog = Catalog.load(await store.segments(), self.decode, self.window_of)
+            self.catalog_version = version - 1
+        return version
+
+    def _committed(self, version: int, put: Entry | None = None, remove: str = "") -> None:
+        """Apply a committed definition change to the catalogue (now at `version`)."""
+        if put is not None:
+            self.catalog.put(put)
+        if remove:
+            self.catalog.remove(remove)
+        if self.catalog_version == version - 1:
+            self.catalog_version = version
+
+    async def _announce(
+        self, store: SegStore, segment_id: str, change: str, record: SegmentRecord | None
+    ) -> None:
+        if self.encode_segment is not None:
+            topic, payload = self.encode_segment(segment_id, change, record, self.clock())
+            await store.emit([(topic, payload, "")])
+
+    async def mark_ready(self, store: SegStore, segment_id: str) -> None:
+        """A build finished (BUILDING -> READY): every process's catalogue learns it."""
+        await self._definition_change(store)
+        await self._announce(store, segment_id, "READY", await store.segment(segment_id))
+
+    def _check_refs(self, node: Node) -> None:
+        for ref in sorted(segment_refs(node)):
+            if ref not in self.catalog.entries:
+                raise InvalidArgument("segment.condition", f"names no segment: {ref}")
 
     def current_catalog(self) -> Catalog:
         return self.catalog
@@ -92,23 +168,26 @@ class Segmentation:
         self, name: str, description: str, condition: bytes, node: Node, template: str = ""
     ) -> SegmentRecord:
         now = self.clock()
-        kind = kind_of(node, self.segment_kind)
-        record = SegmentRecord(
-            segment_id=uuid.uuid4().hex,
-            name=name,
-            description=description,
-            condition=condition,
-            kind=kind,
-            state="BUILDING" if kind == "BEHAVIORAL" else "READY",
-            created_at=now,
-            updated_at=now,
-            reads=_reads_json(node),
-            template=template,
-        )
         async with self.store() as store:
+            version = await self._definition_change(store)
+            self._check_refs(node)
+            kind = kind_of(node, self.segment_kind)
+            record = SegmentRecord(
+                segment_id=uuid.uuid4().hex,
+                name=name,
+                description=description,
+                condition=condition,
+                kind=kind,
+                state="BUILDING" if kind == "BEHAVIORAL" else "READY",
+                created_at=now,
+                updated_at=now,
+                reads=_reads_json(node),
+                template=template,
+            )
             await store.save_segment(record)
+            await self._announce(store, record.segment_id, "CREATED", record)
             await store.commit()
-        self.catalog.put(Entry(record, node, reads_of(node), self.window_of(node)))
+        self._committed(version, put=Entry(record, node, reads_of(node), self.window_of(node)))
         if kind == "BEHAVIORAL":
             self._start_build(record.segment_id, announce=False, reason="segment created")
         return record
@@ -121,49 +200,58 @@ class Segmentation:
         condition: bytes | None,
         node: Node | None,
     ) -> SegmentRecord:
-        record = await self.get(segment_id)
-        record.updated_at = self.clock()
-        if name is not None:
-            record.name = name
-        if description is not None:
-            record.description = description
-        rebuild = False
-        if condition is not None and node is not None and condition != record.condition:
-            self._check_cycle(segment_id, node)
-            record.condition = condition
-            record.kind = kind_of(node, self.segment_kind)
-            record.reads = _reads_json(node)
-            record.template = ""
-            rebuild = record.kind == "BEHAVIORAL"
-            if rebuild:
-                record.state, record.build_progress = "BUILDING", 0.0
         async with self.store() as store:
+            version = await self._definition_change(store)
+            found = await store.segment(segment_id)
+            if found is None:
+                raise NotFound(f"segment {segment_id!r} not found", reason="SEGMENT_NOT_FOUND")
+            record = found
+            record.updated_at = self.clock()
+            if name is not None:
+                record.name = name
+            if description is not None:
+                record.description = description
+            rebuild = False
+            if condition is not None and node is not None and condition != record.condition:
+                self._check_refs(node)
+                self._check_cycle(segment_id, node)
+                record.condition = condition
+                record.kind = kind_of(node, self.segment_kind)
+                record.reads = _reads_json(node)
+                record.template = ""
+                rebuild = record.kind == "BEHAVIORAL"
+                if rebuild:
+                    record.state, record.build_progress = "BUILDING", 0.0
             await store.save_segment(record)
             if record.kind != "BEHAVIORAL":
                 # no precomputed members for segments that need a request's context
                 await store.clear_members(segment_id)
+            await self._announce(store, segment_id, "UPDATED", record)
             await store.commit()
         node = node if node is not None else self.decode(record.condition)
-        self.catalog.put(Entry(record, node, reads_of(node), self.window_of(node)))
+        self._committed(version, put=Entry(record, node, reads_of(node), self.window_of(node)))
         if rebuild:
             self._start_build(segment_id, announce=True, reason="segment updated")
         return record
 
     async def delete(self, segment_id: str) -> None:
-        await self.get(segment_id)
-        users = sorted(self.catalog.dependents(segment_id))
-        if users:
-            raise FailedPrecondition(
-                f"segment {segment_id} is referenced by {', '.join(users)}",
-                reason="SEGMENT_IN_USE",
-            )
-        task = self.builds.pop(segment_id, None)
-        if task is not None:
-            task.cancel()
         async with self.store() as store:
+            version = await self._definition_change(store)
+            if await store.segment(segment_id) is None:
+                raise NotFound(f"segment {segment_id!r} not found", reason="SEGMENT_NOT_FOUND")
+            users = sorted(self.catalog.dependents(segment_id))
+            if users:
+                raise FailedPrecondition(
+                    f"segment {segment_id} is referenced by {', '.join(users)}",
+                    reason="SEGMENT_IN_USE",
+                )
+            task = self.builds.pop(segment_id, None)
+            if task is not None:
+                task.cancel()
             await store.delete_segment(segment_id)
+            await self._announce(store, segment_id, "DELETED", None)
             await store.commit()
-        self.catalog.remove(segment_id)
+        self._committed(version, remove=segment_id)
 
     async def get(self, segment_id: str) -> SegmentRecord:
         async with self.store() as store:
@@ -220,6 +308,7 @@ class Segmentation:
     ) -> tuple[list[str], list[str]]:
         """(matched, unknown): precomputed behavioural membership plus request-time evaluation
         of contextual and combined segments against the context."""
+        await self.refresh()
         catalog = self.catalog
         wanted = list(dict.fromkeys(segment_ids)) if segment_ids else sorted(catalog.entries)
         unknown = [s for s in wanted if s not in catalog.entries]
@@ -259,10 +348,19 @@ class Segmentation:
         for node in nodes:
             types |= set(reads_of(node).event_types)
         facts, events = await self._facts_for_types(customer_id, types, None)
-        return [
-            evaluate(node, facts, events, context, now, precomputed.__contains__).matched
-            for node in nodes
-        ]
+
+        def run() -> list[bool]:
+            return [
+                evaluate(node, facts, events, context, now, precomputed.__contains__).matched
+                for node in nodes
+            ]
+
+        # Event conditions scan the customer's events: many nodes over a long history is
+        # work for a worker thread, not for the event loop every other call shares.
+        size = sum(1 for node in nodes for _ in walk(node))
+        if size * (1 + len(events)) > HEAVY_EVALUATION:
+            return await asyncio.to_thread(run)
+        return run()
 
     async def _facts(
         self, customer_id: str, segment_ids: set[str], now: float

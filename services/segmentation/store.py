@@ -6,18 +6,20 @@ and the outbox in the same transaction as the memberships themselves.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Self, cast
 
-from sqlalchemy import Float, String, Table, delete, func, insert, literal, select, update
+from sqlalchemy import Float, String, Table, delete, func, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import ColumnElement
 
 from libs.db import among, pairs_among
 from services.segmentation.facts import CustomerFacts, FactEvent
 from services.segmentation.models import (
+    CatalogRow,
     DueRow,
     MembershipLogRow,
     MembershipRow,
@@ -25,6 +27,7 @@ from services.segmentation.models import (
     SegmentRow,
     SegOutboxRow,
     SegProfileRow,
+    TombstoneRow,
 )
 from services.segmentation.records import MembershipChange, SegmentRecord
 
@@ -48,10 +51,41 @@ PROFILE_COLUMNS = (
 
 
 KEEP_ON_UPDATE = frozenset({"customer_id", "recency_score", "frequency_score", "monetary_score"})
+# PostgreSQL advisory locks of segmentation's customers live under this first key.
+CUSTOMER_LOCKS = 0x5E6
+# Deadlock detected, serialization failure: the transaction lost a race, run it again.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+MAX_HOPS = 16  # merges chained through one customer id
+# One statement per unit of work, locks taken in key order (the sort runs before the volatile
+# lock function is evaluated).
+_LOCK = {
+    True: text(
+        "SELECT pg_advisory_xact_lock(:space, k)"
+        " FROM unnest(CAST(:keys AS integer[])) AS k ORDER BY k"
+    ),
+    False: text(
+        "SELECT pg_advisory_xact_lock_shared(:space, k)"
+        " FROM unnest(CAST(:keys AS integer[])) AS k ORDER BY k"
+    ),
+}
 
 
 class Conflict(Exception):
     """A concurrent writer changed the same memberships first; retry the unit of work."""
+
+
+def _conflict(exc: BaseException) -> Conflict | None:
+    if isinstance(exc, IntegrityError):
+        return Conflict(str(exc.orig))
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
+        return Conflict(str(exc.orig))
+    return None
+
+
+def _lock_key(customer_id: str) -> int:
+    """A stable signed 32-bit key per customer id (a collision only serialises two ids)."""
+    digest = hashlib.blake2b(customer_id.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -129,19 +163,25 @@ class SegStore:
         self._after_commit = after_commit
         self._session: AsyncSession | None = None
         self._wrote_outbox = False
+        # advisory lock keys this unit of work holds (released when it ends)
+        self._shared: set[int] = set()
+        self._exclusive: set[int] = set()
 
     async def __aenter__(self) -> Self:
         self._session = self._sessions()
         self._dialect = self._session.get_bind().dialect.name
         self._wrote_outbox = False
+        self._shared, self._exclusive = set(), set()
         return self
 
     async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
         assert self._session is not None
         await self._session.close()
         self._session = None
-        if isinstance(exc, IntegrityError):
-            raise Conflict(str(exc.orig)) from exc
+        if isinstance(exc, BaseException):
+            conflict = _conflict(exc)
+            if conflict is not None:
+                raise conflict from exc
 
     @property
     def s(self) -> AsyncSession:
@@ -154,8 +194,11 @@ class SegStore:
     async def commit(self) -> None:
         try:
             await self.s.commit()
-        except IntegrityError as exc:
-            raise Conflict(str(exc.orig)) from exc
+        except DBAPIError as exc:
+            conflict = _conflict(exc)
+            if conflict is None:
+                raise
+            raise conflict from exc
         if self._wrote_outbox and self._after_commit is not None:
             self._after_commit()
 
@@ -215,12 +258,126 @@ class SegStore:
                 out.setdefault(row.customer_id, []).append(event_of(row))
         return out
 
-    async def forget_customer(self, customer_id: str) -> list[str]:
-        """Erase the customer's projection; returns the segments it was a member of."""
+    async def forget_customer(self, customer_id: str, *, keep_events: bool = False) -> list[str]:
+        """Drop the customer's projection, memberships and due times (its events too unless
+        `keep_events`); returns the segments it was a member of."""
         segments = sorted(await self.memberships_of(customer_id))
-        for table in (SegProfileRow, SegEventRow, MembershipRow, DueRow):
+        tables: tuple[Any, ...] = (SegProfileRow, MembershipRow, DueRow)
+        if not keep_events:
+            tables += (SegEventRow,)
+        for table in tables:
             await self.s.execute(delete(table).where(table.customer_id == customer_id))
         return segments
+
+    async def erase_log(self, customer_id: str) -> None:
+        await self.s.execute(
+            delete(MembershipLogRow).where(MembershipLogRow.customer_id == customer_id)
+        )
+
+    async def move_events(self, source: str, target: str) -> None:
+        await self.s.execute(
+            update(SegEventRow).where(SegEventRow.customer_id == source).values(customer_id=target)
+        )
+
+    # ------------------------------------------------------------ tombstones
+
+    async def lock_customers(self, customer_ids: Iterable[str], *, exclusive: bool = False) -> None:
+        """Serialise with other units of work on these customers until this one ends.
+
+        Shared for writers of a customer's rows (projection, memberships), exclusive for its
+        erasure and its merges: an erasure waits for the writes under way and the writes
+        after it see its tombstone. PostgreSQL transaction-scoped advisory locks, taken in
+        key order so two units of work cannot deadlock on them; SQLite runs one unit of work
+        at a time already.
+        """
+        if self._dialect != "postgresql":
+            return
+        held = self._exclusive if exclusive else self._exclusive | self._shared
+        keys = sorted({_lock_key(c) for c in customer_ids} - held)
+        if not keys:
+            return
+        await self.s.execute(_LOCK[exclusive], {"space": CUSTOMER_LOCKS, "keys": keys})
+        (self._exclusive if exclusive else self._shared).update(keys)
+
+    async def retired(self, customer_ids: Iterable[str]) -> dict[str, str | None]:
+        """The customers that are gone, each with where it lives on: the customer it was
+        merged into (following later merges), or None when erased (or merged into an
+        erased customer). Locks (shared) the customers it follows merges to."""
+        out: dict[str, str | None] = {}
+        pending = sorted(set(customer_ids))
+        tombstones: dict[str, str | None] = {}
+        for _ in range(MAX_HOPS):
+            if not pending:
+                break
+            await self.lock_customers(pending)
+            rows = await self.s.execute(
+                select(TombstoneRow.customer_id, TombstoneRow.merged_into).where(
+                    among(TombstoneRow.customer_id, pending, self._dialect)
+                )
+            )
+            tombstones.update({c: t for c, t in rows})
+            pending = sorted(
+                {t for t in tombstones.values() if t is not None and t not in tombstones}
+            )
+        for customer_id in set(customer_ids) & tombstones.keys():
+            current: str | None = customer_id
+            for _ in range(MAX_HOPS):
+                if current is None or current not in tombstones:
+                    break
+                current = tombstones[current]
+            out[customer_id] = current
+        return out
+
+    async def retire(self, customer_id: str, at: float, merged_into: str | None) -> None:
+        """Record the customer as gone; those merged into it follow it (into its target, or
+        erased with it)."""
+        statement = self._insert(TombstoneRow).values(
+            customer_id=customer_id, deleted_at=at, merged_into=merged_into
+        )
+        await self.s.execute(
+            statement.on_conflict_do_update(
+                index_elements=["customer_id"],
+                set_={"deleted_at": statement.excluded.deleted_at, "merged_into": merged_into},
+            )
+        )
+        await self.s.execute(
+            update(TombstoneRow)
+            .where(TombstoneRow.merged_into == customer_id)
+            .values(merged_into=merged_into)
+        )
+
+    async def projected(self, customer_ids: Sequence[str]) -> set[str]:
+        """Those of the customers that have a projection, locked (shared) against erasure."""
+        out: set[str] = set()
+        for chunk in _chunks(sorted(set(customer_ids))):
+            query = select(SegProfileRow.customer_id).where(
+                among(SegProfileRow.customer_id, chunk, self._dialect)
+            )
+            if self._dialect == "postgresql":
+                query = query.with_for_update(read=True)
+            out.update(await self.s.scalars(query))
+        return out
+
+    # ------------------------------------------------------------ catalogue version
+
+    async def catalog_version(self, *, hold: bool = False) -> int:
+        """The catalogue's version; `hold` keeps definition changes out (a shared row lock)
+        until this unit of work ends, so what it evaluates with stays current."""
+        query = select(CatalogRow.version).where(CatalogRow.id == 1)
+        if hold and self._dialect == "postgresql":
+            query = query.with_for_update(read=True)
+        return int(await self.s.scalar(query) or 0)
+
+    async def bump_catalog_version(self) -> int:
+        """Version + 1, locking the row: definition changes run one at a time, after the
+        units of work that hold the previous version."""
+        version = await self.s.scalar(
+            update(CatalogRow)
+            .where(CatalogRow.id == 1)
+            .values(version=CatalogRow.version + 1)
+            .returning(CatalogRow.version)
+        )
+        return int(version or 0)
 
     # ------------------------------------------------------------ segments
 
@@ -323,13 +480,19 @@ class SegStore:
         return list(await self.s.scalars(query))
 
     async def apply(
-        self, changes: Sequence[MembershipChange], *, publish: bool = True, tolerant: bool = False
+        self,
+        changes: Sequence[MembershipChange],
+        *,
+        publish: bool = True,
+        tolerant: bool = False,
+        log: bool = True,
     ) -> None:
         """Write membership changes (ENTERED inserts, LEFT deletes), their log and outbox rows.
 
         Incremental updates insert plainly: a concurrent ENTERED for the same pair fails the
         unit of work (retried), so a membership is never announced twice. A build is
-        `tolerant` of members the incremental path added meanwhile.
+        `tolerant` of members the incremental path added meanwhile. An erasure publishes its
+        LEFT changes without `log`ging them (the log of the customer goes with it).
         """
         entered = [c for c in changes if c.change == "ENTERED"]
         left = [c for c in changes if c.change == "LEFT"]
@@ -358,19 +521,20 @@ class SegStore:
         if not publish or not changes:
             return
         for chunk in _chunks(list(changes), 2000):
-            await self.s.execute(
-                self._insert(MembershipLogRow),
-                [
-                    {
-                        "segment_id": c.segment_id,
-                        "customer_id": c.customer_id,
-                        "change": c.change,
-                        "at": c.at,
-                        "reason": c.reason[:256],
-                    }
-                    for c in chunk
-                ],
-            )
+            if log:
+                await self.s.execute(
+                    self._insert(MembershipLogRow),
+                    [
+                        {
+                            "segment_id": c.segment_id,
+                            "customer_id": c.customer_id,
+                            "change": c.change,
+                            "at": c.at,
+                            "reason": c.reason[:256],
+                        }
+                        for c in chunk
+                    ],
+                )
             outbox = []
             for c in chunk:
                 topic, payload = self._encode(c)
@@ -430,9 +594,11 @@ class SegStore:
         source = select(
             literal(segment_id, String()), profiles.c.customer_id, literal(since, Float())
         ).where(condition)
-        result = await self.s.execute(
-            insert(members).from_select(["segment_id", "customer_id", "since"], source)
+        # Tolerant of members a concurrent incremental change added since the build began.
+        statement = self._insert(members).from_select(
+            ["segment_id", "customer_id", "since"], source
         )
+        result = await self.s.execute(statement.on_conflict_do_nothing())
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def count_matching(self, condition: ColumnElement[bool]) -> int:

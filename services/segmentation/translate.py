@@ -19,8 +19,11 @@ from services.segmentation.records import MembershipChange, SegmentRecord
 from services.segmentation.rfm import RfmResult
 
 __all__ = [
+    "TOPIC_MEMBERSHIP",
+    "TOPIC_SEGMENTS",
     "context_facts",
     "encode_membership_change",
+    "encode_segment_change",
     "membership_change_proto",
     "profile_update",
     "segment_proto",
@@ -28,6 +31,7 @@ __all__ = [
 
 TOPIC_MEMBERSHIP = "segmentation.membership"
 TOPIC_RFM = "segmentation.rfm"
+TOPIC_SEGMENTS = "segmentation.segments"
 MICROS = 1_000_000
 
 
@@ -156,6 +160,19 @@ def membership_change_proto(change: MembershipChange) -> pb.MembershipChange:
 def encode_membership_change(change: MembershipChange) -> tuple[str, bytes]:
     envelope = new_envelope(membership_change_proto(change), "segmentation")
     return TOPIC_MEMBERSHIP, envelope.SerializeToString()
+
+
+def encode_segment_change(
+    segment_id: str, change: str, record: SegmentRecord | None, at: float
+) -> tuple[str, bytes]:
+    message = pb.SegmentChanged(
+        segment_id=segment_id,
+        change=enum(pb.SegmentChangeType, f"SEGMENT_CHANGE_TYPE_{change}"),
+        changed_at=ts(at),
+    )
+    if record is not None:
+        message.segment.CopyFrom(segment_proto(record))
+    return TOPIC_SEGMENTS, new_envelope(message, "segmentation").SerializeToString()
 
 
 def segment_proto(record: SegmentRecord) -> pb.Segment:

@@ -16,8 +16,8 @@ import grpc
 import pytest
 from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2
-from backcrm.segmentation.v1 import segmentation_service_pb2
-from google.protobuf import descriptor, message, message_factory, struct_pb2
+from backcrm.segmentation.v1 import condition_pb2, segmentation_service_pb2
+from google.protobuf import descriptor, message, message_factory, struct_pb2, timestamp_pb2
 
 from libs.validation import encode_page_token
 from tests.e2e.conftest import Suite
@@ -196,3 +196,151 @@ async def test_forged_purchase_page_tokens_are_invalid_argument(
     )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
     assert field_violations(err) == ["page_token"]
+
+
+def _number_condition(value: struct_pb2.Value, path: str = "purchase_summary.revenue") -> Any:
+    op = (
+        condition_pb2.OPERATOR_BETWEEN
+        if value.WhichOneof("kind") == "list_value"
+        else condition_pb2.OPERATOR_GTE
+    )
+    if path.startswith("traits."):
+        op = condition_pb2.OPERATOR_EQ
+    return condition_pb2.Condition(
+        property=condition_pb2.PropertyCondition(path=path, op=op, value=value)
+    )
+
+
+def _event_condition(count: int = 1, within: int = 0) -> Any:
+    event = condition_pb2.EventCondition(
+        type=profile_service_pb2.EVENT_TYPE_PRODUCT_VIEW,
+        count_op=condition_pb2.OPERATOR_GTE,
+        count=count,
+    )
+    if within:
+        event.within.seconds = within
+    return condition_pb2.Condition(event=event)
+
+
+def _forged(position: Any, scope: str) -> str:
+    # Page tokens are opaque, not secret: anyone can build one in the format the server uses.
+    return encode_page_token(position, scope)
+
+
+def _numbers() -> list[struct_pb2.Value]:
+    hostile_numbers = [float("nan"), float("inf"), float("-inf"), 1e300, -1e300]
+    values = [struct_pb2.Value(number_value=n) for n in hostile_numbers]
+    between = struct_pb2.Value(
+        list_value=struct_pb2.ListValue(
+            values=[struct_pb2.Value(number_value=0), struct_pb2.Value(number_value=1e300)]
+        )
+    )
+    return [*values, between]
+
+
+SEG = segmentation_service_pb2
+SEGMENTATION_CASES: list[tuple[str, str, message.Message, str]] = [
+    *[
+        (
+            f"preview-{i}",
+            "PreviewSegment",
+            SEG.PreviewSegmentRequest(condition=_number_condition(v)),
+            "condition.property.value",
+        )
+        for i, v in enumerate(_numbers())
+    ],
+    *[
+        (
+            f"create-{i}",
+            "CreateSegment",
+            SEG.CreateSegmentRequest(segment=SEG.Segment(name="x", condition=_number_condition(v))),
+            "segment.condition.property.value",
+        )
+        for i, v in enumerate(_numbers())
+    ],
+    (
+        "trait-nan",
+        "PreviewSegment",
+        SEG.PreviewSegmentRequest(
+            condition=_number_condition(struct_pb2.Value(number_value=float("nan")), "traits.a.b")
+        ),
+        "condition.property.value",
+    ),
+    (
+        "evaluate-inf",
+        "EvaluateConditions",
+        SEG.EvaluateConditionsRequest(
+            customer=common_pb2.CustomerRef(customer_id="c1"),
+            conditions=[_number_condition(struct_pb2.Value(number_value=float("inf")))],
+        ),
+        "conditions[0].property.value",
+    ),
+    (
+        "huge-count",
+        "PreviewSegment",
+        SEG.PreviewSegmentRequest(condition=_event_condition(count=2**63 - 1)),
+        "condition.event.count",
+    ),
+    (
+        "huge-within",
+        "PreviewSegment",
+        SEG.PreviewSegmentRequest(condition=_event_condition(within=10**15)),
+        "condition.event.within",
+    ),
+    (
+        "segments-token-number",
+        "ListSegments",
+        SEG.ListSegmentsRequest(page_token=_forged(1e300, "segments:")),
+        "page_token",
+    ),
+    (
+        "segments-token-nul",
+        "ListSegments",
+        SEG.ListSegmentsRequest(page_token=_forged("\x00a", "segments:")),
+        "page_token",
+    ),
+    (
+        "segments-token-surrogate",
+        "ListSegments",
+        SEG.ListSegmentsRequest(page_token=_forged("\ud800", "segments:")),
+        "page_token",
+    ),
+    (
+        "members-token-nul",
+        "ListMembers",
+        SEG.ListMembersRequest(segment_id="s1", page_token=_forged("\x00", "members:s1")),
+        "page_token",
+    ),
+    (
+        "members-token-number",
+        "ListMembers",
+        SEG.ListMembersRequest(segment_id="s1", page_token=_forged(1e300, "members:s1")),
+        "page_token",
+    ),
+    (
+        "rfm-far-future",
+        "RecomputeRfm",
+        SEG.RecomputeRfmRequest(as_of=timestamp_pb2.Timestamp(seconds=10**15)),
+        "as_of",
+    ),
+    (
+        "rfm-bad-nanos",
+        "RecomputeRfm",
+        SEG.RecomputeRfmRequest(as_of=timestamp_pb2.Timestamp(seconds=10, nanos=-5)),
+        "as_of.nanos",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "request_message", "field"),
+    [case[1:] for case in SEGMENTATION_CASES],
+    ids=[case[0] for case in SEGMENTATION_CASES],
+)
+async def test_hostile_numbers_name_the_field(
+    suite: Suite, method: str, request_message: message.Message, field: str
+) -> None:
+    api = suite.client().segmentation
+    err = await rpc_error(getattr(api, method)(request_message))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, f"{err.code()} {err.details()}"
+    assert field in field_violations(err)

@@ -372,3 +372,77 @@ async def test_rfm_scores_and_templates(suite: Suite) -> None:
         5,
         5,
     )
+
+
+async def test_identity_lookup_needs_profile_read(suite: Suite) -> None:
+    who = email(f"{uid()}@example.com")
+    customer_id = (
+        await suite.client("shop").profile.TrackEvents(
+            ppb.TrackEventsRequest(events=[purchase(uid(), who, uid(), ("x", "y", 1, 1_000_000))])
+        )
+    ).customer_ids[0]
+    segments_only = suite.client("segments")
+    err = await rpc_error(segments_only.profile.GetProfile(ppb.GetProfileRequest(customer=who)))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    seg = segments_only.segmentation
+    condition = c.Condition(
+        property=c.PropertyCondition(
+            path="purchase_summary.orders",
+            op=c.OPERATOR_GTE,
+            value=struct_pb2.Value(number_value=1),
+        )
+    )
+    for call in (
+        seg.GetMemberships(pb.GetMembershipsRequest(customer=who)),
+        seg.EvaluateSegments(pb.EvaluateSegmentsRequest(customer=who)),
+        seg.EvaluateConditions(pb.EvaluateConditionsRequest(customer=who, conditions=[condition])),
+    ):
+        err = await rpc_error(call)
+        assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "profile:read" in (err.details() or "")
+        assert customer_id not in (err.details() or "")
+    by_id = common_pb2.CustomerRef(customer_id=customer_id)
+    reply = await seg.GetMemberships(pb.GetMembershipsRequest(customer=by_id))
+    assert reply.customer_id == customer_id
+    # with profile:read the identity resolves as before
+    reply = await suite.client("reader").segmentation.GetMemberships(
+        pb.GetMembershipsRequest(customer=who)
+    )
+    assert reply.customer_id == customer_id
+
+
+def _wide(nodes: int) -> c.Condition:
+    """A condition of exactly `nodes` nodes: an any_of over nodes - 1 property tests."""
+    leaf = c.Condition(
+        property=c.PropertyCondition(
+            path="purchase_summary.orders",
+            op=c.OPERATOR_GTE,
+            value=struct_pb2.Value(number_value=1),
+        )
+    )
+    return c.Condition(any_of=c.ConditionGroup(conditions=[leaf] * (nodes - 1)))
+
+
+async def test_evaluate_conditions_has_a_node_budget_per_request(suite: Suite) -> None:
+    from services.segmentation.conditions import MAX_NODES
+    from services.segmentation.entrypoint import MAX_REQUEST_NODES
+
+    seg = suite.client("reader").segmentation
+    who = common_pb2.CustomerRef(customer_id=uuid.uuid4().hex)
+    oversized = [_wide(999) for _ in range(65)]  # the request that stalled the process
+    err = await rpc_error(
+        seg.EvaluateConditions(pb.EvaluateConditionsRequest(customer=who, conditions=oversized))
+    )
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(err) == ["conditions"]
+    at_bound = [_wide(MAX_NODES) for _ in range(MAX_REQUEST_NODES // MAX_NODES)]
+    reply = await seg.EvaluateConditions(
+        pb.EvaluateConditionsRequest(customer=who, conditions=at_bound)
+    )
+    assert list(reply.matched) == [False] * len(at_bound)
+    err = await rpc_error(
+        seg.EvaluateConditions(
+            pb.EvaluateConditionsRequest(customer=who, conditions=[*at_bound, _wide(2)])
+        )
+    )
+    assert field_violations(err) == ["conditions"]

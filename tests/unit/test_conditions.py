@@ -256,7 +256,7 @@ GOOD = [
     ContextCond("cart.categories", "CONTAINS", "books"),
     ContextCond("now.hour", "BETWEEN", (9.0, 17.0)),
     EventCond("ADD_TO_CART", (Property("properties.size", "EQ", "XL"),), 2_592_000.5, "NE", 0),
-    EventCond("PURCHASE", (), 315_000_000.999999999, "GTE", 9_223_372_036_854_775_807),
+    EventCond("PURCHASE", (), 315_000_000.999999999, "GTE", 1_000_000_000),
     Group("none_of", (SegmentRef("seg1"), Property("traits.a.b", "PREFIX", "x"))),
 ]
 

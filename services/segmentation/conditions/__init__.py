@@ -29,6 +29,7 @@ from services.segmentation.conditions.evaluate import Verdict, evaluate
 from services.segmentation.conditions.parse import (
     MAX_DEPTH,
     MAX_NODES,
+    count_nodes,
     parse_condition,
     to_proto,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "Reads",
     "SegmentRef",
     "Verdict",
+    "count_nodes",
     "evaluate",
     "fields",
     "kind_of",

@@ -40,12 +40,15 @@ from services.segmentation.conditions.fields import (
 )
 
 __all__ = [
+    "MAX_COUNT",
     "MAX_DEPTH",
     "MAX_LIST_ITEMS",
     "MAX_NODES",
+    "MAX_NUMBER",
     "MAX_STRING",
     "MAX_TOTAL_LIST_ITEMS",
     "MAX_WITHIN_SECONDS",
+    "count_nodes",
     "format_timestamp",
     "parse_condition",
     "parse_timestamp",
@@ -60,6 +63,10 @@ MAX_LIST_ITEMS = 1000  # per IN list
 # 32,767 bind parameters per statement whatever the tree's shape.
 MAX_TOTAL_LIST_ITEMS = 10_000
 MAX_WITHIN_SECONDS = 3653 * DAY  # ten years, leap days included
+# Beyond 2^53 floats skip integers, so a comparison there is no longer exact; nothing a
+# profile holds (counts, money in whole units, scores, JSON traits) needs more.
+MAX_NUMBER = 2.0**53
+MAX_COUNT = 1_000_000_000  # events of one kind per customer; more is a typo or an attack
 
 _GROUPS: tuple[GroupOp, ...] = ("all_of", "any_of", "none_of")
 _BRANCHES = "all_of, any_of, none_of, property, event, segment or context"
@@ -81,11 +88,13 @@ def parse_condition(
     segment_exists: Callable[[str], bool] | None = None,
 ) -> Node:
     """The validated AST of `condition`; `field` names it in errors ("segment.condition")."""
-    _check_size(condition, field)
+    count_nodes(condition, field)
     return _Parser(segment_exists).node(condition, field, 1)
 
 
-def _check_size(root: condition_pb2.Condition, field: str) -> None:
+def count_nodes(root: condition_pb2.Condition, field: str, limit: int = MAX_NODES) -> int:
+    """The nodes of a tree (Condition messages plus event filters); InvalidArgument naming
+    `field` as soon as they pass `limit`, so an oversized tree is never walked to its end."""
     # Iterative, so a hostile tree thousands of levels deep cannot exhaust the stack.
     stack, nodes = [root], 0
     while stack:
@@ -96,8 +105,9 @@ def _check_size(root: condition_pb2.Condition, field: str) -> None:
             stack.extend(getattr(condition, which).conditions)
         elif which == "event":
             nodes += len(condition.event.filters)
-        if nodes > MAX_NODES:
-            raise InvalidArgument(field, f"has more than {MAX_NODES} nodes")
+        if nodes > limit:
+            raise InvalidArgument(field, f"has more than {limit} nodes")
+    return nodes
 
 
 class _Parser:
@@ -145,8 +155,8 @@ class _Parser:
             path, op, value = self.test(f, f"{where}.filters[{i}]", event_field)
             filters.append(Property(path, op, value))
         within = _within(event, f"{where}.within") if event.HasField("within") else None
-        if event.count < 0:
-            raise InvalidArgument(f"{where}.count", "must not be negative")
+        if not 0 <= event.count <= MAX_COUNT:
+            raise InvalidArgument(f"{where}.count", f"must be between 0 and {MAX_COUNT:,}")
         if event.count_op == condition_pb2.OPERATOR_UNSPECIFIED:
             if event.count != 0:
                 raise InvalidArgument(f"{where}.count_op", "is required when count is set")
@@ -243,8 +253,8 @@ def _scalar(spec: FieldSpec, op: str, value: struct_pb2.Value, where: str, label
 
 
 def _number(number: float, where: str, label: str) -> float:
-    if not math.isfinite(number):
-        raise InvalidArgument(where, f"{label}must be a finite number")
+    if not math.isfinite(number) or abs(number) > MAX_NUMBER:
+        raise InvalidArgument(where, f"{label}must be a finite number between -2^53 and 2^53")
     return float(number)
 
 
