@@ -17,7 +17,9 @@ handles them again, in batches until none is left. So:
   `reclaim_idle_ms`), so only the entries of a consumer that stopped running go idle and
   get reclaimed, however long a batch takes. A process whose event loop is blocked longer
   than `reclaim_idle_ms` does look dead: its entries may be handled twice, which
-  idempotent handlers (the contract, at-least-once) absorb;
+  idempotent handlers (the contract, at-least-once) absorb. A consumer stopped gracefully
+  marks what it held idle, so the next reclaim (its successor's, after a restart) takes it
+  at once;
 * an entry claimed more than `max_deliveries` times is copied to the stream
   `<prefix><topic>.dead` (same `e` field, plus its original id and group) and
   acknowledged, with an error in the log. `replay_dead` (`backcrm bus replay-dead`) puts
@@ -85,15 +87,16 @@ alarm_counter = _meter.create_counter(
     description="trim passes that found a stream near its length cap",
 )
 
-# Refreshes the idle time of the listed entries still owned by this consumer, atomically,
-# so it can never take back an entry another consumer has just reclaimed. XCLAIM with
-# JUSTID leaves the delivery counter alone.
+# Sets the idle time (ARGV[3], ms) of the listed entries still owned by this consumer,
+# atomically, so it can never take back an entry another consumer has just reclaimed: 0 keeps
+# them ours (the heartbeat), reclaim_idle_ms hands them over at once (a graceful stop).
+# XCLAIM with JUSTID leaves the delivery counter alone.
 HEARTBEAT = """
 local kept = 0
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
   if pending[1] and pending[1][2] == ARGV[2] then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'IDLE', ARGV[3], 'JUSTID')
     kept = kept + 1
   end
 end
@@ -131,8 +134,8 @@ class _RedisSubscription(Subscription):
         self.stopping = False
 
     async def stop(self) -> None:
-        # Cancelling mid-handler is what a crash looks like to Redis: the entry stays
-        # pending and another consumer reclaims it after reclaim_idle_ms.
+        # Cancelling mid-handler leaves the entry pending, as a crash would; the consume
+        # task then marks what it held idle, so another consumer reclaims it at once.
         self.stopping = True
         if self.task is None:
             return
@@ -292,6 +295,22 @@ class RedisStreamsBus(EventBus):
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+            if subscription.stopping:
+                with contextlib.suppress(*TRANSIENT_ERRORS):
+                    await self._hand_over(key, group, consumer)
+
+    async def _hand_over(self, key: str, group: str, consumer: str) -> None:
+        """A graceful stop: what this consumer still has pending (being handled, or read by
+        an XREADGROUP the stop interrupted) becomes reclaimable at once, not after
+        reclaim_idle_ms (a crash still waits for it)."""
+        pending: list[dict[str, Any]] = await self._redis.xpending_range(
+            key, group, "-", "+", 10_000, consumername=consumer
+        )
+        if pending:
+            ids = [p["message_id"] for p in pending]
+            await self._heartbeat_script(
+                keys=[key], args=[group, consumer, self._reclaim_idle_ms, *ids]
+            )
 
     async def _heartbeat(self, key: str, group: str, consumer: str, held: set[bytes]) -> None:
         while True:
@@ -299,7 +318,7 @@ class RedisStreamsBus(EventBus):
             if not held:
                 continue
             try:
-                await self._heartbeat_script(keys=[key], args=[group, consumer, *held])
+                await self._heartbeat_script(keys=[key], args=[group, consumer, 0, *held])
             except TRANSIENT_ERRORS as exc:
                 # The consume loop reports the outage; the next beat tries again.
                 logger.debug("heartbeat on %s failed: %s", key, exc)
