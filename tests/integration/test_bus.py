@@ -502,11 +502,11 @@ async def test_in_process_bus_refuses_to_drop_what_a_lagging_group_needs() -> No
         await bus.subscribe("orders", "slow", "c1", lagging)
         first = [event(f"m{i}") for i in range(100)]
         await bus.publish("orders", first)
+        with pytest.raises(BusUnavailable):  # full: refused, not silently dropped
+            await bus.publish("orders", [event("m100")])
         assert bus.unacknowledged("orders", [e.event_id for e in first]) == {
             e.event_id for e in first
         }
-        with pytest.raises(BusUnavailable):  # full: refused, not silently dropped
-            await bus.publish("orders", [event("m100")])
 
         gate.set()
         await eventually(lambda: len(got) == 100, "the lagging group to catch up")
