@@ -102,6 +102,9 @@ class Fanout:
         self.buffer = buffer
         self._reader = reader
         self._feeds: dict[str, _Feed] = {}
+        # Every reader task not yet finished, also those cancelled when their last watcher
+        # left: close() waits for them, so none outlives the connection it reads from.
+        self._readers: set[asyncio.Task[None]] = set()
         self._count = 0
 
     def watch(self, topic: str) -> Watcher:
@@ -116,6 +119,8 @@ class Fanout:
             feed = self._feeds[topic] = _Feed()
             if self._reader is not None:
                 feed.task = asyncio.create_task(self._read(topic, feed), name=f"tail:{topic}")
+                self._readers.add(feed.task)
+                feed.task.add_done_callback(self._readers.discard)
         watcher = Watcher(self, topic, feed)
         feed.watchers.add(watcher)
         self._count += 1
@@ -156,13 +161,10 @@ class Fanout:
                 watcher.end()
 
     async def close(self) -> None:
-        feeds = list(self._feeds.values())
-        for feed in feeds:
+        for feed in list(self._feeds.values()):
             for watcher in list(feed.watchers):
-                watcher.end()
-        tasks = [feed.task for feed in feeds if feed.task is not None]
-        for task in tasks:
+                watcher.end()  # the last one of a feed cancels its reader
+        readers = list(self._readers)
+        for task in readers:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*readers, return_exceptions=True)

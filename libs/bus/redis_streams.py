@@ -296,8 +296,10 @@ class RedisStreamsBus(EventBus):
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             if subscription.stopping:
-                with contextlib.suppress(*TRANSIENT_ERRORS):
+                try:
                     await self._hand_over(key, group, consumer)
+                except Exception as exc:  # best effort: the reclaim takes them later anyway
+                    logger.warning("cannot hand over the entries pending on %s: %s", key, exc)
 
     async def _hand_over(self, key: str, group: str, consumer: str) -> None:
         """A graceful stop: what this consumer still has pending (being handled, or read by
