@@ -1,6 +1,6 @@
 """What the bus promises across a shutdown and to watchers, through the served suite.
 
-The suite here stops without waiting for consumers (`bus_drain_seconds=0`): whatever
+The suite stops with and without waiting for consumers (`bus_drain_seconds`): whatever
 segmentation had not acknowledged when the suite stopped must reach it after the restart,
 from the outbox, and not be lost with the in-process bus.
 """
@@ -45,7 +45,20 @@ async def _count(suite: Suite, table: str) -> int:
         return int(await session.scalar(text(f"SELECT count(*) FROM {table}")) or 0)
 
 
-async def test_a_stop_while_segmentation_lags_loses_no_customer(suite: Suite) -> None:
+@pytest.mark.parametrize("drain", [0.0, 10.0], ids=["no-drain", "drain"])
+async def test_a_stop_while_segmentation_lags_loses_no_customer(
+    backend: Backend, drain: float
+) -> None:
+    settings = backend.settings.model_copy(update={"bus_drain_seconds": drain})
+    suite = Suite(Backend(backend.name, settings))
+    await suite.start()
+    try:
+        await _stop_while_segmentation_lags(suite)
+    finally:
+        await suite.stop()
+
+
+async def _stop_while_segmentation_lags(suite: Suite) -> None:
     before = await _count(suite, "seg_profiles")
     shop = suite.client("shop").profile
     run = uuid.uuid4().hex[:8]

@@ -518,6 +518,33 @@ async def test_in_process_bus_refuses_to_drop_what_a_lagging_group_needs() -> No
         await bus.close()
 
 
+async def test_in_process_bus_drops_messages_past_the_retention_loudly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bus = InProcessBus(retention_seconds=0.2)
+    gate = asyncio.Event()
+
+    async def lagging(_envelope: EventEnvelope) -> None:
+        await gate.wait()
+
+    try:
+        await bus.subscribe("orders", "slow", "c1", lagging)
+        old = event("erased@example.com")
+        await bus.publish("orders", [old])
+        deadline = time.monotonic() + DEADLINE
+        while bus.unacknowledged("orders", [old.event_id]):  # each publish trims
+            assert time.monotonic() < deadline, "the old message was never dropped"
+            await asyncio.sleep(0.05)
+            await bus.publish("orders", [event("tick")])
+        assert any(
+            r.levelname == "ERROR" and "older than the retention period" in r.getMessage()
+            for r in caplog.records
+        )
+    finally:
+        gate.set()
+        await bus.close()
+
+
 # --- Redis retention ----------------------------------------------------------------------
 
 
