@@ -84,11 +84,6 @@ class OutboxRelay:
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
-    @property
-    def in_flight(self) -> int:
-        """Rows published and kept until every consumer group acknowledges them."""
-        return len(self._in_flight)
-
     async def stop(self, timeout: float = 5.0, drain_seconds: float = 0.0) -> None:
         """Finish the batch under way, then stop.
 
