@@ -73,6 +73,30 @@ class Settings(BaseSettings):
         default=0.2, description="how often due (time-dependent) memberships are re-evaluated"
     )
     outbox_poll_seconds: float = Field(default=0.5, description="outbox relay idle poll")
+    bus_retention_seconds: float = Field(
+        default=7 * 86_400.0,
+        gt=0,
+        description="bus messages older than this are dropped, even unread (erasure wins)",
+    )
+    bus_max_len: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Redis: entries a stream keeps for lagging groups; alarm at 80%, drop past it",
+    )
+    bus_trim_seconds: float = Field(
+        default=30.0, gt=0, description="Redis: how often streams are trimmed"
+    )
+    bus_drain_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="on shutdown, how long consumers may finish what is already on the bus",
+    )
+    watch_max_watchers: int = Field(
+        default=1_000, ge=1, description="concurrent Watch* streams per process"
+    )
+    watch_buffer: int = Field(
+        default=1_000, ge=1, description="messages a slow watcher may fall behind before it ends"
+    )
 
     @model_validator(mode="after")
     def _defaults_under_var_dir(self) -> Settings:

@@ -11,6 +11,7 @@ status codes with google.rpc details: `BadRequest` field violations for INVALID_
     ├── FailedPrecondition   FAILED_PRECONDITION
     ├── Unauthenticated      UNAUTHENTICATED
     ├── PermissionDenied     PERMISSION_DENIED
+    ├── ResourceExhausted    RESOURCE_EXHAUSTED a per-process limit is reached; retry later
     └── Unavailable          UNAVAILABLE        a dependency is down; retrying may help
 """
 
@@ -26,6 +27,7 @@ __all__ = [
     "InvalidArgument",
     "NotFound",
     "PermissionDenied",
+    "ResourceExhausted",
     "Unauthenticated",
     "Unavailable",
 ]
@@ -92,6 +94,11 @@ class Unauthenticated(DomainError):
 class PermissionDenied(DomainError):
     code_name = "PERMISSION_DENIED"
     default_reason = "PERMISSION_DENIED"
+
+
+class ResourceExhausted(DomainError):
+    code_name = "RESOURCE_EXHAUSTED"
+    default_reason = "RESOURCE_EXHAUSTED"
 
 
 class Unavailable(DomainError):

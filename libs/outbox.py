@@ -4,6 +4,13 @@ Writes never wait for the bus: an event is durable once its transaction commits,
 the bus when the bus is reachable (after a Redis outage, from where it stopped). Publishing is
 at-least-once; consumers drop redeliveries by envelope id. On PostgreSQL several relays (pods)
 can run at once: rows are claimed with FOR UPDATE SKIP LOCKED.
+
+A row is deleted only once the bus no longer needs it: right after publishing on a durable bus
+(Redis keeps the message for every consumer group), but on the in-process bus only when every
+consumer group of the topic has acknowledged it (`EventBus.unacknowledged`), so a process that
+stops before its consumers caught up publishes the rest again on its next start. Rows waiting
+for acknowledgements are "in flight": not published twice by this relay, and bounded
+(`max_in_flight`), which makes a slow consumer slow the relay down instead of filling memory.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from itertools import groupby
 from typing import Any
@@ -41,11 +49,19 @@ class OutboxRelay:
         before_publish: BeforePublish | None = None,
         idle_seconds: float = 0.5,
         batch: int = 500,
+        max_in_flight: int = 5_000,
     ) -> None:
         self._sessions, self._bus, self._table = sessions, bus, table
         self._before_publish = before_publish
         self._idle, self._batch = idle_seconds, batch
+        self._max_in_flight = max_in_flight
+        # row id -> (topic, event id): published to a non-durable bus, not yet acknowledged
+        # by every consumer group, so still in the table.
+        self._in_flight: dict[int, tuple[str, str]] = {}
         self._wake = asyncio.Event()
+        # Cleared by hold(): the relay waits until release() before it publishes anything.
+        self._open = asyncio.Event()
+        self._open.set()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -53,27 +69,57 @@ class OutboxRelay:
         """Called after a commit that wrote to the outbox: publish now rather than at the poll."""
         self._wake.set()
 
+    def hold(self) -> None:
+        """Publish nothing until release(): lets a process subscribe its consumers first.
+
+        On the in-process bus a consumer group exists only once it subscribed; a message
+        published before that would count as delivered to every (no) group.
+        """
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
     def start(self) -> None:
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Finish the batch under way (what it published is deleted), then stop.
+    async def stop(self, timeout: float = 5.0, drain_seconds: float = 0.0) -> None:
+        """Finish the batch under way, then stop.
 
-        Rows not yet published stay in the table for the next relay: nothing is lost.
+        Rows in flight are deleted as their consumers acknowledge them, for up to
+        `drain_seconds` (keep the consumers running meanwhile); whatever is left, like the
+        rows not yet published, stays in the table for the next relay: nothing is lost.
         """
         if self._task is None:
             return
         self._stopping = True
         self._wake.set()
+        self._open.set()
         _, pending = await asyncio.wait({self._task}, timeout=timeout)
         for task in pending:
             # A client library may turn a cancel into a timeout error; the flag ends the loop.
             task.cancel()
             await asyncio.wait({task}, timeout=timeout)
         self._task = None
+        deadline = time.monotonic() + drain_seconds
+        while self._in_flight:
+            try:
+                await self.drain_once(publish=False)
+            except Exception as exc:
+                log.warning("outbox: cannot delete acknowledged rows while stopping: %s", exc)
+            if not self._in_flight or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(min(0.05, self._idle))
+        if self._in_flight:
+            log.info(
+                "outbox: %d published rows not yet acknowledged by every consumer stay in the "
+                "table; they are published again on the next start",
+                len(self._in_flight),
+            )
 
     async def _run(self) -> None:
+        await self._open.wait()
         backoff = 0.1
         while not self._stopping:
             try:
@@ -93,21 +139,54 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), self._idle)
                 self._wake.clear()
 
-    async def drain_once(self) -> int:
-        """Publish one batch; returns how many events went out."""
+    async def drain_once(self, publish: bool = True) -> int:
+        """Publish one batch and delete the rows the bus no longer needs.
+
+        Returns how many events went out (with publish=False: none, only deletes).
+        """
         async with self._sessions() as session:
             table = self._table
-            query = select(table).order_by(table.id).limit(self._batch)
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            rows = (await session.scalars(query)).all()
-            if not rows:
-                return 0
-            if self._before_publish is not None:
-                await self._before_publish(sorted({r.customer_id for r in rows}))
-            for topic, group in groupby(rows, key=lambda r: r.topic):
-                await self._bus.publish(topic, [EventEnvelope.FromString(r.payload) for r in group])
-            core = table.__table__  # Core: no ORM bulk-delete bookkeeping
-            await session.execute(delete(core).where(core.c.id.in_([r.id for r in rows])))
+            done = self._acknowledged()
+            rows: Sequence[Any] = ()
+            if publish and len(self._in_flight) < self._max_in_flight:
+                query = select(table).order_by(table.id).limit(self._batch)
+                if self._in_flight:
+                    query = query.where(table.id.not_in(list(self._in_flight)))
+                if session.get_bind().dialect.name == "postgresql":
+                    query = query.with_for_update(skip_locked=True)
+                rows = (await session.scalars(query)).all()
+            published: dict[int, tuple[str, str]] = {}
+            if rows:
+                if self._before_publish is not None:
+                    await self._before_publish(sorted({r.customer_id for r in rows}))
+                for topic, group in groupby(rows, key=lambda r: r.topic):
+                    batch = [(r.id, EventEnvelope.FromString(r.payload)) for r in group]
+                    await self._bus.publish(topic, [envelope for _, envelope in batch])
+                    published.update((i, (topic, e.event_id)) for i, e in batch)
+            waiting = self._unacknowledged(published)
+            gone = done + [i for i in published if i not in waiting]
+            if gone:
+                core = table.__table__  # Core: no ORM bulk-delete bookkeeping
+                await session.execute(delete(core).where(core.c.id.in_(gone)))
             await session.commit()
+            for row_id in done:
+                del self._in_flight[row_id]
+            self._in_flight.update((i, published[i]) for i in waiting)
             return len(rows)
+
+    def _acknowledged(self) -> list[int]:
+        """In-flight rows every consumer group has acknowledged by now."""
+        waiting = self._unacknowledged(self._in_flight)
+        return [row_id for row_id in self._in_flight if row_id not in waiting]
+
+    def _unacknowledged(self, rows: dict[int, tuple[str, str]]) -> set[int]:
+        if self._bus.durable or not rows:
+            return set()
+        by_topic: dict[str, list[tuple[int, str]]] = {}
+        for row_id, (topic, event_id) in rows.items():
+            by_topic.setdefault(topic, []).append((row_id, event_id))
+        waiting: set[int] = set()
+        for topic, items in by_topic.items():
+            needed = self._bus.unacknowledged(topic, [event_id for _, event_id in items])
+            waiting.update(row_id for row_id, event_id in items if event_id in needed)
+        return waiting

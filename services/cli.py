@@ -1,4 +1,4 @@
-"""`backcrm`: serve, migrate, import, seed, token. The composition root of the suite."""
+"""`backcrm`: serve, migrate, import, seed, token, call, bus. The composition root of the suite."""
 
 from __future__ import annotations
 
@@ -147,6 +147,38 @@ def _cmd_call(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bus_replay_dead(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.embedded_bus:
+        print(
+            "backcrm: the embedded (in-process) bus keeps no dead letters to replay: they live "
+            "in the serving process only (its error log and a tail of <topic>.dead). Set "
+            "REDIS_URL to the Redis the services use.",
+            file=sys.stderr,
+        )
+        return 2
+    from libs.bus.redis_streams import RedisStreamsBus
+
+    async def run() -> None:
+        bus = RedisStreamsBus(settings.redis_url, prefix=settings.redis_prefix)
+        try:
+            done = await bus.replay_dead(args.topic, args.limit)
+        finally:
+            await bus.close()
+        print(f"replayed {done.replayed} dead letters onto {args.topic}")
+        if done.unreadable:
+            print(f"left {done.unreadable} unreadable entries (not an EventEnvelope) in place")
+
+    asyncio.run(run())
+    return 0
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="backcrm", description="Back CRM customer-data platform")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -180,6 +212,21 @@ def main(argv: list[str] | None = None) -> int:
     call.add_argument("--address")
     call.add_argument("--token")
     call.set_defaults(run=_cmd_call)
+    bus = sub.add_parser("bus", help="operate the event bus")
+    replay = bus.add_subparsers(dest="bus_command", required=True).add_parser(
+        "replay-dead",
+        help="requeue a topic's dead letters onto the topic (Redis)",
+        description=(
+            "Moves the entries of <topic>.dead back onto <topic>, oldest first: each is "
+            "re-published and removed from the dead-letter stream together. Every consumer "
+            "group of the topic receives them again (consumers are idempotent). Needs "
+            "REDIS_URL: in the embedded mode dead letters live in the serving process only "
+            "(logged as errors, and visible to a tail of <topic>.dead), and are lost with it."
+        ),
+    )
+    replay.add_argument("topic", help="e.g. profile.changed")
+    replay.add_argument("--limit", type=_positive, help="at most this many (default: all)")
+    replay.set_defaults(run=_cmd_bus_replay_dead)
     args = parser.parse_args(argv)
     settings = Settings()
     setup_logging(settings.log_level)

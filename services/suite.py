@@ -1,7 +1,18 @@
-"""The composition root: one process serving one or several services on one port."""
+"""The composition root: one process serving one or several services on one port.
+
+Start and stop follow the flow of events, so that nothing is published to a bus nobody reads:
+
+* start: every relay is held until every service has started (and so subscribed its
+  consumers), then released;
+* stop: the server stops taking calls; the relays stop publishing and, on the in-process bus,
+  wait up to `bus_drain_seconds` for the consumers to acknowledge what they published; only
+  then do the consumers and background jobs stop. Outbox rows not acknowledged by then stay
+  in the table and are published again on the next start.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,6 +23,7 @@ from backcrm.common.v1 import common_pb2
 from libs.auth import TokenRegistry, mint_token
 from libs.client import Client
 from libs.config import Settings
+from libs.outbox import OutboxRelay
 from libs.rpc.server import Server
 from libs.rpc.service import RpcService
 from libs.runtime import Resources
@@ -24,6 +36,7 @@ IMPLEMENTED = ("profile", "segmentation")
 
 class App(Protocol):
     rpc: RpcService
+    relay: OutboxRelay
 
     async def start(self) -> None: ...
 
@@ -79,13 +92,20 @@ class Suite:
         )
         self.port = await self.server.start(address)
         for app in self.apps:
+            app.relay.hold()
+        for app in self.apps:
             await app.start()
+        for app in self.apps:
+            app.relay.release()
         await self.server.wait_serving()
         return self.port
 
     async def stop(self, grace: float | None = None) -> None:
         if self.server is not None:
             await self.server.stop(grace)
+        # Producers first, while every consumer still runs to take what they published.
+        drain = self.settings.bus_drain_seconds
+        await asyncio.gather(*(app.relay.stop(drain_seconds=drain) for app in self.apps))
         for app in reversed(self.apps):
             await app.stop()
         self.apps.clear()

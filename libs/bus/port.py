@@ -3,12 +3,17 @@
 Two adapters implement it: Redis Streams (production) and in-process (embedded default).
 Every consumer must be idempotent: a message is redelivered when its handler raised or its
 consumer died before acknowledging it.
+
+What counts as a delivery attempt: a handler that raises an infrastructure error (a database,
+cache or bus that cannot be reached, see `libs.bus.transient`) is retried in place with an
+exponential backoff, and that does not count towards the dead-letter limit; any other
+exception does.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
 from backcrm.common.v1.common_pb2 import EventEnvelope
 
@@ -31,9 +36,24 @@ class Subscription(abc.ABC):
 
 
 class EventBus(abc.ABC):
+    # Whether a published message outlives this process. Redis keeps it (for every consumer
+    # group, across restarts); the in-process bus loses whatever its groups have not
+    # acknowledged when the process ends, so a producer keeps its own copy (the outbox row)
+    # until `unacknowledged` says nobody needs it any more.
+    durable: bool = True
+
     @abc.abstractmethod
     async def publish(self, topic: str, envelopes: Sequence[EventEnvelope]) -> None:
         """Append envelopes to a topic, in order. Raises BusUnavailable."""
+
+    def unacknowledged(self, topic: str, event_ids: Iterable[str]) -> set[str]:
+        """The ids, among these published ones, that a consumer group of the topic still needs.
+
+        Empty on a durable bus: once `publish` has returned, the backend holds the messages
+        for every group. On a non-durable one, a message is needed until every group that
+        exists on the topic has acknowledged (or dead-lettered) it.
+        """
+        return set()
 
     @abc.abstractmethod
     async def subscribe(
@@ -55,7 +75,12 @@ class EventBus(abc.ABC):
 
     @abc.abstractmethod
     def tail(self, topic: str) -> AsyncIterator[EventEnvelope]:
-        """Every message published to the topic from now on (fan-out, no group, no acks)."""
+        """Every message published to the topic from now on (fan-out, no group, no acks).
+
+        All the tails of a topic in one process share one reader (`libs.bus.fanout`). Raises
+        ResourceExhausted past the process's limit of concurrent tails; a tail that falls too
+        far behind ends with ResourceExhausted rather than slowing the others down.
+        """
 
     @abc.abstractmethod
     async def ping(self) -> bool:

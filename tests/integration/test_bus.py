@@ -7,6 +7,8 @@ slower, never red.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -30,6 +32,7 @@ from libs.bus import (
 )
 from libs.bus.redis_streams import RedisStreamsBus
 from libs.config import Settings
+from libs.errors import ResourceExhausted
 
 pytestmark = pytest.mark.integration
 
@@ -340,3 +343,347 @@ async def test_a_poison_message_in_a_batch_is_isolated(new_bus: BusFactory) -> N
     await bus.publish("orders", [event("a"), event("bad"), event("b")])
     await eventually(lambda: sorted(done) == ["a", "b", "bad"], "every message handled")
     assert attempts["bad"] >= 3  # retried on its own until it passed
+
+
+# --- infrastructure failures are not delivery attempts -----------------------------------
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["single", "batch"])
+async def test_an_outage_of_a_dependency_sends_nothing_to_the_dead_topic(
+    new_bus: BusFactory, batched: bool
+) -> None:
+    """50 events during a database outage: all handled once it ends, none dead-lettered."""
+    bus = new_bus(max_deliveries=3)
+    dead = await synced_tail(bus, "orders.dead")
+    buried = asyncio.ensure_future(anext(dead))
+    attempts: dict[str, int] = {}
+    handled: list[str] = []
+    down = True
+
+    async def handle(envelope: EventEnvelope) -> None:
+        nonlocal down
+        if down:
+            attempts[envelope.event_id] = attempts.get(envelope.event_id, 0) + 1
+            # The outage outlasts max_deliveries attempts at one message, then ends.
+            if attempts[envelope.event_id] > 4:
+                down = False
+            raise ConnectionRefusedError("database unreachable")
+        handled.append(envelope.event_id)
+
+    async def handle_batch(envelopes: Sequence[EventEnvelope]) -> None:
+        for envelope in envelopes:
+            await handle(envelope)
+
+    if batched:
+        await bus.subscribe_batch("orders", "g", "c1", handle_batch)
+    else:
+        await bus.subscribe("orders", "g", "c1", handle)
+    sent = [event(f"m{i}") for i in range(50)]
+    await bus.publish("orders", sent)
+
+    await eventually(lambda: buried.done() or len(set(handled)) == 50, "every event handled")
+    assert not buried.done(), "an event went to the dead topic during the outage"
+    assert set(handled) == {e.event_id for e in sent}
+    buried.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await buried
+    await dead.aclose()  # type: ignore[attr-defined]
+
+
+# --- shared tails --------------------------------------------------------------------------
+
+
+def _our_local_ports() -> set[int]:
+    """Local TCP ports of this process's sockets (Linux /proc): its Redis connections."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                if fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+async def _our_redis_clients(url: str) -> int:
+    """How many of the clients in Redis's CLIENT LIST are connections of this process."""
+    client = aioredis.Redis.from_url(url)
+    try:
+        listed = await client.client_list()
+        ports = _our_local_ports()
+        return sum(1 for c in listed if int(c["addr"].rsplit(":", 1)[1]) in ports)
+    finally:
+        await client.aclose()
+
+
+async def test_300_watchers_share_one_reader(
+    new_bus: BusFactory, request: pytest.FixtureRequest
+) -> None:
+    bus = new_bus()
+    redis = "redis" in request.node.callspec.id
+    url = request.getfixturevalue("redis_url") if redis else ""
+    await bus.ping()  # the bus's own first connection is not a watcher's
+    before = await _our_redis_clients(url) if redis else 0
+
+    tails = [bus.tail("orders") for _ in range(300)]
+    firsts = [asyncio.ensure_future(anext(t)) for t in tails]
+    deadline = time.monotonic() + DEADLINE
+    while not all(f.done() for f in firsts):  # every watcher is reading
+        assert time.monotonic() < deadline, "the watchers never started"
+        await bus.publish("orders", [event("probe")])
+        await asyncio.wait(firsts, timeout=0.2)
+    if redis:
+        assert await _our_redis_clients(url) - before <= 3
+
+    await bus.publish("orders", [event("hello")])
+
+    async def first_real(tail: AsyncIterator[EventEnvelope]) -> str:
+        async for envelope in tail:
+            if unpack(envelope, Identity).value != "probe":
+                return unpack(envelope, Identity).value
+        return "ended"
+
+    got = await asyncio.wait_for(asyncio.gather(*(first_real(t) for t in tails)), DEADLINE)
+    assert got == ["hello"] * 300
+    for tail in tails:
+        await tail.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_slow_watcher_is_ended_and_the_others_carry_on(new_bus: BusFactory) -> None:
+    bus = new_bus(watch_buffer=10)
+    fast = await synced_tail(bus, "orders")
+    slow = bus.tail("orders")  # never read while the messages arrive
+
+    got: list[EventEnvelope] = []
+    for burst in range(4):  # bursts the fast watcher keeps up with; 20 pile up in the slow one
+        await bus.publish("orders", [event(f"m{burst * 5 + i}") for i in range(5)])
+        got += [await asyncio.wait_for(anext(fast), DEADLINE) for _ in range(5)]
+    assert values(got) == [f"m{i}" for i in range(20)]
+    with pytest.raises(ResourceExhausted) as ended:
+        await asyncio.wait_for(anext(slow), DEADLINE)
+    assert ended.value.reason == "WATCHER_TOO_SLOW"
+    await fast.aclose()  # type: ignore[attr-defined]
+
+
+async def test_watchers_beyond_the_limit_are_refused(new_bus: BusFactory) -> None:
+    bus = new_bus(max_watchers=2)
+    first, second = bus.tail("orders"), bus.tail("customers")
+    with pytest.raises(ResourceExhausted) as refused:
+        bus.tail("orders")
+    assert refused.value.reason == "TOO_MANY_WATCHERS"
+    await first.aclose()  # type: ignore[attr-defined]
+    third = await synced_tail(bus, "orders")  # a freed place is taken again
+    await bus.publish("orders", [event("m")])
+    assert values([await asyncio.wait_for(anext(third), DEADLINE)]) == ["m"]
+    await third.aclose()  # type: ignore[attr-defined]
+    await second.aclose()  # type: ignore[attr-defined]
+
+
+# --- the in-process log keeps what a group needs --------------------------------------------
+
+
+async def test_in_process_bus_refuses_to_drop_what_a_lagging_group_needs() -> None:
+    bus = InProcessBus(max_len=100)
+    gate = asyncio.Event()
+    got: list[str] = []
+
+    async def lagging(envelope: EventEnvelope) -> None:
+        await gate.wait()
+        got.append(unpack(envelope, Identity).value)
+
+    try:
+        await bus.subscribe("orders", "slow", "c1", lagging)
+        first = [event(f"m{i}") for i in range(100)]
+        await bus.publish("orders", first)
+        with pytest.raises(BusUnavailable):  # full: refused, not silently dropped
+            await bus.publish("orders", [event("m100")])
+        assert bus.unacknowledged("orders", [e.event_id for e in first]) == {
+            e.event_id for e in first
+        }
+
+        gate.set()
+        await eventually(lambda: len(got) == 100, "the lagging group to catch up")
+        assert bus.unacknowledged("orders", [e.event_id for e in first]) == set()
+        await bus.publish("orders", [event("m100")])
+        await eventually(lambda: len(got) == 101, "the next message")
+        assert got == [f"m{i}" for i in range(101)]
+    finally:
+        await bus.close()
+
+
+async def test_in_process_bus_drops_messages_past_the_retention_loudly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bus = InProcessBus(retention_seconds=0.2)
+    gate = asyncio.Event()
+
+    async def lagging(_envelope: EventEnvelope) -> None:
+        await gate.wait()
+
+    try:
+        await bus.subscribe("orders", "slow", "c1", lagging)
+        old = event("erased@example.com")
+        await bus.publish("orders", [old])
+        deadline = time.monotonic() + DEADLINE
+        while bus.unacknowledged("orders", [old.event_id]):  # each publish trims
+            assert time.monotonic() < deadline, "the old message was never dropped"
+            await asyncio.sleep(0.05)
+            await bus.publish("orders", [event("tick")])
+        assert any(
+            r.levelname == "ERROR" and "older than the retention period" in r.getMessage()
+            for r in caplog.records
+        )
+    finally:
+        gate.set()
+        await bus.close()
+
+
+# --- Redis retention ----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def redis_bus(redis_url: str) -> AsyncIterator[tuple[BusFactory, aioredis.Redis, str]]:
+    """Redis buses on a fresh prefix, a raw client, and the prefix."""
+    prefix = f"test:{uuid.uuid4().hex}:"
+    buses: list[RedisStreamsBus] = []
+    raw = aioredis.Redis.from_url(redis_url)
+
+    def build(**options: Any) -> RedisStreamsBus:
+        options.setdefault("reclaim_idle_ms", 200)
+        bus = RedisStreamsBus(redis_url, prefix=prefix, **options)
+        buses.append(bus)
+        return bus
+
+    try:
+        yield build, raw, prefix
+    finally:
+        for bus in buses:
+            await bus.close()
+        keys = [key async for key in raw.scan_iter(match=prefix + "*")]
+        if keys:
+            await raw.delete(*keys)
+        await raw.aclose()
+
+
+async def test_streams_are_trimmed_by_the_slowest_group(
+    redis_bus: tuple[BusFactory, aioredis.Redis, str],
+) -> None:
+    build, raw, prefix = redis_bus
+    bus = build()
+    key = prefix + "orders"
+    fast: list[str] = []
+    slow: list[str] = []
+    gate = asyncio.Event()
+
+    async def take_fast(envelopes: Sequence[EventEnvelope]) -> None:
+        fast.extend(e.event_id for e in envelopes)
+
+    async def take_slow(envelopes: Sequence[EventEnvelope]) -> None:
+        await gate.wait()
+        slow.extend(e.event_id for e in envelopes)
+
+    await bus.subscribe_batch("orders", "fast", "c1", take_fast)
+    await bus.subscribe_batch("orders", "slow", "c1", take_slow)
+    sent = [event(f"m{i}") for i in range(10_000)]
+    for start in range(0, len(sent), 1_000):
+        await bus.publish("orders", sent[start : start + 1_000])
+    await eventually(lambda: len(fast) == 10_000, "the fast group")
+
+    await bus.trim()  # type: ignore[attr-defined]
+    assert await raw.xlen(key) == 10_000  # all still needed by the lagging group
+
+    gate.set()
+    await eventually(lambda: len(slow) == 10_000, "the slow group to catch up")
+    assert sorted(slow) == sorted(e.event_id for e in sent)
+    await bus.trim()  # type: ignore[attr-defined]
+    assert await raw.xlen(key) == 0  # every group acknowledged everything
+
+
+async def test_entries_past_the_retention_go_even_unread_and_loudly(
+    redis_bus: tuple[BusFactory, aioredis.Redis, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    build, raw, prefix = redis_bus
+    bus = build()
+    key = prefix + "orders"
+    await raw.xgroup_create(key, "lagging", id="0", mkstream=True)
+    seconds, _ = await raw.time()
+    eight_days_ago = (seconds - 8 * 86_400) * 1000
+    old = event("erased@example.com")
+    await raw.xadd(key, {b"e": old.SerializeToString()}, id=f"{eight_days_ago}-0")
+    await bus.publish("orders", [event("recent1"), event("recent2")])
+
+    await bus.trim()  # type: ignore[attr-defined]
+
+    kept = [EventEnvelope.FromString(f[b"e"]) for _id, f in await raw.xrange(key)]
+    assert values(kept) == ["recent1", "recent2"]
+    assert any(
+        r.levelname == "ERROR" and "dropped 1 entries older than the retention" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+async def test_a_stream_near_its_cap_raises_the_alarm_and_drops_only_past_it_loudly(
+    redis_bus: tuple[BusFactory, aioredis.Redis, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    build, raw, prefix = redis_bus
+    bus = build(max_len=100)
+    key = prefix + "orders"
+    await raw.xgroup_create(key, "lagging", id="$", mkstream=True)
+
+    await bus.publish("orders", [event(f"m{i}") for i in range(90)])
+    await bus.trim()  # type: ignore[attr-defined]
+    assert await raw.xlen(key) == 90  # nothing dropped below the cap...
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("holds 90 entries (cap 100" in m for m in errors)  # ...but the alarm is up
+
+    await bus.publish("orders", [event(f"m{i}") for i in range(90, 120)])
+    await bus.trim()  # type: ignore[attr-defined]
+    assert await raw.xlen(key) == 100
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("dropped 20 entries past the cap of 100" in m for m in errors)
+
+
+# --- Redis reclaim -------------------------------------------------------------------------
+
+
+async def test_one_reclaim_pass_takes_every_idle_entry(
+    redis_bus: tuple[BusFactory, aioredis.Redis, str],
+) -> None:
+    """1,000 entries left by a dead consumer are all handled before anything newer."""
+    build, raw, prefix = redis_bus
+    bus = build(reclaim_idle_ms=200)
+    key = prefix + "orders"
+    await raw.xgroup_create(key, "g", id="$", mkstream=True)
+    await bus.publish("orders", [event(f"old{i}") for i in range(1_000)])
+    # A consumer reads them all and dies without acknowledging.
+    await raw.xreadgroup("g", "dead", {key: ">"}, count=1_000)
+    await bus.publish("orders", [event("new")])
+
+    async def idle_enough() -> bool:
+        oldest = await raw.xpending_range(key, "g", "-", "+", 1)
+        return bool(oldest) and oldest[0]["time_since_delivered"] > 300
+
+    deadline = time.monotonic() + DEADLINE
+    while not await idle_enough():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+
+    got: list[str] = []
+    await bus.subscribe("orders", "g", "live", collector_of_values(got))
+    await eventually(lambda: "new" in got, "the new entry")
+    # The reclaim runs before each read: all the idle entries came first.
+    assert sorted(got[: got.index("new")]) == sorted(f"old{i}" for i in range(1_000))
+
+
+def collector_of_values(into: list[str]) -> Callable[[EventEnvelope], Awaitable[None]]:
+    async def handler(envelope: EventEnvelope) -> None:
+        into.append(unpack(envelope, Identity).value)
+
+    return handler

@@ -307,9 +307,23 @@ def test_migrations_run_once_as_a_job(objects: tuple[Obj, ...]) -> None:
 
 def test_dev_runs_its_own_storage() -> None:
     objects = _render("dev")
-    assert "postgres" in _of_kind(objects, "StatefulSet")
-    assert "redis" in _of_kind(objects, "Deployment")
+    assert {"postgres", "redis"} <= set(_of_kind(objects, "StatefulSet"))
     assert {"postgres", "redis"} <= set(_of_kind(objects, "Service"))
+
+
+def test_dev_redis_persists_what_the_outbox_hands_it() -> None:
+    """The outbox deletes a row once XADD returns: Redis must keep the event (AOF, fsync every
+    second, on a volume) and must never evict a stream to make room."""
+    redis = _of_kind(_render("dev"), "StatefulSet")["redis"]
+    (container,) = _containers(redis)
+    args = container["args"]
+    settings = dict(zip(args[::2], args[1::2], strict=True))
+    assert settings["--appendonly"] == "yes"
+    assert settings["--appendfsync"] == "everysec"
+    assert settings["--maxmemory-policy"] in ("noeviction", "volatile-lru", "volatile-lfu")
+    (claim,) = redis["spec"]["volumeClaimTemplates"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts[claim["metadata"]["name"]] == "/data"  # the AOF outlives the pod
 
 
 def test_prod_is_pinned_spread_and_brings_no_secrets() -> None:
