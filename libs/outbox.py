@@ -58,6 +58,9 @@ class OutboxRelay:
         # row id -> (topic, event id): published to a non-durable bus, not yet acknowledged
         # by every consumer group, so still in the table.
         self._in_flight: dict[int, tuple[str, str]] = {}
+        # drain_once is also called from outside the loop (importer, tests): one at a time,
+        # or two could publish and delete the same rows.
+        self._draining = asyncio.Lock()
         self._wake = asyncio.Event()
         # Cleared by hold(): the relay waits until release() before it publishes anything.
         self._open = asyncio.Event()
@@ -144,7 +147,7 @@ class OutboxRelay:
 
         Returns how many events went out (with publish=False: none, only deletes).
         """
-        async with self._sessions() as session:
+        async with self._draining, self._sessions() as session:
             table = self._table
             done = self._acknowledged()
             rows: Sequence[Any] = ()

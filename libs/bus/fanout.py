@@ -38,10 +38,11 @@ Reader = Callable[[str], AsyncIterator[EventEnvelope]]
 class Watcher:
     """An async iterator over one topic's messages from its creation on."""
 
-    def __init__(self, fanout: Fanout, topic: str, feed: _Feed) -> None:
+    def __init__(self, fanout: Fanout, topic: str, feed: _Feed, counted: bool) -> None:
         self._fanout = fanout
         self.topic = topic
         self.feed = feed
+        self.counted = counted
         self._queue: deque[EventEnvelope] = deque()
         self._ready = asyncio.Event()
         self._ended = False
@@ -107,8 +108,9 @@ class Fanout:
         self._readers: set[asyncio.Task[None]] = set()
         self._count = 0
 
-    def watch(self, topic: str) -> Watcher:
-        if self._count >= self.max_watchers:
+    def watch(self, topic: str, counted: bool = True) -> Watcher:
+        """A new watcher of the topic; `counted` ones (callers' streams) are limited."""
+        if counted and self._count >= self.max_watchers:
             raise ResourceExhausted(
                 f"this server already serves {self.max_watchers} watch streams; "
                 "retry later or against another replica",
@@ -121,9 +123,9 @@ class Fanout:
                 feed.task = asyncio.create_task(self._read(topic, feed), name=f"tail:{topic}")
                 self._readers.add(feed.task)
                 feed.task.add_done_callback(self._readers.discard)
-        watcher = Watcher(self, topic, feed)
+        watcher = Watcher(self, topic, feed, counted)
         feed.watchers.add(watcher)
-        self._count += 1
+        self._count += counted
         return watcher
 
     def deliver(self, topic: str, envelope: EventEnvelope) -> None:
@@ -138,7 +140,7 @@ class Fanout:
         if watcher not in feed.watchers:
             return
         feed.watchers.discard(watcher)
-        self._count -= 1
+        self._count -= watcher.counted
         if not feed.watchers and self._feeds.get(watcher.topic) is feed:
             # The last watcher left: so does the reader (and its connection).
             del self._feeds[watcher.topic]

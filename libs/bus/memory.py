@@ -371,8 +371,8 @@ class InProcessBus(EventBus):
         timer = asyncio.get_running_loop().call_later(delay, redeliver)
         self._timers.add(timer)
 
-    def tail(self, topic: str) -> Watcher:
-        return self._watchers.watch(topic)
+    def tail(self, topic: str, *, internal: bool = False) -> Watcher:
+        return self._watchers.watch(topic, counted=not internal)
 
     async def ping(self) -> bool:
         return not self._closed

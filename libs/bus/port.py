@@ -74,12 +74,13 @@ class EventBus(abc.ABC):
         """Like subscribe, but hands over up to `max_batch` messages that are ready at once."""
 
     @abc.abstractmethod
-    def tail(self, topic: str) -> AsyncIterator[EventEnvelope]:
+    def tail(self, topic: str, *, internal: bool = False) -> AsyncIterator[EventEnvelope]:
         """Every message published to the topic from now on (fan-out, no group, no acks).
 
         All the tails of a topic in one process share one reader (`libs.bus.fanout`). Raises
-        ResourceExhausted past the process's limit of concurrent tails; a tail that falls too
-        far behind ends with ResourceExhausted rather than slowing the others down.
+        ResourceExhausted past the process's limit of concurrent tails (the callers' watch
+        streams; an `internal` tail, the process's own listener, is not counted); a tail that
+        falls too far behind ends with ResourceExhausted rather than slowing the others down.
         """
 
     @abc.abstractmethod

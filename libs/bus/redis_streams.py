@@ -645,8 +645,8 @@ class RedisStreamsBus(EventBus):
             ", ".join(_text(g["name"]) for g in groups),
         )
 
-    def tail(self, topic: str) -> Watcher:
-        return self._watchers.watch(topic)
+    def tail(self, topic: str, *, internal: bool = False) -> Watcher:
+        return self._watchers.watch(topic, counted=not internal)
 
     async def _read(self, topic: str) -> AsyncIterator[EventEnvelope]:
         """The shared reader of a watched topic: entries from its first XREAD on."""

@@ -191,7 +191,7 @@ class SegmentationApp:
 
     async def _watch_catalog(self) -> None:
         while True:
-            tail = self.resources.bus.tail(TOPIC_SEGMENTS)
+            tail = self.resources.bus.tail(TOPIC_SEGMENTS, internal=True)
             try:
                 async for _ in tail:
                     await self.seg.refresh(max_age=0.0)
