@@ -65,7 +65,8 @@ class Suite:
 
     async def start(self, address: str) -> int:
         from services.profile.app import ProfileApp
-        from services.segmentation.app import SegmentationApp, profile_resolver
+        from services.segmentation.app import SegmentationApp
+        from services.segmentation.resolver import profile_resolver
 
         settings = self.settings
         tokens = self.tokens or TokenRegistry.from_sources(

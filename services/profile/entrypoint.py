@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 from collections.abc import AsyncIterator
@@ -307,8 +306,6 @@ class ProfileServicer:
                 if prefixes and not _touches(change.changed_paths, prefixes):
                     continue
                 yield pb.WatchProfileChangesResponse(change=change)
-        except asyncio.CancelledError:
-            raise
         finally:
             await tail.aclose()  # type: ignore[attr-defined]
 

@@ -1,75 +1,36 @@
-"""Wires the segmentation service: storage, engine, builder, bus consumers, background loops."""
+"""Wires the segmentation service: the handlers' ports bound to real adapters, the outbox
+relay, the bus consumers and the background jobs."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import os
-import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-import grpc
-from backcrm.common.v1 import common_pb2
-from backcrm.common.v1.common_pb2 import EventEnvelope
-from backcrm.profile.v1 import profile_service_pb2 as profile_pb
-from backcrm.segmentation.v1 import condition_pb2
-from google.protobuf import field_mask_pb2
-
-from libs.bus.envelope import unpack
 from libs.bus.port import Subscription
-from libs.client import Client
-from libs.errors import InvalidArgument, NotFound, Unavailable
 from libs.outbox import OutboxRelay
 from libs.rpc.service import RpcService
 from libs.runtime import Resources
-from services.segmentation.build import Builder
-from services.segmentation.catalog import Catalog
-from services.segmentation.conditions import EventCond, Group, Node, parse_condition
-from services.segmentation.engine import Engine, memberships_key
+from services.segmentation import consumers, handlers
+from services.segmentation.engine import memberships_key
 from services.segmentation.entrypoint import segmentation_service
+from services.segmentation.handlers import SegmentationDeps
+from services.segmentation.loops import start_loops, stop_loops
 from services.segmentation.models import SegOutboxRow
-from services.segmentation.service import Segmentation
+from services.segmentation.resolver import ResolveCustomer
 from services.segmentation.store import SegStore
 from services.segmentation.translate import (
-    TOPIC_SEGMENTS,
     encode_membership_change,
     encode_rfm,
     encode_segment_change,
-    profile_update,
 )
 
-__all__ = ["SegmentationApp", "window_of"]
-
-log = logging.getLogger(__name__)
-GROUP = "segmentation"
-
-
-def _event_conditions(node: Node) -> list[EventCond]:
-    if isinstance(node, EventCond):
-        return [node]
-    if isinstance(node, Group):
-        return [e for child in node.children for e in _event_conditions(child)]
-    return []
-
-
-def window_of(node: Node) -> float | None:
-    """The longest event window in the tree (None when some event condition reads all history)."""
-    windows = [e.within_seconds for e in _event_conditions(node)]
-    if any(not w for w in windows):
-        return None
-    return max(windows, default=0.0)  # type: ignore[type-var]
-
-
-def decode(condition: bytes) -> Node:
-    return parse_condition(condition_pb2.Condition.FromString(condition), "condition")
+__all__ = ["SegmentationApp"]
 
 
 @dataclass
 class SegmentationApp:
-    seg: Segmentation
+    deps: SegmentationDeps
     relay: OutboxRelay
     rpc: RpcService
     resources: Resources
@@ -77,9 +38,7 @@ class SegmentationApp:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    def build(
-        cls, resources: Resources, resolve: Callable[[common_pb2.CustomerRef, str], Awaitable[str]]
-    ) -> SegmentationApp:
+    def build(cls, resources: Resources, resolve: ResolveCustomer) -> SegmentationApp:
         settings = resources.settings
 
         async def evict(customer_ids: Sequence[str]) -> None:
@@ -99,157 +58,26 @@ class SegmentationApp:
         def store() -> SegStore:
             return SegStore(resources.sessions, encode_membership_change, after_commit=relay.nudge)
 
-        holder: dict[str, Segmentation] = {}
-
-        async def catalog_in(store: SegStore) -> Catalog:
-            return await holder["seg"].catalog_in(store)
-
-        async def ready(store: SegStore, segment_id: str) -> None:
-            await holder["seg"].mark_ready(store, segment_id)
-
-        engine = Engine(
-            store=store,
-            catalog=catalog_in,
-            cache=resources.cache,
-            clock=resources.clock,
-        )
-        builder = Builder(
-            store=store,
-            catalog=lambda: holder["seg"].catalog,
-            cache=resources.cache,
-            clock=resources.clock,
-            ready=ready,
-        )
-        seg = Segmentation(
-            store=store,
-            engine=engine,
-            builder=builder,
-            clock=resources.clock,
-            decode=decode,
-            window_of=window_of,
-            encode_rfm=encode_rfm,
+        deps = SegmentationDeps.create(
+            store,
+            resources.cache,
+            resources.clock,
             encode_segment=encode_segment_change,
+            encode_rfm=encode_rfm,
         )
-        holder["seg"] = seg
-        rpc = segmentation_service(seg, resources.bus, resolve)
-        return cls(seg=seg, relay=relay, rpc=rpc, resources=resources)
+        rpc = segmentation_service(deps, resources.bus, resolve)
+        return cls(deps=deps, relay=relay, rpc=rpc, resources=resources)
 
     async def start(self) -> None:
-        await self.seg.reload()
-        bus = self.resources.bus
-        consumer = f"{socket.gethostname()}-{os.getpid()}"
-        self.subscriptions = [
-            await bus.subscribe_batch("profile.changed", GROUP, consumer, self._on_changed),
-            await bus.subscribe("profile.deleted", GROUP, consumer, self._on_deleted),
-            await bus.subscribe("profile.merged", GROUP, consumer, self._on_merged),
-        ]
+        await handlers.reload_catalog(self.deps)
+        self.subscriptions = await consumers.subscribe(self.resources.bus, self.deps.engine)
         self.relay.start()
-        settings = self.resources.settings
-        self.tasks = [
-            # Fan-out, not a group: every process must see every definition change. A tail
-            # misses what was published while it was down; the version check covers that.
-            asyncio.create_task(self._watch_catalog(), name="seg-catalog"),
-            asyncio.create_task(
-                self._every(settings.segment_due_poll_seconds, self._due), name="seg-due"
-            ),
-            asyncio.create_task(
-                self._every(settings.segment_reconcile_seconds, self._reconcile),
-                name="seg-reconcile",
-            ),
-            asyncio.create_task(
-                self._every(settings.segment_rfm_seconds, self._rfm), name="seg-rfm"
-            ),
-        ]
-        await self.seg.resume_builds()
+        self.tasks = start_loops(self.deps, self.resources.bus, self.resources.settings)
+        await handlers.resume_builds(self.deps)
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_loops(self.tasks)
         for subscription in self.subscriptions:
             await subscription.stop()
-        for build in list(self.seg.builds.values()):
-            build.cancel()
+        self.deps.builds.cancel_all()
         await self.relay.stop()
-
-    async def _on_changed(self, envelopes: Sequence[EventEnvelope]) -> None:
-        updates = [profile_update(unpack(e, profile_pb.ProfileChanged)) for e in envelopes]
-        await self.seg.engine.on_profile_changes(updates)
-
-    async def _on_deleted(self, envelope: EventEnvelope) -> None:
-        await self.seg.engine.on_profile_deleted(
-            unpack(envelope, profile_pb.ProfileDeleted).customer_id
-        )
-
-    async def _on_merged(self, envelope: EventEnvelope) -> None:
-        merged = unpack(envelope, profile_pb.ProfilesMerged)
-        await self.seg.engine.on_profiles_merged(
-            merged.source_customer_id, merged.target_customer_id
-        )
-
-    async def _watch_catalog(self) -> None:
-        while True:
-            tail = self.resources.bus.tail(TOPIC_SEGMENTS, internal=True)
-            try:
-                async for _ in tail:
-                    await self.seg.refresh(max_age=0.0)
-            except Exception:
-                log.exception("watching segment definitions failed; retrying")
-                await asyncio.sleep(1.0)
-            finally:
-                await tail.aclose()  # type: ignore[attr-defined]
-
-    async def _due(self) -> None:
-        while await self.seg.engine.run_due() > 0:
-            pass
-
-    async def _rfm(self) -> None:
-        await self.seg.recompute_rfm(None)
-
-    async def _reconcile(self) -> None:
-        await self.seg.refresh()
-        await self.seg.builder.reconcile()
-
-    @staticmethod
-    async def _every(seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await job()
-            except Exception:
-                log.exception("background job %s failed; retrying", getattr(job, "__name__", job))
-
-
-def profile_resolver(client: Client) -> Callable[[common_pb2.CustomerRef, str], Awaitable[str]]:
-    """CustomerRef -> customer id: ids as given; identities resolved by the profile service."""
-
-    async def resolve(ref: common_pb2.CustomerRef, field: str) -> str:
-        which = ref.WhichOneof("ref")
-        if which == "customer_id":
-            value = ref.customer_id.strip()
-            if not value or len(value) > 64 or not value.isprintable():
-                raise InvalidArgument(
-                    f"{field}.customer_id", "is required (at most 64 printable characters)"
-                )
-            return value
-        if which != "identity":
-            raise InvalidArgument(field, "is required: set customer_id or identity")
-        try:
-            reply = await client.profile.GetProfile(
-                profile_pb.GetProfileRequest(
-                    customer=ref, field_mask=field_mask_pb2.FieldMask(paths=["customer_id"])
-                )
-            )
-        except grpc.aio.AioRpcError as err:
-            if err.code() == grpc.StatusCode.NOT_FOUND:
-                raise NotFound(
-                    f"no customer with that {field}.identity", reason="CUSTOMER_NOT_FOUND"
-                ) from err
-            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                raise InvalidArgument(f"{field}.identity", err.details() or "is invalid") from err
-            raise Unavailable(f"profile service: {err.code().name}") from err
-        return str(reply.profile.customer_id)
-
-    return resolve

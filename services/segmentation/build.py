@@ -1,62 +1,52 @@
-"""Set-wise evaluation: a condition becomes one SQL query over the projection.
+"""Set-wise evaluation: a condition is evaluated for every customer at once (one SQL query
+over the projection, in the store).
 
 Used to build a segment (BUILDING -> READY, with progress), to preview a condition, and to
 reconcile time-dependent segments periodically (customers whose answer changes by time alone
-without ever being evaluated incrementally).
+without ever being evaluated incrementally). Builds run in the background, a few at a time
+(`BuildQueue`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-
-from sqlalchemy import select
-from sqlalchemy.sql import ColumnElement
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from libs.cache.port import Cache, CacheUnavailable
-from services.segmentation.catalog import Catalog
-from services.segmentation.conditions import Node, evaluate, to_sql
+from services.segmentation.conditions import Node, evaluate
+from services.segmentation.definitions import CatalogHolder
 from services.segmentation.engine import memberships_key
-from services.segmentation.models import MembershipRow, SegProfileRow
+from services.segmentation.ports import SegmentationUnitOfWork
 from services.segmentation.records import MembershipChange
-from services.segmentation.store import SegStore
 
-__all__ = ["Builder", "sql_of"]
+__all__ = ["MAX_CONCURRENT_BUILDS", "BuildQueue", "Builder"]
 
 log = logging.getLogger(__name__)
 APPLY_CHUNK = 5_000
 DUE_CHUNK = 500
 SCHEDULE_LIMIT = 20_000
-
-
-def _stored_members(segment_id: str) -> ColumnElement[bool]:
-    return SegProfileRow.customer_id.in_(
-        select(MembershipRow.customer_id).where(MembershipRow.segment_id == segment_id)
-    )
-
-
-def sql_of(node: Node, now: float) -> ColumnElement[bool]:
-    """Referenced segments are read from their stored (precomputed) members."""
-    return to_sql(node, now, _stored_members)
+# Builds running at once. Each holds a pooled connection for its set-wise queries: creating
+# many segments together must queue their builds, not exhaust the pool (a build that times
+# out waiting for a connection fails and leaves its segment BUILDING until a restart).
+MAX_CONCURRENT_BUILDS = 4
 
 
 @dataclass
 class Builder:
-    store: Callable[[], SegStore]
-    catalog: Callable[[], Catalog]
+    store: Callable[[], SegmentationUnitOfWork]
+    catalogs: CatalogHolder
     cache: Cache
     clock: Callable[[], float]
-    # Called (in a transaction of its own) when a segment turned READY: the catalogue
-    # version moves, so every process learns the new state.
-    ready: Callable[[SegStore, str], Awaitable[None]] | None = None
 
     async def _announce_ready(self, segment_id: str, was: str) -> None:
-        # Not in the build's transaction: that one holds the segment's row, which consumers
-        # holding the catalogue version may be waiting for (a deadlock).
-        if was != "READY" and self.ready is not None:
+        # In a transaction of its own, not the build's: that one holds the segment's row,
+        # which consumers holding the catalogue version may be waiting for (a deadlock).
+        # The catalogue version moves, so every process learns the new state.
+        if was != "READY":
             async with self.store() as store:
-                await self.ready(store, segment_id)
+                await self.catalogs.mark_ready(store, segment_id)
                 await store.commit()
 
     async def build(self, segment_id: str, *, announce: bool, reason: str) -> int:
@@ -65,17 +55,16 @@ class Builder:
         `announce` publishes ENTERED/LEFT for the differences (a rebuild after an update, a
         reconciliation); a new segment's first build does not announce its initial members.
         """
-        entry = self.catalog().entries.get(segment_id)
+        entry = self.catalogs.catalog.entries.get(segment_id)
         if entry is None or entry.record.kind != "BEHAVIORAL":
             return 0
         now = self.clock()
-        condition = sql_of(entry.node, now)
         async with self.store() as store:
             await store.set_build(segment_id, state=entry.record.state, progress=0.0)
             current = await store.members(segment_id)
             if not announce and not current:
                 # A first build: the database fills the members itself, no round trip per row.
-                count = await store.insert_matching(segment_id, condition, now)
+                count = await store.insert_matching(segment_id, entry.node, now)
                 await store.refresh_count(segment_id)
                 await store.set_build(
                     segment_id, state="READY", progress=1.0, built_at=self.clock()
@@ -86,7 +75,7 @@ class Builder:
                 if entry.reads.time_dependent:
                     await self._schedule_first_build(segment_id, count)
                 return count
-            matching = await store.matching(condition)
+            matching = await store.matching(entry.node, now)
             await store.commit()
         changes = [
             MembershipChange(segment_id, c, "ENTERED", now, reason)
@@ -149,7 +138,7 @@ class Builder:
         if len(members) > SCHEDULE_LIMIT:
             self._log_unscheduled(segment_id, len(members))
             return
-        catalog = self.catalog()
+        catalog = self.catalogs.catalog
         entry = catalog.entries.get(segment_id)
         if entry is None:
             return
@@ -184,7 +173,7 @@ class Builder:
     async def reconcile(self) -> int:
         """Rebuild time-dependent segments set-wise, announcing the differences."""
         changed = 0
-        for segment_id, entry in list(self.catalog().entries.items()):
+        for segment_id, entry in list(self.catalogs.catalog.entries.items()):
             if entry.record.state == "READY" and entry.reads.time_dependent:
                 changed += await self.build(segment_id, announce=True, reason="time passed")
         return changed
@@ -199,8 +188,49 @@ class Builder:
 
     async def preview(self, node: Node, sample_size: int) -> tuple[int, list[str]]:
         now = self.clock()
-        condition = sql_of(node, now)
         async with self.store() as store:
-            count = await store.count_matching(condition)
-            sample = await store.sample_matching(condition, sample_size) if sample_size else []
+            count = await store.count_matching(node, now)
+            sample = await store.sample_matching(node, now, sample_size) if sample_size else []
         return count, sample
+
+
+@dataclass
+class BuildQueue:
+    """The segments being built in the background: at most MAX_CONCURRENT_BUILDS at once, the
+    others queued; a segment rebuilt or deleted meanwhile cancels its build."""
+
+    builder: Builder
+    running: dict[str, asyncio.Task[int]] = field(default_factory=dict)
+    slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_BUILDS)
+    )
+
+    def start(self, segment_id: str, *, announce: bool, reason: str) -> None:
+        self.cancel(segment_id)
+        task = asyncio.create_task(
+            self._build(segment_id, announce=announce, reason=reason),
+            name=f"build-{segment_id}",
+        )
+        self.running[segment_id] = task
+        task.add_done_callback(lambda t: _log_build(segment_id, t))
+
+    def cancel(self, segment_id: str) -> None:
+        task = self.running.pop(segment_id, None)
+        if task is not None:
+            task.cancel()
+
+    def cancel_all(self) -> None:
+        for segment_id in list(self.running):
+            self.cancel(segment_id)
+
+    async def _build(self, segment_id: str, *, announce: bool, reason: str) -> int:
+        async with self.slots:
+            return await self.builder.build(segment_id, announce=announce, reason=reason)
+
+
+def _log_build(segment_id: str, task: asyncio.Task[int]) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.error("building segment %s failed: %r", segment_id, error)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from services.segmentation.conditions import Node, Reads, reads_of
+from services.segmentation.conditions import Node, Reads, decode_condition, reads_of, window_of
 from services.segmentation.records import SegmentRecord
 
 __all__ = ["Catalog", "Entry", "triggers_of"]
@@ -45,6 +45,11 @@ class Entry:
     # the longest window of its event conditions (None: some condition reads all history)
     max_window: float | None = 0.0
 
+    @classmethod
+    def of(cls, record: SegmentRecord, node: Node) -> Entry:
+        """The entry of a segment whose condition is `node` (parsed from `record.condition`)."""
+        return cls(record, node, reads_of(node), window_of(node))
+
 
 @dataclass
 class Catalog:
@@ -54,16 +59,10 @@ class Catalog:
     _dependents: dict[str, set[str]] = field(default_factory=dict)
 
     @classmethod
-    def load(
-        cls,
-        records: Iterable[SegmentRecord],
-        decode: Callable[[bytes], Node],
-        window_of: Callable[[Node], float | None],
-    ) -> Catalog:
+    def load(cls, records: Iterable[SegmentRecord]) -> Catalog:
         catalog = cls()
         for record in records:
-            node = decode(record.condition)
-            catalog.put(Entry(record, node, reads_of(node), window_of(node)))
+            catalog.put(Entry.of(record, decode_condition(record.condition)))
         return catalog
 
     def put(self, entry: Entry) -> None:

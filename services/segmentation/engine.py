@@ -7,7 +7,7 @@ is harmless: memberships are diffed against what is stored, so a duplicate deliv
 nothing.
 
 Changes, erasures and merges of one customer arrive on different topics, in any order. Each
-unit of work locks the customers it writes (SegStore.lock_customers) and consults their
+unit of work locks the customers it writes (`lock_customers`) and consults their
 tombstones: a change of an erased customer is dropped, a change of a customer merged away is
 applied to the customer it was merged into. So erasure wins over any change delivered after
 it, and a merge keeps the behaviour of both customers whatever the order of delivery.
@@ -23,9 +23,11 @@ from dataclasses import dataclass, replace
 from libs.cache.port import Cache, CacheUnavailable
 from services.segmentation.catalog import Catalog
 from services.segmentation.conditions import evaluate
+from services.segmentation.definitions import CatalogHolder
 from services.segmentation.facts import CustomerFacts, FactEvent
+from services.segmentation.ports import SegmentationUnitOfWork
 from services.segmentation.records import MembershipChange
-from services.segmentation.store import Conflict, SegStore
+from services.segmentation.store import Conflict
 
 __all__ = ["FACTS_TTL", "Engine", "ProfileUpdate", "facts_key", "memberships_key"]
 
@@ -77,10 +79,10 @@ def _redirect(update: ProfileUpdate, target: str) -> ProfileUpdate:
 
 @dataclass
 class Engine:
-    store: Callable[[], SegStore]
-    # The catalogue current in a unit of work (reloaded when its version moved); it also
-    # holds definition changes off until the unit of work ends.
-    catalog: Callable[[SegStore], Awaitable[Catalog]]
+    store: Callable[[], SegmentationUnitOfWork]
+    # Its catalogue current in a unit of work (reloaded when its version moved) also holds
+    # definition changes off until the unit of work ends.
+    catalogs: CatalogHolder
     cache: Cache
     clock: Callable[[], float]
     cache_ttl: int = 300
@@ -96,9 +98,6 @@ class Engine:
                     raise
         raise AssertionError("unreachable")
 
-    async def on_profile_changed(self, update: ProfileUpdate) -> list[MembershipChange]:
-        return await self.on_profile_changes([update])
-
     async def on_profile_changes(self, updates: Sequence[ProfileUpdate]) -> list[MembershipChange]:
         """A batch of profile changes in one transaction (a few queries, not a few per change)."""
 
@@ -106,7 +105,7 @@ class Engine:
 
         async def once() -> list[MembershipChange]:
             async with self.store() as store:
-                catalog = await self.catalog(store)
+                catalog = await self.catalogs.current_in(store)
                 gone = await store.retired({u.customer_id for u in updates})
                 live: list[ProfileUpdate] = []
                 for update in updates:
@@ -164,7 +163,7 @@ class Engine:
         await self._forget_cached([customer_id])
         return changes
 
-    async def _erase(self, store: SegStore, customer_id: str, now: float) -> list[MembershipChange]:
+    async def _erase(self, store: SegmentationUnitOfWork, customer_id: str, now: float) -> list[MembershipChange]:
         await store.retire(customer_id, now, None)
         segments = await store.forget_customer(customer_id)
         changes = [
@@ -184,7 +183,7 @@ class Engine:
             erased.clear()
             async with self.store() as store:
                 # the catalogue before the customers, in the order every unit of work takes
-                catalog = await self.catalog(store)
+                catalog = await self.catalogs.current_in(store)
                 await store.lock_customers([source, target], exclusive=True)
                 now = self.clock()
                 final = (await store.retired([target])).get(target, target)
@@ -229,7 +228,7 @@ class Engine:
 
         async def once() -> tuple[int, list[MembershipChange], list[str]]:
             async with self.store() as store:
-                catalog = await self.catalog(store)
+                catalog = await self.catalogs.current_in(store)
                 due = await store.due(self.clock(), limit)
                 if not due:
                     return 0, [], []
@@ -264,7 +263,7 @@ class Engine:
 
     async def _evaluate(
         self,
-        store: SegStore,
+        store: SegmentationUnitOfWork,
         catalog: Catalog,
         customer_ids: Sequence[str],
         segment_ids: Iterable[str],
@@ -277,7 +276,7 @@ class Engine:
 
     async def _evaluate_many(
         self,
-        store: SegStore,
+        store: SegmentationUnitOfWork,
         catalog: Catalog,
         targets: dict[str, set[str]],
         reasons: dict[str, str],

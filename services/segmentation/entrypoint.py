@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from backcrm.common.v1 import common_pb2
 from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -17,23 +15,21 @@ from libs.errors import InvalidArgument, PermissionDenied
 from libs.protoutil import enum
 from libs.rpc.service import RpcService
 from libs.validation import check_enum, check_text, decode_page_token, encode_page_token, page_size
-from services.segmentation.conditions import (
-    MAX_NODES,
-    Node,
-    count_nodes,
-    kind_of,
-    parse_condition,
-    reads_of,
-)
-from services.segmentation.service import Segmentation
+from services.segmentation import handlers
+from services.segmentation.conditions import Node
+from services.segmentation.facts import ContextFacts
+from services.segmentation.handlers import SegmentationDeps
+from services.segmentation.resolver import ResolveCustomer
 from services.segmentation.templates import TEMPLATES, template_condition
 from services.segmentation.translate import (
     TOPIC_MEMBERSHIP,
+    conditions_in,
     context_facts,
+    rfm_bounds,
     segment_proto,
 )
 
-__all__ = ["MAX_REQUEST_NODES", "SCOPES", "SegmentationServicer", "segmentation_service"]
+__all__ = ["SCOPES", "SegmentationServicer", "segmentation_service"]
 
 READ, ADMIN = "segments:read", "admin"
 # Resolving an identity (an email, a cookie) to a customer id reads the profile service: the
@@ -56,16 +52,8 @@ SCOPES = {
 }
 MAX_SAMPLE = 1000
 MAX_IDS = 1000
-# Condition nodes one request may hold across all its conditions (each is also capped at
-# MAX_NODES): five maximal trees, or 100 conditions of 50 nodes. Parsing costs about 20 µs a
-# node, so this bounds the work one call can ask for.
-MAX_REQUEST_NODES = 5 * MAX_NODES
-# Trees bigger than this (a few milliseconds of work) are parsed in a worker thread, so one
-# request never holds up every other call of the process.
-OFF_LOOP_NODES = 200
 # Ends of the Timestamp range (0001-01-01 .. 9999-12-31), as epoch seconds.
 MAX_TIMESTAMP_SECONDS = 253_402_300_799
-ResolveCustomer = Callable[[common_pb2.CustomerRef, str], Awaitable[str]]
 
 
 def _segment_id(value: str, field: str) -> str:
@@ -95,8 +83,8 @@ def _cursor(token: str, scope: str) -> str | None:
 
 
 class SegmentationServicer:
-    def __init__(self, seg: Segmentation, bus: EventBus, resolve: ResolveCustomer) -> None:
-        self.seg = seg
+    def __init__(self, deps: SegmentationDeps, bus: EventBus, resolve: ResolveCustomer) -> None:
+        self.deps = deps
         self.bus = bus
         self.resolve = resolve
 
@@ -104,26 +92,9 @@ class SegmentationServicer:
         return (await self._parse_all([(condition, field)], field))[0]
 
     async def _parse_all(self, conditions: Sequence[tuple[Any, str]], field: str) -> list[Node]:
-        """Parse conditions within the request's node budget (InvalidArgument naming `field`
-        when the request holds more than MAX_REQUEST_NODES); big ones off the event loop."""
-        await self.seg.refresh()  # segment references resolve against every definition
-        total = 0
-        for condition, where in conditions:
-            # Counting stops at the first tree past the budget: an oversized request costs
-            # at most MAX_REQUEST_NODES + MAX_NODES steps, however many nodes it holds.
-            total += count_nodes(condition, where)
-            if total > MAX_REQUEST_NODES:
-                raise InvalidArgument(
-                    field, f"the request holds more than {MAX_REQUEST_NODES} condition nodes"
-                )
-        exists = self.seg.exists
-
-        def parse() -> list[Node]:
-            return [parse_condition(c, where, segment_exists=exists) for c, where in conditions]
-
-        if total > OFF_LOOP_NODES:
-            return await asyncio.to_thread(parse)
-        return parse()
+        # segment references resolve against every definition
+        await handlers.refresh_catalog(self.deps)
+        return await conditions_in(conditions, field, self.deps.catalogs.exists)
 
     async def CreateSegment(
         self, request: pb.CreateSegmentRequest, _ctx: Any
@@ -149,13 +120,15 @@ class SegmentationServicer:
         else:
             condition = segment.condition
         node = await self._parse(condition, "segment.condition")
-        record = await self.seg.create(
-            name, description, condition.SerializeToString(), node, template
+        record = await handlers.create_segment(
+            self.deps, name, description, condition.SerializeToString(), node, template
         )
         return pb.CreateSegmentResponse(segment=segment_proto(record))
 
     async def GetSegment(self, request: pb.GetSegmentRequest, _ctx: Any) -> pb.GetSegmentResponse:
-        record = await self.seg.get(_segment_id(request.segment_id, "segment_id"))
+        record = await handlers.get_segment(
+            self.deps, _segment_id(request.segment_id, "segment_id")
+        )
         return pb.GetSegmentResponse(segment=segment_proto(record))
 
     async def UpdateSegment(
@@ -184,14 +157,16 @@ class SegmentationServicer:
                 raise InvalidArgument("segment.condition", "is required")
             node = await self._parse(segment.condition, "segment.condition")
             condition = segment.condition.SerializeToString()
-        record = await self.seg.update(segment_id, name, description, condition, node)
+        record = await handlers.update_segment(
+            self.deps, segment_id, name, description, condition, node
+        )
         return pb.UpdateSegmentResponse(segment=segment_proto(record))
 
     async def DeleteSegment(
         self, request: pb.DeleteSegmentRequest, _ctx: Any
     ) -> pb.DeleteSegmentResponse:
         segment_id = _segment_id(request.segment_id, "segment_id")
-        await self.seg.delete(segment_id)
+        await handlers.delete_segment(self.deps, segment_id)
         return pb.DeleteSegmentResponse(segment_id=segment_id)
 
     async def ListSegments(
@@ -201,7 +176,7 @@ class SegmentationServicer:
         kind = check_enum(request.kind, pb.SegmentKind, "kind", required=False) or None
         scope = f"segments:{kind or ''}"
         after = _cursor(request.page_token, scope)
-        records = await self.seg.list_segments(after, size + 1, kind)
+        records = await handlers.list_segments(self.deps, after, size + 1, kind)
         more = len(records) > size
         records = records[:size]
         token = encode_page_token(records[-1].segment_id, scope) if more else ""
@@ -217,25 +192,19 @@ class SegmentationServicer:
         if not 0 <= request.sample_size <= MAX_SAMPLE:
             raise InvalidArgument("sample_size", f"must be between 0 and {MAX_SAMPLE}")
         node = await self._parse(request.condition, "condition")
-        kind = kind_of(node, self.seg.segment_kind)
-        if kind != "BEHAVIORAL":
-            raise InvalidArgument(
-                "condition",
-                "contextual conditions depend on a request; preview the behavioural part",
-            )
-        count, sample = await self.seg.preview(node, request.sample_size or 10)
+        preview = await handlers.preview_segment(self.deps, node, request.sample_size or 10)
         return pb.PreviewSegmentResponse(
-            estimated_count=count,
-            sample_customer_ids=sample,
+            estimated_count=preview.count,
+            sample_customer_ids=preview.sample,
             exact=True,
-            kind=enum(pb.SegmentKind, f"SEGMENT_KIND_{kind}"),
+            kind=enum(pb.SegmentKind, f"SEGMENT_KIND_{preview.kind}"),
         )
 
     async def GetMemberships(
         self, request: pb.GetMembershipsRequest, _ctx: Any
     ) -> pb.GetMembershipsResponse:
         customer_id = await self._customer(request, "customer")
-        segments = await self.seg.engine.memberships(customer_id)
+        segments = await handlers.get_memberships(self.deps, customer_id)
         return pb.GetMembershipsResponse(segment_ids=segments, customer_id=customer_id)
 
     async def EvaluateSegments(
@@ -243,12 +212,8 @@ class SegmentationServicer:
     ) -> pb.EvaluateSegmentsResponse:
         customer_id = await self._customer(request, "customer")
         ids = self._ids(request.segment_ids, "segment_ids")
-        context = (
-            context_facts(request.context, self.seg.clock())
-            if request.HasField("context")
-            else None
-        )
-        matched, unknown = await self.seg.evaluate_segments(customer_id, context, ids)
+        context = self._context(request)
+        matched, unknown = await handlers.evaluate_segments(self.deps, customer_id, context, ids)
         return pb.EvaluateSegmentsResponse(
             segment_ids=matched, customer_id=customer_id, unknown_segment_ids=unknown
         )
@@ -264,18 +229,8 @@ class SegmentationServicer:
         nodes = await self._parse_all(
             [(c, f"conditions[{i}]") for i, c in enumerate(request.conditions)], "conditions"
         )
-        context = (
-            context_facts(request.context, self.seg.clock())
-            if request.HasField("context")
-            else None
-        )
-        if context is None:
-            for i, node in enumerate(nodes):
-                if reads_of(node).contextual:
-                    raise InvalidArgument(
-                        f"conditions[{i}]", "reads the request context: send a context"
-                    )
-        matched = await self.seg.evaluate_conditions(customer_id, context, nodes)
+        context = self._context(request)
+        matched = await handlers.evaluate_conditions(self.deps, customer_id, context, nodes)
         return pb.EvaluateConditionsResponse(matched=matched, customer_id=customer_id)
 
     async def ListMembers(
@@ -285,7 +240,7 @@ class SegmentationServicer:
         size = page_size(request.page_size)
         scope = f"members:{segment_id}"
         after = _cursor(request.page_token, scope)
-        record, ids = await self.seg.list_members(segment_id, after, size + 1)
+        record, ids = await handlers.list_members(self.deps, segment_id, after, size + 1)
         more = len(ids) > size
         ids = ids[:size]
         token = encode_page_token(ids[-1], scope) if more else ""
@@ -317,18 +272,11 @@ class SegmentationServicer:
         self, request: pb.RecomputeRfmRequest, _ctx: Any
     ) -> pb.RecomputeRfmResponse:
         as_of = _seconds(request.as_of, "as_of") if request.HasField("as_of") else None
-        result = await self.seg.recompute_rfm(as_of)
+        result = await handlers.recompute_rfm(self.deps, as_of)
         computed = Timestamp()
-        computed.FromNanoseconds(int((as_of or self.seg.clock()) * 1e9))
-        bounds = pb.RfmBounds(
-            recency_days=[int(v) for v in result.recency_cuts],
-            frequency=[int(v) for v in result.frequency_cuts],
-            monetary=[
-                common_pb2.Money(units_micros=round(v * 1_000_000)) for v in result.monetary_cuts
-            ],
-        )
+        computed.FromNanoseconds(int((as_of or self.deps.clock()) * 1e9))
         return pb.RecomputeRfmResponse(
-            scored_customers=len(result.scores), computed_at=computed, bounds=bounds
+            scored_customers=len(result.scores), computed_at=computed, bounds=rfm_bounds(result)
         )
 
     async def ListSegmentTemplates(
@@ -345,6 +293,11 @@ class SegmentationServicer:
                 for t in TEMPLATES.values()
             ]
         )
+
+    def _context(self, request: Any) -> ContextFacts | None:
+        if not request.HasField("context"):
+            return None
+        return context_facts(request.context, self.deps.clock())
 
     async def _customer(self, request: Any, field: str) -> str:
         if not request.HasField(field):
@@ -375,10 +328,12 @@ def _given(segment: pb.Segment, path: str) -> bool:
     return bool(getattr(segment, path))
 
 
-def segmentation_service(seg: Segmentation, bus: EventBus, resolve: ResolveCustomer) -> RpcService:
+def segmentation_service(
+    deps: SegmentationDeps, bus: EventBus, resolve: ResolveCustomer
+) -> RpcService:
     return RpcService(
         descriptor=pb.DESCRIPTOR.services_by_name["SegmentationService"],
-        servicer=SegmentationServicer(seg, bus, resolve),
+        servicer=SegmentationServicer(deps, bus, resolve),
         scopes=SCOPES,
         short_name="segmentation",
     )

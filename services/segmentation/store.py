@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import ColumnElement
 
 from libs.db import among, pairs_among
+from services.segmentation.conditions import Node, to_sql
 from services.segmentation.facts import CustomerFacts, FactEvent
 from services.segmentation.models import (
     CatalogRow,
@@ -29,9 +30,10 @@ from services.segmentation.models import (
     SegProfileRow,
     TombstoneRow,
 )
+from services.segmentation.ports import SegmentationUnitOfWork
 from services.segmentation.records import MembershipChange, SegmentRecord
 
-__all__ = ["Conflict", "SegStore"]
+__all__ = ["Conflict", "SegStore", "sql_of"]
 
 CHUNK = 500
 PROFILE_COLUMNS = (
@@ -133,6 +135,17 @@ def event_of(row: Any) -> FactEvent:
     )
 
 
+def _stored_members(segment_id: str) -> ColumnElement[bool]:
+    return SegProfileRow.customer_id.in_(
+        select(MembershipRow.customer_id).where(MembershipRow.segment_id == segment_id)
+    )
+
+
+def sql_of(node: Node, now: float) -> ColumnElement[bool]:
+    """A condition over seg_profiles; referenced segments are read from their stored members."""
+    return to_sql(node, now, _stored_members)
+
+
 def record_of(row: SegmentRow) -> SegmentRecord:
     return SegmentRecord(
         segment_id=row.segment_id,
@@ -151,7 +164,7 @@ def record_of(row: SegmentRow) -> SegmentRecord:
     )
 
 
-class SegStore:
+class SegStore(SegmentationUnitOfWork):
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
@@ -581,14 +594,13 @@ class SegStore:
 
     # ------------------------------------------------------------ set-wise
 
-    async def matching(self, condition: ColumnElement[bool]) -> set[str]:
-        rows = await self.s.scalars(select(SegProfileRow.customer_id).where(condition))
+    async def matching(self, node: Node, now: float) -> set[str]:
+        rows = await self.s.scalars(select(SegProfileRow.customer_id).where(sql_of(node, now)))
         return set(rows)
 
-    async def insert_matching(
-        self, segment_id: str, condition: ColumnElement[bool], since: float
-    ) -> int:
+    async def insert_matching(self, segment_id: str, node: Node, now: float) -> int:
         """INSERT ... SELECT the matching customers as members (a first build)."""
+        condition, since = sql_of(node, now), now
         members = cast(Table, MembershipRow.__table__)
         profiles = cast(Table, SegProfileRow.__table__)
         source = select(
@@ -601,16 +613,16 @@ class SegStore:
         result = await self.s.execute(statement.on_conflict_do_nothing())
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
-    async def count_matching(self, condition: ColumnElement[bool]) -> int:
+    async def count_matching(self, node: Node, now: float) -> int:
         count = await self.s.scalar(
-            select(func.count()).select_from(SegProfileRow).where(condition)
+            select(func.count()).select_from(SegProfileRow).where(sql_of(node, now))
         )
         return int(count or 0)
 
-    async def sample_matching(self, condition: ColumnElement[bool], size: int) -> list[str]:
+    async def sample_matching(self, node: Node, now: float, size: int) -> list[str]:
         rows = await self.s.scalars(
             select(SegProfileRow.customer_id)
-            .where(condition)
+            .where(sql_of(node, now))
             .order_by(SegProfileRow.customer_id)
             .limit(size)
         )

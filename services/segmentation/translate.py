@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from backcrm.common.v1 import common_pb2
@@ -12,20 +13,25 @@ from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
 from google.protobuf.json_format import MessageToDict
 
 from libs.bus.envelope import new_envelope
+from libs.errors import InvalidArgument
 from libs.protoutil import enum, seconds_of, short_name, ts
+from services.segmentation.conditions import MAX_NODES, Node, count_nodes, parse_condition
 from services.segmentation.engine import ProfileUpdate
 from services.segmentation.facts import CartItem, ContextFacts, CustomerFacts, FactEvent
 from services.segmentation.records import MembershipChange, SegmentRecord
 from services.segmentation.rfm import RfmResult
 
 __all__ = [
+    "MAX_REQUEST_NODES",
     "TOPIC_MEMBERSHIP",
     "TOPIC_SEGMENTS",
+    "conditions_in",
     "context_facts",
     "encode_membership_change",
     "encode_segment_change",
     "membership_change_proto",
     "profile_update",
+    "rfm_bounds",
     "segment_proto",
 ]
 
@@ -33,6 +39,39 @@ TOPIC_MEMBERSHIP = "segmentation.membership"
 TOPIC_RFM = "segmentation.rfm"
 TOPIC_SEGMENTS = "segmentation.segments"
 MICROS = 1_000_000
+# Condition nodes one request may hold across all its conditions (each is also capped at
+# MAX_NODES): five maximal trees, or 100 conditions of 50 nodes. Parsing costs about 20 µs a
+# node, so this bounds the work one call can ask for.
+MAX_REQUEST_NODES = 5 * MAX_NODES
+# Trees bigger than this (a few milliseconds of work) are parsed in a worker thread, so one
+# request never holds up every other call of the process.
+OFF_LOOP_NODES = 200
+
+
+async def conditions_in(
+    conditions: Sequence[tuple[condition_pb2.Condition, str]],
+    field: str,
+    segment_exists: Callable[[str], bool],
+) -> list[Node]:
+    """Parse a request's conditions (each with the field naming it) within its node budget:
+    InvalidArgument naming `field` when the request holds more than MAX_REQUEST_NODES; big
+    ones off the event loop."""
+    total = 0
+    for condition, where in conditions:
+        # Counting stops at the first tree past the budget: an oversized request costs
+        # at most MAX_REQUEST_NODES + MAX_NODES steps, however many nodes it holds.
+        total += count_nodes(condition, where)
+        if total > MAX_REQUEST_NODES:
+            raise InvalidArgument(
+                field, f"the request holds more than {MAX_REQUEST_NODES} condition nodes"
+            )
+
+    def parse() -> list[Node]:
+        return [parse_condition(c, where, segment_exists=segment_exists) for c, where in conditions]
+
+    if total > OFF_LOOP_NODES:
+        return await asyncio.to_thread(parse)
+    return parse()
 
 
 def facts_of_profile(profile: profile_pb.Profile) -> CustomerFacts:

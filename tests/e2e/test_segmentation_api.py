@@ -325,7 +325,7 @@ async def test_replayed_profile_change_does_not_enter_twice(suite: Suite) -> Non
             break
         await asyncio.sleep(0.05)
     await sub.stop()
-    engine = suite.segmentation.seg.engine
+    engine = suite.segmentation.deps.engine
     from backcrm.profile.v1.profile_service_pb2 import ProfileChanged
 
     from libs.bus.envelope import unpack
@@ -333,7 +333,7 @@ async def test_replayed_profile_change_does_not_enter_twice(suite: Suite) -> Non
 
     update = profile_update(unpack(captured[0], ProfileChanged))  # type: ignore[arg-type]
     await _settled(suite)
-    assert await engine.on_profile_changed(update) == []  # the redelivery changes nothing
+    assert await engine.on_profile_changes([update]) == []  # the redelivery changes nothing
     members = await seg.ListMembers(pb.ListMembersRequest(segment_id=segment.segment_id))
     assert len(members.customer_ids) == 1
 
@@ -425,7 +425,7 @@ def _wide(nodes: int) -> c.Condition:
 
 async def test_evaluate_conditions_has_a_node_budget_per_request(suite: Suite) -> None:
     from services.segmentation.conditions import MAX_NODES
-    from services.segmentation.entrypoint import MAX_REQUEST_NODES
+    from services.segmentation.translate import MAX_REQUEST_NODES
 
     seg = suite.client("reader").segmentation
     who = common_pb2.CustomerRef(customer_id=uuid.uuid4().hex)

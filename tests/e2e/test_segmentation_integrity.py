@@ -24,6 +24,8 @@ from sqlalchemy import func, select
 
 from libs.bus.envelope import new_envelope
 from libs.protoutil import ts
+from services.segmentation import consumers
+from services.segmentation.engine import Engine
 from services.segmentation.models import (
     DueRow,
     MembershipLogRow,
@@ -175,11 +177,11 @@ async def _members(suite: Suite, segment_id: str) -> set[str]:
 async def test_erasure_wins_over_changes_delivered_in_any_order(suite: Suite) -> None:
     city = f"Leeds-{uid()[:8]}"
     segment_id = await _segment(suite, "Leeds", _city(city))
-    app = suite.segmentation
+    engine = suite.segmentation.deps.engine
     deliveries: dict[str, Callable[[EventEnvelope], Awaitable[None]]] = {
-        "upsert": lambda e: app._on_changed([e]),
-        "track": lambda e: app._on_changed([e]),
-        "delete": app._on_deleted,
+        "upsert": lambda e: consumers.on_changed(engine, [e]),
+        "track": lambda e: consumers.on_changed(engine, [e]),
+        "delete": lambda e: consumers.on_deleted(engine, e),
     }
     orders = list(itertools.permutations(deliveries))
     for order in orders:
@@ -206,13 +208,12 @@ async def test_erasure_racing_changes_leaves_nothing(suite: Suite) -> None:
     redelivery): whichever runs first, nothing of the customer is left."""
     city = f"York-{uid()[:8]}"
     await _segment(suite, "York", _city(city))
-    engine = suite.segmentation.seg.engine
-    app = suite.segmentation
+    engine = suite.segmentation.deps.engine
     survivors = []
     for trial in range(TRIALS):
         customer_id = uid()
         changes = [_changed(customer_id, v, city, [_view("tea")]) for v in (1, 2, 3)]
-        jobs: list[Awaitable[object]] = [app._on_changed([e]) for e in changes]
+        jobs: list[Awaitable[object]] = [consumers.on_changed(engine, [e]) for e in changes]
         jobs.insert(trial % 4, engine.on_profile_deleted(customer_id))
         await asyncio.gather(*jobs)
         rows = await _rows(suite, customer_id)
@@ -224,12 +225,12 @@ async def test_erasure_racing_changes_leaves_nothing(suite: Suite) -> None:
 async def test_erasure_erases_the_membership_log_and_announces_left(suite: Suite) -> None:
     city = f"Hull-{uid()[:8]}"
     segment_id = await _segment(suite, "Hull", _city(city))
-    app = suite.segmentation
+    engine = suite.segmentation.deps.engine
     customer_id = uid()
-    await app._on_changed([_changed(customer_id, 1, city)])
+    await consumers.on_changed(engine, [_changed(customer_id, 1, city)])
     assert customer_id in await _members(suite, segment_id)
     assert (await _rows(suite, customer_id))["seg_membership_log"] == 1
-    changes = await app.seg.engine.on_profile_deleted(customer_id)
+    changes = await engine.on_profile_deleted(customer_id)
     assert [(ch.segment_id, ch.change) for ch in changes] == [(segment_id, "LEFT")]
     assert not any((await _rows(suite, customer_id)).values())
 
@@ -237,18 +238,18 @@ async def test_erasure_erases_the_membership_log_and_announces_left(suite: Suite
 # ---------------------------------------------------------------- stitching
 
 
-async def _in_order(app: object, steps: Sequence[tuple[str, EventEnvelope]]) -> None:
+async def _in_order(engine: Engine, steps: Sequence[tuple[str, EventEnvelope]]) -> None:
     for kind, envelope in steps:
         if kind == "changed":
-            await app._on_changed([envelope])  # type: ignore[attr-defined]
+            await consumers.on_changed(engine, [envelope])
         else:
-            await app._on_merged(envelope)  # type: ignore[attr-defined]
+            await consumers.on_merged(engine, envelope)
 
 
 async def test_merge_keeps_the_anonymous_behaviour_in_any_order(suite: Suite) -> None:
     category = f"shoes-{uid()[:8]}"
     segment_id = await _segment(suite, "Viewed shoes 3 times", _viewed(category, 3))
-    app = suite.segmentation
+    engine = suite.segmentation.deps.engine
     for permutation in itertools.permutations(("source", "merged", "target")):
         source, target = uid(), uid()
         # the cookie's three views, the stitch, and the target's snapshot after it ("*")
@@ -258,8 +259,8 @@ async def test_merge_keeps_the_anonymous_behaviour_in_any_order(suite: Suite) ->
             "target": ("changed", _changed(target, 2, "", paths=["*"])),
         }
         steps = [messages[k] for k in permutation]
-        await _in_order(app, steps)
-        await _in_order(app, steps)  # redelivery
+        await _in_order(engine, steps)
+        await _in_order(engine, steps)  # redelivery
         assert await _members(suite, segment_id) >= {target}, permutation
         assert source not in await _members(suite, segment_id), permutation
         assert await _events_of(suite, target) == 3, permutation
@@ -270,12 +271,12 @@ async def test_merge_keeps_the_anonymous_behaviour_in_any_order(suite: Suite) ->
 
 
 async def test_a_merge_into_an_erased_customer_erases_the_source(suite: Suite) -> None:
-    app = suite.segmentation
+    engine = suite.segmentation.deps.engine
     source, target = uid(), uid()
-    await app._on_changed([_changed(source, 1, "", [_view("x")])])
-    await app._on_deleted(_deleted(target))
-    await app._on_merged(_merged(source, target))
-    await app._on_changed([_changed(source, 2, "", [_view("x")])])
+    await consumers.on_changed(engine, [_changed(source, 1, "", [_view("x")])])
+    await consumers.on_deleted(engine, _deleted(target))
+    await consumers.on_merged(engine, _merged(source, target))
+    await consumers.on_changed(engine, [_changed(source, 2, "", [_view("x")])])
     for who in (source, target):
         assert not any((await _rows(suite, who)).values())
         assert await _tombstone(suite, who) == (True, None)

@@ -28,8 +28,9 @@ from libs.db.migrate import upgrade
 from libs.runtime import Resources
 from services.profile.app import ProfileApp
 from services.profile.importer import import_orders
-from services.segmentation.app import SegmentationApp, decode
-from services.segmentation.conditions import Node
+from services.segmentation import handlers
+from services.segmentation.app import SegmentationApp
+from services.segmentation.conditions import Node, decode_condition
 from services.segmentation.models import SegProfileRow
 from services.segmentation.templates import TEMPLATES, template_condition
 
@@ -110,14 +111,15 @@ async def test_rfm_scores_of_the_real_file(resources: Resources) -> None:
     await segmentation.start()
     try:
         templates = {
-            key: await segmentation.seg.create(
+            key: await handlers.create_segment(
+                segmentation.deps,
                 key, "", template_condition(key).SerializeToString(), _template_node(key), key
             )
             for key in TEMPLATES
         }
         await import_orders(resources, DATA, progress=False, drain_outbox=True)
         await _projection_complete(resources, expected_orders=_orders_total(DATA))
-        result = await segmentation.seg.recompute_rfm(AS_OF)
+        result = await handlers.recompute_rfm(segmentation.deps, AS_OF)
         scored = {c: (r, f, m) for c, r, f, m in result.scores}
         ids = await _external_ids(resources)
         got = {ids[c]: s for c, s in scored.items()}
@@ -139,7 +141,7 @@ async def test_rfm_scores_of_the_real_file(resources: Resources) -> None:
                     for o in t.unless
                 )
             )
-            stored = await segmentation.seg.get(record.segment_id)
+            stored = await handlers.get_segment(segmentation.deps, record.segment_id)
             print(f"RFM segment {t.name}: {stored.member_count}")
             assert stored.member_count == want, key
     finally:
@@ -148,7 +150,7 @@ async def test_rfm_scores_of_the_real_file(resources: Resources) -> None:
 
 
 def _template_node(key: str) -> Node:
-    return decode(template_condition(key).SerializeToString())
+    return decode_condition(template_condition(key).SerializeToString())
 
 
 def _orders_total(path: Path) -> int:

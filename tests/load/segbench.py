@@ -657,40 +657,43 @@ def _build_app(settings: Settings) -> Any:
     return SegmentationApp.build(Resources.open(settings), no_resolve)
 
 
-async def _create_all(seg: Any, defs: Sequence[tuple[str, cpb.Condition]]) -> list[Any]:
-    from services.segmentation.app import decode
+async def _create_all(deps: Any, defs: Sequence[tuple[str, cpb.Condition]]) -> list[Any]:
+    from services.segmentation.conditions import decode_condition
+    from services.segmentation.handlers import create_segment
 
     records = []
     for name, condition in defs:
         body = condition.SerializeToString()
-        records.append(await seg.create(name, "", body, decode(body)))
+        records.append(await create_segment(deps, name, "", body, decode_condition(body)))
     return records
 
 
 async def _time_builds(settings: Settings, customers: int, events: int, load: float) -> BuildResult:
+    from services.segmentation.handlers import get_segment, reload_catalog
+
     app = _build_app(settings)
-    seg = app.seg
+    deps = app.deps
     try:
-        await seg.reload()
+        await reload_catalog(deps)
         created: dict[str, float] = {}
         finished: dict[str, float] = {}
         t0 = time.perf_counter()
-        records = await _create_all(seg, typical_segments())
+        records = await _create_all(deps, typical_segments())
         for record in records:
             created[record.segment_id] = t0
-            task = seg.builds.get(record.segment_id)
+            task = deps.builds.running.get(record.segment_id)
             if task is not None:
                 task.add_done_callback(
                     lambda _t, s=record.segment_id: finished.__setitem__(s, time.perf_counter())
                 )
-        outcomes = await asyncio.gather(*seg.builds.values(), return_exceptions=True)
+        outcomes = await asyncio.gather(*deps.builds.running.values(), return_exceptions=True)
         total = time.perf_counter() - t0
         result = BuildResult(customers, events, load, total)
         failed = [repr(o) for o in outcomes if isinstance(o, BaseException)]
         if failed:
             result.note = f"{len(failed)} builds failed, first: {failed[0][:200]};"
         for record in records:
-            stored = await seg.get(record.segment_id)
+            stored = await get_segment(deps, record.segment_id)
             seconds = finished.get(record.segment_id, t0) - t0
             result.segments.append((record.name, stored.kind, seconds, stored.member_count))
             if stored.state != "READY":
@@ -763,18 +766,20 @@ def _updates(round_no: int, customers: int) -> list[Any]:
 
 
 async def _time_updates(settings: Settings, segments: int, updates: int) -> CostResult:
+    from services.segmentation.handlers import reload_catalog
+
     app = _build_app(settings)
-    seg = app.seg
+    deps = app.deps
     try:
-        await seg.reload()
-        await _create_all(seg, _readers() + _others(segments - len(_readers())))
-        await asyncio.gather(*seg.builds.values())
-        affected = len(seg.catalog.affected((TARGET_PATH,), ("SEARCH",)))
+        await reload_catalog(deps)
+        await _create_all(deps, _readers() + _others(segments - len(_readers())))
+        await asyncio.gather(*deps.builds.running.values())
+        affected = len(deps.catalogs.catalog.affected((TARGET_PATH,), ("SEARCH",)))
         customers = updates // 2
-        await _apply(seg.engine, _updates(1, customers))  # first sight: not measured
+        await _apply(deps.engine, _updates(1, customers))  # first sight: not measured
         started = time.perf_counter()
         for round_no in (2, 3):
-            await _apply(seg.engine, _updates(round_no, customers))
+            await _apply(deps.engine, _updates(round_no, customers))
         seconds = time.perf_counter() - started
     finally:
         await app.resources.close()

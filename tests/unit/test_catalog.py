@@ -6,7 +6,6 @@ from backcrm.profile.v1 import profile_service_pb2 as ppb
 from backcrm.segmentation.v1 import condition_pb2 as c
 from google.protobuf import duration_pb2, struct_pb2
 
-from services.segmentation.app import decode, window_of
 from services.segmentation.catalog import Catalog
 from services.segmentation.records import SegmentRecord
 
@@ -61,9 +60,7 @@ def catalog() -> Catalog:
             record("viewers", views("tv", 86_400)),
             record("leeds_books", nested),
             record("mobile", mobile, kind="CONTEXTUAL"),
-        ],
-        decode,
-        window_of,
+        ]
     )
 
 

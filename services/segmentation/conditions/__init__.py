@@ -1,8 +1,10 @@
 """The condition engine: the Condition tree is data, never code.
 
     parse_condition(proto, field) -> Node     validate a Condition into the AST (parse.py)
+    decode_condition(bytes) -> Node           a stored (already validated) condition
     to_proto(node) -> Condition               and back
     kind_of / reads_of / segment_refs         what a tree is and what it reads (ast.py)
+    window_of(node)                           its longest event window
     evaluate(node, facts, events, ...)        one customer, with next_change_at (evaluate.py)
     to_sql(node, now, segment_sql)            every customer at once, as SQL (sql.py)
 
@@ -24,12 +26,14 @@ from services.segmentation.conditions.ast import (
     kind_of,
     reads_of,
     segment_refs,
+    window_of,
 )
 from services.segmentation.conditions.evaluate import Verdict, evaluate
 from services.segmentation.conditions.parse import (
     MAX_DEPTH,
     MAX_NODES,
     count_nodes,
+    decode_condition,
     parse_condition,
     to_proto,
 )
@@ -47,6 +51,7 @@ __all__ = [
     "SegmentRef",
     "Verdict",
     "count_nodes",
+    "decode_condition",
     "evaluate",
     "fields",
     "kind_of",
@@ -55,4 +60,5 @@ __all__ = [
     "segment_refs",
     "to_proto",
     "to_sql",
+    "window_of",
 ]

@@ -34,6 +34,7 @@ __all__ = [
     "reads_of",
     "segment_refs",
     "walk",
+    "window_of",
 ]
 
 GroupOp: TypeAlias = Literal["all_of", "any_of", "none_of"]
@@ -155,3 +156,14 @@ def reads_of(node: Node) -> Reads:
 
 def segment_refs(node: Node) -> set[str]:
     return {n.segment_id for n in walk(node) if isinstance(n, SegmentRef)}
+
+
+def window_of(node: Node) -> float | None:
+    """The longest event window in the tree (None when some event condition reads all history)."""
+    windows: list[float] = []
+    for n in walk(node):
+        if isinstance(n, EventCond):
+            if not n.within_seconds:
+                return None
+            windows.append(n.within_seconds)
+    return max(windows, default=0.0)

@@ -49,6 +49,7 @@ __all__ = [
     "MAX_TOTAL_LIST_ITEMS",
     "MAX_WITHIN_SECONDS",
     "count_nodes",
+    "decode_condition",
     "format_timestamp",
     "parse_condition",
     "parse_timestamp",
@@ -90,6 +91,11 @@ def parse_condition(
     """The validated AST of `condition`; `field` names it in errors ("segment.condition")."""
     count_nodes(condition, field)
     return _Parser(segment_exists).node(condition, field, 1)
+
+
+def decode_condition(condition: bytes) -> Node:
+    """A stored condition (serialized as the caller sent it, validated then) back as its AST."""
+    return parse_condition(condition_pb2.Condition.FromString(condition), "condition")
 
 
 def count_nodes(root: condition_pb2.Condition, field: str, limit: int = MAX_NODES) -> int:

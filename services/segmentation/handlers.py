@@ -1,0 +1,465 @@
+"""Segmentation use cases: segments, previews, membership reads and request-time evaluation.
+
+Plain async functions over `SegmentationDeps`: the unit-of-work port, the catalogue holder,
+the engine (incremental memberships), the builder (set-wise) and the clock. They never import
+grpc or generated code: conditions arrive parsed (the entrypoint validates and translates
+them), records leave as domain values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+from libs.cache.port import Cache, CacheUnavailable
+from libs.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.segmentation.build import BuildQueue, Builder
+from services.segmentation.catalog import Entry
+from services.segmentation.conditions import (
+    Node,
+    decode_condition,
+    evaluate,
+    kind_of,
+    reads_of,
+    segment_refs,
+)
+from services.segmentation.conditions.ast import walk
+from services.segmentation.definitions import CATALOG_MAX_AGE, CatalogHolder, EncodeSegmentChange
+from services.segmentation.engine import FACTS_TTL, Engine, facts_key
+from services.segmentation.facts import ContextFacts, CustomerFacts, FactEvent
+from services.segmentation.ports import SegmentationUnitOfWork
+from services.segmentation.records import SegmentRecord
+from services.segmentation.rfm import RfmResult, score_population
+
+__all__ = [
+    "EncodeRfm",
+    "Preview",
+    "SegmentationDeps",
+    "create_segment",
+    "delete_segment",
+    "evaluate_conditions",
+    "evaluate_segments",
+    "get_memberships",
+    "get_segment",
+    "list_members",
+    "list_segments",
+    "preview_segment",
+    "recompute_rfm",
+    "refresh_catalog",
+    "reload_catalog",
+    "resume_builds",
+    "update_segment",
+]
+
+RFM_CHUNK = 1000  # scores per RfmScored message
+# Condition nodes times events beyond which request-time evaluation leaves the event loop.
+HEAVY_EVALUATION = 50_000
+# (scores chunk, as of, result) -> (topic, payload) for the profile service
+EncodeRfm = Callable[[Sequence[tuple[str, int, int, int]], float, RfmResult], tuple[str, bytes]]
+
+
+@dataclass
+class SegmentationDeps:
+    store: Callable[[], SegmentationUnitOfWork]
+    catalogs: CatalogHolder
+    engine: Engine
+    builder: Builder
+    builds: BuildQueue
+    cache: Cache
+    clock: Callable[[], float]
+    encode_rfm: EncodeRfm
+
+    @classmethod
+    def create(
+        cls,
+        store: Callable[[], SegmentationUnitOfWork],
+        cache: Cache,
+        clock: Callable[[], float],
+        *,
+        encode_segment: EncodeSegmentChange,
+        encode_rfm: EncodeRfm,
+    ) -> SegmentationDeps:
+        """The engine and the builder of one process, sharing its catalogue."""
+        catalogs = CatalogHolder(encode_change=encode_segment, clock=clock)
+        builder = Builder(store=store, catalogs=catalogs, cache=cache, clock=clock)
+        return cls(
+            store=store,
+            catalogs=catalogs,
+            engine=Engine(store=store, catalogs=catalogs, cache=cache, clock=clock),
+            builder=builder,
+            builds=BuildQueue(builder),
+            cache=cache,
+            clock=clock,
+            encode_rfm=encode_rfm,
+        )
+
+
+@dataclass(frozen=True)
+class Preview:
+    count: int
+    sample: list[str]
+    kind: str
+
+
+# ---------------------------------------------------------------- catalogue
+
+
+async def reload_catalog(deps: SegmentationDeps) -> None:
+    await refresh_catalog(deps, max_age=0.0)
+
+
+async def refresh_catalog(deps: SegmentationDeps, max_age: float = CATALOG_MAX_AGE) -> None:
+    """Reload the catalogue if another process changed it (its version moved); compares
+    at most every `max_age` seconds (the `segmentation.segments` event asks at once)."""
+    if not deps.catalogs.stale(max_age):
+        return
+    async with deps.store() as store:
+        await deps.catalogs.current_in(store, hold=False)
+
+
+def _check_refs(deps: SegmentationDeps, node: Node) -> None:
+    for ref in sorted(segment_refs(node)):
+        if not deps.catalogs.exists(ref):
+            raise InvalidArgument("segment.condition", f"names no segment: {ref}")
+
+
+def _check_cycle(deps: SegmentationDeps, segment_id: str, node: Node) -> None:
+    # A reference path back to the segment itself would never settle.
+    todo, seen = list(segment_refs(node)), set()
+    while todo:
+        ref = todo.pop()
+        if ref == segment_id:
+            raise InvalidArgument("segment.condition", f"references form a cycle through {ref}")
+        if ref in seen:
+            continue
+        seen.add(ref)
+        entry = deps.catalogs.catalog.entries.get(ref)
+        if entry is not None:
+            todo.extend(entry.reads.segments)
+
+
+def _reads_json(node: Node) -> dict[str, object]:
+    reads = reads_of(node)
+    return {
+        "paths": sorted(reads.paths),
+        "event_types": sorted(reads.event_types),
+        "segments": sorted(reads.segments),
+        "time_dependent": reads.time_dependent,
+        "contextual": reads.contextual,
+    }
+
+
+def _not_found(segment_id: str) -> NotFound:
+    return NotFound(f"segment {segment_id!r} not found", reason="SEGMENT_NOT_FOUND")
+
+
+# ---------------------------------------------------------------- segments
+
+
+async def create_segment(
+    deps: SegmentationDeps,
+    name: str,
+    description: str,
+    condition: bytes,
+    node: Node,
+    template: str = "",
+) -> SegmentRecord:
+    now = deps.clock()
+    catalogs = deps.catalogs
+    async with deps.store() as store:
+        version = await catalogs.open_change(store)
+        _check_refs(deps, node)
+        kind = kind_of(node, catalogs.segment_kind)
+        record = SegmentRecord(
+            segment_id=uuid.uuid4().hex,
+            name=name,
+            description=description,
+            condition=condition,
+            kind=kind,
+            state="BUILDING" if kind == "BEHAVIORAL" else "READY",
+            created_at=now,
+            updated_at=now,
+            reads=_reads_json(node),
+            template=template,
+        )
+        await store.save_segment(record)
+        await catalogs.announce(store, record.segment_id, "CREATED", record)
+        await store.commit()
+    catalogs.committed(version, put=Entry.of(record, node))
+    if kind == "BEHAVIORAL":
+        deps.builds.start(record.segment_id, announce=False, reason="segment created")
+    return record
+
+
+async def update_segment(
+    deps: SegmentationDeps,
+    segment_id: str,
+    name: str | None,
+    description: str | None,
+    condition: bytes | None,
+    node: Node | None,
+) -> SegmentRecord:
+    catalogs = deps.catalogs
+    async with deps.store() as store:
+        version = await catalogs.open_change(store)
+        found = await store.segment(segment_id)
+        if found is None:
+            raise _not_found(segment_id)
+        record = found
+        record.updated_at = deps.clock()
+        if name is not None:
+            record.name = name
+        if description is not None:
+            record.description = description
+        rebuild = False
+        if condition is not None and node is not None and condition != record.condition:
+            _check_refs(deps, node)
+            _check_cycle(deps, segment_id, node)
+            record.condition = condition
+            record.kind = kind_of(node, catalogs.segment_kind)
+            record.reads = _reads_json(node)
+            record.template = ""
+            rebuild = record.kind == "BEHAVIORAL"
+            if rebuild:
+                record.state, record.build_progress = "BUILDING", 0.0
+        await store.save_segment(record)
+        if record.kind != "BEHAVIORAL":
+            # no precomputed members for segments that need a request's context
+            await store.clear_members(segment_id)
+        await catalogs.announce(store, segment_id, "UPDATED", record)
+        await store.commit()
+    node = node if node is not None else decode_condition(record.condition)
+    catalogs.committed(version, put=Entry.of(record, node))
+    if rebuild:
+        deps.builds.start(segment_id, announce=True, reason="segment updated")
+    return record
+
+
+async def delete_segment(deps: SegmentationDeps, segment_id: str) -> None:
+    catalogs = deps.catalogs
+    async with deps.store() as store:
+        version = await catalogs.open_change(store)
+        if await store.segment(segment_id) is None:
+            raise _not_found(segment_id)
+        users = sorted(catalogs.catalog.dependents(segment_id))
+        if users:
+            raise FailedPrecondition(
+                f"segment {segment_id} is referenced by {', '.join(users)}",
+                reason="SEGMENT_IN_USE",
+            )
+        deps.builds.cancel(segment_id)
+        await store.delete_segment(segment_id)
+        await catalogs.announce(store, segment_id, "DELETED", None)
+        await store.commit()
+    catalogs.committed(version, remove=segment_id)
+
+
+async def get_segment(deps: SegmentationDeps, segment_id: str) -> SegmentRecord:
+    async with deps.store() as store:
+        record = await store.segment(segment_id)
+    if record is None:
+        raise _not_found(segment_id)
+    return record
+
+
+async def list_segments(
+    deps: SegmentationDeps, after: str | None, limit: int, kind: str | None
+) -> list[SegmentRecord]:
+    async with deps.store() as store:
+        return await store.list_segments(after, limit, kind)
+
+
+async def resume_builds(deps: SegmentationDeps) -> None:
+    """Start again the builds a previous process left unfinished."""
+    for segment_id, entry in deps.catalogs.catalog.entries.items():
+        if entry.record.state == "BUILDING" and segment_id not in deps.builds.running:
+            deps.builds.start(segment_id, announce=False, reason="segment created")
+
+
+# ---------------------------------------------------------------- reads
+
+
+async def preview_segment(deps: SegmentationDeps, node: Node, sample_size: int) -> Preview:
+    kind = kind_of(node, deps.catalogs.segment_kind)
+    if kind != "BEHAVIORAL":
+        raise InvalidArgument(
+            "condition", "contextual conditions depend on a request; preview the behavioural part"
+        )
+    count, sample = await deps.builder.preview(node, sample_size)
+    return Preview(count, sample, kind)
+
+
+async def get_memberships(deps: SegmentationDeps, customer_id: str) -> list[str]:
+    """The behavioural segments the customer is in now."""
+    return await deps.engine.memberships(customer_id)
+
+
+async def list_members(
+    deps: SegmentationDeps, segment_id: str, after: str | None, limit: int
+) -> tuple[SegmentRecord, list[str]]:
+    record = await get_segment(deps, segment_id)
+    if record.kind != "BEHAVIORAL":
+        raise FailedPrecondition(
+            f"segment {segment_id} depends on the request context: it has no member list",
+            reason="CONTEXTUAL_SEGMENT",
+        )
+    async with deps.store() as store:
+        return record, await store.list_members(segment_id, after, limit)
+
+
+async def evaluate_segments(
+    deps: SegmentationDeps,
+    customer_id: str,
+    context: ContextFacts | None,
+    segment_ids: Sequence[str],
+) -> tuple[list[str], list[str]]:
+    """(matched, unknown): precomputed behavioural membership plus request-time evaluation
+    of contextual and combined segments against the context."""
+    await refresh_catalog(deps)
+    catalog = deps.catalogs.catalog
+    wanted = list(dict.fromkeys(segment_ids)) if segment_ids else sorted(catalog.entries)
+    unknown = [s for s in wanted if s not in catalog.entries]
+    known = [s for s in wanted if s in catalog.entries]
+    precomputed = set(await deps.engine.memberships(customer_id))
+    on_request = [s for s in known if not catalog.maintained(s)]
+    needs_request = catalog.with_refs(on_request, lambda s: not catalog.maintained(s))
+    if not needs_request:
+        return [s for s in known if s in precomputed], unknown
+    now = context.now if context is not None and context.now else deps.clock()
+    types, window = catalog.event_needs(needs_request, lambda s: not catalog.maintained(s))
+    facts, events = await _facts(
+        deps, customer_id, types, None if window is None else now - window
+    )
+    memo: dict[str, bool] = {}
+
+    def member(segment_id: str) -> bool:
+        if segment_id in memo:
+            return memo[segment_id]
+        if catalog.maintained(segment_id) or segment_id not in catalog.entries:
+            memo[segment_id] = segment_id in precomputed
+        else:
+            memo[segment_id] = False  # a cycle guard; references are acyclic by validation
+            node = catalog.entries[segment_id].node
+            reads = catalog.entries[segment_id].reads
+            if reads.contextual and context is None:
+                memo[segment_id] = False
+            else:
+                memo[segment_id] = evaluate(node, facts, events, context, now, member).matched
+        return memo[segment_id]
+
+    return [s for s in known if member(s)], unknown
+
+
+async def evaluate_conditions(
+    deps: SegmentationDeps, customer_id: str, context: ContextFacts | None, nodes: Sequence[Node]
+) -> list[bool]:
+    """Whether the customer matches each condition now (`conditions[i]` names the i-th)."""
+    if context is None:
+        for i, node in enumerate(nodes):
+            if reads_of(node).contextual:
+                raise InvalidArgument(
+                    f"conditions[{i}]", "reads the request context: send a context"
+                )
+    now = context.now if context is not None and context.now else deps.clock()
+    precomputed = set(await deps.engine.memberships(customer_id))
+    types: set[str] = set()
+    for node in nodes:
+        types |= set(reads_of(node).event_types)
+    facts, events = await _facts(deps, customer_id, types, None)
+
+    def run() -> list[bool]:
+        return [
+            evaluate(node, facts, events, context, now, precomputed.__contains__).matched
+            for node in nodes
+        ]
+
+    # Event conditions scan the customer's events: many nodes over a long history is
+    # work for a worker thread, not for the event loop every other call shares.
+    size = sum(1 for node in nodes for _ in walk(node))
+    if size * (1 + len(events)) > HEAVY_EVALUATION:
+        return await asyncio.to_thread(run)
+    return run()
+
+
+async def _facts(
+    deps: SegmentationDeps, customer_id: str, types: set[str], since: float | None
+) -> tuple[CustomerFacts, list[FactEvent]]:
+    """The customer's projection and events of `types` since `since`, cache first.
+
+    The cached bundle holds the facts and the events of the given types from a point in
+    time; a change of the customer evicts it (engine), so within its TTL it is complete.
+    """
+    bundle = await _cached_bundle(deps, customer_id)
+    if bundle is not None and types <= set(bundle["types"]):
+        start = bundle["since"]
+        if start is None or (since is not None and since >= start):
+            facts = CustomerFacts(**bundle["facts"]) if bundle["facts"] else None
+            events = [FactEvent(**e) for e in bundle["events"] if e["type"] in types]
+            if since is not None:
+                events = [e for e in events if e.occurred_at > since]
+            return facts or CustomerFacts(customer_id=customer_id), events
+    async with deps.store() as store:
+        facts = (await store.load_facts([customer_id])).get(customer_id)
+        events = (await store.load_events([customer_id], types, since)).get(customer_id, [])
+    with contextlib.suppress(CacheUnavailable):
+        await deps.cache.set(
+            facts_key(customer_id),
+            orjson.dumps(
+                {
+                    "facts": asdict(facts) if facts else None,
+                    "types": sorted(types),
+                    "since": since,
+                    "events": [asdict(e) for e in events],
+                }
+            ),
+            FACTS_TTL,
+        )
+    # An unknown customer is a customer with no profile data yet (e.g. a new cookie).
+    return facts or CustomerFacts(customer_id=customer_id), events
+
+
+async def _cached_bundle(deps: SegmentationDeps, customer_id: str) -> dict[str, Any] | None:
+    try:
+        raw = await deps.cache.get(facts_key(customer_id))
+    except CacheUnavailable:
+        return None
+    return orjson.loads(raw) if raw is not None else None  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------- RFM
+
+
+async def recompute_rfm(deps: SegmentationDeps, as_of: float | None) -> RfmResult:
+    """Score every customer who bought, publish the scores to the profile service, and
+    rebuild the segments that read them."""
+    now = as_of if as_of is not None else deps.clock()
+    async with deps.store() as store:
+        rows = await store.rfm_inputs()
+    result = score_population(rows, now)
+    async with deps.store() as store:
+        await store.set_rfm_scores(result.scores)
+        outbox = []
+        for start in range(0, len(result.scores), RFM_CHUNK):
+            chunk = result.scores[start : start + RFM_CHUNK]
+            topic, payload = deps.encode_rfm(chunk, now, result)
+            outbox.append((topic, payload, chunk[0][0]))
+        await store.emit(outbox)
+        await store.commit()
+    catalog = deps.catalogs.catalog
+    readers = [
+        s
+        for s, e in catalog.entries.items()
+        if e.record.kind == "BEHAVIORAL"
+        and any(p.endswith("_score") and p.startswith("rfm.") for p in e.reads.paths)
+    ]
+    for segment_id in catalog.ordered(catalog.with_dependents(readers)):
+        entry = catalog.entries[segment_id]
+        announce = entry.record.state == "READY"
+        await deps.builder.build(segment_id, announce=announce, reason="RFM scores recomputed")
+    return result
