@@ -48,5 +48,7 @@ async def subscribe(bus: EventBus, engine: Engine) -> list[Subscription]:
         await bus.subscribe(
             "profile.deleted", GROUP, consumer, functools.partial(on_deleted, engine)
         ),
-        await bus.subscribe("profile.merged", GROUP, consumer, functools.partial(on_merged, engine)),
+        await bus.subscribe(
+            "profile.merged", GROUP, consumer, functools.partial(on_merged, engine)
+        ),
     ]

@@ -163,7 +163,9 @@ class Engine:
         await self._forget_cached([customer_id])
         return changes
 
-    async def _erase(self, store: SegmentationUnitOfWork, customer_id: str, now: float) -> list[MembershipChange]:
+    async def _erase(
+        self, store: SegmentationUnitOfWork, customer_id: str, now: float
+    ) -> list[MembershipChange]:
         await store.retire(customer_id, now, None)
         segments = await store.forget_customer(customer_id)
         changes = [

@@ -19,7 +19,7 @@ import orjson
 
 from libs.cache.port import Cache, CacheUnavailable
 from libs.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.segmentation.build import BuildQueue, Builder
+from services.segmentation.build import Builder, BuildQueue
 from services.segmentation.catalog import Entry
 from services.segmentation.conditions import (
     Node,
@@ -333,9 +333,7 @@ async def evaluate_segments(
         return [s for s in known if s in precomputed], unknown
     now = context.now if context is not None and context.now else deps.clock()
     types, window = catalog.event_needs(needs_request, lambda s: not catalog.maintained(s))
-    facts, events = await _facts(
-        deps, customer_id, types, None if window is None else now - window
-    )
+    facts, events = await _facts(deps, customer_id, types, None if window is None else now - window)
     memo: dict[str, bool] = {}
 
     def member(segment_id: str) -> bool:

@@ -113,7 +113,11 @@ async def test_rfm_scores_of_the_real_file(resources: Resources) -> None:
         templates = {
             key: await handlers.create_segment(
                 segmentation.deps,
-                key, "", template_condition(key).SerializeToString(), _template_node(key), key
+                key,
+                "",
+                template_condition(key).SerializeToString(),
+                _template_node(key),
+                key,
             )
             for key in TEMPLATES
         }

@@ -13,7 +13,7 @@ from google.protobuf import duration_pb2, struct_pb2
 
 from libs.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.segmentation import handlers as h
-from services.segmentation.build import MAX_CONCURRENT_BUILDS, BuildQueue, Builder
+from services.segmentation.build import MAX_CONCURRENT_BUILDS, Builder, BuildQueue
 from services.segmentation.conditions import Node, decode_condition
 from services.segmentation.engine import ProfileUpdate
 from services.segmentation.facts import ContextFacts, CustomerFacts, FactEvent
@@ -116,7 +116,9 @@ class World:
             attributes={"city": city} if city else {},
         )
         events = tuple(
-            FactEvent(f"{customer_id}-{version}-{i}", customer_id, "PRODUCT_VIEW", "WEB", when, "tv")
+            FactEvent(
+                f"{customer_id}-{version}-{i}", customer_id, "PRODUCT_VIEW", "WEB", when, "tv"
+            )
             for i in range(views)
         )
         update = ProfileUpdate(
@@ -158,7 +160,7 @@ async def test_definitions_are_checked_against_the_catalogue() -> None:
     body, node = parsed(ref("nope"))
     with pytest.raises(InvalidArgument) as unknown:
         await h.create_segment(world.deps, "x", "", body, node)
-    assert unknown.value.field == "segment.condition"
+    assert unknown.value.violations[0][0] == "segment.condition"
     books = await world.segment("Books", BOOKS)
     fans = await world.segment("Fans", ref(books.segment_id))
     body, node = parsed(ref(fans.segment_id))
@@ -325,7 +327,7 @@ async def test_conditions_are_evaluated_for_one_customer() -> None:
     assert await h.evaluate_conditions(world.deps, "ann", None, nodes) == [True, False, True]
     with pytest.raises(InvalidArgument) as needs_context:
         await h.evaluate_conditions(world.deps, "ann", None, [nodes[0], parsed(mobile())[1]])
-    assert needs_context.value.field == "conditions[1]"
+    assert needs_context.value.violations[0][0] == "conditions[1]"
 
 
 # ---------------------------------------------------------------- RFM
