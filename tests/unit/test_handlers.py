@@ -659,6 +659,7 @@ async def test_forged_purchase_page_token_is_invalid_argument(
     """Tokens are not signed: a caller can build one, and a bad one must not be INTERNAL."""
     from backcrm.common.v1 import common_pb2
 
+    from libs.bus.memory import InProcessBus
     from libs.validation import encode_page_token
     from services.profile.entrypoint import ProfileServicer
 
@@ -667,7 +668,7 @@ async def test_forged_purchase_page_token_is_invalid_argument(
     request.page_token = encode_page_token(
         position, f"purchases:{request.customer.SerializeToString().hex()}"
     )
-    servicer = ProfileServicer(world.deps, bus=None)  # type: ignore[arg-type]
+    servicer = ProfileServicer(world.deps, bus=InProcessBus())
     with pytest.raises(InvalidArgument) as info:
         await servicer.ListPurchases(request, None)
     assert info.value.violations[0][0] == "page_token"
@@ -676,10 +677,11 @@ async def test_forged_purchase_page_token_is_invalid_argument(
 async def test_purchase_page_token_round_trips_through_the_entrypoint(world: World) -> None:
     from backcrm.common.v1 import common_pb2
 
+    from libs.bus.memory import InProcessBus
     from services.profile.entrypoint import ProfileServicer
 
     await world.track(*(purchase(f"p{i}", ANN, f"o{i}", 10, at=T0 + i) for i in range(3)))
-    servicer = ProfileServicer(world.deps, bus=None)  # type: ignore[arg-type]
+    servicer = ProfileServicer(world.deps, bus=InProcessBus())
     request = pb.ListPurchasesRequest(
         customer=common_pb2.CustomerRef(identity=common_pb2.Identity(type=1, value=ANN[1])),
         page_size=2,
