@@ -18,13 +18,13 @@ from backcrm.profile.v1 import profile_service_pb2 as profile_pb
 from backcrm.segmentation.v1 import condition_pb2
 from google.protobuf import field_mask_pb2
 
-from libs.bus.envelope import unpack
 from libs.bus.port import Subscription
 from libs.client import Client
 from libs.errors import InvalidArgument, NotFound, Unavailable
 from libs.outbox import OutboxRelay
 from libs.rpc.service import RpcService
-from libs.runtime import Resources
+from libs.runtime import Peers, Resources
+from libs.topics import PROFILE_CHANGED, PROFILE_DELETED, PROFILE_MERGED, SEGMENTATION_SEGMENTS
 from services.segmentation.build import Builder
 from services.segmentation.catalog import Catalog
 from services.segmentation.conditions import EventCond, Group, Node, parse_condition
@@ -34,7 +34,6 @@ from services.segmentation.models import SegOutboxRow
 from services.segmentation.service import Segmentation
 from services.segmentation.store import SegStore
 from services.segmentation.translate import (
-    TOPIC_SEGMENTS,
     encode_membership_change,
     encode_rfm,
     encode_segment_change,
@@ -77,10 +76,11 @@ class SegmentationApp:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    def build(
-        cls, resources: Resources, resolve: Callable[[common_pb2.CustomerRef, str], Awaitable[str]]
-    ) -> SegmentationApp:
+    def build(cls, resources: Resources, peers: Peers) -> SegmentationApp:
         settings = resources.settings
+
+        async def resolve(ref: common_pb2.CustomerRef, field_name: str) -> str:
+            return await profile_resolver(peers.client())(ref, field_name)
 
         async def evict(customer_ids: Sequence[str]) -> None:
             # Before a membership change goes out, its customers' cached memberships go: a
@@ -139,9 +139,9 @@ class SegmentationApp:
         bus = self.resources.bus
         consumer = f"{socket.gethostname()}-{os.getpid()}"
         self.subscriptions = [
-            await bus.subscribe_batch("profile.changed", GROUP, consumer, self._on_changed),
-            await bus.subscribe("profile.deleted", GROUP, consumer, self._on_deleted),
-            await bus.subscribe("profile.merged", GROUP, consumer, self._on_merged),
+            await bus.subscribe_batch(PROFILE_CHANGED.name, GROUP, consumer, self._on_changed),
+            await bus.subscribe(PROFILE_DELETED.name, GROUP, consumer, self._on_deleted),
+            await bus.subscribe(PROFILE_MERGED.name, GROUP, consumer, self._on_merged),
         ]
         self.relay.start()
         settings = self.resources.settings
@@ -175,23 +175,21 @@ class SegmentationApp:
         await self.relay.stop()
 
     async def _on_changed(self, envelopes: Sequence[EventEnvelope]) -> None:
-        updates = [profile_update(unpack(e, profile_pb.ProfileChanged)) for e in envelopes]
+        updates = [profile_update(PROFILE_CHANGED.unpack(e)) for e in envelopes]
         await self.seg.engine.on_profile_changes(updates)
 
     async def _on_deleted(self, envelope: EventEnvelope) -> None:
-        await self.seg.engine.on_profile_deleted(
-            unpack(envelope, profile_pb.ProfileDeleted).customer_id
-        )
+        await self.seg.engine.on_profile_deleted(PROFILE_DELETED.unpack(envelope).customer_id)
 
     async def _on_merged(self, envelope: EventEnvelope) -> None:
-        merged = unpack(envelope, profile_pb.ProfilesMerged)
+        merged = PROFILE_MERGED.unpack(envelope)
         await self.seg.engine.on_profiles_merged(
             merged.source_customer_id, merged.target_customer_id
         )
 
     async def _watch_catalog(self) -> None:
         while True:
-            tail = self.resources.bus.tail(TOPIC_SEGMENTS, internal=True)
+            tail = self.resources.bus.tail(SEGMENTATION_SEGMENTS.name, internal=True)
             try:
                 async for _ in tail:
                     await self.seg.refresh(max_age=0.0)

@@ -1,4 +1,5 @@
-"""Protobuf <-> segmentation's domain values (the only place that knows both)."""
+"""Protobuf <-> segmentation's domain values: profile changes in, segments, memberships and
+RFM scores out (the entrypoint's requests and responses, and the bus payloads)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,14 @@ from backcrm.segmentation.v1 import condition_pb2
 from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
 from google.protobuf.json_format import MessageToDict
 
-from libs.bus.envelope import new_envelope
 from libs.protoutil import enum, seconds_of, short_name, ts
+from libs.topics import SEGMENTATION_MEMBERSHIP, SEGMENTATION_RFM, SEGMENTATION_SEGMENTS
 from services.segmentation.engine import ProfileUpdate
 from services.segmentation.facts import CartItem, ContextFacts, CustomerFacts, FactEvent
 from services.segmentation.records import MembershipChange, SegmentRecord
 from services.segmentation.rfm import RfmResult
 
 __all__ = [
-    "TOPIC_MEMBERSHIP",
-    "TOPIC_SEGMENTS",
     "context_facts",
     "encode_membership_change",
     "encode_segment_change",
@@ -29,9 +28,6 @@ __all__ = [
     "segment_proto",
 ]
 
-TOPIC_MEMBERSHIP = "segmentation.membership"
-TOPIC_RFM = "segmentation.rfm"
-TOPIC_SEGMENTS = "segmentation.segments"
 MICROS = 1_000_000
 
 
@@ -158,8 +154,7 @@ def membership_change_proto(change: MembershipChange) -> pb.MembershipChange:
 
 
 def encode_membership_change(change: MembershipChange) -> tuple[str, bytes]:
-    envelope = new_envelope(membership_change_proto(change), "segmentation")
-    return TOPIC_MEMBERSHIP, envelope.SerializeToString()
+    return SEGMENTATION_MEMBERSHIP.outbox_row(membership_change_proto(change))
 
 
 def encode_segment_change(
@@ -172,7 +167,7 @@ def encode_segment_change(
     )
     if record is not None:
         message.segment.CopyFrom(segment_proto(record))
-    return TOPIC_SEGMENTS, new_envelope(message, "segmentation").SerializeToString()
+    return SEGMENTATION_SEGMENTS.outbox_row(message)
 
 
 def segment_proto(record: SegmentRecord) -> pb.Segment:
@@ -204,7 +199,7 @@ def encode_rfm(
         computed_at=ts(as_of),
         bounds=rfm_bounds(result),
     )
-    return TOPIC_RFM, new_envelope(message, "segmentation").SerializeToString()
+    return SEGMENTATION_RFM.outbox_row(message)
 
 
 def rfm_bounds(result: RfmResult) -> pb.RfmBounds:
