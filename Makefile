@@ -24,7 +24,7 @@ setup: $(STAMP) ## create .venv and install everything (pinned in pyproject.toml
 proto: $(STAMP) ## regenerate libs/gen from proto/
 	$(BIN)/python -m libs.protogen
 
-run: $(STAMP) ## migrate, load demo data and serve all five services on 127.0.0.1:50051 (embedded mode)
+run: $(STAMP) ## migrate, load demo data and serve every implemented service on 127.0.0.1:50051 (embedded)
 	$(BIN)/backcrm migrate
 	$(BIN)/backcrm seed --customers 200 --if-empty
 	$(BIN)/backcrm serve all --address $(ADDR) --demo

@@ -19,6 +19,7 @@ from libs.errors import InvalidArgument, PermissionDenied, Unauthenticated
 
 __all__ = [
     "ADMIN",
+    "ANONYMOUS_ADMIN",
     "Principal",
     "TokenRegistry",
     "add_token_to_file",

@@ -110,9 +110,5 @@ class Settings(BaseSettings):
         return self
 
     @cached_property
-    def embedded_db(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    @cached_property
     def embedded_bus(self) -> bool:
         return not self.redis_url

@@ -1,10 +1,16 @@
-"""The process-wide resources one or several services share: database, cache, bus."""
+"""What one process gives the services it serves, and what each service gives back.
+
+`Resources` (database, cache, bus) and `Peers` (a client to the other services) go in; an
+`App` (its gRPC service, its outbox relay, start and stop) comes out of every service's
+factory, `build(resources, peers)`, which `services/registry.py` lists by name.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -12,10 +18,13 @@ from libs.bus import make_bus
 from libs.bus.port import EventBus
 from libs.cache import make_cache
 from libs.cache.port import Cache
+from libs.client import Client
 from libs.config import Settings
 from libs.db import make_engine, make_sessionmaker, ping
+from libs.outbox import OutboxRelay
+from libs.rpc.service import RpcService
 
-__all__ = ["Resources"]
+__all__ = ["App", "AppFactory", "Peers", "Resources"]
 
 
 @dataclass
@@ -54,3 +63,48 @@ class Resources:
             "database": self.engine.url.render_as_string(hide_password=True),
             "cache_and_bus": "redis" if self.settings.redis_url else "in-process",
         }
+
+
+class Peers:
+    """How a service calls the other services of the suite (segmentation asks profile to
+    resolve identities), with the process's service token.
+
+    The client is made on first use: a service hosted in this process is reached on this
+    process's own port, known only once the server listens.
+    """
+
+    def __init__(self, settings: Settings, token: str, own_address: Callable[[], str]) -> None:
+        self._settings = settings
+        self._token = token
+        self._own_address = own_address
+        self._client: Client | None = None
+
+    def client(self) -> Client:
+        if self._client is None:
+            addresses = {"profile": self._settings.profile_address}
+            self._client = Client(
+                self._own_address(),
+                self._token,
+                addresses={name: a for name, a in addresses.items() if a},
+                deadline=5.0,
+            )
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+class App(Protocol):
+    """One service, built and wired: what the suite serves, starts and stops."""
+
+    rpc: RpcService
+    relay: OutboxRelay
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+AppFactory = Callable[[Resources, Peers], App]

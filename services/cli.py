@@ -1,4 +1,4 @@
-"""`backcrm`: serve, migrate, import, seed, token, call, bus. The composition root of the suite."""
+"""`backcrm`: serve, migrate, import, seed, token, call, bus: the command line of the suite."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from libs.config import Settings
 from libs.db.migrate import upgrade
 from libs.runtime import Resources
 from libs.telemetry import setup_logging, setup_telemetry
-from services.suite import IMPLEMENTED, Suite
+from services.registry import SERVICES
+from services.suite import Suite
 
 __all__ = ["main"]
 
 log = logging.getLogger("backcrm")
-PLANNED = ("ads", "recommend", "bonus")
 DEMO_SCOPES = ["admin"]
 
 
@@ -42,7 +42,7 @@ async def _serve(settings: Settings, which: str, address: str, demo: bool) -> No
     tokens = TokenRegistry.from_sources(settings.auth_tokens, settings.auth_tokens_file)
     if settings.auth_enabled and not len(tokens):
         log.warning("auth is on and no token is configured: every call will be UNAUTHENTICATED")
-    names = IMPLEMENTED if which == "all" else (which,)
+    names = tuple(SERVICES) if which == "all" else (which,)
     suite = Suite(settings, names, tokens)
     try:
         port = await suite.start(address)
@@ -81,21 +81,18 @@ Stop with Ctrl-C.
 
 
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    if args.service in PLANNED:
-        print(f"backcrm: the {args.service} service is not built yet", file=sys.stderr)
-        return 2
     asyncio.run(_serve(settings, args.service, args.address or settings.address, args.demo))
     return 0
 
 
 def _cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
-    upgrade(settings.database_url)
+    upgrade(settings.database_url, SERVICES)
     print(f"migrated {settings.database_url.split('@')[-1]}")
     return 0
 
 
 def _cmd_import(settings: Settings, args: argparse.Namespace) -> int:
-    from services.profile.importer import import_orders
+    from services.tools.importer import import_orders
 
     async def run() -> None:
         resources = Resources.open(settings)
@@ -110,7 +107,7 @@ def _cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
-    from services.profile.seed import seed
+    from services.tools.seed import seed
 
     async def run() -> None:
         resources = Resources.open(settings)
@@ -183,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="backcrm", description="Back CRM customer-data platform")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve one service or all of them")
-    serve.add_argument("service", choices=["all", *IMPLEMENTED, *PLANNED], nargs="?", default="all")
+    serve.add_argument("service", choices=["all", *SERVICES], nargs="?", default="all")
     serve.add_argument("--address", help="host:port (default BACKCRM_ADDRESS)")
     serve.add_argument("--demo", action="store_true", help="make and print the demo admin token")
     serve.set_defaults(run=_cmd_serve)

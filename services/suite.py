@@ -1,4 +1,4 @@
-"""The composition root: one process serving one or several services on one port.
+"""The composition root: one process serving one or several registered services on one port.
 
 Start and stop follow the flow of events, so that nothing is published to a bus nobody reads:
 
@@ -13,78 +13,47 @@ Start and stop follow the flow of events, so that nothing is published to a bus 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from backcrm.common.v1 import common_pb2
+from typing import Any
 
 from libs.auth import TokenRegistry, mint_token
-from libs.client import Client
 from libs.config import Settings
-from libs.outbox import OutboxRelay
 from libs.rpc.server import Server
-from libs.rpc.service import RpcService
-from libs.runtime import Resources
+from libs.runtime import App, Peers, Resources
+from services.registry import SERVICES
 
-__all__ = ["IMPLEMENTED", "Suite"]
-
-log = logging.getLogger(__name__)
-IMPLEMENTED = ("profile", "segmentation")
-
-
-class App(Protocol):
-    rpc: RpcService
-    relay: OutboxRelay
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
+__all__ = ["Suite"]
 
 
 @dataclass
 class Suite:
     settings: Settings
-    names: Sequence[str]
+    names: Sequence[str] = tuple(SERVICES)
     tokens: TokenRegistry | None = None
     resources: Resources | None = None
     server: Server | None = None
     apps: list[App] = field(default_factory=list)
     port: int = 0
-    _client: Client | None = None
-    _service_token: str = ""
-
-    def _internal_client(self) -> Client:
-        """How services here call each other (identity lookups): the profile address with the
-        service token; this process's own port when profile is served here."""
-        if self._client is None:
-            address = self.settings.profile_address or f"127.0.0.1:{self.port}"
-            self._client = Client(address, self._service_token, deadline=5.0)
-        return self._client
+    peers: Peers | None = None
 
     async def start(self, address: str) -> int:
-        from services.profile.app import ProfileApp
-        from services.segmentation.app import SegmentationApp
-        from services.segmentation.resolver import profile_resolver
-
+        unknown = set(self.names) - SERVICES.keys()
+        if unknown:
+            raise ValueError(f"not registered services: {sorted(unknown)}")
         settings = self.settings
         tokens = self.tokens or TokenRegistry.from_sources(
             settings.auth_tokens, settings.auth_tokens_file
         )
-        self._service_token = settings.service_token or mint_token()
+        service_token = settings.service_token or mint_token()
         if not settings.service_token:
             # Known only to this process: the services it hosts call each other with it.
-            tokens.add("segmentation", self._service_token, ["profile:read"])
+            tokens.add("segmentation", service_token, ["profile:read"])
         self.resources = resources = Resources.open(settings)
-        if "profile" in self.names:
-            self.apps.append(ProfileApp.build(resources))
-        if "segmentation" in self.names:
-
-            async def resolve(ref: common_pb2.CustomerRef, field_name: str) -> str:
-                return await profile_resolver(self._internal_client())(ref, field_name)
-
-            self.apps.append(SegmentationApp.build(resources, resolve))
+        self.peers = peers = Peers(settings, service_token, lambda: f"127.0.0.1:{self.port}")
+        self.apps = [
+            entry.build(resources, peers) for name, entry in SERVICES.items() if name in self.names
+        ]
         self.server = Server(
             [app.rpc for app in self.apps],
             settings,
@@ -110,9 +79,8 @@ class Suite:
         for app in reversed(self.apps):
             await app.stop()
         self.apps.clear()
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        if self.peers is not None:
+            await self.peers.close()
         if self.resources is not None:
             await self.resources.close()
 

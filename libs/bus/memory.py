@@ -163,9 +163,16 @@ class _Topic:
 
 
 class _InProcessSubscription(Subscription):
-    def __init__(self, task: asyncio.Task[None], bus: InProcessBus) -> None:
+    def __init__(
+        self, task: asyncio.Task[None], bus: InProcessBus, topic: _Topic, group: _Group
+    ) -> None:
         self._task = task
         self._bus = bus
+        self.topic = topic
+        self.group = group
+
+    def idle(self) -> bool:
+        return not self.group.unacked and self.group.cursor >= self.topic.next_seq
 
     async def stop(self) -> None:
         self._task.cancel()
@@ -236,6 +243,9 @@ class InProcessBus(EventBus):
         needed = log.needed_from()
         return {e for e in event_ids if log.index.get(e, -1) >= needed}
 
+    async def consumers_idle(self) -> bool:
+        return all(subscription.idle() for subscription in self._subscriptions)
+
     def _group(self, log: _Topic, group: str) -> _Group:
         state = log.groups.get(group)
         if state is None:
@@ -251,7 +261,7 @@ class InProcessBus(EventBus):
         task = asyncio.create_task(
             self._consume(log, state, handler), name=f"bus:{topic}:{group}:{consumer}"
         )
-        subscription = _InProcessSubscription(task, self)
+        subscription = _InProcessSubscription(task, self, log, state)
         self._subscriptions.add(subscription)
         return subscription
 
@@ -265,7 +275,7 @@ class InProcessBus(EventBus):
             self._consume_batches(log, state, handler, max_batch),
             name=f"bus:{topic}:{group}:{consumer}",
         )
-        subscription = _InProcessSubscription(task, self)
+        subscription = _InProcessSubscription(task, self, log, state)
         self._subscriptions.add(subscription)
         return subscription
 

@@ -56,6 +56,13 @@ class EventBus(abc.ABC):
         return set()
 
     @abc.abstractmethod
+    async def consumers_idle(self) -> bool:
+        """Whether every consumer subscribed through this bus has handled (acknowledged or
+        dead-lettered) every message published to its topic so far: none waits, none is in a
+        handler or held for a retry. What a caller polls to know that what was published has
+        been consumed, instead of sleeping."""
+
+    @abc.abstractmethod
     async def subscribe(
         self, topic: str, group: str, consumer: str, handler: Handler
     ) -> Subscription:

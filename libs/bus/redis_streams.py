@@ -125,8 +125,10 @@ class _Backoff:
 
 
 class _RedisSubscription(Subscription):
-    def __init__(self, bus: RedisStreamsBus) -> None:
+    def __init__(self, bus: RedisStreamsBus, key: str, group: str) -> None:
         self._bus = bus
+        self.key = key
+        self.group = group
         self.task: asyncio.Task[None] | None = None
         # Checked by the loop as well as cancelling it: on Python 3.11 a cancellation that
         # races a socket timeout inside the client can surface as a TimeoutError, which the
@@ -259,13 +261,36 @@ class RedisStreamsBus(EventBus):
             created = True
         except TRANSIENT_ERRORS:
             logger.warning("Redis unreachable: consumer group %s on %s created later", group, key)
-        subscription = _RedisSubscription(self)
+        subscription = _RedisSubscription(self, key, group)
         subscription.task = asyncio.create_task(
             self._consume(key, group, consumer, handler, created, subscription, batch),
             name=f"bus:{key}:{group}:{consumer}",
         )
         self._subscriptions.add(subscription)
         return subscription
+
+    async def consumers_idle(self) -> bool:
+        try:
+            for subscription in list(self._subscriptions):
+                if not await self._group_idle(subscription.key, subscription.group):
+                    return False
+        except TRANSIENT_ERRORS as exc:
+            raise BusUnavailable(f"cannot read the consumer groups: {exc}") from exc
+        return True
+
+    async def _group_idle(self, key: str, group: str) -> bool:
+        """Nothing pending in the group, and the last entry of the stream delivered to it."""
+        try:
+            stream: dict[str, Any] = await self._redis.xinfo_stream(key)
+            groups: list[dict[str, Any]] = await self._redis.xinfo_groups(key)
+        except ResponseError:
+            return False  # no stream yet: the group is still to be created (Redis was down)
+        state = next((g for g in groups if _text(g["name"]) == group), None)
+        return (
+            state is not None
+            and not state["pending"]
+            and _parse_id(state["last-delivered-id"]) >= _parse_id(stream["last-generated-id"])
+        )
 
     async def _create_group(self, key: str, group: str, start: str) -> None:
         try:

@@ -8,13 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from backcrm.common.v1.common_pb2 import EventEnvelope
-from backcrm.segmentation.v1.segmentation_service_pb2 import RfmScored
 
-from libs.bus.envelope import unpack
 from libs.bus.port import EventBus, Subscription
 from libs.outbox import OutboxRelay
 from libs.rpc.service import RpcService
-from libs.runtime import Resources
+from libs.runtime import Peers, Resources
+from libs.topics import SEGMENTATION_RFM
 from services.profile.entrypoint import profile_service
 from services.profile.events import encode_domain_event
 from services.profile.handlers import ProfileDeps, cache_key, set_rfm_scores
@@ -23,10 +22,6 @@ from services.profile.render import render_response
 from services.profile.repository import SqlUnitOfWork
 
 __all__ = ["ProfileApp"]
-
-
-# Segmentation publishes RFM scores here; the profile keeps them (Profile.rfm.*_score).
-TOPIC_RFM = "segmentation.rfm"
 
 
 @dataclass
@@ -38,7 +33,8 @@ class ProfileApp:
     subscription: Subscription | None = None
 
     @classmethod
-    def build(cls, resources: Resources) -> ProfileApp:
+    def build(cls, resources: Resources, _peers: Peers | None = None) -> ProfileApp:
+        """The registry's factory signature; profile calls no other service."""
         settings = resources.settings
 
         async def evict(customer_ids: Sequence[str]) -> None:
@@ -75,12 +71,13 @@ class ProfileApp:
 
     async def start(self) -> None:
         self.relay.start()
+        # Segmentation publishes RFM scores; the profile keeps them (Profile.rfm.*_score).
         self.subscription = await self.bus.subscribe(
-            TOPIC_RFM, "profile", f"{socket.gethostname()}-{os.getpid()}", self._on_rfm
+            SEGMENTATION_RFM.name, "profile", f"{socket.gethostname()}-{os.getpid()}", self._on_rfm
         )
 
     async def _on_rfm(self, envelope: EventEnvelope) -> None:
-        scored = unpack(envelope, RfmScored)
+        scored = SEGMENTATION_RFM.unpack(envelope)
         await set_rfm_scores(
             self.deps,
             [

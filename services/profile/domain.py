@@ -20,6 +20,7 @@ from libs.profile_status import status_at
 
 __all__ = [
     "DAY",
+    "RECENT_EVENTS",
     "CartLine",
     "Customer",
     "EventIn",
@@ -28,6 +29,7 @@ __all__ = [
     "apply_event",
     "decayed",
     "engagement_score",
+    "merge_data",
     "status_of",
 ]
 

@@ -2,44 +2,45 @@
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2 as pb
-from google.protobuf import field_mask_pb2, json_format
+from google.protobuf import field_mask_pb2
 
-from libs.auth import ADMIN, current_principal, require_scope
-from libs.bus.envelope import unpack
+from libs.auth import current_principal, require_scope
 from libs.bus.port import EventBus
-from libs.errors import InvalidArgument, PermissionDenied
-from libs.protoutil import enum, ts
+from libs.errors import InvalidArgument
+from libs.protoutil import ts
 from libs.rpc.service import RpcService
-from libs.validation import (
-    check_finite,
-    check_text,
-    decode_page_token,
-    encode_page_token,
-    page_size,
-)
+from libs.topics import PROFILE_CHANGED
+from libs.validation import check_text, decode_page_token, encode_page_token, page_size
 from services.profile import handlers as h
-from services.profile.codec import TOPIC_CHANGED, event_to_proto, order_to_proto
-from services.profile.domain import CartLine, OrderIn
-from services.profile.ports import MergeRecord, PurchaseRecord
-from services.profile.render import render_profile
+from services.profile.render import (
+    event_to_proto,
+    merge_record_to_proto,
+    purchase_to_proto,
+    render_profile,
+)
 from services.profile.translate import (
-    MAX_EVENTS,
     attributes_in,
     check_update_mask,
     consents_in,
-    event_in,
-    lookup_in,
+    customer_ids_in,
+    customer_in,
+    customers_in,
+    events_in,
+    export_cursor_in,
+    field_mask_in,
+    namespace_in,
+    row_cursor_in,
+    traits_in,
+    watch_paths_in,
 )
 
-__all__ = ["SCOPES", "ProfileServicer", "profile_service"]
+__all__ = ["CONTRACT", "EXPORT_PAGE_BYTES", "SCOPES", "ProfileServicer", "profile_service"]
 
+CONTRACT = pb.DESCRIPTOR.services_by_name["ProfileService"]
 SCOPES = {
     "TrackEvents": "profile:write",
     "GetProfile": "profile:read",
@@ -54,23 +55,10 @@ SCOPES = {
     "ExportProfile": "profile:export",
     "WatchProfileChanges": "profile:read",
 }
-PROFILE_FIELDS = frozenset(pb.Profile.DESCRIPTOR.fields_by_name)
-# fullmatch: `$` would also match before a trailing newline ("points\n" was a key)
-_NAMESPACE = re.compile(r"[a-z][a-z0-9_]{0,31}")
-_TRAIT_KEY = re.compile(r"[a-z][a-z0-9_.]{0,63}")
-MAX_TRAITS = 100
 # An export page stays under 1 MiB (or a quarter of the message limit, if that is smaller).
 EXPORT_PAGE_BYTES = 1024 * 1024
 _ITEM_OVERHEAD = 6  # a repeated field's tag and length prefix
 _TOKEN_ROOM = 512  # next_page_token: ids of at most 32 + 128 characters, base64
-
-
-def _mask(mask: field_mask_pb2.FieldMask, field: str = "field_mask") -> list[str]:
-    paths = list(mask.paths)
-    for path in paths:
-        if path.split(".", 1)[0] not in PROFILE_FIELDS:
-            raise InvalidArgument(field, f"unknown profile field {path!r}")
-    return paths
 
 
 def _masked(rendered: bytes, paths: list[str]) -> pb.Profile:
@@ -80,11 +68,6 @@ def _masked(rendered: bytes, paths: list[str]) -> pb.Profile:
     out = pb.Profile()
     field_mask_pb2.FieldMask(paths=paths).MergeMessage(profile, out)
     return out
-
-
-def _require(message: Any, field: str) -> None:
-    if not message.HasField(field):
-        raise InvalidArgument(field, "is required: set customer_id or identity")
 
 
 class ProfileServicer:
@@ -98,23 +81,7 @@ class ProfileServicer:
     async def TrackEvents(
         self, request: pb.TrackEventsRequest, _ctx: Any
     ) -> pb.TrackEventsResponse:
-        if not request.events:
-            raise InvalidArgument("events", "is required: send 1 to 1000 events")
-        if len(request.events) > MAX_EVENTS:
-            raise InvalidArgument(
-                "events", f"has {len(request.events)} events; at most {MAX_EVENTS}"
-            )
-        now = self.deps.clock()
-        items: list[Any] = []
-        for i, event in enumerate(request.events):
-            try:
-                items.append(event_in(event, f"events[{i}]", now))
-            except InvalidArgument as exc:
-                field, reason = exc.violations[0]
-                items.append(h.Rejection(i, event.event_id, field, reason))
-        if all(isinstance(item, h.Rejection) for item in items):
-            # Nothing acceptable: the caller's request as a whole is wrong.
-            raise InvalidArgument([(r.field, r.reason) for r in items])
+        items = events_in(request.events, self.deps.clock())
         result = await h.track_events(self.deps, items)
         return pb.TrackEventsResponse(
             accepted=result.accepted,
@@ -129,9 +96,8 @@ class ProfileServicer:
     async def GetProfile(
         self, request: pb.GetProfileRequest, _ctx: Any
     ) -> pb.GetProfileResponse | bytes:
-        _require(request, "customer")
-        lookup = lookup_in(request.customer, "customer")
-        paths = _mask(request.field_mask)
+        lookup = customer_in(request)
+        paths = field_mask_in(request.field_mask)
         rendered = await h.get_profile(self.deps, lookup)
         if not paths:
             return rendered  # the cached response bytes go out as they are
@@ -140,15 +106,8 @@ class ProfileServicer:
     async def BatchGetProfiles(
         self, request: pb.BatchGetProfilesRequest, _ctx: Any
     ) -> pb.BatchGetProfilesResponse | bytes:
-        if not request.customer_ids:
-            raise InvalidArgument("customer_ids", "is required")
-        if len(request.customer_ids) > MAX_EVENTS:
-            raise InvalidArgument("customer_ids", f"at most {MAX_EVENTS} ids")
-        ids = [
-            check_text(c, f"customer_ids[{i}]", max_len=64, required=True).strip()
-            for i, c in enumerate(request.customer_ids)
-        ]
-        paths = _mask(request.field_mask)
+        ids = customer_ids_in(request.customer_ids)
+        paths = field_mask_in(request.field_mask)
         found = await h.get_profiles(
             self.deps, [h.CustomerLookup(customer_id=c) for c in ids], "customer_ids"
         )
@@ -166,8 +125,7 @@ class ProfileServicer:
     async def UpsertProfile(
         self, request: pb.UpsertProfileRequest, _ctx: Any
     ) -> pb.UpsertProfileResponse:
-        _require(request, "customer")
-        lookup = lookup_in(request.customer, "customer")
+        lookup = customer_in(request)
         paths = list(request.update_mask.paths)
         check_update_mask(paths)
         attributes = attributes_in(request.attributes, paths)
@@ -178,55 +136,30 @@ class ProfileServicer:
         )
 
     async def SetTraits(self, request: pb.SetTraitsRequest, _ctx: Any) -> pb.SetTraitsResponse:
-        _require(request, "customer")
-        lookup = lookup_in(request.customer, "customer")
-        if not _NAMESPACE.fullmatch(request.namespace):
-            raise InvalidArgument("namespace", "must be lower_snake_case, 1-32 characters")
-        principal = current_principal.get()
-        if ADMIN not in principal.scopes and principal.name != request.namespace:
-            raise PermissionDenied(
-                f"{principal.name!r} may only write traits in namespace {principal.name!r}",
-                reason="FOREIGN_NAMESPACE",
-            )
-        if not request.traits:
-            raise InvalidArgument("traits", "is required")
-        if len(request.traits) > MAX_TRAITS:
-            raise InvalidArgument("traits", f"at most {MAX_TRAITS} traits a call")
-        traits: dict[str, Any] = {}
-        for key, value in request.traits.items():
-            if not _TRAIT_KEY.fullmatch(key):
-                raise InvalidArgument(f"traits[{key!r}]", "keys are lower_snake_case")
-            if value.ByteSize() > 4096:
-                raise InvalidArgument(f"traits[{key!r}]", "is larger than 4 KiB")
-            kind = value.WhichOneof("kind")
-            if kind is None:
-                raise InvalidArgument(f"traits[{key!r}]", "has no value (use null to remove)")
-            check_finite(value, f"traits[{key!r}]")
-            traits[key] = None if kind == "null_value" else json_format.MessageToDict(value)
-        customer = await h.set_traits(self.deps, lookup, request.namespace, traits)
+        lookup = customer_in(request)
+        namespace = namespace_in(request.namespace)
+        h.check_trait_namespace(current_principal.get(), namespace)
+        traits = traits_in(request.traits)
+        customer = await h.set_traits(self.deps, lookup, namespace, traits)
         return pb.SetTraitsResponse(profile=await self._profile(customer.customer_id))
 
     async def ListPurchases(
         self, request: pb.ListPurchasesRequest, _ctx: Any
     ) -> pb.ListPurchasesResponse:
-        _require(request, "customer")
-        lookup = lookup_in(request.customer, "customer")
+        lookup = customer_in(request)
         size = page_size(request.page_size)
         scope = f"purchases:{request.customer.SerializeToString().hex()}"
-        after = _cursor(decode_page_token(request.page_token, scope))
+        after = row_cursor_in(decode_page_token(request.page_token, scope))
         rows, more = await h.list_purchases(self.deps, lookup, after, size)
         token = encode_page_token([rows[-1].placed_at, rows[-1].event_id], scope) if more else ""
         return pb.ListPurchasesResponse(
-            purchases=[_purchase(r) for r in rows], next_page_token=token
+            purchases=[purchase_to_proto(r) for r in rows], next_page_token=token
         )
 
     async def MergeProfiles(
         self, request: pb.MergeProfilesRequest, _ctx: Any
     ) -> pb.MergeProfilesResponse:
-        _require(request, "target")
-        _require(request, "source")
-        target = lookup_in(request.target, "target")
-        source = lookup_in(request.source, "source")
+        target, source = customers_in(request, "target", "source")
         reason = check_text(request.reason, "reason", max_len=512)
         actor = current_principal.get().name
         customer, source_id = await h.merge_profiles(self.deps, target, source, actor, reason)
@@ -237,25 +170,23 @@ class ProfileServicer:
     async def DeleteProfile(
         self, request: pb.DeleteProfileRequest, _ctx: Any
     ) -> pb.DeleteProfileResponse:
-        _require(request, "customer")
-        customer_id = await h.delete_profile(self.deps, lookup_in(request.customer, "customer"))
+        customer_id = await h.delete_profile(self.deps, customer_in(request))
         return pb.DeleteProfileResponse(customer_id=customer_id)
 
     async def ExportProfile(
         self, request: pb.ExportProfileRequest, _ctx: Any
     ) -> pb.ExportProfileResponse:
-        _require(request, "customer")
-        lookup = lookup_in(request.customer, "customer")
+        lookup = customer_in(request)
         size = page_size(request.page_size, default=1000)
         scope = f"export:{request.customer.SerializeToString().hex()}"
-        cursor = _export_cursor(decode_page_token(request.page_token, scope))
+        cursor = export_cursor_in(decode_page_token(request.page_token, scope))
         page = await h.export_profile(self.deps, lookup, cursor, size)
         response = pb.ExportProfileResponse()
         if page.customer is not None:
             response.profile.CopyFrom(
                 render_profile(page.customer, page.identities, self.deps.clock())
             )
-            response.merges.extend(_merge_record(m) for m in page.merges)
+            response.merges.extend(merge_record_to_proto(m) for m in page.merges)
         items: list[tuple[str, Any, tuple[float, str]]] = [
             (
                 "events",
@@ -263,7 +194,7 @@ class ProfileServicer:
                 (e.event.occurred_at, e.event.event_id),
             )
             for e in page.events
-        ] + [("purchases", _purchase(p), (p.placed_at, p.event_id)) for p in page.purchases]
+        ] + [("purchases", purchase_to_proto(p), (p.placed_at, p.event_id)) for p in page.purchases]
         # Bounded by size as well as by count: a page of events with large properties or
         # orders with many lines must stay well under the message limit.
         room = self.export_page_bytes - response.ByteSize() - _TOKEN_ROOM
@@ -287,20 +218,16 @@ class ProfileServicer:
         self, request: pb.WatchProfileChangesRequest, context: Any
     ) -> AsyncIterator[pb.WatchProfileChangesResponse]:
         ids = set(request.filter.customer_ids)
-        prefixes = list(request.filter.field_paths)
-        if len(ids) > 10_000 or len(prefixes) > 100:
+        if len(ids) > 10_000 or len(request.filter.field_paths) > 100:
             raise InvalidArgument("filter", "at most 10,000 customer ids and 100 field paths")
-        for i, path in enumerate(prefixes):
-            check_text(path, f"filter.field_paths[{i}]", max_len=128, required=True)
-            if path.split(".", 1)[0] not in PROFILE_FIELDS:
-                raise InvalidArgument(f"filter.field_paths[{i}]", f"unknown profile field {path!r}")
+        prefixes = watch_paths_in(request.filter.field_paths)
         require_scope(SCOPES["WatchProfileChanges"])
-        tail = self.bus.tail(TOPIC_CHANGED)
+        tail = self.bus.tail(PROFILE_CHANGED.name)
         try:
             # Tell the caller the subscription is live before the first change arrives.
             await context.send_initial_metadata((("x-watch", "subscribed"),))
             async for envelope in tail:
-                change = unpack(envelope, pb.ProfileChanged)
+                change = PROFILE_CHANGED.unpack(envelope)
                 if ids and change.customer_id not in ids:
                     continue
                 if prefixes and not _touches(change.changed_paths, prefixes):
@@ -312,52 +239,6 @@ class ProfileServicer:
     async def _profile(self, customer_id: str) -> pb.Profile:
         rendered = await h.get_profile(self.deps, h.CustomerLookup(customer_id=customer_id))
         return pb.GetProfileResponse.FromString(rendered).profile
-
-
-# Storage keeps times as datetimes: year 1 to 9999.
-_TIME_RANGE = (-62_135_596_800.0, 253_402_300_799.0)
-
-
-def _cursor(position: Any, field: str = "page_token") -> tuple[float, str] | None:
-    """(time, event id) of the last row a page held. Tokens are unsigned, so a caller can forge
-    one: anything but a finite storable time and an event id is malformed, not a crash."""
-    if position is None:
-        return None
-    if not (isinstance(position, list) and len(position) == 2):
-        raise InvalidArgument(field, "is malformed")
-    at, event_id = position
-    low, high = _TIME_RANGE
-    if (
-        isinstance(at, bool)
-        or not isinstance(at, int | float)
-        or not math.isfinite(at)
-        or not low <= at <= high
-        or not isinstance(event_id, str)
-        or len(event_id) > 128
-    ):
-        raise InvalidArgument(field, "is malformed")
-    return float(at), event_id
-
-
-def _export_cursor(position: Any) -> h.ExportCursor | None:
-    if position is None:
-        return None
-    if not (isinstance(position, list) and len(position) == 4):
-        raise InvalidArgument("page_token", "is malformed")
-    customer_id, part, *after = position
-    if not isinstance(customer_id, str) or part not in ("events", "purchases"):
-        raise InvalidArgument("page_token", "is malformed")
-    return h.ExportCursor(customer_id, part, _cursor(after))
-
-
-def _merge_record(record: MergeRecord) -> pb.MergeRecord:
-    return pb.MergeRecord(
-        source_customer_id=record.source_customer_id,
-        target_customer_id=record.target_customer_id,
-        actor=record.actor,
-        reason=record.reason,
-        merged_at=ts(record.merged_at),
-    )
 
 
 def _touches(changed: Any, prefixes: list[str]) -> bool:
@@ -373,24 +254,12 @@ def _touches(changed: Any, prefixes: list[str]) -> bool:
     return False
 
 
-def _purchase(record: PurchaseRecord) -> pb.Purchase:
-    lines = tuple(CartLine(*line) for line in record.lines)
-    order = OrderIn(record.order_id, lines, record.total_micros, record.currency, record.placed_at)
-    return pb.Purchase(
-        order_id=record.order_id,
-        order=order_to_proto(order),
-        is_return=record.is_return,
-        event_id=record.event_id,
-        channel=enum(common_pb2.Channel, f"CHANNEL_{record.channel}"),
-    )
-
-
 def profile_service(
     deps: h.ProfileDeps, bus: EventBus, max_message_bytes: int = 8 * 1024 * 1024
 ) -> RpcService:
     page_bytes = min(EXPORT_PAGE_BYTES, max_message_bytes // 4)
     return RpcService(
-        descriptor=pb.DESCRIPTOR.services_by_name["ProfileService"],
+        descriptor=CONTRACT,
         servicer=ProfileServicer(deps, bus, page_bytes),
         scopes=SCOPES,
         short_name="profile",

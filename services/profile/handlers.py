@@ -1,7 +1,8 @@
-"""Profile use cases: plain async functions over the unit of work, cache and clock ports.
+"""Profile use cases: async functions over the ports (unit of work, cache, clock), and the
+rule of who may write which traits.
 
-They never import grpc or generated code: the entrypoint translates requests into the domain
-types of `domain.py` and renders what comes back.
+They never import grpc or generated code: the entrypoint validates requests into the domain
+types of `domain.py` (`translate.py`) and renders what comes back (`render.py`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from libs.auth import ADMIN, Principal
 from libs.cache.port import Cache, CacheUnavailable
-from libs.errors import InvalidArgument, NotFound, Unavailable
+from libs.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from services.profile.domain import Customer, EventIn, IdentityKey, apply_event, merge_data
 from services.profile.identities import STRONG_TYPES
 from services.profile.ports import (
@@ -37,12 +39,17 @@ __all__ = [
     "ProfileDeps",
     "Rejection",
     "TrackResult",
+    "cache_key",
+    "check_trait_namespace",
     "delete_profile",
     "export_profile",
+    "get_profile",
     "get_profiles",
+    "identity_key",
     "list_purchases",
     "merge_profiles",
     "resolve",
+    "set_rfm_scores",
     "set_traits",
     "track_events",
     "upsert_profile",
@@ -167,145 +174,220 @@ async def track_events(deps: ProfileDeps, events: Sequence[EventIn | Rejection])
 
 
 async def _track_once(deps: ProfileDeps, items: Sequence[EventIn | Rejection]) -> TrackResult:
+    """One attempt at a batch, in one unit of work: dedupe, resolve, stitch, record, fold."""
     now = deps.clock()
     result = TrackResult(customer_ids=[""] * len(items))
     result.rejected = [r for r in items if isinstance(r, Rejection)]
     valid = [(i, e) for i, e in enumerate(items) if isinstance(e, EventIn)]
     async with deps.uow() as uow:
-        known = await uow.known_event_ids(e.event_id for _, e in valid)
-        fresh: list[tuple[int, EventIn]] = []
-        seen: set[str] = set()
-        for i, event in valid:
-            if event.event_id in known or event.event_id in seen:
-                result.duplicates += 1
-            else:
-                seen.add(event.event_id)
-                fresh.append((i, event))
-        owners = await uow.owners_of(
-            key for _, e in fresh for key in ((e.identity,) if e.identity else ()) + e.identities
-        )
-        live = await uow.live_ids(e.customer_id for _, e in fresh if e.customer_id)
-        links: list[tuple[IdentityKey, str]] = []
-        new: dict[str, Customer] = {}
-        assigned: list[tuple[int, EventIn, str]] = []
-        to_merge: list[tuple[str, str]] = []  # (anonymous source, target)
-        for i, event in fresh:
-            keys = ((event.identity,) if event.identity else ()) + event.identities
-            if event.customer_id is not None:
-                customer_id = live.get(event.customer_id)
-                if customer_id is None:
-                    result.rejected.append(
-                        Rejection(
-                            i,
-                            event.event_id,
-                            f"events[{i}].customer.customer_id",
-                            "customer not found",
-                        )
-                    )
-                    continue
-            else:
-                customer_id = owners.get(event.identity) if event.identity else None
-                customer_id = customer_id or next(
-                    (owners[k] for k in event.identities if k in owners), None
-                )
-                if customer_id is None:
-                    customer = _new_customer(now)
-                    new[customer.customer_id] = customer
-                    customer_id = customer.customer_id
-            for key in keys:
-                owner = owners.get(key)
-                if owner is None:
-                    owners[key] = customer_id
-                    links.append((key, customer_id))
-                elif owner != customer_id and (owner, customer_id) not in to_merge:
-                    to_merge.append((owner, customer_id))
-            assigned.append((i, event, customer_id))
-        # A customer first seen through back-dated events (an import) existed since then.
-        for _, event, customer_id in assigned:
-            if customer_id in new:
-                new[customer_id].created_at = min(new[customer_id].created_at, event.occurred_at)
-        # Lock every existing customer this batch writes to, in one sorted sweep, before any
-        # row naming them is written: a concurrent delete or merge has either finished (the
-        # row is gone, and the unit is re-run on what is there now) or waits for this commit.
-        existing = {c for _, _, c in assigned} | {c for pair in to_merge for c in pair}
-        customers = await _lock(uow, existing - new.keys())
-        customers.update(new)
-        # Identities of different customers in one event: stitch an anonymous one (no
-        # email, phone, card or external id of its own) into the other. Two known people
-        # are never merged implicitly: that takes MergeProfiles.
-        held = await uow.identities_of({c for pair in to_merge for c in pair})
-        # The new customers exist before anything names them, and each owns the identity it
-        # was created for: claiming it fails (and the unit re-runs) if another writer has it.
-        await uow.save(new.values())
-        await uow.link_identities(links, now)
-
-        def named(customer_id: str) -> bool:  # a known person: email, phone, card or external id
-            return any(kind in STRONG_TYPES for kind, _ in held.get(customer_id, []))
-
-        merged: dict[str, str] = {}
-        for source, target in to_merge:
-            source, target = merged.get(source, source), merged.get(target, target)
-            if source == target:
-                continue
-            if named(source):
-                if named(target):
-                    log.info("not stitching %s into %s: both are known customers", source, target)
-                    continue
-                # The event's own customer is the anonymous one: it joins the known owner.
-                source, target = target, source
-            if source in new:
-                continue
-            customers[target] = await _merge_in(
-                uow, deps, target, source, "auto", "identities seen together", now, customers
-            )
-            del customers[source]
-            merged.update({c: target for c, t in merged.items() if t == source})
-            merged[source] = target
-
-        stored = [StoredEventRecord(e, merged.get(c, c), now) for _, e, c in assigned]
-        inserted = await uow.insert_events(stored)
-        accepted = [(i, e, merged.get(c, c)) for i, e, c in assigned if e.event_id in inserted]
-        result.duplicates += len(assigned) - len(accepted)
-        orders = [e.order.order_id for _, e, _ in accepted if e.order and not e.order.is_return]
-        counted = await uow.counted_order_ids(orders)
-        purchases: list[PurchaseRecord] = []
-        changes: dict[str, tuple[set[str], list[EventIn], list[str]]] = {}
-        for i, event, customer_id in accepted:
-            customer = customers[customer_id]
-            count_order = True
-            if event.order is not None:
-                order = event.order
-                count_order = order.is_return or order.order_id not in counted
-                if not order.is_return:
-                    counted.add(order.order_id)
-                purchases.append(_purchase_record(event, customer_id, count_order))
-            paths, applied, types = changes.setdefault(customer_id, (set(), [], []))
-            paths |= apply_event(customer, event, count_order)
-            applied.append(event)
-            types.append(event.type)
-            result.customer_ids[i] = customer_id
-        await uow.insert_purchases(purchases)
-        for customer_id, (paths, applied, types) in changes.items():
-            customer = customers[customer_id]
-            customer.version += 1
-            customer.updated_at = now
-            uow.emit(
-                ProfileChanged(
-                    customer_id,
-                    customer.version,
-                    tuple(sorted(paths)),
-                    now,
-                    customer,
-                    event_ids=tuple(e.event_id for e in applied),
-                    event_types=tuple(dict.fromkeys(types)),
-                    events=tuple(applied),
-                )
-            )
-        await uow.save(customers[c] for c in changes)
+        fresh = await _dedupe(uow, valid, result)
+        batch = await _resolve_customers(uow, fresh, result, now)
+        customers, merged = await _lock_and_stitch(uow, deps, batch, now)
+        accepted = await _record(uow, batch.assigned, merged, now, result)
+        await _fold_and_emit(uow, customers, accepted, now, result)
         await uow.commit()
     result.accepted = len(accepted)
     result.rejected.sort(key=lambda r: r.index)
     return result
+
+
+@dataclass
+class _Resolved:
+    """Where the fresh events of a batch go, and what that takes."""
+
+    # (index in the request, event, customer id), in request order
+    assigned: list[tuple[int, EventIn, str]] = field(default_factory=list)
+    new: dict[str, Customer] = field(default_factory=dict)  # created for unknown identities
+    links: list[tuple[IdentityKey, str]] = field(default_factory=list)  # identities to claim
+    # (owner, customer) of identities seen together in one event but held by two customers
+    to_merge: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    index: int
+    event: EventIn
+    customer_id: str
+    counted: bool  # whether the event's order counts (an order id is counted once)
+
+
+def _identities(event: EventIn) -> tuple[IdentityKey, ...]:
+    """Every identity an event names: its customer's, then those seen with it."""
+    return ((event.identity,) if event.identity else ()) + event.identities
+
+
+async def _dedupe(
+    uow: ProfileUnitOfWork, valid: Sequence[tuple[int, EventIn]], result: TrackResult
+) -> list[tuple[int, EventIn]]:
+    """The events to record, each once: ids already stored or repeated in the batch are
+    counted as duplicates."""
+    known = await uow.known_event_ids(e.event_id for _, e in valid)
+    fresh: list[tuple[int, EventIn]] = []
+    seen: set[str] = set()
+    for i, event in valid:
+        if event.event_id in known or event.event_id in seen:
+            result.duplicates += 1
+        else:
+            seen.add(event.event_id)
+            fresh.append((i, event))
+    return fresh
+
+
+async def _resolve_customers(
+    uow: ProfileUnitOfWork, fresh: Sequence[tuple[int, EventIn]], result: TrackResult, now: float
+) -> _Resolved:
+    """Each event's customer: the live customer of its id (an unknown id is a rejection), the
+    owner of one of its identities, or a new customer. Identities nobody holds are claimed for
+    the event's customer; one held by another customer makes a pair to stitch."""
+    owners = await uow.owners_of(key for _, e in fresh for key in _identities(e))
+    live = await uow.live_ids(e.customer_id for _, e in fresh if e.customer_id)
+    batch = _Resolved()
+    for i, event in fresh:
+        if event.customer_id is not None:
+            customer_id = live.get(event.customer_id)
+            if customer_id is None:
+                result.rejected.append(
+                    Rejection(
+                        i, event.event_id, f"events[{i}].customer.customer_id", "customer not found"
+                    )
+                )
+                continue
+        else:
+            customer_id = owners.get(event.identity) if event.identity else None
+            customer_id = customer_id or next(
+                (owners[k] for k in event.identities if k in owners), None
+            )
+            if customer_id is None:
+                customer = _new_customer(now)
+                batch.new[customer.customer_id] = customer
+                customer_id = customer.customer_id
+        for key in _identities(event):
+            owner = owners.get(key)
+            if owner is None:
+                owners[key] = customer_id
+                batch.links.append((key, customer_id))
+            elif owner != customer_id and (owner, customer_id) not in batch.to_merge:
+                batch.to_merge.append((owner, customer_id))
+        batch.assigned.append((i, event, customer_id))
+    # A customer first seen through back-dated events (an import) existed since then.
+    for _, event, customer_id in batch.assigned:
+        if customer_id in batch.new:
+            created = batch.new[customer_id]
+            created.created_at = min(created.created_at, event.occurred_at)
+    return batch
+
+
+async def _lock_and_stitch(
+    uow: ProfileUnitOfWork, deps: ProfileDeps, batch: _Resolved, now: float
+) -> tuple[dict[str, Customer], dict[str, str]]:
+    """Lock the customers the batch writes to, create the new ones with their identities, and
+    stitch each anonymous customer into the known one it was seen with.
+
+    Returns the customers by id, and where each stitched-away customer went.
+    """
+    # Lock every existing customer this batch writes to, in one sorted sweep, before any
+    # row naming them is written: a concurrent delete or merge has either finished (the
+    # row is gone, and the unit is re-run on what is there now) or waits for this commit.
+    existing = {c for _, _, c in batch.assigned} | {c for pair in batch.to_merge for c in pair}
+    customers = await _lock(uow, existing - batch.new.keys())
+    customers.update(batch.new)
+    # Identities of different customers in one event: stitch an anonymous one (no
+    # email, phone, card or external id of its own) into the other. Two known people
+    # are never merged implicitly: that takes MergeProfiles.
+    held = await uow.identities_of({c for pair in batch.to_merge for c in pair})
+    # The new customers exist before anything names them, and each owns the identity it
+    # was created for: claiming it fails (and the unit re-runs) if another writer has it.
+    await uow.save(batch.new.values())
+    await uow.link_identities(batch.links, now)
+
+    def named(customer_id: str) -> bool:  # a known person: email, phone, card or external id
+        return any(kind in STRONG_TYPES for kind, _ in held.get(customer_id, []))
+
+    merged: dict[str, str] = {}
+    for source, target in batch.to_merge:
+        source, target = merged.get(source, source), merged.get(target, target)
+        if source == target:
+            continue
+        if named(source):
+            if named(target):
+                log.info("not stitching %s into %s: both are known customers", source, target)
+                continue
+            # The event's own customer is the anonymous one: it joins the known owner.
+            source, target = target, source
+        if source in batch.new:
+            continue
+        customers[target] = await _merge_in(
+            uow, deps, target, source, "auto", "identities seen together", now, customers
+        )
+        del customers[source]
+        merged.update({c: target for c, t in merged.items() if t == source})
+        merged[source] = target
+    return customers, merged
+
+
+async def _record(
+    uow: ProfileUnitOfWork,
+    assigned: Sequence[tuple[int, EventIn, str]],
+    merged: dict[str, str],
+    now: float,
+    result: TrackResult,
+) -> list[_Accepted]:
+    """Insert the events and their purchases. An event a concurrent call inserted first is a
+    duplicate; an order id already counted is recorded as a purchase but not counted again."""
+    stored = [StoredEventRecord(e, merged.get(c, c), now) for _, e, c in assigned]
+    inserted = await uow.insert_events(stored)
+    kept = [(i, e, merged.get(c, c)) for i, e, c in assigned if e.event_id in inserted]
+    result.duplicates += len(assigned) - len(kept)
+    orders = [e.order.order_id for _, e, _ in kept if e.order and not e.order.is_return]
+    counted = await uow.counted_order_ids(orders)
+    purchases: list[PurchaseRecord] = []
+    accepted: list[_Accepted] = []
+    for i, event, customer_id in kept:
+        count_order = True
+        if event.order is not None:
+            order = event.order
+            count_order = order.is_return or order.order_id not in counted
+            if not order.is_return:
+                counted.add(order.order_id)
+            purchases.append(_purchase_record(event, customer_id, count_order))
+        accepted.append(_Accepted(i, event, customer_id, count_order))
+    await uow.insert_purchases(purchases)
+    return accepted
+
+
+async def _fold_and_emit(
+    uow: ProfileUnitOfWork,
+    customers: dict[str, Customer],
+    accepted: Sequence[_Accepted],
+    now: float,
+    result: TrackResult,
+) -> None:
+    """Fold each event into its customer's profile; one ProfileChanged per changed customer,
+    with the snapshot and the events behind it."""
+    changes: dict[str, tuple[set[str], list[EventIn], list[str]]] = {}
+    for item in accepted:
+        paths, applied, types = changes.setdefault(item.customer_id, (set(), [], []))
+        paths |= apply_event(customers[item.customer_id], item.event, item.counted)
+        applied.append(item.event)
+        types.append(item.event.type)
+        result.customer_ids[item.index] = item.customer_id
+    for customer_id, (paths, applied, types) in changes.items():
+        customer = customers[customer_id]
+        customer.version += 1
+        customer.updated_at = now
+        uow.emit(
+            ProfileChanged(
+                customer_id,
+                customer.version,
+                tuple(sorted(paths)),
+                now,
+                customer,
+                event_ids=tuple(e.event_id for e in applied),
+                event_types=tuple(dict.fromkeys(types)),
+                events=tuple(applied),
+            )
+        )
+    await uow.save(customers[c] for c in changes)
 
 
 def _purchase_record(event: EventIn, customer_id: str, counted: bool) -> PurchaseRecord:
@@ -479,6 +561,16 @@ async def export_profile(
 
 
 # ---------------------------------------------------------------- writes
+
+
+def check_trait_namespace(writer: Principal, namespace: str) -> None:
+    """A caller writes traits in the namespace of its own name (the bonus service writes
+    `bonus.*`), unless it is an admin."""
+    if ADMIN not in writer.scopes and writer.name != namespace:
+        raise PermissionDenied(
+            f"{writer.name!r} may only write traits in namespace {writer.name!r}",
+            reason="FOREIGN_NAMESPACE",
+        )
 
 
 async def _change(

@@ -11,9 +11,8 @@ import phonenumbers
 
 from libs.errors import InvalidArgument
 
-__all__ = ["IDENTITY_TYPES", "STRONG_TYPES", "has_control_chars", "normalise_identity"]
+__all__ = ["MAX_IDENTITY_LENGTH", "STRONG_TYPES", "has_control_chars", "normalise_identity"]
 
-IDENTITY_TYPES = ("EMAIL", "PHONE", "COOKIE", "DEVICE", "LOYALTY_CARD", "EXTERNAL")
 # Identities that name one person; a cookie or device may be shared.
 STRONG_TYPES = frozenset({"EMAIL", "PHONE", "LOYALTY_CARD", "EXTERNAL"})
 MAX_IDENTITY_LENGTH = 256

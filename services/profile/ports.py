@@ -15,6 +15,7 @@ from services.profile.domain import Customer, EventIn, IdentityKey
 
 __all__ = [
     "DomainEvent",
+    "MergeRecord",
     "ProfileChanged",
     "ProfileDeleted",
     "ProfileUnitOfWork",

@@ -1,6 +1,13 @@
-"""Customer (domain) -> GetProfileResponse bytes, as of a moment (decay and status are timely)."""
+"""Domain -> protobuf: what responses and bus payloads are made of.
+
+The outbound half of the service's translation (`translate.py` is the inbound half: requests
+validated into domain values). Profiles are rendered as of a moment, because decayed
+interests, engagement and status depend on it.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2 as pb
@@ -8,17 +15,87 @@ from google.protobuf import struct_pb2
 from google.protobuf.json_format import ParseDict
 
 from libs.protoutil import enum, ts
-from services.profile.codec import identity_to_proto, money
 from services.profile.domain import (
     DAY,
+    CartLine,
     Customer,
+    EventIn,
     IdentityKey,
+    OrderIn,
     decayed,
     engagement_score,
     status_of,
 )
+from services.profile.ports import MergeRecord, PurchaseRecord
 
-__all__ = ["render_profile", "render_response"]
+__all__ = [
+    "event_to_proto",
+    "identity_to_proto",
+    "line_to_proto",
+    "merge_record_to_proto",
+    "money",
+    "order_to_proto",
+    "purchase_to_proto",
+    "render_profile",
+    "render_response",
+    "struct_of",
+]
+
+
+def identity_to_proto(key: IdentityKey) -> common_pb2.Identity:
+    return common_pb2.Identity(
+        type=enum(common_pb2.IdentityType, f"IDENTITY_TYPE_{key[0]}"), value=key[1]
+    )
+
+
+def money(micros: int, currency: str) -> common_pb2.Money:
+    return common_pb2.Money(currency=currency, units_micros=micros)
+
+
+def line_to_proto(line: CartLine) -> common_pb2.CartLine:
+    return common_pb2.CartLine(
+        sku=line.sku,
+        category=line.category,
+        quantity=line.quantity,
+        unit_price=money(line.unit_price_micros, line.currency),
+    )
+
+
+def order_to_proto(order: OrderIn) -> common_pb2.Order:
+    return common_pb2.Order(
+        order_id=order.order_id,
+        lines=[line_to_proto(line) for line in order.lines],
+        total=money(order.total_micros, order.currency),
+        placed_at=ts(order.placed_at),
+    )
+
+
+def struct_of(values: dict[str, Any]) -> struct_pb2.Struct:
+    return ParseDict(values, struct_pb2.Struct())
+
+
+def event_to_proto(event: EventIn) -> pb.Event:
+    message = pb.Event(
+        event_id=event.event_id,
+        identities=[identity_to_proto(k) for k in event.identities],
+        type=enum(pb.EventType, f"EVENT_TYPE_{event.type}"),
+        channel=enum(common_pb2.Channel, f"CHANNEL_{event.channel}"),
+        occurred_at=ts(event.occurred_at),
+        sku=event.sku,
+        category=event.category,
+        quantity=event.quantity,
+    )
+    if event.customer_id:
+        message.customer.customer_id = event.customer_id
+    elif event.identity:
+        message.customer.identity.CopyFrom(identity_to_proto(event.identity))
+    if event.properties:
+        message.properties.CopyFrom(struct_of(event.properties))
+    if event.order is not None:
+        message.order.CopyFrom(order_to_proto(event.order))
+    if event.unit_price_micros or event.currency:
+        message.unit_price.CopyFrom(money(event.unit_price_micros, event.currency))
+    return message
 
 
 def render_profile(
@@ -95,3 +172,25 @@ def render_response(customer: Customer, identities: list[IdentityKey], now: floa
     return pb.GetProfileResponse(
         profile=render_profile(customer, identities, now)
     ).SerializeToString()
+
+
+def purchase_to_proto(record: PurchaseRecord) -> pb.Purchase:
+    lines = tuple(CartLine(*line) for line in record.lines)
+    order = OrderIn(record.order_id, lines, record.total_micros, record.currency, record.placed_at)
+    return pb.Purchase(
+        order_id=record.order_id,
+        order=order_to_proto(order),
+        is_return=record.is_return,
+        event_id=record.event_id,
+        channel=enum(common_pb2.Channel, f"CHANNEL_{record.channel}"),
+    )
+
+
+def merge_record_to_proto(record: MergeRecord) -> pb.MergeRecord:
+    return pb.MergeRecord(
+        source_customer_id=record.source_customer_id,
+        target_customer_id=record.target_customer_id,
+        actor=record.actor,
+        reason=record.reason,
+        merged_at=ts(record.merged_at),
+    )

@@ -1,28 +1,48 @@
-"""Proto requests -> validated domain values. Every failure names its field path."""
+"""Protobuf requests -> validated domain values. Every failure names its field path.
+
+The inbound half of the service's translation (`render.py` is the outbound half): whatever a
+caller can put on the wire, hostile values included, is checked here before a handler sees it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from typing import Any
 
 from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2 as pb
+from google.protobuf import field_mask_pb2
 from google.protobuf.json_format import MessageToDict
 
 from libs.errors import InvalidArgument
 from libs.protoutil import seconds_of
 from libs.validation import check_enum, check_finite, check_size, check_text
 from services.profile.domain import CartLine, EventIn, IdentityKey, OrderIn
-from services.profile.handlers import CustomerLookup
+from services.profile.handlers import CustomerLookup, ExportCursor, Rejection
 from services.profile.identities import normalise_identity
 
 __all__ = [
     "MAX_EVENTS",
+    "MAX_PROPERTIES_BYTES",
+    "PROFILE_FIELDS",
     "attributes_in",
+    "check_update_mask",
     "consents_in",
+    "customer_ids_in",
+    "customer_in",
+    "customers_in",
     "event_in",
+    "events_in",
+    "export_cursor_in",
+    "field_mask_in",
+    "identity_in",
     "lookup_in",
+    "namespace_in",
+    "row_cursor_in",
+    "traits_in",
+    "watch_paths_in",
 ]
 
 MAX_EVENTS = 1000
@@ -36,11 +56,33 @@ MAX_QUANTITY = 1_000_000_000
 _CURRENCY = re.compile(r"[A-Z]{3}")  # used with fullmatch: `$` accepts a trailing newline
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 ATTRIBUTE_FIELDS = ("name", "email", "phone", "region", "city", "birth_date", "language")
+PROFILE_FIELDS = frozenset(pb.Profile.DESCRIPTOR.fields_by_name)
+# fullmatch: `$` would also match before a trailing newline ("points\n" was a key)
+_NAMESPACE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_TRAIT_KEY = re.compile(r"[a-z][a-z0-9_.]{0,63}")
+MAX_TRAITS = 100
+MAX_TRAIT_BYTES = 4096
+# Storage keeps times as datetimes: year 1 to 9999.
+_TIME_RANGE = (-62_135_596_800.0, 253_402_300_799.0)
 
 
 def identity_in(identity: common_pb2.Identity, field: str) -> IdentityKey:
     kind = check_enum(identity.type, common_pb2.IdentityType, f"{field}.type")
     return kind, normalise_identity(kind, identity.value, f"{field}.value")
+
+
+def customer_in(request: Any) -> CustomerLookup:
+    """The request's required `customer` reference."""
+    (lookup,) = customers_in(request, "customer")
+    return lookup
+
+
+def customers_in(request: Any, *fields: str) -> list[CustomerLookup]:
+    """The request's required CustomerRef fields: all present, then each valid, in order."""
+    for field in fields:
+        if not request.HasField(field):
+            raise InvalidArgument(field, "is required: set customer_id or identity")
+    return [lookup_in(getattr(request, field), field) for field in fields]
 
 
 def lookup_in(ref: common_pb2.CustomerRef, field: str) -> CustomerLookup:
@@ -180,6 +222,38 @@ def event_in(event: pb.Event, field: str, now: float) -> EventIn:
     )
 
 
+def events_in(events: Any, now: float) -> list[EventIn | Rejection]:
+    """A batch's events, each validated on its own: a bad one becomes a Rejection by index.
+
+    A batch with nothing acceptable is wrong as a whole: InvalidArgument naming every event.
+    """
+    if not events:
+        raise InvalidArgument("events", "is required: send 1 to 1000 events")
+    if len(events) > MAX_EVENTS:
+        raise InvalidArgument("events", f"has {len(events)} events; at most {MAX_EVENTS}")
+    items: list[EventIn | Rejection] = []
+    for i, event in enumerate(events):
+        try:
+            items.append(event_in(event, f"events[{i}]", now))
+        except InvalidArgument as exc:
+            field, reason = exc.violations[0]
+            items.append(Rejection(i, event.event_id, field, reason))
+    rejected = [item for item in items if isinstance(item, Rejection)]
+    if len(rejected) == len(items):
+        raise InvalidArgument([(r.field, r.reason) for r in rejected])
+    return items
+
+
+def customer_ids_in(ids: Any, field: str = "customer_ids") -> list[str]:
+    if not ids:
+        raise InvalidArgument(field, "is required")
+    if len(ids) > MAX_EVENTS:
+        raise InvalidArgument(field, f"at most {MAX_EVENTS} ids")
+    return [
+        check_text(c, f"{field}[{i}]", max_len=64, required=True).strip() for i, c in enumerate(ids)
+    ]
+
+
 def attributes_in(
     attributes: pb.Attributes, mask_paths: list[str], field: str = "attributes"
 ) -> dict[str, str]:
@@ -223,3 +297,78 @@ def check_update_mask(paths: list[str]) -> None:
     for path in paths:
         if path not in allowed:
             raise InvalidArgument("update_mask", f"unknown path {path!r}")
+
+
+def field_mask_in(mask: field_mask_pb2.FieldMask, field: str = "field_mask") -> list[str]:
+    paths = list(mask.paths)
+    for path in paths:
+        if path.split(".", 1)[0] not in PROFILE_FIELDS:
+            raise InvalidArgument(field, f"unknown profile field {path!r}")
+    return paths
+
+
+def watch_paths_in(paths: Any, field: str = "filter.field_paths") -> list[str]:
+    prefixes = list(paths)
+    for i, path in enumerate(prefixes):
+        check_text(path, f"{field}[{i}]", max_len=128, required=True)
+        if path.split(".", 1)[0] not in PROFILE_FIELDS:
+            raise InvalidArgument(f"{field}[{i}]", f"unknown profile field {path!r}")
+    return prefixes
+
+
+def namespace_in(namespace: str) -> str:
+    if not _NAMESPACE.fullmatch(namespace):
+        raise InvalidArgument("namespace", "must be lower_snake_case, 1-32 characters")
+    return namespace
+
+
+def traits_in(traits: Any) -> dict[str, Any]:
+    """Trait key -> JSON value; None removes the trait."""
+    if not traits:
+        raise InvalidArgument("traits", "is required")
+    if len(traits) > MAX_TRAITS:
+        raise InvalidArgument("traits", f"at most {MAX_TRAITS} traits a call")
+    out: dict[str, Any] = {}
+    for key, value in traits.items():
+        if not _TRAIT_KEY.fullmatch(key):
+            raise InvalidArgument(f"traits[{key!r}]", "keys are lower_snake_case")
+        if value.ByteSize() > MAX_TRAIT_BYTES:
+            raise InvalidArgument(f"traits[{key!r}]", "is larger than 4 KiB")
+        kind = value.WhichOneof("kind")
+        if kind is None:
+            raise InvalidArgument(f"traits[{key!r}]", "has no value (use null to remove)")
+        check_finite(value, f"traits[{key!r}]")
+        out[key] = None if kind == "null_value" else MessageToDict(value)
+    return out
+
+
+def row_cursor_in(position: Any, field: str = "page_token") -> tuple[float, str] | None:
+    """(time, event id) of the last row a page held. Tokens are unsigned, so a caller can forge
+    one: anything but a finite storable time and an event id is malformed, not a crash."""
+    if position is None:
+        return None
+    if not (isinstance(position, list) and len(position) == 2):
+        raise InvalidArgument(field, "is malformed")
+    at, event_id = position
+    low, high = _TIME_RANGE
+    if (
+        isinstance(at, bool)
+        or not isinstance(at, int | float)
+        or not math.isfinite(at)
+        or not low <= at <= high
+        or not isinstance(event_id, str)
+        or len(event_id) > 128
+    ):
+        raise InvalidArgument(field, "is malformed")
+    return float(at), event_id
+
+
+def export_cursor_in(position: Any) -> ExportCursor | None:
+    if position is None:
+        return None
+    if not (isinstance(position, list) and len(position) == 4):
+        raise InvalidArgument("page_token", "is malformed")
+    customer_id, part, *after = position
+    if not isinstance(customer_id, str) or part not in ("events", "purchases"):
+        raise InvalidArgument("page_token", "is malformed")
+    return ExportCursor(customer_id, part, row_cursor_in(after))

@@ -7,17 +7,19 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from backcrm.common.v1 import common_pb2
+
 from libs.bus.port import Subscription
 from libs.outbox import OutboxRelay
 from libs.rpc.service import RpcService
-from libs.runtime import Resources
+from libs.runtime import Peers, Resources
 from services.segmentation import consumers, handlers
 from services.segmentation.engine import memberships_key
 from services.segmentation.entrypoint import segmentation_service
 from services.segmentation.handlers import SegmentationDeps
 from services.segmentation.loops import start_loops, stop_loops
 from services.segmentation.models import SegOutboxRow
-from services.segmentation.resolver import ResolveCustomer
+from services.segmentation.resolver import profile_resolver
 from services.segmentation.store import SegStore
 from services.segmentation.translate import (
     encode_membership_change,
@@ -38,8 +40,12 @@ class SegmentationApp:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, resources: Resources, resolve: ResolveCustomer) -> SegmentationApp:
+    def build(cls, resources: Resources, peers: Peers) -> SegmentationApp:
         settings = resources.settings
+
+        async def resolve(ref: common_pb2.CustomerRef, field_name: str) -> str:
+            # The client exists once the server listens (it may call this very process).
+            return await profile_resolver(peers.client())(ref, field_name)
 
         async def evict(customer_ids: Sequence[str]) -> None:
             # Before a membership change goes out, its customers' cached memberships go: a

@@ -12,10 +12,9 @@ import socket
 from collections.abc import Sequence
 
 from backcrm.common.v1.common_pb2 import EventEnvelope
-from backcrm.profile.v1 import profile_service_pb2 as profile_pb
 
-from libs.bus.envelope import unpack
 from libs.bus.port import EventBus, Subscription
+from libs.topics import PROFILE_CHANGED, PROFILE_DELETED, PROFILE_MERGED
 from services.segmentation.engine import Engine
 from services.segmentation.translate import profile_update
 
@@ -25,16 +24,16 @@ GROUP = "segmentation"
 
 
 async def on_changed(engine: Engine, envelopes: Sequence[EventEnvelope]) -> None:
-    updates = [profile_update(unpack(e, profile_pb.ProfileChanged)) for e in envelopes]
+    updates = [profile_update(PROFILE_CHANGED.unpack(e)) for e in envelopes]
     await engine.on_profile_changes(updates)
 
 
 async def on_deleted(engine: Engine, envelope: EventEnvelope) -> None:
-    await engine.on_profile_deleted(unpack(envelope, profile_pb.ProfileDeleted).customer_id)
+    await engine.on_profile_deleted(PROFILE_DELETED.unpack(envelope).customer_id)
 
 
 async def on_merged(engine: Engine, envelope: EventEnvelope) -> None:
-    merged = unpack(envelope, profile_pb.ProfilesMerged)
+    merged = PROFILE_MERGED.unpack(envelope)
     await engine.on_profiles_merged(merged.source_customer_id, merged.target_customer_id)
 
 
@@ -43,12 +42,12 @@ async def subscribe(bus: EventBus, engine: Engine) -> list[Subscription]:
     consumer = f"{socket.gethostname()}-{os.getpid()}"
     return [
         await bus.subscribe_batch(
-            "profile.changed", GROUP, consumer, functools.partial(on_changed, engine)
+            PROFILE_CHANGED.name, GROUP, consumer, functools.partial(on_changed, engine)
         ),
         await bus.subscribe(
-            "profile.deleted", GROUP, consumer, functools.partial(on_deleted, engine)
+            PROFILE_DELETED.name, GROUP, consumer, functools.partial(on_deleted, engine)
         ),
         await bus.subscribe(
-            "profile.merged", GROUP, consumer, functools.partial(on_merged, engine)
+            PROFILE_MERGED.name, GROUP, consumer, functools.partial(on_merged, engine)
         ),
     ]

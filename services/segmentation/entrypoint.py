@@ -9,11 +9,11 @@ from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from libs.auth import current_principal
-from libs.bus.envelope import unpack
 from libs.bus.port import EventBus
 from libs.errors import InvalidArgument, PermissionDenied
 from libs.protoutil import enum
 from libs.rpc.service import RpcService
+from libs.topics import SEGMENTATION_MEMBERSHIP
 from libs.validation import check_enum, check_text, decode_page_token, encode_page_token, page_size
 from services.segmentation import handlers
 from services.segmentation.conditions import Node
@@ -22,15 +22,15 @@ from services.segmentation.handlers import SegmentationDeps
 from services.segmentation.resolver import ResolveCustomer
 from services.segmentation.templates import TEMPLATES, template_condition
 from services.segmentation.translate import (
-    TOPIC_MEMBERSHIP,
     conditions_in,
     context_facts,
     rfm_bounds,
     segment_proto,
 )
 
-__all__ = ["SCOPES", "SegmentationServicer", "segmentation_service"]
+__all__ = ["CONTRACT", "SCOPES", "SegmentationServicer", "segmentation_service"]
 
+CONTRACT = pb.DESCRIPTOR.services_by_name["SegmentationService"]
 READ, ADMIN = "segments:read", "admin"
 # Resolving an identity (an email, a cookie) to a customer id reads the profile service: the
 # caller must be allowed to do that itself, whatever token segmentation resolves it with.
@@ -255,11 +255,11 @@ class SegmentationServicer:
     ) -> AsyncIterator[pb.WatchMembershipChangesResponse]:
         segments = set(self._ids(request.segment_ids, "segment_ids"))
         customers = set(self._ids(request.customer_ids, "customer_ids"))
-        tail = self.bus.tail(TOPIC_MEMBERSHIP)
+        tail = self.bus.tail(SEGMENTATION_MEMBERSHIP.name)
         try:
             await context.send_initial_metadata((("x-watch", "subscribed"),))
             async for envelope in tail:
-                change = unpack(envelope, pb.MembershipChange)
+                change = SEGMENTATION_MEMBERSHIP.unpack(envelope)
                 if segments and change.segment_id not in segments:
                     continue
                 if customers and change.customer_id not in customers:
@@ -332,7 +332,7 @@ def segmentation_service(
     deps: SegmentationDeps, bus: EventBus, resolve: ResolveCustomer
 ) -> RpcService:
     return RpcService(
-        descriptor=pb.DESCRIPTOR.services_by_name["SegmentationService"],
+        descriptor=CONTRACT,
         servicer=SegmentationServicer(deps, bus, resolve),
         scopes=SCOPES,
         short_name="segmentation",

@@ -11,9 +11,9 @@ from typing import Any
 
 from libs.bus.port import EventBus
 from libs.config import Settings
+from libs.topics import SEGMENTATION_SEGMENTS
 from services.segmentation import handlers
 from services.segmentation.handlers import SegmentationDeps
-from services.segmentation.translate import TOPIC_SEGMENTS
 
 __all__ = ["start_loops", "stop_loops"]
 
@@ -56,7 +56,7 @@ async def stop_loops(tasks: Sequence[asyncio.Task[None]]) -> None:
 
 async def _watch_catalog(deps: SegmentationDeps, bus: EventBus) -> None:
     while True:
-        tail = bus.tail(TOPIC_SEGMENTS, internal=True)
+        tail = bus.tail(SEGMENTATION_SEGMENTS.name, internal=True)
         try:
             async for _ in tail:
                 await handlers.reload_catalog(deps)

@@ -1,4 +1,5 @@
-"""Protobuf <-> segmentation's domain values (the only place that knows both)."""
+"""Protobuf <-> segmentation's domain values: profile changes in, segments, memberships and
+RFM scores out (the entrypoint's requests and responses, and the bus payloads)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from backcrm.segmentation.v1 import condition_pb2
 from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
 from google.protobuf.json_format import MessageToDict
 
-from libs.bus.envelope import new_envelope
 from libs.errors import InvalidArgument
 from libs.protoutil import enum, seconds_of, short_name, ts
+from libs.topics import SEGMENTATION_MEMBERSHIP, SEGMENTATION_RFM, SEGMENTATION_SEGMENTS
 from services.segmentation.conditions import MAX_NODES, Node, count_nodes, parse_condition
 from services.segmentation.engine import ProfileUpdate
 from services.segmentation.facts import CartItem, ContextFacts, CustomerFacts, FactEvent
@@ -23,8 +24,6 @@ from services.segmentation.rfm import RfmResult
 
 __all__ = [
     "MAX_REQUEST_NODES",
-    "TOPIC_MEMBERSHIP",
-    "TOPIC_SEGMENTS",
     "conditions_in",
     "context_facts",
     "encode_membership_change",
@@ -35,9 +34,6 @@ __all__ = [
     "segment_proto",
 ]
 
-TOPIC_MEMBERSHIP = "segmentation.membership"
-TOPIC_RFM = "segmentation.rfm"
-TOPIC_SEGMENTS = "segmentation.segments"
 MICROS = 1_000_000
 # Condition nodes one request may hold across all its conditions (each is also capped at
 # MAX_NODES): five maximal trees, or 100 conditions of 50 nodes. Parsing costs about 20 µs a
@@ -197,8 +193,7 @@ def membership_change_proto(change: MembershipChange) -> pb.MembershipChange:
 
 
 def encode_membership_change(change: MembershipChange) -> tuple[str, bytes]:
-    envelope = new_envelope(membership_change_proto(change), "segmentation")
-    return TOPIC_MEMBERSHIP, envelope.SerializeToString()
+    return SEGMENTATION_MEMBERSHIP.outbox_row(membership_change_proto(change))
 
 
 def encode_segment_change(
@@ -211,7 +206,7 @@ def encode_segment_change(
     )
     if record is not None:
         message.segment.CopyFrom(segment_proto(record))
-    return TOPIC_SEGMENTS, new_envelope(message, "segmentation").SerializeToString()
+    return SEGMENTATION_SEGMENTS.outbox_row(message)
 
 
 def segment_proto(record: SegmentRecord) -> pb.Segment:
@@ -243,7 +238,7 @@ def encode_rfm(
         computed_at=ts(as_of),
         bounds=rfm_bounds(result),
     )
-    return TOPIC_RFM, new_envelope(message, "segmentation").SerializeToString()
+    return SEGMENTATION_RFM.outbox_row(message)
 
 
 def rfm_bounds(result: RfmResult) -> pb.RfmBounds:

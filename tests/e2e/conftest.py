@@ -12,10 +12,10 @@ from libs.auth import TokenRegistry
 from libs.client import Client
 from libs.runtime import Resources
 from services.profile.app import ProfileApp
+from services.registry import SERVICES
 from services.segmentation.app import SegmentationApp
-from services.suite import IMPLEMENTED
 from services.suite import Suite as ServedSuite
-from tests.support import BACKENDS, TOKENS, Backend, backend_settings
+from tests.support import BACKENDS, TOKENS, Backend, backend_settings, eventually
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -28,7 +28,7 @@ def backend(
 
 @dataclass
 class Suite:
-    """The whole suite serving on 127.0.0.1:<port>, restartable on the same storage."""
+    """Every registered service serving on 127.0.0.1:<port>, restartable on the same storage."""
 
     backend: Backend
     running: ServedSuite | None = None
@@ -38,7 +38,7 @@ class Suite:
     async def start(self) -> None:
         settings = self.backend.settings
         tokens = TokenRegistry.from_sources(settings.auth_tokens, Path("/nonexistent"))
-        self.running = ServedSuite(settings, IMPLEMENTED, tokens)
+        self.running = ServedSuite(settings, tuple(SERVICES), tokens)
         self.port = await self.running.start("127.0.0.1:0")
 
     async def stop(self) -> None:
@@ -67,6 +67,28 @@ class Suite:
     def segmentation(self) -> SegmentationApp:
         assert self.running is not None
         return self.running.app(SegmentationApp)  # type: ignore[no-any-return]
+
+    async def settled(self, timeout: float = 20) -> None:
+        """Wait until everything the services wrote is published and consumed: every outbox
+        drained, and every consumer group of the suite done with every message (which may
+        write more: an RFM score changes a profile, which segmentation then consumes)."""
+        assert self.running is not None
+        relays = [app.relay for app in self.running.apps]
+        bus = self.resources.bus
+
+        async def quiet() -> bool:
+            published = 0
+            for relay in relays:
+                while sent := await relay.drain_once():
+                    published += sent
+            # Consumed, then nothing new to publish (a consumer may have written to an outbox).
+            return (
+                published == 0
+                and await bus.consumers_idle()
+                and not any([await relay.drain_once() for relay in relays])
+            )
+
+        await eventually(quiet, "every published event to be consumed", timeout=timeout)
 
     @property
     def address(self) -> str:

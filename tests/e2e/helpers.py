@@ -9,7 +9,16 @@ from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2 as pb
 from google.rpc import error_details_pb2, status_pb2
 
-__all__ = ["email", "event", "field_violations", "purchase", "rpc_error"]
+__all__ = [
+    "cookie",
+    "email",
+    "error_info",
+    "error_reason",
+    "event",
+    "field_violations",
+    "purchase",
+    "rpc_error",
+]
 
 
 def email(value: str) -> common_pb2.CustomerRef:
@@ -74,12 +83,18 @@ def field_violations(err: grpc.aio.AioRpcError) -> list[str]:
     return fields
 
 
-def error_reason(err: grpc.aio.AioRpcError) -> tuple[str, str]:
+def error_info(err: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
+    """The google.rpc.ErrorInfo in the error's status details."""
     raw = dict(err.trailing_metadata() or ()).get("grpc-status-details-bin")
-    assert raw is not None
+    assert raw is not None, f"no rich status details in {err.code()} {err.details()}"
     for detail in status_pb2.Status.FromString(raw).details:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
-            return info.reason, info.domain
+            return info
     raise AssertionError("no ErrorInfo")
+
+
+def error_reason(err: grpc.aio.AioRpcError) -> tuple[str, str]:
+    info = error_info(err)
+    return info.reason, info.domain

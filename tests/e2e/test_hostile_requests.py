@@ -1,10 +1,11 @@
 """No request a caller can send makes a service answer UNKNOWN or INTERNAL.
 
-Every unary RPC of every implemented service gets an empty request, a request whose fields
-hold hostile values (control characters, negative numbers, huge sizes, unknown enum values),
-and bytes that are not a protobuf message at all. The profile RPCs also get values that are
-well-formed on the wire but out of any range storage and rendering can hold: times 30,000 years
-away, amounts past int64, NaN and Infinity nested in Structs, forged page tokens.
+Every unary RPC of every registered service (services/registry.py) gets an empty request, a
+request whose fields hold hostile values (control characters, negative numbers, huge sizes,
+unknown enum values), and bytes that are not a protobuf message at all. The profile RPCs also
+get values that are well-formed on the wire but out of any range storage and rendering can
+hold: times 30,000 years away, amounts past int64, NaN and Infinity nested in Structs, forged
+page tokens.
 """
 
 from __future__ import annotations
@@ -20,16 +21,13 @@ from backcrm.segmentation.v1 import condition_pb2, segmentation_service_pb2
 from google.protobuf import descriptor, message, message_factory, struct_pb2, timestamp_pb2
 
 from libs.validation import encode_page_token
+from services.registry import contracts
 from tests.e2e.conftest import Suite
 from tests.e2e.helpers import email, event, field_violations, purchase, rpc_error
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = [
-    profile_service_pb2.DESCRIPTOR.services_by_name["ProfileService"],
-    segmentation_service_pb2.DESCRIPTOR.services_by_name["SegmentationService"],
-]
-METHODS = [(s, m) for s in SERVICES for m in s.methods if not m.server_streaming]
+METHODS = [(s, m) for s in contracts() for m in s.methods if not m.server_streaming]
 FD = descriptor.FieldDescriptor
 
 

@@ -14,6 +14,8 @@ from backcrm.segmentation.v1 import condition_pb2 as c
 from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
 from google.protobuf import duration_pb2, struct_pb2
 
+from libs.topics import PROFILE_CHANGED
+from services.segmentation.translate import profile_update
 from tests.e2e.conftest import Suite
 from tests.e2e.helpers import email, field_violations, purchase, rpc_error
 
@@ -110,20 +112,12 @@ async def test_preview_counts_before_saving(suite: Suite) -> None:
             )
         )
     seg = suite.client().segmentation
-    await _settled(suite)
+    await suite.settled()
     preview = await seg.PreviewSegment(
         pb.PreviewSegmentRequest(condition=bought_twice(category, 86_400), sample_size=2)
     )
     assert preview.estimated_count == 3
     assert len(preview.sample_customer_ids) == 2
-
-
-async def _settled(suite: Suite) -> None:
-    """Wait until the profile outbox is published and segmentation consumed it."""
-    for _ in range(200):
-        if await suite.profile.relay.drain_once() == 0:
-            break
-    await asyncio.sleep(0.3)
 
 
 async def test_contextual_and_combined_segments_answer_per_request(suite: Suite) -> None:
@@ -170,7 +164,7 @@ async def test_contextual_and_combined_segments_answer_per_request(suite: Suite)
             ppb.TrackEventsRequest(events=[purchase(uid(), who, uid(), ("x", "y", 1, 1_000_000))])
         )
     ).customer_ids[0]
-    await _settled(suite)
+    await suite.settled()
     cart = [
         common_pb2.CartLine(
             sku="tv",
@@ -313,7 +307,9 @@ async def test_replayed_profile_change_does_not_enter_twice(suite: Suite) -> Non
     async def capture(envelope: object) -> None:
         captured.append(envelope)
 
-    sub = await suite.resources.bus.subscribe("profile.changed", f"capture-{uid()}", "c", capture)
+    sub = await suite.resources.bus.subscribe(
+        PROFILE_CHANGED.name, f"capture-{uid()}", "c", capture
+    )
     who = email(f"{uid()}@example.com")
     await suite.client("shop").profile.TrackEvents(
         ppb.TrackEventsRequest(
@@ -326,13 +322,8 @@ async def test_replayed_profile_change_does_not_enter_twice(suite: Suite) -> Non
         await asyncio.sleep(0.05)
     await sub.stop()
     engine = suite.segmentation.deps.engine
-    from backcrm.profile.v1.profile_service_pb2 import ProfileChanged
-
-    from libs.bus.envelope import unpack
-    from services.segmentation.translate import profile_update
-
-    update = profile_update(unpack(captured[0], ProfileChanged))  # type: ignore[arg-type]
-    await _settled(suite)
+    update = profile_update(PROFILE_CHANGED.unpack(captured[0]))  # type: ignore[arg-type]
+    await suite.settled()
     assert await engine.on_profile_changes([update]) == []  # the redelivery changes nothing
     members = await seg.ListMembers(pb.ListMembersRequest(segment_id=segment.segment_id))
     assert len(members.customer_ids) == 1
@@ -355,7 +346,7 @@ async def test_rfm_scores_and_templates(suite: Suite) -> None:
             events=[purchase(uid(), heavy, uid(), ("p", "c", 1, 90_000_000)) for _ in range(12)]
         )
     )
-    await _settled(suite)
+    await suite.settled()
     result = await seg.RecomputeRfm(pb.RecomputeRfmRequest())
     assert result.scored_customers >= 1
     await ready(seg, champions.segment_id)

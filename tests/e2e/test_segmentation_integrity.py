@@ -22,8 +22,8 @@ from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
 from google.protobuf import struct_pb2
 from sqlalchemy import func, select
 
-from libs.bus.envelope import new_envelope
 from libs.protoutil import ts
+from libs.topics import PROFILE_CHANGED, PROFILE_DELETED, PROFILE_MERGED
 from services.segmentation import consumers
 from services.segmentation.engine import Engine
 from services.segmentation.models import (
@@ -72,7 +72,7 @@ def _changed(
         events=events,
         changed_at=ts(now),
     )
-    return new_envelope(change, "profile")
+    return PROFILE_CHANGED.pack(change)
 
 
 def _view(category: str) -> ppb.Event:
@@ -86,17 +86,16 @@ def _view(category: str) -> ppb.Event:
 
 
 def _deleted(customer_id: str) -> EventEnvelope:
-    return new_envelope(
-        ppb.ProfileDeleted(customer_id=customer_id, deleted_at=ts(time.time())), "profile"
+    return PROFILE_DELETED.pack(
+        ppb.ProfileDeleted(customer_id=customer_id, deleted_at=ts(time.time()))
     )
 
 
 def _merged(source: str, target: str) -> EventEnvelope:
-    return new_envelope(
+    return PROFILE_MERGED.pack(
         ppb.ProfilesMerged(
             source_customer_id=source, target_customer_id=target, merged_at=ts(time.time())
-        ),
-        "profile",
+        )
     )
 
 

@@ -24,7 +24,7 @@ trace.set_tracer_provider(provider)
 
 from backcrm.profile.v1 import profile_service_pb2 as pb  # noqa: E402
 
-from services.profile.codec import TOPIC_CHANGED  # noqa: E402
+from libs.topics import PROFILE_CHANGED  # noqa: E402
 from tests.e2e.conftest import Suite  # noqa: E402
 from tests.e2e.helpers import email, event  # noqa: E402
 from tests.support import backend_settings  # noqa: E402
@@ -37,7 +37,7 @@ async def probe(suite: Suite) -> None:
     async def handler(_envelope: object) -> None:
         consumed.set()
 
-    subscription = await suite.resources.bus.subscribe(TOPIC_CHANGED, "probe", "p1", handler)
+    subscription = await suite.resources.bus.subscribe(PROFILE_CHANGED.name, "probe", "p1", handler)
     try:
         with trace.get_tracer("probe").start_as_current_span("shop checkout"):
             await suite.client("shop").profile.TrackEvents(

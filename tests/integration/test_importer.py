@@ -16,7 +16,8 @@ from libs.db.migrate import upgrade
 from libs.runtime import Resources
 from services.profile.app import ProfileApp
 from services.profile.handlers import CustomerLookup, export_profile
-from services.profile.importer import import_orders
+from services.registry import SERVICES
+from services.tools.importer import import_orders
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +56,7 @@ def write_file(path: Path, compressed: bool) -> Path:
 @pytest.fixture
 async def resources(tmp_path: Path) -> AsyncIterator[Resources]:
     url = f"sqlite+aiosqlite:///{tmp_path}/t.db"
-    await asyncio.to_thread(upgrade, url)
+    await asyncio.to_thread(upgrade, url, SERVICES)
     settings = Settings(
         database_url=url, redis_url="", var_dir=tmp_path, auth_tokens_file=tmp_path / "tokens.json"
     )

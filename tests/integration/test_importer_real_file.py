@@ -25,7 +25,8 @@ from libs.db.migrate import upgrade
 from libs.runtime import Resources
 from services.profile.app import ProfileApp
 from services.profile.handlers import CustomerLookup, get_profiles
-from services.profile.importer import import_orders
+from services.registry import SERVICES
+from services.tools.importer import import_orders
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -77,7 +78,7 @@ def micros(amount: Decimal) -> int:
 @pytest.fixture
 async def resources(tmp_path: Path) -> AsyncIterator[Resources]:
     url = f"sqlite+aiosqlite:///{tmp_path}/t.db"
-    await asyncio.to_thread(upgrade, url)
+    await asyncio.to_thread(upgrade, url, SERVICES)
     settings = Settings(
         database_url=url, redis_url="", var_dir=tmp_path, auth_tokens_file=tmp_path / "tokens.json"
     )

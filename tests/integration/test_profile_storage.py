@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 from backcrm.profile.v1 import profile_service_pb2 as pb
 
-from libs.bus.envelope import unpack
 from libs.runtime import Resources
+from libs.topics import PROFILE_CHANGED
 from services.profile.app import ProfileApp
-from services.profile.codec import TOPIC_CHANGED
 from services.profile.domain import EventIn
 from services.profile.handlers import CustomerLookup, get_profile, track_events
 from tests.support import BACKENDS, Backend, backend_settings, services_required
@@ -73,17 +72,17 @@ async def test_concurrent_batches_for_one_new_identity_make_one_customer(app: Pr
 async def test_the_outbox_reaches_the_bus_in_order(app: ProfileApp, backend: Backend) -> None:
     bus = app.relay._bus  # the app's own bus: the relay publishes to it
     email = f"outbox-{time.time_ns()}@example.com"
-    tail = bus.tail(TOPIC_CHANGED)
+    tail = bus.tail(PROFILE_CHANGED.name)
     events = tail.__aiter__()
     # The Redis tail starts reading when first iterated: publish probes until it sees one.
     first = asyncio.ensure_future(events.__anext__())
     versions = []
     for i in range(3):
         await track_events(app.deps, [view(f"ob-{i}-{email}", email)])
-    change = unpack(await asyncio.wait_for(first, 10), pb.ProfileChanged)
+    change = PROFILE_CHANGED.unpack(await asyncio.wait_for(first, 10))
     versions.append(change.version)
     while len(versions) < 3 or versions[-1] < 3:
-        change = unpack(await asyncio.wait_for(events.__anext__(), 10), pb.ProfileChanged)
+        change = PROFILE_CHANGED.unpack(await asyncio.wait_for(events.__anext__(), 10))
         versions.append(change.version)
     assert versions[-3:] == [1, 2, 3] or versions == sorted(versions)
     await tail.aclose()  # type: ignore[attr-defined]
@@ -147,10 +146,10 @@ async def _outage_scenario(backend: Backend, tmp_path: Path, port: int) -> None:
     seen: list[str] = []
 
     async def consume(envelope: object) -> None:
-        change = unpack(envelope, pb.ProfileChanged)  # type: ignore[arg-type]
+        change = PROFILE_CHANGED.unpack(envelope)  # type: ignore[arg-type]
         seen.extend(e.event_id for e in change.events)
 
-    subscription = await resources.bus.subscribe(TOPIC_CHANGED, "outage-test", "c1", consume)
+    subscription = await resources.bus.subscribe(PROFILE_CHANGED.name, "outage-test", "c1", consume)
     redis: subprocess.Popen[bytes] | None = None
     try:
         email = "outage@example.com"

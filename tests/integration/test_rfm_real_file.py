@@ -27,12 +27,13 @@ from libs.config import Settings
 from libs.db.migrate import upgrade
 from libs.runtime import Resources
 from services.profile.app import ProfileApp
-from services.profile.importer import import_orders
+from services.registry import SERVICES
 from services.segmentation import handlers
 from services.segmentation.app import SegmentationApp
 from services.segmentation.conditions import Node, decode_condition
 from services.segmentation.models import SegProfileRow
 from services.segmentation.templates import TEMPLATES, template_condition
+from services.tools.importer import import_orders
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -89,7 +90,7 @@ async def resources(tmp_path: Path) -> AsyncIterator[Resources]:
             pytest.fail(f"{DATA} is missing")
         pytest.skip(f"{DATA} is missing")
     url = f"sqlite+aiosqlite:///{tmp_path}/t.db"
-    await asyncio.to_thread(upgrade, url)
+    await asyncio.to_thread(upgrade, url, SERVICES)
     res = Resources.open(
         Settings(database_url=url, redis_url="", var_dir=tmp_path, segment_reconcile_seconds=3600)
     )

@@ -17,7 +17,8 @@ from services.profile.app import ProfileApp
 from services.profile.handlers import CustomerLookup, get_profiles
 from services.profile.identities import normalise_identity
 from services.profile.models import CustomerRow, EventRow, IdentityRow
-from services.profile.seed import count_customers, seed
+from services.registry import SERVICES
+from services.tools.seed import count_customers, seed
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def resources(tmp_path: Path) -> AsyncIterator[Resources]:
     url = f"sqlite+aiosqlite:///{tmp_path}/t.db"
-    await asyncio.to_thread(upgrade, url)
+    await asyncio.to_thread(upgrade, url, SERVICES)
     settings = Settings(
         database_url=url, redis_url="", var_dir=tmp_path, auth_tokens_file=tmp_path / "tokens.json"
     )
@@ -93,7 +94,7 @@ async def test_same_seed_same_population(tmp_path: Path, resources: Resources) -
     await seed(resources, customers=5, rng_seed=3, progress=False)
     first = await _counts(resources)
     url = f"sqlite+aiosqlite:///{tmp_path}/other.db"
-    await asyncio.to_thread(upgrade, url)
+    await asyncio.to_thread(upgrade, url, SERVICES)
     other = Resources.open(
         Settings(
             database_url=url,

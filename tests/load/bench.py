@@ -41,6 +41,7 @@ import grpc
 from backcrm.profile.v1 import profile_service_pb2 as pb
 
 from libs.config import Settings
+from services.registry import SERVICES
 from tests.load.bench_server import ECHO_METHOD, ECHO_RESPONSE_BYTES
 from tests.load.loadgen import Measurement, Target, measure, open_channel
 from tests.load.payloads import (
@@ -237,12 +238,12 @@ async def _drain_outbox(resources: Any) -> None:
 
 
 async def seed_customers(settings: Settings, customers: int) -> list[str]:
-    """services.profile.seed's synthetic customers, outbox published; their customer ids."""
+    """services.tools.seed's synthetic customers, outbox published; their customer ids."""
     from sqlalchemy import select
 
     from libs.runtime import Resources
     from services.profile.models import CustomerRow
-    from services.profile.seed import seed
+    from services.tools.seed import seed
 
     resources = Resources.open(settings)
     try:
@@ -405,7 +406,7 @@ async def run_backend(
 
 async def _import(settings: Settings, path: Path) -> ImportResult:
     from libs.runtime import Resources
-    from services.profile.importer import import_orders
+    from services.tools.importer import import_orders
 
     resources = Resources.open(settings)
     try:
@@ -680,7 +681,9 @@ def _parse(argv: list[str] | None) -> Options:
     p.add_argument("--output", type=Path, help="also write the markdown report here")
     p.add_argument("--json", type=Path, dest="json_path", help="write the figures as JSON here")
     p.add_argument("--cprofile-dir", type=Path, help="cProfile each server process into DIR")
-    p.add_argument("--suites", default="profile,segmentation", help="profile,segmentation")
+    p.add_argument(
+        "--suites", default=",".join(SERVICES), help="registered services: " + ",".join(SERVICES)
+    )
     p.add_argument("--seg-customers", type=int, default=1000, help="customers for segmentation")
     p.add_argument("--lag-seconds", type=float, default=20.0, help="paced lag run (0: skip)")
     p.add_argument(
@@ -688,8 +691,8 @@ def _parse(argv: list[str] | None) -> Options:
     )
     a = p.parse_args(argv)
     suites = [x.strip() for x in a.suites.split(",") if x.strip()]
-    if set(suites) - {"profile", "segmentation"}:
-        p.error(f"unknown suites {sorted(set(suites) - {'profile', 'segmentation'})}")
+    if set(suites) - SERVICES.keys():
+        p.error(f"unknown suites {sorted(set(suites) - SERVICES.keys())}")
     backends = [b.strip() for b in a.backends.split(",") if b.strip()]
     unknown = set(backends) - {"embedded", "postgres"}
     if unknown:

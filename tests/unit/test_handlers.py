@@ -8,8 +8,8 @@ import pytest
 from backcrm.common.v1.common_pb2 import EventEnvelope
 from backcrm.profile.v1 import profile_service_pb2 as pb
 
-from libs.bus.envelope import unpack
 from libs.errors import InvalidArgument, NotFound, Unavailable
+from libs.topics import PROFILE_CHANGED
 from services.profile import handlers as h
 from services.profile.domain import DAY, CartLine, Customer, EventIn, IdentityKey, OrderIn
 from services.profile.events import encode_domain_event
@@ -411,7 +411,7 @@ async def test_every_profile_changed_on_the_bus_carries_the_profile(world: World
     snapshots = []
     for change in world.published(ProfileChanged):
         _, raw = encode_domain_event(change)
-        snapshots.append(unpack(EventEnvelope.FromString(raw), pb.ProfileChanged))
+        snapshots.append(PROFILE_CHANGED.unpack(EventEnvelope.FromString(raw)))
     assert len(snapshots) == 5
     assert all(s.HasField("profile") and s.profile.customer_id == s.customer_id for s in snapshots)
     assert snapshots[0].profile.attributes.city == "Leeds"
@@ -431,7 +431,7 @@ async def test_bus_events_carry_no_identity_of_the_customer(world: World) -> Non
     for raw in payloads:
         for _, value in (ANN, phone, COOKIE, COOKIE2):
             assert value.encode() not in raw
-    changes = [unpack(EventEnvelope.FromString(r), pb.ProfileChanged) for r in payloads[:1]]
+    changes = [PROFILE_CHANGED.unpack(EventEnvelope.FromString(r)) for r in payloads[:1]]
     event = changes[0].events[0]
     assert event.customer.customer_id == changes[0].customer_id
     assert (event.category, list(event.identities)) == ("shoes", [])

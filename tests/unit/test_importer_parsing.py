@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.profile.importer import _parse_customer, _parse_micros, category_of
+from services.tools.importer import _parse_customer, _parse_micros, category_of
 
 
 @pytest.mark.parametrize(

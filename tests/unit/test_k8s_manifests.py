@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from services.registry import SERVICES as REGISTRY
+
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = ROOT / "deploy" / "k8s" / "overlays"
 NAMESPACE = "backcrm"
@@ -30,14 +32,8 @@ PORT = 50051
 UID = 10001
 SHUTDOWN_GRACE_SECONDS = 10
 
-# service -> the name its readiness probe asks grpc.health.v1 about
-SERVICES = {
-    "profile": "backcrm.profile.v1.ProfileService",
-    "segmentation": "backcrm.segmentation.v1.SegmentationService",
-    "ads": "backcrm.ads.v1.AdsService",
-    "recommend": "backcrm.recommend.v1.RecommendService",
-    "bonus": "backcrm.bonus.v1.BonusService",
-}
+# registered service -> the name its readiness probe asks grpc.health.v1 about
+SERVICES = {name: entry.contract.full_name for name, entry in REGISTRY.items()}
 WORKLOADS = {"Deployment", "StatefulSet", "Job"}
 CLUSTER_SCOPED = {"Namespace"}
 
@@ -145,6 +141,12 @@ def test_each_service_has_its_full_set(objects: tuple[Obj, ...]) -> None:
             labels = _of_kind(objects, kind)[name]["metadata"]["labels"]
             assert labels["app.kubernetes.io/name"] == name
             assert labels["app.kubernetes.io/component"] == "grpc-server"
+    servers = {
+        name
+        for name, deployment in _of_kind(objects, "Deployment").items()
+        if deployment["metadata"]["labels"].get("app.kubernetes.io/component") == "grpc-server"
+    }
+    assert servers == set(SERVICES), "only registered services are deployed"
 
 
 def test_every_container_is_locked_down(objects: tuple[Obj, ...]) -> None:

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
+import importlib.util
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
 from libs.db import Base, make_engine
-from libs.db.migrate import SERVICES
 
-# Autogenerate compares against every service's tables.
-for _service in SERVICES:
-    with contextlib.suppress(ModuleNotFoundError):
+# Autogenerate compares against the tables of every service named by the caller (a service
+# without storage has no models module).
+for _service in context.config.attributes["services"]:
+    if importlib.util.find_spec(f"services.{_service}.models") is not None:
         importlib.import_module(f"services.{_service}.models")
 
 

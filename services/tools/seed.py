@@ -34,6 +34,7 @@ from sqlalchemy import func, select
 from tqdm import tqdm
 
 from libs.runtime import Resources
+from services.profile.app import ProfileApp
 from services.profile.domain import DAY, CartLine, EventIn, IdentityKey, OrderIn
 from services.profile.handlers import CustomerLookup, ProfileDeps, track_events, upsert_profile
 from services.profile.models import CustomerRow
@@ -377,8 +378,6 @@ async def seed(
 
     With `if_empty`, nothing is done when any customer exists already.
     """
-    from services.profile.app import ProfileApp  # the composition root; heavy imports
-
     if customers < 0:
         raise ValueError("customers must not be negative")
     started = time.perf_counter()

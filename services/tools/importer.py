@@ -58,6 +58,7 @@ from typing import IO
 from tqdm import tqdm
 
 from libs.runtime import Resources
+from services.profile.app import ProfileApp
 from services.profile.domain import CartLine, EventIn, OrderIn
 from services.profile.handlers import ProfileDeps, track_events
 
@@ -339,8 +340,6 @@ async def import_orders(
 
     `drain_outbox`: publish the outbox at the end; by default only when the bus is shared.
     """
-    from services.profile.app import ProfileApp  # the composition root; heavy imports
-
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     started = time.perf_counter()
