@@ -12,13 +12,13 @@ from backcrm.segmentation.v1 import condition_pb2 as c
 from google.protobuf import duration_pb2, struct_pb2
 
 from libs.errors import FailedPrecondition, InvalidArgument, NotFound
+from libs.topics import SEGMENTATION_RFM, SEGMENTATION_SEGMENTS
 from services.segmentation import handlers as h
 from services.segmentation.build import MAX_CONCURRENT_BUILDS, Builder, BuildQueue
 from services.segmentation.conditions import Node, decode_condition
 from services.segmentation.engine import ProfileUpdate
 from services.segmentation.facts import ContextFacts, CustomerFacts, FactEvent
 from services.segmentation.records import SegmentRecord
-from services.segmentation.translate import TOPIC_RFM, TOPIC_SEGMENTS
 from tests.unit.fakes import FakeCache, FakeClock
 from tests.unit.segmentation_fakes import FakeSegmentationStore, fake_segmentation
 
@@ -149,7 +149,7 @@ async def test_a_behavioural_segment_is_built_from_the_projection_and_announced(
     assert (stored.state, stored.member_count, stored.build_progress) == ("READY", 1, 1.0)
     assert world.store.members_of(record.segment_id) == {"ann"}
     # created, then ready: each a definition change every process learns of
-    assert world.store.topics() == [TOPIC_SEGMENTS, TOPIC_SEGMENTS]
+    assert world.store.topics() == [SEGMENTATION_SEGMENTS.name, SEGMENTATION_SEGMENTS.name]
     assert world.store.state.catalog_version == 2
     # a first build does not announce its initial members
     assert world.store.state.published == []
@@ -342,7 +342,7 @@ async def test_rfm_scores_are_stored_published_and_rebuild_their_readers() -> No
         world.store.state.profiles[f"c{i}"].last_purchase_at = T0 - i * DAY
     result = await h.recompute_rfm(world.deps, T0)
     assert len(result.scores) == 10
-    assert TOPIC_RFM in world.store.topics()
+    assert SEGMENTATION_RFM.name in world.store.topics()
     frequent = {c for c, _, f, _ in result.scores if f >= 4}
     assert frequent and world.store.members_of(champions.segment_id) == frequent
     assert {p.customer_id for p in world.store.state.published} == frequent
