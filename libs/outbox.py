@@ -27,8 +27,9 @@ from backcrm.common.v1.common_pb2 import EventEnvelope
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs.bus.port import BusUnavailable, EventBus
-from libs.cache.port import CacheUnavailable
+from libs.bus.port import EventBus
+from libs.errors import DependencyUnavailable
+from libs.retry import Backoff
 
 __all__ = ["OutboxRelay"]
 
@@ -123,15 +124,14 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         await self._open.wait()
-        backoff = 0.1
+        backoff = Backoff()
         while not self._stopping:
             try:
                 published = await self.drain_once()
-                backoff = 0.1
-            except (BusUnavailable, CacheUnavailable, OSError) as exc:
-                log.warning("outbox: %s; retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff.reset()
+            except (DependencyUnavailable, OSError) as exc:
+                log.warning("outbox: %s; retrying in %.1fs", exc, backoff.delay)
+                await backoff.sleep()
                 continue
             except Exception:
                 log.exception("outbox relay failed; retrying")

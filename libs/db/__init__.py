@@ -1,4 +1,6 @@
-"""SQLAlchemy 2 async storage shared by the services: engine, declarative base, health ping.
+"""SQLAlchemy 2 async storage shared by the services: engine, declarative base, health ping,
+dialect-aware IN conditions, and the unit of work every storage adapter builds on
+(`libs.db.unit_of_work`).
 
 SQLite (embedded default) gets WAL and a busy timeout so one writer and many readers coexist;
 PostgreSQL gets a connection pool sized for a pod.
@@ -18,7 +20,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql import ColumnElement
 
-__all__ = ["Base", "among", "make_engine", "make_sessionmaker", "pairs_among", "ping"]
+from libs.db.unit_of_work import CHUNK, OutboxMessage, SqlUnitOfWork, chunks
+
+__all__ = [
+    "CHUNK",
+    "Base",
+    "OutboxMessage",
+    "SqlUnitOfWork",
+    "among",
+    "chunks",
+    "make_engine",
+    "make_sessionmaker",
+    "pairs_among",
+    "ping",
+]
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.sql import ColumnElement
 
-from libs.cache.port import Cache, CacheUnavailable
+from libs.cache.port import Cache
+from libs.errors import CacheUnavailable
 from services.segmentation.catalog import Catalog
 from services.segmentation.conditions import Node, evaluate, to_sql
 from services.segmentation.engine import memberships_key

@@ -17,8 +17,7 @@ from typing import Any
 
 import orjson
 
-from libs.cache.port import CacheUnavailable
-from libs.errors import FailedPrecondition, InvalidArgument, NotFound
+from libs.errors import CacheUnavailable, FailedPrecondition, InvalidArgument, NotFound
 from services.segmentation.build import Builder
 from services.segmentation.catalog import Catalog, Entry
 from services.segmentation.conditions import Node, evaluate, kind_of, reads_of, segment_refs
@@ -126,7 +125,7 @@ class Segmentation:
     ) -> None:
         if self.encode_segment is not None:
             topic, payload = self.encode_segment(segment_id, change, record, self.clock())
-            await store.emit([(topic, payload, "")])
+            await store.write_outbox([(topic, payload, "")])
 
     async def mark_ready(self, store: SegStore, segment_id: str) -> None:
         """A build finished (BUILDING -> READY): every process's catalogue learns it."""
@@ -429,7 +428,7 @@ class Segmentation:
                     chunk = result.scores[start : start + RFM_CHUNK]
                     topic, payload = self.encode_rfm(chunk, now, result)
                     outbox.append((topic, payload, chunk[0][0]))
-                await store.emit(outbox)
+                await store.write_outbox(outbox)
             await store.commit()
         readers = [
             s

@@ -22,7 +22,6 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from libs.bus import (
-    BusUnavailable,
     EventBus,
     InProcessBus,
     extracted_context,
@@ -32,7 +31,7 @@ from libs.bus import (
 )
 from libs.bus.redis_streams import RedisStreamsBus
 from libs.config import Settings
-from libs.errors import ResourceExhausted
+from libs.errors import BusUnavailable, ResourceExhausted
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from libs.cache import Cache, CacheUnavailable, InProcessCache, make_cache
+from libs.cache import Cache, InProcessCache, make_cache
 from libs.cache.redis_cache import RedisCache
 from libs.config import Settings
+from libs.errors import CacheUnavailable
 
 pytestmark = pytest.mark.integration
 
