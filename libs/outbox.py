@@ -24,14 +24,16 @@ from itertools import groupby
 from typing import Any
 
 from backcrm.common.v1.common_pb2 import EventEnvelope
-from sqlalchemy import delete, select
+from sqlalchemy import LargeBinary, String, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
 
 from libs.bus.port import EventBus
+from libs.db import BigId
 from libs.errors import DependencyUnavailable
 from libs.retry import Backoff
 
-__all__ = ["OutboxRelay"]
+__all__ = ["OutboxColumns", "OutboxRelay"]
 
 # Called with the customer ids of a batch before it is published (e.g. to evict caches).
 BeforePublish = Callable[[Sequence[str]], Awaitable[None]]
@@ -39,8 +41,18 @@ BeforePublish = Callable[[Sequence[str]], Awaitable[None]]
 log = logging.getLogger(__name__)
 
 
+class OutboxColumns:
+    """The columns of a service's outbox table, which `libs.db.SqlUnitOfWork.write_outbox`
+    writes and the relay reads: `class XOutboxRow(OutboxColumns, Base)` with its table name."""
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)  # a serialized EventEnvelope
+    customer_id: Mapped[str] = mapped_column(String(32))  # "" when the event names none
+
+
 class OutboxRelay:
-    """Relays one service's outbox table: a mapped class with id, topic, payload, customer_id."""
+    """Relays one service's outbox table (an `OutboxColumns` mapped class)."""
 
     def __init__(
         self,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,15 @@ from libs.auth import hash_token
 from libs.config import Settings
 from libs.db.migrate import upgrade
 
-__all__ = ["BACKENDS", "TOKENS", "Backend", "backend_settings", "require", "services_required"]
+__all__ = [
+    "BACKENDS",
+    "TOKENS",
+    "Backend",
+    "backend_settings",
+    "eventually",
+    "require",
+    "services_required",
+]
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -35,6 +45,30 @@ TOKENS = {
     "merger": ("tok-merger", ["profile:read", "profile:merge"]),
     "segments": ("tok-segments", ["segments:read"]),
 }
+
+
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]],
+    what: str,
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+) -> None:
+    """Poll `check` (plain or async) until it is true; fail, naming `what`, after `timeout` s.
+
+    How tests wait for what happens in the background (deliveries, projections, expiry):
+    timeouts are generous, so a slow machine makes a test slower, never red.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        done = check()
+        if inspect.isawaitable(done):
+            done = await done
+        if done:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 def services_required() -> bool:

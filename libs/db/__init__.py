@@ -13,7 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import MetaData, any_, event, func, literal, select, text, tuple_
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    MetaData,
+    any_,
+    event,
+    func,
+    literal,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -25,6 +36,7 @@ from libs.db.unit_of_work import CHUNK, OutboxMessage, SqlUnitOfWork, chunks
 __all__ = [
     "CHUNK",
     "Base",
+    "BigId",
     "OutboxMessage",
     "SqlUnitOfWork",
     "among",
@@ -46,6 +58,9 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+BigId = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER only
 
 
 def make_engine(url: str) -> AsyncEngine:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 import grpc
@@ -13,9 +12,13 @@ from backcrm.profile.v1 import profile_service_pb2 as ppb
 from backcrm.segmentation.v1 import condition_pb2 as c
 from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
 from google.protobuf import duration_pb2, struct_pb2
+from sqlalchemy import func, or_, select
 
+from services.profile.models import CustomerRow
+from services.segmentation.models import SegProfileRow
 from tests.e2e.conftest import Suite
 from tests.e2e.helpers import email, field_violations, purchase, rpc_error
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -41,13 +44,15 @@ def bought_twice(category: str, within_seconds: int) -> c.Condition:
 
 
 async def ready(api: object, segment_id: str) -> pb.Segment:
-    deadline = time.monotonic() + 20
-    while True:
+    segment = pb.Segment()
+
+    async def built() -> bool:
+        nonlocal segment
         segment = (await api.GetSegment(pb.GetSegmentRequest(segment_id=segment_id))).segment  # type: ignore[attr-defined]
-        if segment.state == pb.SEGMENT_STATE_READY:
-            return segment
-        assert time.monotonic() < deadline, "segment never became READY"
-        await asyncio.sleep(0.05)
+        return bool(segment.state == pb.SEGMENT_STATE_READY)
+
+    await eventually(built, "the segment to become READY", timeout=20)
+    return segment
 
 
 async def next_change(stream: object, timeout: float = 15) -> pb.MembershipChange:
@@ -119,11 +124,22 @@ async def test_preview_counts_before_saving(suite: Suite) -> None:
 
 
 async def _settled(suite: Suite) -> None:
-    """Wait until the profile outbox is published and segmentation consumed it."""
-    for _ in range(200):
-        if await suite.profile.relay.drain_once() == 0:
-            break
-    await asyncio.sleep(0.3)
+    """Wait until segmentation's projection holds every profile at its current version: the
+    profile outbox is published and segmentation has consumed (and evaluated) all of it."""
+
+    async def caught_up() -> bool:
+        await suite.profile.relay.drain_once()  # publish now rather than at the relay's poll
+        async with suite.resources.sessions() as session:
+            projected = SegProfileRow.version
+            behind = await session.scalar(
+                select(func.count())
+                .select_from(CustomerRow)
+                .outerjoin(SegProfileRow, SegProfileRow.customer_id == CustomerRow.customer_id)
+                .where(or_(projected.is_(None), projected < CustomerRow.version))
+            )
+        return behind == 0
+
+    await eventually(caught_up, "segmentation to consume every profile change", timeout=20)
 
 
 async def test_contextual_and_combined_segments_answer_per_request(suite: Suite) -> None:
@@ -320,10 +336,7 @@ async def test_replayed_profile_change_does_not_enter_twice(suite: Suite) -> Non
             events=[purchase(uid(), who, uid(), ("g", category, 1, 1_000_000)) for _ in range(2)]
         )
     )
-    for _ in range(100):
-        if captured:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: bool(captured), "the profile change", timeout=5)
     await sub.stop()
     engine = suite.segmentation.seg.engine
     from backcrm.profile.v1.profile_service_pb2 import ProfileChanged
@@ -362,11 +375,14 @@ async def test_rfm_scores_and_templates(suite: Suite) -> None:
     memberships = await seg.GetMemberships(pb.GetMembershipsRequest(customer=heavy))
     assert champions.segment_id in memberships.segment_ids
     # the profile learns its scores from the bus
-    for _ in range(100):
+    profile = ppb.Profile()
+
+    async def scored() -> bool:
+        nonlocal profile
         profile = (await shop.GetProfile(ppb.GetProfileRequest(customer=heavy))).profile
-        if profile.rfm.frequency_score:
-            break
-        await asyncio.sleep(0.05)
+        return bool(profile.rfm.frequency_score)
+
+    await eventually(scored, "the profile to learn its RFM scores", timeout=5)
     assert (profile.rfm.recency_score, profile.rfm.frequency_score, profile.rfm.monetary_score) == (
         5,
         5,
