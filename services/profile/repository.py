@@ -27,6 +27,7 @@ from services.profile.models import (
 from services.profile.ports import (
     DomainEvent,
     MergeRecord,
+    ProfilesMerged,
     ProfileUnitOfWork,
     PurchaseRecord,
     StoredEventRecord,
@@ -144,10 +145,9 @@ class SqlProfileUnitOfWork(SqlUnitOfWork, ProfileUnitOfWork):
 
     def _outbox_message(self, event: DomainEvent) -> OutboxMessage:
         topic, payload = self._encode(event)
-        customer_id = getattr(event, "customer_id", None) or getattr(
-            event, "target_customer_id", ""
-        )
-        return topic, payload, customer_id
+        if isinstance(event, ProfilesMerged):
+            return topic, payload, event.target_customer_id
+        return topic, payload, event.customer_id
 
     async def owners_of(self, keys: Iterable[IdentityKey]) -> dict[IdentityKey, str]:
         keys = list(dict.fromkeys(keys))

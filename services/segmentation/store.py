@@ -507,8 +507,8 @@ class SegStore(SqlUnitOfWork):
         rows = [
             {"segment_id": s, "customer_id": c, "due_at": d} for s, c, d in items if d is not None
         ]
-        for chunk in chunks(rows):
-            await self.s.execute(self._insert(DueRow), list(chunk))
+        for batch in chunks(rows):
+            await self.s.execute(self._insert(DueRow), list(batch))
 
     async def due(self, now: float, limit: int) -> list[tuple[str, str]]:
         rows = await self.s.execute(
