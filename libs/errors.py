@@ -1,26 +1,48 @@
-"""The one exception hierarchy of Back CRM's domain code, and its mapping to gRPC status.
+"""The one exception tree of Back CRM, its mapping to gRPC status, and which failures are
+the infrastructure's rather than the request's or the message's.
 
-Handlers raise these (they never import grpc); the error interceptor turns them into canonical
-status codes with google.rpc details: `BadRequest` field violations for INVALID_ARGUMENT and
-`ErrorInfo` (UPPER_SNAKE reason, domain "<service>.backcrm") for all of them.
+Handlers raise these (they never import grpc); the error interceptor turns every DomainError
+into its canonical status code with google.rpc details: `BadRequest` field violations for
+INVALID_ARGUMENT and `ErrorInfo` (UPPER_SNAKE reason, domain "<service>.backcrm") for all.
 
-    DomainError
-    ├── InvalidArgument      INVALID_ARGUMENT   the caller sent something wrong (fields named)
-    ├── NotFound             NOT_FOUND
-    ├── AlreadyExists        ALREADY_EXISTS
-    ├── FailedPrecondition   FAILED_PRECONDITION
-    ├── Unauthenticated      UNAUTHENTICATED
-    ├── PermissionDenied     PERMISSION_DENIED
-    ├── ResourceExhausted    RESOURCE_EXHAUSTED a per-process limit is reached; retry later
-    └── Unavailable          UNAVAILABLE        a dependency is down; retrying may help
+    BackcrmError
+    ├── DomainError                 a status for the caller
+    │   ├── InvalidArgument         INVALID_ARGUMENT    the caller sent something wrong
+    │   ├── NotFound                NOT_FOUND
+    │   ├── AlreadyExists           ALREADY_EXISTS
+    │   ├── FailedPrecondition      FAILED_PRECONDITION
+    │   ├── Unauthenticated         UNAUTHENTICATED
+    │   ├── PermissionDenied        PERMISSION_DENIED
+    │   ├── ResourceExhausted       RESOURCE_EXHAUSTED  a per-process limit is reached
+    │   └── Unavailable             UNAVAILABLE         retrying may help (e.g. CONTENTION)
+    │       └── DependencyUnavailable                   infrastructure cannot be reached
+    │           ├── CacheUnavailable                    callers fall back to storage
+    │           └── BusUnavailable                      the outbox keeps its rows, retries
+    └── Conflict                    (no status)         a concurrent writer got there first:
+                                                        the unit of work runs again
+
+A DependencyUnavailable tells the caller only which kind of dependency is down; the backend's
+own words (host names, driver messages) stay in `str(exc)`, for the logs.
+
+`is_transient` is the one answer to "did this fail because a dependency is down?": the error
+interceptor answers UNAVAILABLE for those (and INTERNAL for other unexpected errors), and bus
+consumers retry them in place without counting a delivery attempt.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
 __all__ = [
     "AlreadyExists",
+    "BackcrmError",
+    "BusUnavailable",
+    "CacheUnavailable",
+    "Conflict",
+    "DependencyUnavailable",
     "DomainError",
     "FailedPrecondition",
     "FieldViolation",
@@ -30,12 +52,17 @@ __all__ = [
     "ResourceExhausted",
     "Unauthenticated",
     "Unavailable",
+    "is_transient",
 ]
 
 FieldViolation = tuple[str, str]  # (field path, description)
 
 
-class DomainError(Exception):
+class BackcrmError(Exception):
+    """Everything Back CRM raises on purpose."""
+
+
+class DomainError(BackcrmError):
     code_name = "UNKNOWN"
     default_reason = "ERROR"
 
@@ -104,3 +131,48 @@ class ResourceExhausted(DomainError):
 class Unavailable(DomainError):
     code_name = "UNAVAILABLE"
     default_reason = "DEPENDENCY_UNAVAILABLE"
+
+
+class DependencyUnavailable(Unavailable):
+    """A database, cache or bus cannot be reached right now."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"a dependency is unavailable: {type(self).__name__}")
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+class CacheUnavailable(DependencyUnavailable):
+    """The cache backend cannot be reached; callers fall back to storage."""
+
+
+class BusUnavailable(DependencyUnavailable):
+    """The bus backend cannot be reached; the caller retries later (the outbox does)."""
+
+
+class Conflict(BackcrmError):
+    """A concurrent writer got there first (a unique key, an identity claimed, a row deleted
+    or merged meanwhile, a deadlock, a serialization failure): the unit of work saw a state
+    that is gone, and running it again on what is committed now is the answer. Never a
+    status of its own: callers retry it (`libs.retry.retry_conflicts`)."""
+
+
+# OSError covers ConnectionError and TimeoutError (asyncio's included). OperationalError is
+# the DB-API's "the database's operation failed" (a disconnect, a lock timeout, a failover).
+_TRANSIENT = (Unavailable, OSError, OperationalError, PoolTimeout)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when something failed because a dependency is down, not because of its input."""
+    if isinstance(exc, _TRANSIENT):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    # redis-py's connection errors are not OSErrors; matched by name so the embedded mode,
+    # which never loads the Redis client, need not import it here.
+    return any(
+        cls.__module__ == "redis.exceptions" and cls.__name__ in ("ConnectionError", "TimeoutError")
+        for cls in type(exc).__mro__
+    )

@@ -24,13 +24,16 @@ from itertools import groupby
 from typing import Any
 
 from backcrm.common.v1.common_pb2 import EventEnvelope
-from sqlalchemy import delete, select
+from sqlalchemy import LargeBinary, String, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
 
-from libs.bus.port import BusUnavailable, EventBus
-from libs.cache.port import CacheUnavailable
+from libs.bus.port import EventBus
+from libs.db import BigId
+from libs.errors import DependencyUnavailable
+from libs.retry import Backoff
 
-__all__ = ["OutboxRelay"]
+__all__ = ["OutboxColumns", "OutboxRelay"]
 
 # Called with the customer ids of a batch before it is published (e.g. to evict caches).
 BeforePublish = Callable[[Sequence[str]], Awaitable[None]]
@@ -38,8 +41,18 @@ BeforePublish = Callable[[Sequence[str]], Awaitable[None]]
 log = logging.getLogger(__name__)
 
 
+class OutboxColumns:
+    """The columns of a service's outbox table, which `libs.db.SqlUnitOfWork.write_outbox`
+    writes and the relay reads: `class XOutboxRow(OutboxColumns, Base)` with its table name."""
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)  # a serialized EventEnvelope
+    customer_id: Mapped[str] = mapped_column(String(32))  # "" when the event names none
+
+
 class OutboxRelay:
-    """Relays one service's outbox table: a mapped class with id, topic, payload, customer_id."""
+    """Relays one service's outbox table (an `OutboxColumns` mapped class)."""
 
     def __init__(
         self,
@@ -123,15 +136,14 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         await self._open.wait()
-        backoff = 0.1
+        backoff = Backoff()
         while not self._stopping:
             try:
                 published = await self.drain_once()
-                backoff = 0.1
-            except (BusUnavailable, CacheUnavailable, OSError) as exc:
-                log.warning("outbox: %s; retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff.reset()
+            except (DependencyUnavailable, OSError) as exc:
+                log.warning("outbox: %s; retrying in %.1fs", exc, backoff.delay)
+                await backoff.sleep()
                 continue
             except Exception:
                 log.exception("outbox relay failed; retrying")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from libs.bus.envelope import extracted_context, new_envelope, unpack
 from libs.bus.memory import InProcessBus
-from libs.bus.port import BusUnavailable, EventBus, Handler, Subscription
+from libs.bus.port import EventBus, Handler, Subscription
 from libs.config import Settings
 
 __all__ = [
-    "BusUnavailable",
     "EventBus",
     "Handler",
     "InProcessBus",

@@ -13,7 +13,7 @@ It mirrors the Redis Streams semantics so the same handlers and tests run on bot
 * a handler that raises gets the message again after an exponential backoff; after
   `max_deliveries` failed deliveries the message goes to the topic `<topic>.dead` (tail it
   to see dead letters: they live in this process only) and an error is logged. A handler
-  that fails because a dependency is down (`libs.bus.transient`) is retried in place
+  that fails because a dependency is down (`libs.errors.is_transient`) is retried in place
   without counting a delivery;
 * a stopped subscription hands its unacknowledged messages back to the group at once:
   in one process we know the consumer is gone, so there is nothing to wait for;
@@ -38,8 +38,9 @@ from backcrm.common.v1.common_pb2 import EventEnvelope
 
 from libs.bus.envelope import traced_batch_handler, traced_handler
 from libs.bus.fanout import Fanout, Watcher
-from libs.bus.port import BatchHandler, BusUnavailable, EventBus, Handler, Subscription
-from libs.bus.transient import retry_infrastructure
+from libs.bus.port import BatchHandler, EventBus, Handler, Subscription
+from libs.errors import BusUnavailable
+from libs.retry import retry_transient
 
 __all__ = ["InProcessBus"]
 
@@ -281,7 +282,7 @@ class InProcessBus(EventBus):
 
     async def _handled(self, handler: BatchHandler | Handler, message: object, what: str) -> None:
         """Run a handler, waiting out infrastructure failures (they are no delivery attempt)."""
-        await retry_infrastructure(
+        await retry_transient(
             functools.partial(handler, message),  # type: ignore[arg-type]
             what,
             self._backoff,

@@ -5,7 +5,7 @@ Every consumer must be idempotent: a message is redelivered when its handler rai
 consumer died before acknowledging it.
 
 What counts as a delivery attempt: a handler that raises an infrastructure error (a database,
-cache or bus that cannot be reached, see `libs.bus.transient`) is retried in place with an
+cache or bus that cannot be reached, see `libs.errors.is_transient`) is retried in place with an
 exponential backoff, and that does not count towards the dead-letter limit; any other
 exception does.
 """
@@ -17,16 +17,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 
 from backcrm.common.v1.common_pb2 import EventEnvelope
 
-__all__ = ["BatchHandler", "BusUnavailable", "EventBus", "Handler", "Subscription"]
+__all__ = ["BatchHandler", "EventBus", "Handler", "Subscription"]
 
 Handler = Callable[[EventEnvelope], Awaitable[None]]
 # Takes several messages at once (one transaction for many): when it raises, the messages are
 # handed to it again one by one, so a poison message is isolated and retried on its own.
 BatchHandler = Callable[[Sequence[EventEnvelope]], Awaitable[None]]
-
-
-class BusUnavailable(Exception):
-    """The bus backend cannot be reached; the caller retries later (the outbox does)."""
 
 
 class Subscription(abc.ABC):
@@ -44,7 +40,7 @@ class EventBus(abc.ABC):
 
     @abc.abstractmethod
     async def publish(self, topic: str, envelopes: Sequence[EventEnvelope]) -> None:
-        """Append envelopes to a topic, in order. Raises BusUnavailable."""
+        """Append envelopes to a topic, in order. Raises libs.errors.BusUnavailable."""
 
     def unacknowledged(self, topic: str, event_ids: Iterable[str]) -> set[str]:
         """The ids, among these published ones, that a consumer group of the topic still needs.

@@ -9,7 +9,7 @@ consumer periodically runs `XAUTOCLAIM` for entries idle longer than `reclaim_id
 handles them again, in batches until none is left. So:
 
 * redelivery after a failure waits `reclaim_idle_ms` (30 s by default);
-* a handler that fails because a dependency is down (`libs.bus.transient`: the database,
+* a handler that fails because a dependency is down (`libs.errors.is_transient`: the database,
   the cache, the bus) is retried in place with an exponential backoff, as long as the outage
   lasts, and that is not a delivery attempt;
 * a live consumer keeps the entries it holds (read in a batch, or being handled) fresh
@@ -62,9 +62,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from libs.bus.envelope import traced_batch_handler, traced_handler
 from libs.bus.fanout import Fanout, Watcher
-from libs.bus.port import BatchHandler, BusUnavailable, EventBus, Handler, Subscription
-from libs.bus.transient import retry_infrastructure
+from libs.bus.port import BatchHandler, EventBus, Handler, Subscription
+from libs.errors import BusUnavailable
 from libs.redis_client import connect
+from libs.retry import Backoff, retry_transient
 
 __all__ = ["RedisStreamsBus", "Replayed"]
 
@@ -106,22 +107,6 @@ return kept
 # Errors that mean "Redis is not there right now" rather than "this request is wrong":
 # connection failures and timeouts, and a replica that became read-only during a failover.
 TRANSIENT_ERRORS = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
-
-
-class _Backoff:
-    """Exponential sleep between attempts against an unreachable Redis, reset on success."""
-
-    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
-        self._first = first
-        self._cap = cap
-        self._next = first
-
-    async def sleep(self) -> None:
-        await asyncio.sleep(self._next)
-        self._next = min(self._next * 2, self._cap)
-
-    def reset(self) -> None:
-        self._next = self._first
 
 
 class _RedisSubscription(Subscription):
@@ -361,7 +346,7 @@ class RedisStreamsBus(EventBus):
         subscription: _RedisSubscription,
         batch_handler: BatchHandler | None = None,
     ) -> None:
-        backoff = _Backoff()
+        backoff = Backoff()
         reclaim_cursor = "0-0"
         next_reclaim = 0.0
         while not subscription.stopping:
@@ -481,7 +466,7 @@ class RedisStreamsBus(EventBus):
         try:
             # An outage of a dependency is waited out here, holding the entry (the heartbeat
             # keeps it ours): it is not a delivery attempt.
-            await retry_infrastructure(
+            await retry_transient(
                 functools.partial(handler, envelope), f"event {envelope.event_id} from {key}"
             )
         except Exception:
@@ -513,7 +498,7 @@ class RedisStreamsBus(EventBus):
                 return False  # the one-by-one path dead-letters it
             envelopes.append(envelope)
         try:
-            await retry_infrastructure(
+            await retry_transient(
                 functools.partial(handler, envelopes), f"batch of {len(batch)} from {key}"
             )
         except Exception:
@@ -589,7 +574,7 @@ class RedisStreamsBus(EventBus):
             await self._trim(key)
 
     async def _trim_forever(self) -> None:
-        backoff = _Backoff()
+        backoff = Backoff()
         await self._check_persistence()
         while not self._closed:
             await asyncio.sleep(self._trim_every)
@@ -677,7 +662,7 @@ class RedisStreamsBus(EventBus):
         """The shared reader of a watched topic: entries from its first XREAD on."""
         key = self._key(topic)
         last_id = "$"
-        backoff = _Backoff()
+        backoff = Backoff()
         while not self._closed:
             try:
                 response: Any = await self._redis.xread(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from libs.cache.memory import InProcessCache
-from libs.cache.port import Cache, CacheUnavailable
+from libs.cache.port import Cache
 from libs.config import Settings
 
-__all__ = ["Cache", "CacheUnavailable", "InProcessCache", "make_cache"]
+__all__ = ["Cache", "InProcessCache", "make_cache"]
 
 
 def make_cache(settings: Settings) -> Cache:

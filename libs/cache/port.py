@@ -1,6 +1,7 @@
 """The cache port: bytes by key with a TTL. Redis in production, a bounded LRU in-process.
 
 Entries are invalidated by the changes that make them stale; the TTL is only a backstop.
+An unreachable backend raises `libs.errors.CacheUnavailable`; callers fall back to storage.
 """
 
 from __future__ import annotations
@@ -8,11 +9,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 
-__all__ = ["Cache", "CacheUnavailable"]
-
-
-class CacheUnavailable(Exception):
-    """The cache backend cannot be reached; callers fall back to storage."""
+__all__ = ["Cache"]
 
 
 class Cache(abc.ABC):

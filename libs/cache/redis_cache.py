@@ -11,7 +11,8 @@ from typing import cast
 
 from redis.exceptions import RedisError
 
-from libs.cache.port import Cache, CacheUnavailable
+from libs.cache.port import Cache
+from libs.errors import CacheUnavailable
 from libs.redis_client import connect
 
 __all__ = ["RedisCache"]

@@ -1,4 +1,6 @@
-"""SQLAlchemy 2 async storage shared by the services: engine, declarative base, health ping.
+"""SQLAlchemy 2 async storage shared by the services: engine, declarative base, health ping,
+dialect-aware IN conditions, and the unit of work every storage adapter builds on
+(`libs.db.unit_of_work`).
 
 SQLite (embedded default) gets WAL and a busy timeout so one writer and many readers coexist;
 PostgreSQL gets a connection pool sized for a pod.
@@ -11,14 +13,39 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import MetaData, any_, event, func, literal, select, text, tuple_
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    MetaData,
+    any_,
+    event,
+    func,
+    literal,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql import ColumnElement
 
-__all__ = ["Base", "among", "make_engine", "make_sessionmaker", "pairs_among", "ping"]
+from libs.db.unit_of_work import CHUNK, OutboxMessage, SqlUnitOfWork, chunks
+
+__all__ = [
+    "CHUNK",
+    "Base",
+    "BigId",
+    "OutboxMessage",
+    "SqlUnitOfWork",
+    "among",
+    "chunks",
+    "make_engine",
+    "make_sessionmaker",
+    "pairs_among",
+    "ping",
+]
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -31,6 +58,9 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+BigId = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER only
 
 
 def make_engine(url: str) -> AsyncEngine:

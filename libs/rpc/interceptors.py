@@ -13,13 +13,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from libs.auth import ANONYMOUS_ADMIN, TokenRegistry, current_principal
-from libs.bus.port import BusUnavailable
-from libs.cache.port import CacheUnavailable
-from libs.errors import DomainError, PermissionDenied, Unavailable
+from libs.errors import DomainError, PermissionDenied, Unavailable, is_transient
 from libs.rpc.service import method_scopes
 from libs.rpc.status import status_of
 from libs.telemetry import rpc_duration
@@ -32,7 +28,6 @@ OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
-_INFRA_ERRORS = (OperationalError, PoolTimeout, BusUnavailable, CacheUnavailable, OSError)
 
 
 def _service_of(method: str) -> str:
@@ -44,9 +39,7 @@ def _service_of(method: str) -> str:
 def _as_domain_error(exc: BaseException) -> DomainError | None:
     if isinstance(exc, DomainError):
         return exc
-    if isinstance(exc, _INFRA_ERRORS) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
+    if is_transient(exc):
         return Unavailable(f"a dependency is unavailable: {type(exc).__name__}")
     return None
 

@@ -19,7 +19,7 @@ from services.profile.events import encode_domain_event
 from services.profile.handlers import ProfileDeps, cache_key, set_rfm_scores
 from services.profile.models import OutboxRow
 from services.profile.render import render_response
-from services.profile.repository import SqlUnitOfWork
+from services.profile.repository import SqlProfileUnitOfWork
 
 __all__ = ["ProfileApp"]
 
@@ -50,8 +50,8 @@ class ProfileApp:
             idle_seconds=settings.outbox_poll_seconds,
         )
 
-        def uow() -> SqlUnitOfWork:
-            return SqlUnitOfWork(
+        def uow() -> SqlProfileUnitOfWork:
+            return SqlProfileUnitOfWork(
                 sessions=resources.sessions, encode=encode_domain_event, after_commit=relay.nudge
             )
 

@@ -7,7 +7,6 @@ types of `domain.py` (`translate.py`) and renders what comes back (`render.py`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import random
@@ -17,8 +16,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from libs.auth import ADMIN, Principal
-from libs.cache.port import Cache, CacheUnavailable
-from libs.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from libs.cache.port import Cache
+from libs.errors import (
+    CacheUnavailable,
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
+from libs.retry import retry_conflicts
 from services.profile.domain import Customer, EventIn, IdentityKey, apply_event, merge_data
 from services.profile.identities import STRONG_TYPES
 from services.profile.ports import (
@@ -28,7 +35,6 @@ from services.profile.ports import (
     ProfilesMerged,
     ProfileUnitOfWork,
     PurchaseRecord,
-    StorageConflict,
     StoredEventRecord,
 )
 
@@ -120,13 +126,15 @@ async def _retrying(fn: Callable[[], Awaitable[Any]]) -> Any:
     """Re-run a unit of work that lost a race on a unique key (e.g. two batches creating the
     same new customer), with jittered backoff; when contention persists, the caller is told
     to retry (UNAVAILABLE), never an internal error."""
-    for attempt in range(RETRIES):
-        try:
-            return await fn()
-        except StorageConflict:
-            log.info("storage conflict, retrying (%d)", attempt + 1)
-            await asyncio.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # noqa: S311
-    raise Unavailable("contention on the same customers; retry", reason="CONTENTION")
+    try:
+        return await retry_conflicts(fn, attempts=RETRIES, pause=_jitter)
+    except Conflict:
+        raise Unavailable("contention on the same customers; retry", reason="CONTENTION") from None
+
+
+def _jitter(attempt: int) -> float:
+    # Spread the re-runs of writers that collided, so they do not collide again.
+    return random.uniform(0.005, 0.02) * attempt  # noqa: S311
 
 
 async def _lock(uow: ProfileUnitOfWork, customer_ids: Iterable[str]) -> dict[str, Customer]:
@@ -137,7 +145,7 @@ async def _lock(uow: ProfileUnitOfWork, customer_ids: Iterable[str]) -> dict[str
     wanted = set(customer_ids)
     customers = await uow.load(wanted, for_update=True)
     if len(customers) < len(wanted):
-        raise StorageConflict("a customer was deleted or merged meanwhile")
+        raise Conflict("a customer was deleted or merged meanwhile")
     return customers
 
 

@@ -5,24 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    DateTime,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    String,
-)
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from libs.db import Base
+from libs.outbox import OutboxColumns
 
 __all__ = ["CustomerRow", "EventRow", "IdentityRow", "MergeRow", "OutboxRow", "PurchaseRow"]
 
-BigId = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER only
 # Identities, events and purchases cannot outlive their customer: erasing or merging one while
 # another call writes for it fails that write, which re-runs, rather than leaving rows behind.
 OWNER = "profile_customers.customer_id"
@@ -92,12 +82,7 @@ class MergeRow(Base):
     merged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class OutboxRow(Base):
+class OutboxRow(OutboxColumns, Base):
     """Bus events written in the same transaction as the change; a relay publishes them."""
 
     __tablename__ = "profile_outbox"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    topic: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[bytes] = mapped_column(LargeBinary)
-    customer_id: Mapped[str] = mapped_column(String(32))

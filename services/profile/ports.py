@@ -1,6 +1,6 @@
 """Ports of the profile service: the unit of work over its storage, and domain events out.
 
-Handlers depend on these small abstractions only; `repository.SqlUnitOfWork` implements them
+Handlers depend on these small abstractions only; `repository.SqlProfileUnitOfWork` implements them
 over SQLAlchemy, `tests/unit/fakes.py` in memory.
 """
 
@@ -21,14 +21,8 @@ __all__ = [
     "ProfileUnitOfWork",
     "ProfilesMerged",
     "PurchaseRecord",
-    "StorageConflict",
     "StoredEventRecord",
 ]
-
-
-class StorageConflict(Exception):
-    """A concurrent writer got there first (a unique key, an identity claimed, a customer
-    deleted or merged meanwhile); the unit of work may be retried."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +124,7 @@ class ProfileUnitOfWork(abc.ABC):
     @abc.abstractmethod
     async def link_identities(self, links: Sequence[tuple[IdentityKey, str]], at: float) -> None:
         """Claim identities nobody owned when read for the given (existing) customers, atomically:
-        raises StorageConflict if a concurrent writer has claimed one since (never moves it)."""
+        raises Conflict if a concurrent writer has claimed one since (never moves it)."""
 
     # customers
     @abc.abstractmethod

@@ -7,16 +7,14 @@ RETURNING) because TrackEvents writes hundreds of rows per call.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Self, cast
 
 from sqlalchemy import Table, bindparam, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs.db import among, pairs_among
+from libs.db import OutboxMessage, SqlUnitOfWork, among, chunks, pairs_among
+from libs.errors import Conflict
 from services.profile.domain import CartLine, Customer, EventIn, IdentityKey, OrderIn
 from services.profile.models import (
     CustomerRow,
@@ -29,18 +27,14 @@ from services.profile.models import (
 from services.profile.ports import (
     DomainEvent,
     MergeRecord,
+    ProfilesMerged,
     ProfileUnitOfWork,
     PurchaseRecord,
-    StorageConflict,
     StoredEventRecord,
 )
 
-__all__ = ["SqlUnitOfWork", "event_from_json", "event_to_json", "to_ts"]
+__all__ = ["SqlProfileUnitOfWork", "event_from_json", "event_to_json", "to_ts"]
 
-CHUNK = 500  # keeps IN lists and multi-row inserts under every driver's parameter limit
-# PostgreSQL's serialization failure and deadlock: the transaction lost a race and was rolled
-# back; re-running the unit of work is the documented answer.
-_RETRYABLE_STATES = frozenset({"40001", "40P01"})
 CUSTOMERS = cast(Table, CustomerRow.__table__)
 EVENTS = cast(Table, EventRow.__table__)
 IDENTITIES = cast(Table, IdentityRow.__table__)
@@ -55,23 +49,12 @@ _UPDATE_CUSTOMER = (
 )
 
 
-def _lost_a_race(exc: DBAPIError) -> bool:
-    return (
-        isinstance(exc, IntegrityError) or getattr(exc.orig, "sqlstate", None) in _RETRYABLE_STATES
-    )
-
-
 def to_dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
 def to_ts(dt: datetime) -> float:
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
-
-
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), CHUNK):
-        yield items[i : i + CHUNK]
 
 
 def event_to_json(event: EventIn) -> dict[str, Any]:
@@ -133,70 +116,43 @@ def event_from_json(row: EventRow) -> EventIn:
     )
 
 
-@dataclass
-class SqlUnitOfWork(ProfileUnitOfWork):
-    sessions: async_sessionmaker[AsyncSession] | None = None
-    encode: Callable[[DomainEvent], tuple[str, bytes]] | None = None
-    after_commit: Callable[[], None] | None = None
-    session: AsyncSession | None = None
+class SqlProfileUnitOfWork(SqlUnitOfWork, ProfileUnitOfWork):
+    """The profile unit of work over SQLAlchemy: the queries; the plumbing is libs.db's."""
 
-    async def __aenter__(self) -> SqlUnitOfWork:
-        await super().__aenter__()
-        assert self.sessions is not None
-        self.session = self.sessions()
-        self._dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        return self
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        encode: Callable[[DomainEvent], tuple[str, bytes]],
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        SqlUnitOfWork.__init__(self, sessions, OutboxRow, after_commit)
+        ProfileUnitOfWork.__init__(self)
+        self._encode = encode
 
-    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
-        assert self.session is not None
-        await self.session.close()  # rolls back what was not committed
-        self.session = None
-        if isinstance(exc, DBAPIError) and _lost_a_race(exc):
-            # A unique key taken by a concurrent writer, a customer deleted under a child row
-            # (foreign key), a deadlock: the handler may retry the whole unit.
-            raise StorageConflict(str(exc.orig)) from exc
-
-    @property
-    def s(self) -> AsyncSession:
-        assert self.session is not None, "use the unit of work as an async context manager"
-        return self.session
-
-    def _insert(self, table: Any) -> Any:
-        # Core tables, not the ORM classes: executemany of one cached statement is the fast
-        # path for the hundreds of rows a TrackEvents call writes (no per-row ORM work).
-        table = getattr(table, "__table__", table)
-        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+    async def __aenter__(self) -> Self:
+        self.emitted = []
+        return await super().__aenter__()
 
     async def commit(self) -> None:
         if self.emitted:
-            assert self.encode is not None
-            rows = []
-            for event in self.emitted:
-                topic, payload = self.encode(event)
-                customer_id = getattr(event, "customer_id", None) or getattr(
-                    event, "target_customer_id", ""
-                )
-                rows.append({"topic": topic, "payload": payload, "customer_id": customer_id})
-            await self.s.execute(self._insert(OutboxRow), rows)
+            await self.write_outbox(self._outbox_message(e) for e in self.emitted)
             self.emitted = []
-        try:
-            await self.s.commit()
-        except DBAPIError as exc:
-            if _lost_a_race(exc):
-                raise StorageConflict(str(exc.orig)) from exc
-            raise
-        if self.after_commit is not None:
-            self.after_commit()
+        await super().commit()
 
     async def rollback(self) -> None:
-        if self.session is not None:
-            await self.session.rollback()
+        await super().rollback()
         self.emitted = []
+
+    def _outbox_message(self, event: DomainEvent) -> OutboxMessage:
+        topic, payload = self._encode(event)
+        if isinstance(event, ProfilesMerged):
+            return topic, payload, event.target_customer_id
+        return topic, payload, event.customer_id
 
     async def owners_of(self, keys: Iterable[IdentityKey]) -> dict[IdentityKey, str]:
         keys = list(dict.fromkeys(keys))
         found: dict[IdentityKey, str] = {}
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys):
             rows = await self.s.execute(
                 select(IDENTITIES.c.type, IDENTITIES.c.value, IDENTITIES.c.customer_id).where(
                     pairs_among(IDENTITIES.c.type, IDENTITIES.c.value, chunk, self._dialect)
@@ -208,7 +164,7 @@ class SqlUnitOfWork(ProfileUnitOfWork):
     async def live_ids(self, customer_ids: Iterable[str]) -> dict[str, str]:
         ids = list(dict.fromkeys(customer_ids))
         live: dict[str, str] = {}
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             live.update(
                 (c, c)
                 for c in await self.s.scalars(
@@ -229,7 +185,7 @@ class SqlUnitOfWork(ProfileUnitOfWork):
 
     async def identities_of(self, customer_ids: Iterable[str]) -> dict[str, list[IdentityKey]]:
         out: dict[str, list[IdentityKey]] = {}
-        for chunk in _chunks(list(customer_ids)):
+        for chunk in chunks(list(customer_ids)):
             rows = await self.s.execute(
                 select(IDENTITIES.c.customer_id, IDENTITIES.c.type, IDENTITIES.c.value)
                 .where(among(IDENTITIES.c.customer_id, chunk, self._dialect))
@@ -255,16 +211,16 @@ class SqlUnitOfWork(ProfileUnitOfWork):
             .returning(IDENTITIES.c.type, IDENTITIES.c.value)
         )
         claimed: set[tuple[str, str]] = set()
-        for chunk in _chunks(rows):
+        for chunk in chunks(rows):
             claimed.update((t, v) for t, v in await self.s.execute(statement, chunk))
         if len(claimed) < len(rows):
-            raise StorageConflict("an identity was claimed by a concurrent writer")
+            raise Conflict("an identity was claimed by a concurrent writer")
 
     async def load(self, customer_ids: Iterable[str], for_update: bool) -> dict[str, Customer]:
         # Sorted, so concurrent writers lock rows in the same order and cannot deadlock.
         ids = sorted(set(customer_ids))
         out: dict[str, Customer] = {}
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             t = CUSTOMERS
             query = (
                 select(t.c.customer_id, t.c.created_at, t.c.updated_at, t.c.version, t.c.data)
@@ -333,7 +289,7 @@ class SqlUnitOfWork(ProfileUnitOfWork):
 
     async def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
         known: set[str] = set()
-        for chunk in _chunks(list(set(event_ids))):
+        for chunk in chunks(list(set(event_ids))):
             known.update(
                 await self.s.scalars(
                     select(EVENTS.c.event_id).where(among(EVENTS.c.event_id, chunk, self._dialect))
@@ -343,7 +299,7 @@ class SqlUnitOfWork(ProfileUnitOfWork):
 
     async def insert_events(self, events: Sequence[StoredEventRecord]) -> set[str]:
         inserted: set[str] = set()
-        for chunk in _chunks(events):
+        for chunk in chunks(events):
             rows = [
                 {
                     "event_id": r.event.event_id,
@@ -366,7 +322,7 @@ class SqlUnitOfWork(ProfileUnitOfWork):
 
     async def counted_order_ids(self, order_ids: Iterable[str]) -> set[str]:
         found: set[str] = set()
-        for chunk in _chunks(list(set(order_ids))):
+        for chunk in chunks(list(set(order_ids))):
             found.update(
                 await self.s.scalars(
                     select(PURCHASES.c.order_id).where(

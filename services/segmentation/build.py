@@ -14,7 +14,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from libs.cache.port import Cache, CacheUnavailable
+from libs.cache.port import Cache
+from libs.errors import CacheUnavailable
 from services.segmentation.conditions import Node, evaluate
 from services.segmentation.definitions import CatalogHolder
 from services.segmentation.engine import memberships_key

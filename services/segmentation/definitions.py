@@ -92,7 +92,7 @@ class CatalogHolder:
     ) -> None:
         """Publish a definition change (with the unit of work that makes it)."""
         topic, payload = self.encode_change(segment_id, change, record, self.clock())
-        await store.emit([(topic, payload, "")])
+        await store.write_outbox([(topic, payload, "")])
 
     async def mark_ready(self, store: SegmentationUnitOfWork, segment_id: str) -> None:
         """A build finished (BUILDING -> READY): every process's catalogue learns it."""

@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from libs.cache.port import Cache, CacheUnavailable
+from libs.cache.port import Cache
+from libs.errors import CacheUnavailable
+from libs.retry import retry_conflicts
 from services.segmentation.catalog import Catalog
 from services.segmentation.conditions import evaluate
 from services.segmentation.definitions import CatalogHolder
 from services.segmentation.facts import CustomerFacts, FactEvent
 from services.segmentation.ports import SegmentationUnitOfWork
 from services.segmentation.records import MembershipChange
-from services.segmentation.store import Conflict
 
 __all__ = ["FACTS_TTL", "Engine", "ProfileUpdate", "facts_key", "memberships_key"]
 
@@ -87,17 +88,6 @@ class Engine:
     clock: Callable[[], float]
     cache_ttl: int = 300
 
-    async def _retry(
-        self, fn: Callable[[], Awaitable[list[MembershipChange]]]
-    ) -> list[MembershipChange]:
-        for attempt in range(RETRIES):
-            try:
-                return await fn()
-            except Conflict:
-                if attempt == RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
-
     async def on_profile_changes(self, updates: Sequence[ProfileUpdate]) -> list[MembershipChange]:
         """A batch of profile changes in one transaction (a few queries, not a few per change)."""
 
@@ -137,7 +127,7 @@ class Engine:
                 await store.commit()
             return changes
 
-        changes = await self._retry(once)
+        changes = await retry_conflicts(once, attempts=RETRIES)
         await self._evict_facts(touched)
         await self._refresh_cache(sorted(touched), changes)
         return changes
@@ -159,7 +149,7 @@ class Engine:
                 await store.commit()
             return changes
 
-        changes = await self._retry(once)
+        changes = await retry_conflicts(once, attempts=RETRIES)
         await self._forget_cached([customer_id])
         return changes
 
@@ -212,7 +202,7 @@ class Engine:
                 await store.commit()
             return changes
 
-        changes = await self._retry(once)
+        changes = await retry_conflicts(once, attempts=RETRIES)
         await self._forget_cached([source])
         await self._evict_facts({target})
         await self._refresh_cache(sorted({c.customer_id for c in changes} - {source}), changes)
@@ -252,14 +242,7 @@ class Engine:
                 await store.commit()
                 return len(due), changes, list(by_customer)
 
-        count, changes, customers = 0, list[MembershipChange](), list[str]()
-        for attempt in range(RETRIES):
-            try:
-                count, changes, customers = await once()
-                break
-            except Conflict:
-                if attempt == RETRIES - 1:
-                    raise
+        count, changes, customers = await retry_conflicts(once, attempts=RETRIES)
         await self._refresh_cache(customers, changes)
         return count
 

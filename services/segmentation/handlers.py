@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from libs.cache.port import Cache, CacheUnavailable
-from libs.errors import FailedPrecondition, InvalidArgument, NotFound
+from libs.cache.port import Cache
+from libs.errors import CacheUnavailable, FailedPrecondition, InvalidArgument, NotFound
 from services.segmentation.build import Builder, BuildQueue
 from services.segmentation.catalog import Entry
 from services.segmentation.conditions import (
@@ -447,7 +447,7 @@ async def recompute_rfm(deps: SegmentationDeps, as_of: float | None) -> RfmResul
             chunk = result.scores[start : start + RFM_CHUNK]
             topic, payload = deps.encode_rfm(chunk, now, result)
             outbox.append((topic, payload, chunk[0][0]))
-        await store.emit(outbox)
+        await store.write_outbox(outbox)
         await store.commit()
     catalog = deps.catalogs.catalog
     readers = [

@@ -12,7 +12,8 @@ from sqlalchemy import JSON, BigInteger, Float, Index, Integer, LargeBinary, Str
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from libs.db import Base
+from libs.db import Base, BigId
+from libs.outbox import OutboxColumns
 
 __all__ = [
     "CatalogRow",
@@ -26,7 +27,6 @@ __all__ = [
     "TombstoneRow",
 ]
 
-BigId = BigInteger().with_variant(Integer, "sqlite")
 # JSONB on PostgreSQL: conditions read keys of these documents for every row of a segment
 # build, and jsonb is stored parsed (json is parsed again on every access).
 Doc = JSON().with_variant(JSONB(), "postgresql")
@@ -120,13 +120,10 @@ class MembershipLogRow(Base):
     reason: Mapped[str] = mapped_column(String(256))
 
 
-class SegOutboxRow(Base):
-    __tablename__ = "seg_outbox"
+class SegOutboxRow(OutboxColumns, Base):
+    """Membership changes and segment announcements, published by the relay after commit."""
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    topic: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[bytes] = mapped_column(LargeBinary)
-    customer_id: Mapped[str] = mapped_column(String(32))
+    __tablename__ = "seg_outbox"
 
 
 class TombstoneRow(Base):

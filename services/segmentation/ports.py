@@ -14,6 +14,7 @@ import abc
 from collections.abc import Iterable, Sequence
 from typing import Self
 
+from libs.db import OutboxMessage
 from services.segmentation.conditions import Node
 from services.segmentation.facts import CustomerFacts, FactEvent
 from services.segmentation.records import MembershipChange, SegmentRecord
@@ -23,7 +24,7 @@ __all__ = ["SegmentationUnitOfWork"]
 
 class SegmentationUnitOfWork(abc.ABC):
     """One transaction. A write that lost a race to a concurrent one raises
-    `store.Conflict` (at the write or at `commit`): the whole unit of work may be re-run."""
+    `libs.errors.Conflict` (at the write or at `commit`): the whole unit of work may be re-run."""
 
     @abc.abstractmethod
     async def __aenter__(self) -> Self: ...
@@ -194,7 +195,7 @@ class SegmentationUnitOfWork(abc.ABC):
     # ------------------------------------------------------------ outbox and RFM
 
     @abc.abstractmethod
-    async def emit(self, items: Sequence[tuple[str, bytes, str]]) -> None:
+    async def write_outbox(self, messages: Iterable[OutboxMessage]) -> None:
         """Outbox rows (topic, payload, customer id) published after commit."""
 
     @abc.abstractmethod

@@ -1,7 +1,8 @@
 """SQLAlchemy storage of segmentation: projection, segments, memberships, due queue, log.
 
-One `SegStore` is one transaction (unit of work); membership changes are written to the log
-and the outbox in the same transaction as the memberships themselves.
+One `SegStore` is one transaction (a `libs.db.SqlUnitOfWork`, which owns the session, the
+conflicts and the outbox); membership changes are written to the log and the outbox in the
+same transaction as the memberships themselves.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Self, cast
 
 from sqlalchemy import Float, String, Table, delete, func, literal, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import ColumnElement
 
-from libs.db import among, pairs_among
+from libs.db import SqlUnitOfWork, among, chunks, pairs_among
 from services.segmentation.conditions import Node, to_sql
 from services.segmentation.facts import CustomerFacts, FactEvent
 from services.segmentation.models import (
@@ -33,9 +32,8 @@ from services.segmentation.models import (
 from services.segmentation.ports import SegmentationUnitOfWork
 from services.segmentation.records import MembershipChange, SegmentRecord
 
-__all__ = ["Conflict", "SegStore", "sql_of"]
+__all__ = ["SegStore", "sql_of"]
 
-CHUNK = 500
 PROFILE_COLUMNS = (
     "version",
     "created_at",
@@ -55,8 +53,6 @@ PROFILE_COLUMNS = (
 KEEP_ON_UPDATE = frozenset({"customer_id", "recency_score", "frequency_score", "monetary_score"})
 # PostgreSQL advisory locks of segmentation's customers live under this first key.
 CUSTOMER_LOCKS = 0x5E6
-# Deadlock detected, serialization failure: the transaction lost a race, run it again.
-RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 MAX_HOPS = 16  # merges chained through one customer id
 # One statement per unit of work, locks taken in key order (the sort runs before the volatile
 # lock function is evaluated).
@@ -72,27 +68,10 @@ _LOCK = {
 }
 
 
-class Conflict(Exception):
-    """A concurrent writer changed the same memberships first; retry the unit of work."""
-
-
-def _conflict(exc: BaseException) -> Conflict | None:
-    if isinstance(exc, IntegrityError):
-        return Conflict(str(exc.orig))
-    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
-        return Conflict(str(exc.orig))
-    return None
-
-
 def _lock_key(customer_id: str) -> int:
     """A stable signed 32-bit key per customer id (a collision only serialises two ids)."""
     digest = hashlib.blake2b(customer_id.encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def facts_row(facts: CustomerFacts) -> dict[str, Any]:
@@ -164,56 +143,22 @@ def record_of(row: SegmentRow) -> SegmentRecord:
     )
 
 
-class SegStore(SegmentationUnitOfWork):
+class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         encode_change: Callable[[MembershipChange], tuple[str, bytes]],
         after_commit: Callable[[], None] | None = None,
     ) -> None:
-        self._sessions = sessions
+        super().__init__(sessions, SegOutboxRow, after_commit)
         self._encode = encode_change
-        self._after_commit = after_commit
-        self._session: AsyncSession | None = None
-        self._wrote_outbox = False
         # advisory lock keys this unit of work holds (released when it ends)
         self._shared: set[int] = set()
         self._exclusive: set[int] = set()
 
     async def __aenter__(self) -> Self:
-        self._session = self._sessions()
-        self._dialect = self._session.get_bind().dialect.name
-        self._wrote_outbox = False
         self._shared, self._exclusive = set(), set()
-        return self
-
-    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
-        assert self._session is not None
-        await self._session.close()
-        self._session = None
-        if isinstance(exc, BaseException):
-            conflict = _conflict(exc)
-            if conflict is not None:
-                raise conflict from exc
-
-    @property
-    def s(self) -> AsyncSession:
-        assert self._session is not None, "use the store as an async context manager"
-        return self._session
-
-    def _insert(self, table: Any) -> Any:
-        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
-
-    async def commit(self) -> None:
-        try:
-            await self.s.commit()
-        except DBAPIError as exc:
-            conflict = _conflict(exc)
-            if conflict is None:
-                raise
-            raise conflict from exc
-        if self._wrote_outbox and self._after_commit is not None:
-            self._after_commit()
+        return await super().__aenter__()
 
     # ------------------------------------------------------------ projection
 
@@ -244,7 +189,7 @@ class SegStore(SegmentationUnitOfWork):
     async def load_facts(self, customer_ids: Iterable[str]) -> dict[str, CustomerFacts]:
         out: dict[str, CustomerFacts] = {}
         profiles = cast(Table, SegProfileRow.__table__)
-        for chunk in _chunks(sorted(set(customer_ids))):
+        for chunk in chunks(sorted(set(customer_ids))):
             # Core rows, not ORM instances: read-only facts need no identity map
             rows = await self.s.execute(
                 select(profiles).where(among(profiles.c.customer_id, chunk, self._dialect))
@@ -260,7 +205,7 @@ class SegStore(SegmentationUnitOfWork):
         if not wanted:
             return out
         table = cast(Table, SegEventRow.__table__)
-        for chunk in _chunks(sorted(set(customer_ids))):
+        for chunk in chunks(sorted(set(customer_ids))):
             query = select(table).where(
                 among(table.c.customer_id, chunk, self._dialect),
                 among(table.c.type, wanted, self._dialect),
@@ -362,7 +307,7 @@ class SegStore(SegmentationUnitOfWork):
     async def projected(self, customer_ids: Sequence[str]) -> set[str]:
         """Those of the customers that have a projection, locked (shared) against erasure."""
         out: set[str] = set()
-        for chunk in _chunks(sorted(set(customer_ids))):
+        for chunk in chunks(sorted(set(customer_ids))):
             query = select(SegProfileRow.customer_id).where(
                 among(SegProfileRow.customer_id, chunk, self._dialect)
             )
@@ -465,7 +410,7 @@ class SegStore(SegmentationUnitOfWork):
 
     async def memberships_of_many(self, customer_ids: Sequence[str]) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
-        for chunk in _chunks(sorted(set(customer_ids))):
+        for chunk in chunks(sorted(set(customer_ids))):
             rows = await self.s.execute(
                 select(MembershipRow.customer_id, MembershipRow.segment_id).where(
                     among(MembershipRow.customer_id, chunk, self._dialect)
@@ -509,7 +454,7 @@ class SegStore(SegmentationUnitOfWork):
         """
         entered = [c for c in changes if c.change == "ENTERED"]
         left = [c for c in changes if c.change == "LEFT"]
-        for chunk in _chunks(entered, 2000):
+        for chunk in chunks(entered, 2000):
             insert = self._insert(MembershipRow)
             if tolerant:
                 insert = insert.on_conflict_do_nothing()
@@ -520,7 +465,7 @@ class SegStore(SegmentationUnitOfWork):
                     for c in chunk
                 ],
             )
-        for chunk in _chunks(left, 2000):
+        for chunk in chunks(left, 2000):
             await self.s.execute(
                 delete(MembershipRow).where(
                     pairs_among(
@@ -533,7 +478,7 @@ class SegStore(SegmentationUnitOfWork):
             )
         if not publish or not changes:
             return
-        for chunk in _chunks(list(changes), 2000):
+        for chunk in chunks(list(changes), 2000):
             if log:
                 await self.s.execute(
                     self._insert(MembershipLogRow),
@@ -548,12 +493,7 @@ class SegStore(SegmentationUnitOfWork):
                         for c in chunk
                     ],
                 )
-            outbox = []
-            for c in chunk:
-                topic, payload = self._encode(c)
-                outbox.append({"topic": topic, "payload": payload, "customer_id": c.customer_id})
-            await self.s.execute(self._insert(SegOutboxRow), outbox)
-        self._wrote_outbox = True
+            await self.write_outbox((*self._encode(c), c.customer_id) for c in chunk)
 
     async def bump_counts(self, deltas: dict[str, int]) -> None:
         for segment_id, delta in deltas.items():
@@ -571,7 +511,7 @@ class SegStore(SegmentationUnitOfWork):
         if not items:
             return
         keys = [(s, c) for s, c, _ in items]
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys):
             await self.s.execute(
                 delete(DueRow).where(
                     pairs_among(DueRow.segment_id, DueRow.customer_id, chunk, self._dialect)
@@ -580,8 +520,8 @@ class SegStore(SegmentationUnitOfWork):
         rows = [
             {"segment_id": s, "customer_id": c, "due_at": d} for s, c, d in items if d is not None
         ]
-        for chunk in _chunks(rows):
-            await self.s.execute(self._insert(DueRow), list(chunk))
+        for batch in chunks(rows):
+            await self.s.execute(self._insert(DueRow), list(batch))
 
     async def due(self, now: float, limit: int) -> list[tuple[str, str]]:
         rows = await self.s.execute(
@@ -628,15 +568,6 @@ class SegStore(SegmentationUnitOfWork):
         )
         return list(rows)
 
-    async def emit(self, items: Sequence[tuple[str, bytes, str]]) -> None:
-        """Outbox rows (topic, payload, customer id) published after commit."""
-        if items:
-            await self.s.execute(
-                self._insert(SegOutboxRow),
-                [{"topic": t, "payload": p, "customer_id": c} for t, p, c in items],
-            )
-            self._wrote_outbox = True
-
     # ------------------------------------------------------------ RFM
 
     async def rfm_inputs(self) -> list[tuple[str, float, int, float]]:
@@ -657,7 +588,7 @@ class SegStore(SegmentationUnitOfWork):
             .values(recency_score=0, frequency_score=0, monetary_score=0)
             .where(SegProfileRow.orders <= 0)
         )
-        for chunk in _chunks(list(scores), 5000):
+        for chunk in chunks(list(scores), 5000):
             await self.s.execute(
                 update(SegProfileRow),
                 [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 import grpc
@@ -18,6 +17,7 @@ from libs.topics import PROFILE_CHANGED
 from services.segmentation.translate import profile_update
 from tests.e2e.conftest import Suite
 from tests.e2e.helpers import email, field_violations, purchase, rpc_error
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -43,13 +43,15 @@ def bought_twice(category: str, within_seconds: int) -> c.Condition:
 
 
 async def ready(api: object, segment_id: str) -> pb.Segment:
-    deadline = time.monotonic() + 20
-    while True:
+    segment = pb.Segment()
+
+    async def built() -> bool:
+        nonlocal segment
         segment = (await api.GetSegment(pb.GetSegmentRequest(segment_id=segment_id))).segment  # type: ignore[attr-defined]
-        if segment.state == pb.SEGMENT_STATE_READY:
-            return segment
-        assert time.monotonic() < deadline, "segment never became READY"
-        await asyncio.sleep(0.05)
+        return bool(segment.state == pb.SEGMENT_STATE_READY)
+
+    await eventually(built, "the segment to become READY", timeout=20)
+    return segment
 
 
 async def next_change(stream: object, timeout: float = 15) -> pb.MembershipChange:
@@ -316,10 +318,7 @@ async def test_replayed_profile_change_does_not_enter_twice(suite: Suite) -> Non
             events=[purchase(uid(), who, uid(), ("g", category, 1, 1_000_000)) for _ in range(2)]
         )
     )
-    for _ in range(100):
-        if captured:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: bool(captured), "the profile change", timeout=5)
     await sub.stop()
     engine = suite.segmentation.deps.engine
     update = profile_update(PROFILE_CHANGED.unpack(captured[0]))  # type: ignore[arg-type]
@@ -353,11 +352,14 @@ async def test_rfm_scores_and_templates(suite: Suite) -> None:
     memberships = await seg.GetMemberships(pb.GetMembershipsRequest(customer=heavy))
     assert champions.segment_id in memberships.segment_ids
     # the profile learns its scores from the bus
-    for _ in range(100):
+    profile = ppb.Profile()
+
+    async def scored() -> bool:
+        nonlocal profile
         profile = (await shop.GetProfile(ppb.GetProfileRequest(customer=heavy))).profile
-        if profile.rfm.frequency_score:
-            break
-        await asyncio.sleep(0.05)
+        return bool(profile.rfm.frequency_score)
+
+    await eventually(scored, "the profile to learn its RFM scores", timeout=5)
     assert (profile.rfm.recency_score, profile.rfm.frequency_score, profile.rfm.monetary_score) == (
         5,
         5,

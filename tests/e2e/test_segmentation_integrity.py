@@ -36,6 +36,7 @@ from services.segmentation.models import (
 )
 from tests.e2e.conftest import Suite
 from tests.e2e.helpers import cookie, email, event
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -128,12 +129,12 @@ async def _segment(suite: Suite, name: str, condition: c.Condition) -> str:
             pb.CreateSegmentRequest(segment=pb.Segment(name=name, condition=condition))
         )
     ).segment
-    deadline = time.monotonic() + 20
-    while (
-        await api.GetSegment(pb.GetSegmentRequest(segment_id=segment.segment_id))
-    ).segment.state != pb.SEGMENT_STATE_READY:
-        assert time.monotonic() < deadline, "segment never became READY"
-        await asyncio.sleep(0.05)
+
+    async def built() -> bool:
+        reply = await api.GetSegment(pb.GetSegmentRequest(segment_id=segment.segment_id))
+        return bool(reply.segment.state == pb.SEGMENT_STATE_READY)
+
+    await eventually(built, "the segment to become READY", timeout=20)
     return str(segment.segment_id)
 
 
@@ -295,7 +296,9 @@ async def test_login_stitches_the_cookie_and_keeps_its_behaviour(suite: Suite) -
         )
     )
     anonymous = reply.customer_ids[0]
-    await _until(lambda: _member_of(seg, visitor, segment_id), "the cookie never entered")
+    await eventually(
+        lambda: _member_of(seg, visitor, segment_id), "the cookie to enter", timeout=20
+    )
     who = email(f"{uid()}@example.com")
     await shop.TrackEvents(  # the email is known already: the cookie joins it
         ppb.TrackEventsRequest(events=[event(uid(), who, ppb.EVENT_TYPE_PAGE_VIEW)])
@@ -313,7 +316,7 @@ async def test_login_stitches_the_cookie_and_keeps_its_behaviour(suite: Suite) -
             and (await _rows(suite, anonymous))["seg_events"] == 0
         )
 
-    await _until(settled, "the stitched customer lost the cookie's behaviour")
+    await eventually(settled, "the stitched customer to keep the cookie's behaviour", timeout=20)
     profile = (await shop.GetProfile(ppb.GetProfileRequest(customer=who))).profile
     assert profile.customer_id == known
 
@@ -321,10 +324,3 @@ async def test_login_stitches_the_cookie_and_keeps_its_behaviour(suite: Suite) -
 async def _member_of(seg: object, who: common_pb2.CustomerRef, segment_id: str) -> bool:
     reply = await seg.GetMemberships(pb.GetMembershipsRequest(customer=who))  # type: ignore[attr-defined]
     return segment_id in reply.segment_ids
-
-
-async def _until(check: Callable[[], Awaitable[bool]], message: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, message
-        await asyncio.sleep(0.05)

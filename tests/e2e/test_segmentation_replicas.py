@@ -8,9 +8,8 @@ whose changes the other process consumes never become members.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from google.protobuf import struct_pb2
 
 from tests.e2e.conftest import Suite
 from tests.e2e.helpers import email, event
-from tests.support import Backend, backend_settings
+from tests.support import Backend, backend_settings, eventually
 
 pytestmark = pytest.mark.e2e
 CUSTOMERS = 100
@@ -47,13 +46,6 @@ async def replicas(shared: Backend) -> AsyncIterator[tuple[Suite, Suite]]:
             await b.stop()
     finally:
         await a.stop()
-
-
-async def _until(check: Callable[[], Awaitable[bool]], message: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, message
-        await asyncio.sleep(0.05)
 
 
 async def test_a_segment_created_on_one_replica_is_maintained_by_both(
@@ -98,13 +90,13 @@ async def test_a_segment_created_on_one_replica_is_maintained_by_both(
         )
         return segment_id not in reply.unknown_segment_ids
 
-    await _until(b_knows_it, "replica B never learnt of the segment")
+    await eventually(b_knows_it, "replica B to learn of the segment", timeout=30)
 
     async def all_members() -> bool:
         reply = await on_b.ListMembers(pb.ListMembersRequest(segment_id=segment_id, page_size=1000))
         return len(reply.customer_ids) == CUSTOMERS
 
-    await _until(all_members, "qualifying customers are missing from the segment")
+    await eventually(all_members, "every qualifying customer in the segment", timeout=30)
     for who in people[:5]:  # B answers from its own catalogue and the shared memberships
         reply = await on_b.EvaluateSegments(
             pb.EvaluateSegmentsRequest(customer=who, segment_ids=[segment_id])
@@ -122,4 +114,4 @@ async def test_a_segment_created_on_one_replica_is_maintained_by_both(
         )
         return segment_id in reply.unknown_segment_ids
 
-    await _until(a_forgot_it, "replica A still knows the deleted segment")
+    await eventually(a_forgot_it, "replica A to forget the deleted segment", timeout=30)

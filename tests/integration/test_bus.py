@@ -1,7 +1,7 @@
 """The event bus contract, run unchanged on the in-process bus and on real Redis Streams.
 
-Deliveries are awaited by polling with generous deadlines: a slow machine makes a test
-slower, never red.
+Deliveries are awaited with `tests.support.eventually` (generous timeouts): a slow machine
+makes a test slower, never red.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -22,7 +21,6 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from libs.bus import (
-    BusUnavailable,
     EventBus,
     InProcessBus,
     extracted_context,
@@ -32,21 +30,14 @@ from libs.bus import (
 )
 from libs.bus.redis_streams import RedisStreamsBus
 from libs.config import Settings
-from libs.errors import ResourceExhausted
+from libs.errors import BusUnavailable, ResourceExhausted
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
 DEADLINE = 10.0
 
 BusFactory = Callable[..., EventBus]
-
-
-async def eventually(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def event(value: str) -> EventEnvelope:
@@ -104,15 +95,17 @@ async def synced_tail(bus: EventBus, topic: str) -> AsyncIterator[EventEnvelope]
     """
     tail = bus.tail(topic)
     first = asyncio.ensure_future(anext(tail))
-    deadline = time.monotonic() + DEADLINE
-    while True:
+
+    async def reading() -> bool:
         await bus.publish(topic, [event("probe")])
         done, _ = await asyncio.wait({first}, timeout=0.2)
-        if done:
-            break
-        if time.monotonic() > deadline:
+        return bool(done)
+
+    try:
+        await eventually(reading, "the tail to start", interval=0)
+    finally:
+        if not first.done():
             first.cancel()
-            pytest.fail("tail never started")
 
     async def without_probes() -> AsyncIterator[EventEnvelope]:
         try:
@@ -434,11 +427,13 @@ async def test_300_watchers_share_one_reader(
 
     tails = [bus.tail("orders") for _ in range(300)]
     firsts = [asyncio.ensure_future(anext(t)) for t in tails]
-    deadline = time.monotonic() + DEADLINE
-    while not all(f.done() for f in firsts):  # every watcher is reading
-        assert time.monotonic() < deadline, "the watchers never started"
+
+    async def every_watcher_reading() -> bool:
         await bus.publish("orders", [event("probe")])
         await asyncio.wait(firsts, timeout=0.2)
+        return all(f.done() for f in firsts)
+
+    await eventually(every_watcher_reading, "the watchers to start", interval=0)
     if redis:
         assert await _our_redis_clients(url) - before <= 3
 
@@ -531,11 +526,14 @@ async def test_in_process_bus_drops_messages_past_the_retention_loudly(
         await bus.subscribe("orders", "slow", "c1", lagging)
         old = event("erased@example.com")
         await bus.publish("orders", [old])
-        deadline = time.monotonic() + DEADLINE
-        while bus.unacknowledged("orders", [old.event_id]):  # each publish trims
-            assert time.monotonic() < deadline, "the old message was never dropped"
-            await asyncio.sleep(0.05)
-            await bus.publish("orders", [event("tick")])
+
+        async def dropped() -> bool:
+            if not bus.unacknowledged("orders", [old.event_id]):
+                return True
+            await bus.publish("orders", [event("tick")])  # each publish trims
+            return False
+
+        await eventually(dropped, "the old message to be dropped")
         assert any(
             r.levelname == "ERROR" and "older than the retention period" in r.getMessage()
             for r in caplog.records
@@ -670,10 +668,7 @@ async def test_one_reclaim_pass_takes_every_idle_entry(
         oldest = await raw.xpending_range(key, "g", "-", "+", 1)
         return bool(oldest) and oldest[0]["time_since_delivered"] > 300
 
-    deadline = time.monotonic() + DEADLINE
-    while not await idle_enough():
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await eventually(idle_enough, "the dead consumer's entries to idle past the reclaim time")
 
     got: list[str] = []
     await bus.subscribe("orders", "g", "live", collector_of_values(got))

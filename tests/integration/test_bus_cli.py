@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from backcrm.common.v1.common_pb2 import EventEnvelope, Identity, IdentityType
 
 from libs.bus import new_envelope, unpack
 from libs.bus.redis_streams import RedisStreamsBus
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -60,10 +60,11 @@ async def _bury(url: str, prefix: str, names: list[str]) -> None:
     try:
         await bus.subscribe("orders", "g", "c1", broken)
         await bus.publish("orders", [_event(n) for n in names])
-        deadline = time.monotonic() + 10
-        while await raw.xlen(prefix + "orders.dead") < len(names):
-            assert time.monotonic() < deadline, "the events never reached the dead topic"
-            await asyncio.sleep(0.05)
+
+        async def buried() -> bool:
+            return bool(await raw.xlen(prefix + "orders.dead") >= len(names))
+
+        await eventually(buried, "the events to reach the dead topic")
     finally:
         await bus.close()
         await raw.aclose()

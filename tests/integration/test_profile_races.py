@@ -19,6 +19,7 @@ import pytest
 from backcrm.profile.v1 import profile_service_pb2 as pb
 from sqlalchemy import func, select
 
+from libs.errors import Conflict
 from libs.runtime import Resources
 from services.profile.app import ProfileApp
 from services.profile.domain import CartLine, EventIn, IdentityKey, OrderIn
@@ -30,7 +31,7 @@ from services.profile.handlers import (
     track_events,
 )
 from services.profile.models import CustomerRow, EventRow, IdentityRow, PurchaseRow
-from services.profile.ports import StorageConflict, StoredEventRecord
+from services.profile.ports import StoredEventRecord
 from tests.support import BACKENDS, Backend, backend_settings
 
 pytestmark = pytest.mark.integration
@@ -253,13 +254,13 @@ async def test_track_racing_merge_loses_no_event(world: World) -> None:
 
 async def test_no_row_can_name_a_missing_customer(world: World) -> None:
     """The foreign keys hold on both backends (SQLite enforces them per connection)."""
-    with pytest.raises(StorageConflict):
+    with pytest.raises(Conflict):
         async with world.app.deps.uow() as uow:
             await uow.insert_events(
                 [StoredEventRecord(view(("COOKIE", uid())), uid(), time.time())]
             )
             await uow.commit()
-    with pytest.raises(StorageConflict):
+    with pytest.raises(Conflict):
         async with world.app.deps.uow() as uow:
             await uow.link_identities([(("COOKIE", uid()), uid())], time.time())
             await uow.commit()

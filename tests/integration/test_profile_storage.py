@@ -19,7 +19,7 @@ from libs.topics import PROFILE_CHANGED
 from services.profile.app import ProfileApp
 from services.profile.domain import EventIn
 from services.profile.handlers import CustomerLookup, get_profile, track_events
-from tests.support import BACKENDS, Backend, backend_settings, services_required
+from tests.support import BACKENDS, Backend, backend_settings, eventually, services_required
 
 pytestmark = pytest.mark.integration
 
@@ -154,7 +154,7 @@ async def _outage_scenario(backend: Backend, tmp_path: Path, port: int) -> None:
     try:
         email = "outage@example.com"
         await track_events(app.deps, [view("before", email)])
-        await _wait_for(lambda: "before" in seen)
+        await eventually(lambda: "before" in seen, "the event published before the outage")
 
         stop = ["redis-cli", "-p", str(port), "shutdown", "nosave"]
         await asyncio.to_thread(subprocess.run, stop, check=False)
@@ -165,7 +165,11 @@ async def _outage_scenario(backend: Backend, tmp_path: Path, port: int) -> None:
         assert len(pb.GetProfileResponse.FromString(rendered).profile.recent_events) == 6
 
         redis = _start_redis(port, tmp_path)
-        await _wait_for(lambda: all(e.event_id in seen for e in during), timeout=30)
+        await eventually(
+            lambda: all(e.event_id in seen for e in during),
+            "every event tracked during the outage",
+            timeout=30,
+        )
         assert seen.count("during-0") >= 1
     finally:
         await subscription.stop()
@@ -174,11 +178,3 @@ async def _outage_scenario(backend: Backend, tmp_path: Path, port: int) -> None:
         if redis is not None:
             redis.kill()
             redis.wait()
-
-
-async def _wait_for(condition: object, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)

@@ -13,7 +13,6 @@ import gzip
 import io
 import math
 import os
-import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from services.segmentation.conditions import Node, decode_condition
 from services.segmentation.models import SegProfileRow
 from services.segmentation.templates import TEMPLATES, template_condition
 from services.tools.importer import import_orders
+from tests.support import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -168,14 +168,14 @@ def _orders_total(path: Path) -> int:
 
 
 async def _projection_complete(resources: Resources, expected_orders: int) -> None:
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
+    async def complete() -> bool:
         async with resources.sessions() as session:
             total = await session.scalar(select(func.sum(SegProfileRow.orders)))
-        if total == expected_orders:
-            return
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"projection has {total} orders, expected {expected_orders}")
+        return bool(total == expected_orders)
+
+    await eventually(
+        complete, f"the projection to hold all {expected_orders} orders", timeout=600, interval=0.5
+    )
 
 
 async def _external_ids(resources: Resources) -> dict[str, str]:

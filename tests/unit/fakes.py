@@ -1,10 +1,10 @@
 """In-memory adapters of the profile ports, for unit tests: no I/O, microseconds per call.
 
-`FakeProfileUnitOfWork` has the semantics of `services.profile.repository.SqlUnitOfWork`:
+`FakeProfileUnitOfWork` has the semantics of `services.profile.repository.SqlProfileUnitOfWork`:
 each unit of work works on a private copy of the shared `FakeProfileStore`, which replaces
 the store's state only on commit (with the emitted domain events appended to `published`,
 the outbox); leaving the unit without committing discards everything. Unique keys behave
-as the tables' primary keys do: a duplicate insert raises `StorageConflict`.
+as the tables' primary keys do: a duplicate insert raises `libs.errors.Conflict`.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from libs.cache.port import Cache, CacheUnavailable
+from libs.cache.port import Cache
+from libs.errors import CacheUnavailable, Conflict
 from services.profile.domain import Customer, IdentityKey
 from services.profile.ports import (
     DomainEvent,
     MergeRecord,
     ProfileUnitOfWork,
     PurchaseRecord,
-    StorageConflict,
     StoredEventRecord,
 )
 
@@ -50,7 +50,7 @@ class FakeProfileStore:
     state: _State = field(default_factory=_State)
     published: list[DomainEvent] = field(default_factory=list)
     # e.g. services.profile.events.encode_domain_event: commit fails if an event cannot be
-    # encoded for the outbox, as SqlUnitOfWork.commit does
+    # encoded for the outbox, as SqlProfileUnitOfWork.commit does
     encode: Callable[[DomainEvent], tuple[str, bytes]] | None = None
     commits: int = 0
     # the next N commits fail as if a concurrent writer took a unique key first
@@ -101,7 +101,7 @@ class FakeProfileUnitOfWork(ProfileUnitOfWork):
         work = self.w
         if self.store.conflicts:
             self.store.conflicts -= 1
-            raise StorageConflict("simulated concurrent writer")
+            raise Conflict("simulated concurrent writer")
         if self.store.encode is not None:
             for event in self.emitted:
                 self.store.encode(event)
@@ -148,9 +148,9 @@ class FakeProfileUnitOfWork(ProfileUnitOfWork):
         # INSERT … ON CONFLICT DO NOTHING RETURNING: a key owned already is a lost race.
         for key, customer_id in dict(links).items():
             if key in self.w.identities:
-                raise StorageConflict(f"identity {key} is owned already")
+                raise Conflict(f"identity {key} is owned already")
             if customer_id not in self.w.customers:
-                raise StorageConflict(f"customer {customer_id} does not exist (foreign key)")
+                raise Conflict(f"customer {customer_id} does not exist (foreign key)")
             self.w.identities[key] = _Identity(customer_id, at)
 
     # customers
@@ -169,7 +169,7 @@ class FakeProfileUnitOfWork(ProfileUnitOfWork):
             row.is_new = False
             if c.is_new:
                 if c.customer_id in self.w.customers:
-                    raise StorageConflict(f"customer {c.customer_id} exists")
+                    raise Conflict(f"customer {c.customer_id} exists")
             elif c.customer_id not in self.w.customers:
                 raise LookupError(f"update of customer {c.customer_id}, which is not stored")
             self.w.customers[c.customer_id] = row
@@ -213,7 +213,7 @@ class FakeProfileUnitOfWork(ProfileUnitOfWork):
     async def insert_purchases(self, purchases: Sequence[PurchaseRecord]) -> None:
         ids = [p.event_id for p in purchases]
         if len(set(ids)) != len(ids) or any(i in self.w.purchases for i in ids):
-            raise StorageConflict("duplicate purchase event id")
+            raise Conflict("duplicate purchase event id")
         for p in purchases:
             self.w.purchases[p.event_id] = copy.deepcopy(p)
 
@@ -234,7 +234,7 @@ class FakeProfileUnitOfWork(ProfileUnitOfWork):
             rows = [r for r in rows if (r.event.occurred_at, r.event.event_id) > after]
         rows.sort(key=lambda r: (r.event.occurred_at, r.event.event_id))
         rows = rows[:limit]
-        # As SqlUnitOfWork reads them back: the event names the customer that holds it.
+        # As SqlProfileUnitOfWork reads them back: the event names the customer that holds it.
         return [
             dataclasses.replace(r, event=dataclasses.replace(r.event, customer_id=r.customer_id))
             for r in rows
@@ -259,7 +259,7 @@ class FakeProfileUnitOfWork(ProfileUnitOfWork):
             if m.target_customer_id == record.source_customer_id:
                 m.target_customer_id = record.target_customer_id
         if record.source_customer_id in self.w.merges:
-            raise StorageConflict(f"{record.source_customer_id} was merged already")
+            raise Conflict(f"{record.source_customer_id} was merged already")
         self.w.merges[record.source_customer_id] = copy.copy(record)
 
     async def merges_of(self, customer_id: str) -> list[MergeRecord]:

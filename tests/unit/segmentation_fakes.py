@@ -16,12 +16,13 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from libs.errors import Conflict
 from services.segmentation.conditions import Node, evaluate
 from services.segmentation.facts import CustomerFacts, FactEvent
 from services.segmentation.handlers import SegmentationDeps
 from services.segmentation.ports import SegmentationUnitOfWork
 from services.segmentation.records import MembershipChange, SegmentRecord
-from services.segmentation.store import MAX_HOPS, Conflict
+from services.segmentation.store import MAX_HOPS
 from services.segmentation.translate import (
     encode_membership_change,
     encode_rfm,
@@ -346,7 +347,7 @@ class FakeSegmentationUnitOfWork(SegmentationUnitOfWork):
 
     # ------------------------------------------------------------ outbox and RFM
 
-    async def emit(self, items: Sequence[tuple[str, bytes, str]]) -> None:
+    async def write_outbox(self, items: Iterable[tuple[str, bytes, str]]) -> None:
         self.w.outbox.extend(items)
 
     async def rfm_inputs(self) -> list[tuple[str, float, int, float]]:

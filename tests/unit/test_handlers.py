@@ -8,17 +8,12 @@ import pytest
 from backcrm.common.v1.common_pb2 import EventEnvelope
 from backcrm.profile.v1 import profile_service_pb2 as pb
 
-from libs.errors import InvalidArgument, NotFound, Unavailable
+from libs.errors import Conflict, InvalidArgument, NotFound, Unavailable
 from libs.topics import PROFILE_CHANGED
 from services.profile import handlers as h
 from services.profile.domain import DAY, CartLine, Customer, EventIn, IdentityKey, OrderIn
 from services.profile.events import encode_domain_event
-from services.profile.ports import (
-    ProfileChanged,
-    ProfileDeleted,
-    ProfilesMerged,
-    StorageConflict,
-)
+from services.profile.ports import ProfileChanged, ProfileDeleted, ProfilesMerged
 from services.profile.render import render_response
 from tests.unit.fakes import FakeCache, FakeClock, FakeProfileStore, FakeProfileUnitOfWork
 
@@ -636,7 +631,7 @@ async def test_fake_unit_of_work_discards_what_was_not_committed(world: World) -
         await uow.commit()
     assert world.store.identities == {ANN: "c1"}
     async with FakeProfileUnitOfWork(world.store) as uow:
-        with pytest.raises(StorageConflict):  # claimed already: never moved
+        with pytest.raises(Conflict):  # claimed already: never moved
             await uow.link_identities([(ANN, "c2")], T0)
 
 

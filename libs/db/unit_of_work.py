@@ -1,0 +1,124 @@
+"""The SQL unit of work a service's storage adapter is built on: one session, one transaction.
+
+A service subclasses `SqlUnitOfWork` and adds its queries; the plumbing they share is here:
+
+- the session, opened by `async with` and closed on the way out, which rolls back whatever
+  was not committed;
+- lost races: a unique or foreign key violated by a concurrent writer, a PostgreSQL deadlock
+  or serialization failure, on a statement or at commit, raise `libs.errors.Conflict`, which
+  tells the caller to run the whole unit of work again (`libs.retry.retry_conflicts`);
+- `_insert`, the dialect's INSERT (both have ON CONFLICT), and `chunks` that keep IN lists and
+  multi-row inserts under every driver's parameter limit;
+- the outbox: `write_outbox` adds rows to the service's outbox table in this transaction, and
+  a commit that wrote some nudges the relay (`after_commit`) to publish them at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Self, TypeVar
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from libs.errors import Conflict
+
+__all__ = ["CHUNK", "OutboxMessage", "SqlUnitOfWork", "chunks"]
+
+CHUNK = 500  # keeps IN lists and multi-row inserts under every driver's parameter limit
+# PostgreSQL's serialization failure and deadlock: the transaction lost a race and was rolled
+# back; re-running the unit of work is the documented answer.
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+# (topic, serialized EventEnvelope, customer id): one row of a service's outbox table
+OutboxMessage = tuple[str, bytes, str]
+
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _conflict(exc: BaseException) -> Conflict | None:
+    """The Conflict a driver error stands for, if it is a lost race."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    if (
+        isinstance(exc, IntegrityError)
+        or getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
+    ):
+        return Conflict(str(exc.orig))
+    return None
+
+
+class SqlUnitOfWork:
+    """One transaction over a service's tables; subclasses add the queries."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: Any,
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        """`outbox`: the service's outbox table (a mapped class with topic, payload and
+        customer_id); `after_commit`: the relay's nudge."""
+        self._sessions = sessions
+        self._outbox = getattr(outbox, "__table__", outbox)
+        self._after_commit = after_commit
+        self._session: AsyncSession | None = None
+        self._dialect = ""
+        self._wrote_outbox = False
+
+    async def __aenter__(self) -> Self:
+        self._session = self._sessions()
+        self._dialect = self._session.get_bind().dialect.name
+        self._wrote_outbox = False
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        assert self._session is not None
+        await self._session.close()  # rolls back what was not committed
+        self._session = None
+        # A unique key taken by a concurrent writer, a row deleted under a child row (foreign
+        # key), a deadlock: the caller may run the whole unit again.
+        if isinstance(exc, BaseException) and (conflict := _conflict(exc)) is not None:
+            raise conflict from exc
+
+    @property
+    def s(self) -> AsyncSession:
+        assert self._session is not None, "use the unit of work as an async context manager"
+        return self._session
+
+    def _insert(self, table: Any) -> Any:
+        # Core tables, not the ORM classes: executemany of one cached statement is the fast
+        # path for the hundreds of rows a call may write (no per-row ORM work).
+        table = getattr(table, "__table__", table)
+        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+
+    async def write_outbox(self, messages: Iterable[OutboxMessage]) -> None:
+        """Outbox rows, published by the relay once this unit of work commits."""
+        rows = [{"topic": t, "payload": p, "customer_id": c} for t, p, c in messages]
+        if rows:
+            await self.s.execute(self._insert(self._outbox), rows)
+            self._wrote_outbox = True
+
+    async def commit(self) -> None:
+        try:
+            await self.s.commit()
+        except DBAPIError as exc:
+            conflict = _conflict(exc)
+            if conflict is None:
+                raise
+            raise conflict from exc
+        if self._wrote_outbox:
+            self._wrote_outbox = False
+            if self._after_commit is not None:
+                self._after_commit()
+
+    async def rollback(self) -> None:
+        if self._session is not None:
+            await self._session.rollback()
+        self._wrote_outbox = False
