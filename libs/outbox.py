@@ -33,7 +33,7 @@ from libs.db import BigId
 from libs.errors import DependencyUnavailable
 from libs.retry import Backoff
 
-__all__ = ["OutboxColumns", "OutboxRelay"]
+__all__ = ["BeforePublish", "OutboxColumns", "OutboxRelay"]
 
 # Called with the customer ids of a batch before it is published (e.g. to evict caches).
 BeforePublish = Callable[[Sequence[str]], Awaitable[None]]

@@ -21,7 +21,7 @@ from libs.cache.port import Cache
 from libs.client import Client
 from libs.config import Settings
 from libs.db import make_engine, make_sessionmaker, ping
-from libs.outbox import OutboxRelay
+from libs.outbox import BeforePublish, OutboxRelay
 from libs.rpc.service import RpcService
 
 __all__ = ["App", "AppFactory", "Peers", "Resources"]
@@ -44,6 +44,16 @@ class Resources:
             sessions=make_sessionmaker(engine),
             cache=make_cache(settings),
             bus=make_bus(settings),
+        )
+
+    def outbox_relay(self, table: Any, before_publish: BeforePublish | None = None) -> OutboxRelay:
+        """The relay of a service's outbox table (an `OutboxColumns` class) to this bus."""
+        return OutboxRelay(
+            self.sessions,
+            self.bus,
+            table,
+            before_publish=before_publish,
+            idle_seconds=self.settings.outbox_poll_seconds,
         )
 
     async def storage_ready(self) -> bool:

@@ -42,13 +42,7 @@ class ProfileApp:
             # state, and a cache that missed an invalidation during an outage heals.
             await resources.cache.delete([cache_key(c) for c in customer_ids])
 
-        relay = OutboxRelay(
-            resources.sessions,
-            resources.bus,
-            OutboxRow,
-            before_publish=evict,
-            idle_seconds=settings.outbox_poll_seconds,
-        )
+        relay = resources.outbox_relay(OutboxRow, before_publish=evict)
 
         def uow() -> SqlProfileUnitOfWork:
             return SqlProfileUnitOfWork(

@@ -41,8 +41,6 @@ class SegmentationApp:
 
     @classmethod
     def build(cls, resources: Resources, peers: Peers) -> SegmentationApp:
-        settings = resources.settings
-
         async def resolve(ref: common_pb2.CustomerRef, field_name: str) -> str:
             # The client exists once the server listens (it may call this very process).
             return await profile_resolver(peers.client())(ref, field_name)
@@ -53,13 +51,7 @@ class SegmentationApp:
             # (Segment definition events name no customer.)
             await resources.cache.delete([memberships_key(c) for c in customer_ids if c])
 
-        relay = OutboxRelay(
-            resources.sessions,
-            resources.bus,
-            SegOutboxRow,
-            before_publish=evict,
-            idle_seconds=settings.outbox_poll_seconds,
-        )
+        relay = resources.outbox_relay(SegOutboxRow, before_publish=evict)
 
         def store() -> SegStore:
             return SegStore(resources.sessions, encode_membership_change, after_commit=relay.nudge)
