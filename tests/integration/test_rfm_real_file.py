@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from libs.config import Settings
 from libs.db.migrate import upgrade
-from libs.runtime import Resources
+from libs.runtime import Peers, Resources
 from services.profile.app import ProfileApp
 from services.registry import SERVICES
 from services.segmentation import handlers
@@ -100,14 +100,12 @@ async def resources(tmp_path: Path) -> AsyncIterator[Resources]:
         await res.close()
 
 
-async def no_resolver(_ref: object, field: str) -> str:
-    raise AssertionError(f"{field}: not used")
-
-
 async def test_rfm_scores_of_the_real_file(resources: Resources) -> None:
     expected = expected_scores(DATA)
     profile = ProfileApp.build(resources)
-    segmentation = SegmentationApp.build(resources, no_resolver)
+    # No request here names a customer by identity, so no peer is ever called.
+    peers = Peers(resources.settings, token="", own_address=lambda: "127.0.0.1:1")
+    segmentation = SegmentationApp.build(resources, peers)
     await profile.start()
     await segmentation.start()
     try:

@@ -648,13 +648,12 @@ async def _load_projection(settings: Settings, customers: int) -> tuple[int, flo
 
 
 def _build_app(settings: Settings) -> Any:
-    from libs.runtime import Resources
+    from libs.runtime import Peers, Resources
     from services.segmentation.app import SegmentationApp
 
-    async def no_resolve(ref: common_pb2.CustomerRef, field_name: str) -> str:
-        raise RuntimeError("not used")
-
-    return SegmentationApp.build(Resources.open(settings), no_resolve)
+    # No request here names a customer by identity, so no peer is ever called.
+    peers = Peers(settings, token="", own_address=lambda: "127.0.0.1:1")
+    return SegmentationApp.build(Resources.open(settings), peers)
 
 
 async def _create_all(deps: Any, defs: Sequence[tuple[str, cpb.Condition]]) -> list[Any]:
