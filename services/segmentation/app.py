@@ -19,7 +19,7 @@ from services.segmentation.entrypoint import segmentation_service
 from services.segmentation.handlers import SegmentationDeps
 from services.segmentation.loops import start_loops, stop_loops
 from services.segmentation.models import SegOutboxRow
-from services.segmentation.resolver import profile_resolver
+from libs.resolver import profile_resolver
 from services.segmentation.store import SegStore
 from services.segmentation.translate import (
     encode_membership_change,

@@ -1,0 +1,53 @@
+"""Wires the bonus service: handlers' ports bound to real adapters, the outbox relay."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backcrm.common.v1 import common_pb2
+
+from libs.outbox import OutboxRelay
+from libs.resolver import profile_resolver
+from libs.rpc.service import RpcService
+from libs.runtime import Peers, Resources
+from services.bonus.entrypoint import bonus_service
+from services.bonus.handlers import BonusDeps
+from services.bonus.models import BonusOutboxRow
+from services.bonus.render import encode_movement, encode_program
+from services.bonus.repository import SqlBonusUnitOfWork
+
+__all__ = ["BonusApp"]
+
+
+@dataclass
+class BonusApp:
+    deps: BonusDeps
+    relay: OutboxRelay
+    rpc: RpcService
+
+    @classmethod
+    def build(cls, resources: Resources, peers: Peers) -> BonusApp:
+        relay = OutboxRelay(
+            resources.sessions,
+            resources.bus,
+            BonusOutboxRow,
+            idle_seconds=resources.settings.outbox_poll_seconds,
+        )
+
+        def uow() -> SqlBonusUnitOfWork:
+            return SqlBonusUnitOfWork(
+                resources.sessions, encode_movement, encode_program, after_commit=relay.nudge
+            )
+
+        async def resolve(ref: common_pb2.CustomerRef, field_name: str) -> str:
+            # The client exists once the server listens (it may call this very process).
+            return await profile_resolver(peers.client())(ref, field_name)
+
+        deps = BonusDeps(uow=uow, clock=resources.clock)
+        return cls(deps=deps, relay=relay, rpc=bonus_service(deps, resolve))
+
+    async def start(self) -> None:
+        self.relay.start()
+
+    async def stop(self) -> None:
+        await self.relay.stop()

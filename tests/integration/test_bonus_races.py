@@ -1,0 +1,239 @@
+"""Concurrent writes to the loyalty ledger, for real (SQLite and PostgreSQL).
+
+Each call runs in its own unit of work; the calls start together (asyncio.gather, with a
+random few milliseconds of stagger), so on PostgreSQL they overlap inside the database. There
+they are also spread over two apps with separate connection pools: two replicas. (The
+embedded default is one process by design.) Every race runs many trials; after each, the
+ledger must add up: movements sum to the cached account points and to what the lots hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+import pytest
+from sqlalchemy import func, select
+
+from libs.errors import FailedPrecondition
+from libs.runtime import Peers, Resources
+from services.bonus import handlers as h
+from services.bonus.app import BonusApp
+from services.bonus.domain import OrderLine, Program
+from services.bonus.models import AccountRow, LotRow, TransactionRow
+from tests.support import BACKENDS, Backend, backend_settings
+
+pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+UNIT = 1_000_000
+
+
+async def soon(call: Awaitable[T]) -> T:
+    await asyncio.sleep(random.uniform(0, 0.02))
+    return await call
+
+
+def uid() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
+    with backend_settings(request.param, tmp_path_factory.mktemp(request.param)) as b:
+        yield b
+
+
+@dataclass
+class World:
+    replicas: list[BonusApp]
+    resources: Resources
+
+    def deps(self, i: int) -> h.BonusDeps:
+        return self.replicas[i % len(self.replicas)].deps
+
+    async def program(self, **changes: object) -> Program:
+        fields: dict[str, object] = {
+            "program_id": "",
+            "name": "Club",
+            "currency": "GBP",
+            "points_per_unit": 1.0,
+            **changes,
+        }
+        return await h.create_program(self.deps(0), Program(**fields), "")  # type: ignore[arg-type]
+
+    async def books(self, program_id: str, customer_id: str) -> tuple[int, int, int]:
+        """(sum of the ledger, the account's cached points, what its lots hold)."""
+        async with self.resources.sessions() as s:
+            ledger = await s.scalar(
+                select(func.coalesce(func.sum(TransactionRow.points), 0)).where(
+                    TransactionRow.program_id == program_id,
+                    TransactionRow.customer_id == customer_id,
+                )
+            )
+            cached = await s.scalar(
+                select(AccountRow.points).where(
+                    AccountRow.program_id == program_id, AccountRow.customer_id == customer_id
+                )
+            )
+            lots = await s.scalar(
+                select(func.coalesce(func.sum(LotRow.remaining), 0)).where(
+                    LotRow.program_id == program_id, LotRow.customer_id == customer_id
+                )
+            )
+        return int(ledger or 0), int(cached or 0), int(lots or 0)
+
+    async def movements_with_key(self, program_id: str, key: str) -> int:
+        async with self.resources.sessions() as s:
+            return int(
+                await s.scalar(
+                    select(func.count())
+                    .select_from(TransactionRow)
+                    .where(TransactionRow.program_id == program_id, TransactionRow.idempotency_key == key)
+                )
+                or 0
+            )
+
+
+@pytest.fixture
+async def world(backend: Backend) -> AsyncIterator[World]:
+    count = 2 if backend.name == "postgres" else 1
+    opened = [Resources.open(backend.settings) for _ in range(count)]
+    peers = [Peers(r.settings, "token", lambda: "127.0.0.1:1") for r in opened]
+    apps = [BonusApp.build(r, p) for r, p in zip(opened, peers, strict=True)]
+    try:
+        yield World(apps, opened[0])
+    finally:
+        for r in opened:
+            await r.close()
+
+
+def _reason(result: object) -> str:
+    return result.reason if isinstance(result, FailedPrecondition) else type(result).__name__
+
+
+async def test_a_hundred_concurrent_redemptions_never_overdraw(world: World) -> None:
+    program = await world.program(welcome_points=250)
+    for _ in range(3):
+        customer = uid()
+        await h.enroll(world.deps(0), program.program_id, customer)
+        results = await asyncio.gather(
+            *(
+                soon(h.redeem(world.deps(i), program.program_id, customer, 3, "", f"r-{uid()}"))
+                for i in range(100)
+            ),
+            return_exceptions=True,
+        )
+        spent = [r for r in results if isinstance(r, h.Outcome)]
+        refused = {_reason(r) for r in results if not isinstance(r, h.Outcome)}
+        assert (len(spent), refused) == (83, {"INSUFFICIENT_POINTS"})
+        view = await h.get_account(world.deps(0), program.program_id, customer)
+        assert view.balance == 1
+        assert await world.books(program.program_id, customer) == (1, 1, 1)
+
+
+async def test_concurrent_retries_of_one_key_make_one_movement(world: World) -> None:
+    program = await world.program(welcome_points=1000)
+    wrong = 0
+    for _ in range(25):
+        customer, key = uid(), f"r-{uid()}"
+        await h.enroll(world.deps(0), program.program_id, customer)
+        results = await asyncio.gather(
+            *(
+                soon(h.redeem(world.deps(i), program.program_id, customer, 7, "o", key))
+                for i in range(6)
+            ),
+            return_exceptions=True,
+        )
+        ids = {r.movement.transaction_id for r in results if isinstance(r, h.Outcome) and r.movement}
+        if (
+            len(ids) != 1
+            or not all(isinstance(r, h.Outcome) for r in results)
+            or await world.movements_with_key(program.program_id, key) != 1
+            or await world.books(program.program_id, customer) != (993, 993, 993)
+        ):
+            wrong += 1
+    assert wrong == 0, f"{wrong} of 25 retried keys did not make exactly one movement"
+
+
+async def test_one_key_raced_by_two_customers_moves_once(world: World) -> None:
+    program = await world.program(welcome_points=100)
+    wrong = 0
+    for _ in range(20):
+        key, customers = f"r-{uid()}", [uid(), uid()]
+        for c in customers:
+            await h.enroll(world.deps(0), program.program_id, c)
+        results = await asyncio.gather(
+            *(
+                soon(h.redeem(world.deps(i), program.program_id, c, 5, "", key))
+                for i, c in enumerate(customers)
+            ),
+            return_exceptions=True,
+        )
+        outcomes = sorted(_reason(r) if not isinstance(r, h.Outcome) else "ok" for r in results)
+        if outcomes != ["IDEMPOTENCY_KEY_REUSED", "ok"]:
+            wrong += 1
+        if await world.movements_with_key(program.program_id, key) != 1:
+            wrong += 1
+    assert wrong == 0
+
+
+async def test_one_order_accrued_under_racing_keys_accrues_once(world: World) -> None:
+    program = await world.program(welcome_points=10)
+    wrong = 0
+    for _ in range(20):
+        customer, order_id = uid(), f"o-{uid()}"
+        line = (OrderLine("", 1, 20 * UNIT),)
+        results = await asyncio.gather(
+            *(
+                soon(
+                    h.accrue(
+                        world.deps(i),
+                        program.program_id,
+                        customer,
+                        h.Accrual(order_id, line, "GBP", 20 * UNIT, f"k-{uid()}"),
+                    )
+                )
+                for i in range(5)
+            ),
+            return_exceptions=True,
+        )
+        outcomes = sorted(_reason(r) if not isinstance(r, h.Outcome) else "ok" for r in results)
+        books = await world.books(program.program_id, customer)
+        if outcomes != ["ORDER_ALREADY_ACCRUED"] * 4 + ["ok"] or books != (30, 30, 30):
+            wrong += 1
+    assert wrong == 0, f"{wrong} of 20 raced orders did not accrue exactly once"
+
+
+async def test_concurrent_enrolments_credit_one_welcome(world: World) -> None:
+    program = await world.program(welcome_points=40)
+    wrong = 0
+    for _ in range(20):
+        customer = uid()
+        results = await asyncio.gather(
+            *(soon(h.enroll(world.deps(i), program.program_id, customer)) for i in range(5))
+        )
+        welcomes = [r.movement for r in results if r.movement is not None]
+        if len(welcomes) != 1 or await world.books(program.program_id, customer) != (40, 40, 40):
+            wrong += 1
+    assert wrong == 0
+
+
+async def test_concurrent_updates_of_different_fields_both_stick(world: World) -> None:
+    wrong = 0
+    for i in range(10):
+        program = await world.program()
+        await asyncio.gather(
+            soon(h.update_program(world.deps(0), program.program_id, h.ProgramPatch({"welcome_points": i + 1}))),
+            soon(h.update_program(world.deps(1), program.program_id, h.ProgramPatch({"expiry_days": i + 2}))),
+        )
+        stored = await h.get_program(world.deps(0), program.program_id)
+        if (stored.welcome_points, stored.expiry_days) != (i + 1, i + 2):
+            wrong += 1
+    assert wrong == 0
