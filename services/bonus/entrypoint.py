@@ -181,5 +181,8 @@ class BonusServicer:
 
 def bonus_service(deps: h.BonusDeps, resolve: ResolveCustomer) -> RpcService:
     return RpcService(
-        descriptor=CONTRACT, servicer=BonusServicer(deps, resolve), scopes=SCOPES, short_name="bonus"
+        descriptor=CONTRACT,
+        servicer=BonusServicer(deps, resolve),
+        scopes=SCOPES,
+        short_name="bonus",
     )

@@ -153,7 +153,9 @@ async def update_program(deps: BonusDeps, program_id: str, patch: ProgramPatch) 
 Act = Callable[[BonusUnitOfWork, Ledger], Awaitable[Movement]]
 
 
-async def _view(uow: BonusUnitOfWork, program: Program, customer_id: str, now: float) -> AccountView:
+async def _view(
+    uow: BonusUnitOfWork, program: Program, customer_id: str, now: float
+) -> AccountView:
     state = await uow.account(program.program_id, customer_id)
     if state is None:
         return AccountView(program.program_id, customer_id, enrolled=False)
@@ -177,7 +179,9 @@ async def _replay(uow: BonusUnitOfWork, program_id: str, key: str, print_: str) 
 
 
 def _welcome(program: Program, customer_id: str, now: float) -> Movement:
-    return Movement(new_id(), program.program_id, customer_id, "WELCOME", program.welcome_points, now)
+    return Movement(
+        new_id(), program.program_id, customer_id, "WELCOME", program.welcome_points, now
+    )
 
 
 async def _move(
@@ -213,7 +217,9 @@ async def _move(
             await uow.append(ledger.movements)
             await uow.save_lots(program_id, customer_id, list(ledger.changed.values()))
             await uow.save_account(
-                program_id, customer_id, replace(state, points=ledger.points, lifetime_points=ledger.lifetime)
+                program_id,
+                customer_id,
+                replace(state, points=ledger.points, lifetime_points=ledger.lifetime),
             )
             view = await _view(uow, program, customer_id, now)
             await uow.commit()
@@ -330,9 +336,7 @@ async def redeem(
         )
         return ledger.spend(movement)
 
-    return await _move(
-        deps, program_id, customer_id, key=key, print_=print_, act=act, enrol=False
-    )
+    return await _move(deps, program_id, customer_id, key=key, print_=print_, act=act, enrol=False)
 
 
 async def reverse(

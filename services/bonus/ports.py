@@ -60,8 +60,9 @@ class BonusUnitOfWork(abc.ABC):
         """Without a lock, for reads."""
 
     @abc.abstractmethod
-    async def save_account(self, program_id: str, customer_id: str, state: AccountState) -> None:
-        ...
+    async def save_account(
+        self, program_id: str, customer_id: str, state: AccountState
+    ) -> None: ...
 
     @abc.abstractmethod
     async def lots(self, program_id: str, customer_id: str) -> list[Lot]:

@@ -78,9 +78,9 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
     # programs
 
     async def program(self, program_id: str, *, for_update: bool = False) -> Program | None:
-        query = select(
-            PROGRAMS.c.created_at, PROGRAMS.c.updated_at, PROGRAMS.c.data
-        ).where(PROGRAMS.c.program_id == program_id)
+        query = select(PROGRAMS.c.created_at, PROGRAMS.c.updated_at, PROGRAMS.c.data).where(
+            PROGRAMS.c.program_id == program_id
+        )
         if for_update:
             query = query.with_for_update()
         row = (await self.s.execute(query)).first()
@@ -129,9 +129,9 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
     async def _account(
         self, program_id: str, customer_id: str, for_update: bool
     ) -> AccountState | None:
-        query = select(
-            ACCOUNTS.c.enrolled_at, ACCOUNTS.c.points, ACCOUNTS.c.lifetime_points
-        ).where(ACCOUNTS.c.program_id == program_id, ACCOUNTS.c.customer_id == customer_id)
+        query = select(ACCOUNTS.c.enrolled_at, ACCOUNTS.c.points, ACCOUNTS.c.lifetime_points).where(
+            ACCOUNTS.c.program_id == program_id, ACCOUNTS.c.customer_id == customer_id
+        )
         if for_update:
             query = query.with_for_update()
         row = (await self.s.execute(query)).first()
@@ -179,7 +179,9 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
             for lot in lots
             if lot.lot_id not in known
         ]
-        changed = [{"b_id": lot.lot_id, "b_left": lot.remaining} for lot in lots if lot.lot_id in known]
+        changed = [
+            {"b_id": lot.lot_id, "b_left": lot.remaining} for lot in lots if lot.lot_id in known
+        ]
         if new:
             await self.s.execute(self._insert(LOTS), new)
         if changed:

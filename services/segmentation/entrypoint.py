@@ -8,10 +8,10 @@ from typing import Any
 from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from libs.auth import current_principal
 from libs.bus.port import EventBus
-from libs.errors import InvalidArgument, PermissionDenied
+from libs.errors import InvalidArgument
 from libs.protoutil import enum
+from libs.resolver import ResolveCustomer, customer_of
 from libs.rpc.service import RpcService
 from libs.topics import SEGMENTATION_MEMBERSHIP
 from libs.validation import check_enum, check_text, decode_page_token, encode_page_token, page_size
@@ -19,7 +19,6 @@ from services.segmentation import handlers
 from services.segmentation.conditions import Node
 from services.segmentation.facts import ContextFacts
 from services.segmentation.handlers import SegmentationDeps
-from libs.resolver import ResolveCustomer, customer_of
 from services.segmentation.templates import TEMPLATES, template_condition
 from services.segmentation.translate import (
     conditions_in,

@@ -78,7 +78,9 @@ async def test_bad_programs_are_refused_naming_the_field(suite: Suite) -> None:
     bad = pb.Program(name="x", currency="GBP", points_per_unit=float("nan"))
     err = await rpc_error(api.CreateProgram(pb.CreateProgramRequest(program=bad)))
     assert field_violations(err) == ["program.points_per_unit"]
-    bad = pb.Program(name="x", currency="GBP", points_per_unit=1, point_value=common_pb2.Money(currency="EUR"))
+    bad = pb.Program(
+        name="x", currency="GBP", points_per_unit=1, point_value=common_pb2.Money(currency="EUR")
+    )
     err = await rpc_error(api.CreateProgram(pb.CreateProgramRequest(program=bad)))
     assert field_violations(err) == ["program.point_value.currency"]
 
@@ -118,7 +120,11 @@ async def test_earn_redeem_retry_and_reverse(suite: Suite) -> None:
     spent = await shop.Redeem(redeem)
     assert (spent.account.balance, spent.value.units_micros) == (5, 1_200_000)
     err = await rpc_error(
-        shop.Redeem(pb.RedeemRequest(program_id=program.program_id, customer=who, points=6, idempotency_key=uid()))
+        shop.Redeem(
+            pb.RedeemRequest(
+                program_id=program.program_id, customer=who, points=6, idempotency_key=uid()
+            )
+        )
     )
     assert error_reason(err) == ("INSUFFICIENT_POINTS", "bonus.backcrm")
 

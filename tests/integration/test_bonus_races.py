@@ -95,7 +95,10 @@ class World:
                 await s.scalar(
                     select(func.count())
                     .select_from(TransactionRow)
-                    .where(TransactionRow.program_id == program_id, TransactionRow.idempotency_key == key)
+                    .where(
+                        TransactionRow.program_id == program_id,
+                        TransactionRow.idempotency_key == key,
+                    )
                 )
                 or 0
             )
@@ -151,7 +154,9 @@ async def test_concurrent_retries_of_one_key_make_one_movement(world: World) -> 
             ),
             return_exceptions=True,
         )
-        ids = {r.movement.transaction_id for r in results if isinstance(r, h.Outcome) and r.movement}
+        ids = {
+            r.movement.transaction_id for r in results if isinstance(r, h.Outcome) and r.movement
+        }
         if (
             len(ids) != 1
             or not all(isinstance(r, h.Outcome) for r in results)
@@ -230,8 +235,16 @@ async def test_concurrent_updates_of_different_fields_both_stick(world: World) -
     for i in range(10):
         program = await world.program()
         await asyncio.gather(
-            soon(h.update_program(world.deps(0), program.program_id, h.ProgramPatch({"welcome_points": i + 1}))),
-            soon(h.update_program(world.deps(1), program.program_id, h.ProgramPatch({"expiry_days": i + 2}))),
+            soon(
+                h.update_program(
+                    world.deps(0), program.program_id, h.ProgramPatch({"welcome_points": i + 1})
+                )
+            ),
+            soon(
+                h.update_program(
+                    world.deps(1), program.program_id, h.ProgramPatch({"expiry_days": i + 2})
+                )
+            ),
         )
         stored = await h.get_program(world.deps(0), program.program_id)
         if (stored.welcome_points, stored.expiry_days) != (i + 1, i + 2):

@@ -42,7 +42,10 @@ def violation(call: object) -> str:
             {"tiers": [pb.Tier(name="a", threshold_points=10), pb.Tier(name="b")]},
             "program.tiers[1].threshold_points",
         ),
-        ({"tiers": [pb.Tier(name="a"), pb.Tier(name="a", threshold_points=5)]}, "program.tiers[1].name"),
+        (
+            {"tiers": [pb.Tier(name="a"), pb.Tier(name="a", threshold_points=5)]},
+            "program.tiers[1].name",
+        ),
         (
             {"tiers": [pb.Tier(name="a", discount_percent=float("nan"))]},
             "program.tiers[0].discount_percent",
@@ -67,9 +70,9 @@ def test_a_good_program_reads_whole() -> None:
 def test_an_update_names_its_mask_and_reads_only_the_masked_fields() -> None:
     mask = field_mask_pb2.FieldMask
     assert violation(lambda: program_patch_in(program(program_id="p"), mask())) == "update_mask"
-    assert violation(lambda: program_patch_in(program(program_id="p"), mask(paths=["currency"]))) == (
-        "update_mask"
-    )
+    assert violation(
+        lambda: program_patch_in(program(program_id="p"), mask(paths=["currency"]))
+    ) == ("update_mask")
     program_id, patch = program_patch_in(
         program(program_id="p", name="", welcome_points=7), mask(paths=["welcome_points"])
     )
@@ -96,7 +99,11 @@ def _order(**fields: object) -> common_pb2.Order:
         ({"lines": []}, "order.lines"),
         ({"total": common_pb2.Money(units_micros=1)}, "order.total.currency"),
         (
-            {"lines": [common_pb2.CartLine(quantity=1, unit_price=common_pb2.Money(currency="EUR"))]},
+            {
+                "lines": [
+                    common_pb2.CartLine(quantity=1, unit_price=common_pb2.Money(currency="EUR"))
+                ]
+            },
             "order.lines[0].unit_price.currency",
         ),
         (
