@@ -189,13 +189,14 @@ async def _move(
     program_id: str,
     customer_id: str,
     *,
-    key: str,
-    print_: str,
-    act: Act,
     enrol: bool,
+    key: str = "",
+    print_: str = "",
+    act: Act | None = None,
 ) -> Outcome:
     """One write to an account, as described in the module docstring. `enrol`: open the
-    account (crediting the welcome points) when there is none."""
+    account, crediting the welcome points, when there is none; `act`: the movement the
+    request makes (none: the welcome, if this call opened the account)."""
 
     async def attempt() -> Outcome:
         now = deps.clock()
@@ -203,25 +204,29 @@ async def _move(
             program = await _program(uow, program_id)
             opened = enrol and await uow.open_account(program_id, customer_id, now)
             state = await uow.lock_account(program_id, customer_id)
-            prior = await _replay(uow, program_id, key, print_)
-            if prior is not None:
+            if key and (prior := await _replay(uow, program_id, key, print_)) is not None:
                 return Outcome(prior, await _view(uow, program, customer_id, now), program)
-            if state is None:
-                state = AccountState(enrolled_at=now, points=0, lifetime_points=0)
+            state = state or AccountState(enrolled_at=now, points=0, lifetime_points=0)
             lots = await uow.lots(program_id, customer_id)
             ledger = Ledger(program, customer_id, lots, state.points, state.lifetime_points, now)
+            movement = None
             if opened and program.welcome_points:
-                ledger.credit(_welcome(program, customer_id, now), now)
+                movement = ledger.credit(_welcome(program, customer_id, now), now)
             ledger.expire()
-            movement = await act(uow, ledger)
-            await uow.append(ledger.movements)
-            await uow.save_lots(program_id, customer_id, list(ledger.changed.values()))
-            await uow.save_account(
-                program_id,
-                customer_id,
-                replace(state, points=ledger.points, lifetime_points=ledger.lifetime),
+            if act is not None:
+                movement = await act(uow, ledger)
+            if ledger.movements:
+                await uow.append(ledger.movements)
+                await uow.save_lots(program_id, customer_id, list(ledger.changed.values()))
+                await uow.save_account(
+                    program_id,
+                    customer_id,
+                    replace(state, points=ledger.points, lifetime_points=ledger.lifetime),
+                )
+            earned = await uow.earned_since(program_id, customer_id, now - program.tier_period)
+            view = account_view(
+                program, customer_id, state.enrolled_at, ledger.lifetime, ledger.lots, earned, now
             )
-            view = await _view(uow, program, customer_id, now)
             await uow.commit()
             return Outcome(movement, view, program)
 
@@ -231,28 +236,7 @@ async def _move(
 async def enroll(deps: BonusDeps, program_id: str, customer_id: str) -> Outcome:
     """Opens the account and credits the welcome points; movement None when the customer was
     already enrolled or the program has no welcome points."""
-
-    async def attempt() -> Outcome:
-        now = deps.clock()
-        async with deps.uow() as uow:
-            program = await _program(uow, program_id)
-            if not await uow.open_account(program_id, customer_id, now):
-                return Outcome(None, await _view(uow, program, customer_id, now), program)
-            await uow.lock_account(program_id, customer_id)
-            welcome = None
-            if program.welcome_points:
-                ledger = Ledger(program, customer_id, [], 0, 0, now)
-                welcome = ledger.credit(_welcome(program, customer_id, now), now)
-                await uow.append(ledger.movements)
-                await uow.save_lots(program_id, customer_id, list(ledger.changed.values()))
-                await uow.save_account(
-                    program_id, customer_id, AccountState(now, ledger.points, ledger.lifetime)
-                )
-            view = await _view(uow, program, customer_id, now)
-            await uow.commit()
-            return Outcome(welcome, view, program)
-
-    return await retry_conflicts(attempt, attempts=deps.attempts)
+    return await _move(deps, program_id, customer_id, enrol=True)
 
 
 async def get_account(deps: BonusDeps, program_id: str, customer_id: str) -> AccountView:
