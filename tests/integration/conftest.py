@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
-__all__ = ["redis_url", "services_required"]
+from tests.support import BACKENDS, Backend, backend_settings
+
+__all__ = ["backend", "redis_url", "services_required"]
 
 
 def services_required() -> bool:
@@ -29,3 +32,12 @@ def redis_url() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return url
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
+    """A fresh, migrated store of each backend, for the module's tests."""
+    with backend_settings(request.param, tmp_path_factory.mktemp(request.param)) as b:
+        yield b

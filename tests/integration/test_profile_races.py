@@ -11,7 +11,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -32,7 +32,7 @@ from services.profile.handlers import (
 )
 from services.profile.models import CustomerRow, EventRow, IdentityRow, PurchaseRow
 from services.profile.ports import StoredEventRecord
-from tests.support import BACKENDS, Backend, backend_settings
+from tests.support import Backend
 
 pytestmark = pytest.mark.integration
 
@@ -141,14 +141,6 @@ class World:
                 )
                 or 0
             )
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Backend]:
-    with backend_settings(request.param, tmp_path_factory.mktemp(request.param)) as b:
-        yield b
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from libs.topics import PROFILE_CHANGED
 from services.profile.app import ProfileApp
 from services.profile.domain import EventIn
 from services.profile.handlers import CustomerLookup, get_profile, track_events
-from tests.support import BACKENDS, Backend, backend_settings, eventually, services_required
+from tests.support import Backend, backend_settings, eventually, services_required
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +33,6 @@ def view(event_id: str, email: str, at: float | None = None) -> EventIn:
         identity=("EMAIL", email),
         category="books",
     )
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Backend]:
-    with backend_settings(request.param, tmp_path_factory.mktemp(request.param)) as b:
-        yield b
 
 
 @pytest.fixture
