@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 
 from backcrm.common.v1 import common_pb2
+from backcrm.common.v1.common_pb2 import EventEnvelope
 
+from libs.bus.port import EventBus, Subscription
 from libs.outbox import OutboxRelay
 from libs.resolver import profile_resolver
 from libs.rpc.service import RpcService
 from libs.runtime import Peers, Resources
+from libs.topics import PROFILE_DELETED
 from services.bonus.entrypoint import bonus_service
-from services.bonus.handlers import BonusDeps
+from services.bonus.handlers import BonusDeps, erase_customer
 from services.bonus.models import BonusOutboxRow
 from services.bonus.render import encode_movement, encode_program
 from services.bonus.repository import SqlBonusUnitOfWork
@@ -24,6 +29,8 @@ class BonusApp:
     deps: BonusDeps
     relay: OutboxRelay
     rpc: RpcService
+    bus: EventBus
+    subscription: Subscription | None = None
 
     @classmethod
     def build(cls, resources: Resources, peers: Peers) -> BonusApp:
@@ -44,10 +51,19 @@ class BonusApp:
             return await profile_resolver(peers.client())(ref, field_name)
 
         deps = BonusDeps(uow=uow, clock=resources.clock)
-        return cls(deps=deps, relay=relay, rpc=bonus_service(deps, resolve))
+        return cls(deps=deps, relay=relay, rpc=bonus_service(deps, resolve), bus=resources.bus)
 
     async def start(self) -> None:
         self.relay.start()
+        # An erased customer's loyalty accounts and history go too.
+        self.subscription = await self.bus.subscribe(
+            PROFILE_DELETED.name, "bonus", f"{socket.gethostname()}-{os.getpid()}", self._on_deleted
+        )
+
+    async def _on_deleted(self, envelope: EventEnvelope) -> None:
+        await erase_customer(self.deps, PROFILE_DELETED.unpack(envelope).customer_id)
 
     async def stop(self) -> None:
+        if self.subscription is not None:
+            await self.subscription.stop()
         await self.relay.stop()

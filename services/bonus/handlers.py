@@ -42,6 +42,7 @@ __all__ = [
     "accrue",
     "create_program",
     "enroll",
+    "erase_customer",
     "get_account",
     "get_program",
     "list_transactions",
@@ -202,6 +203,8 @@ async def _move(
         now = deps.clock()
         async with deps.uow() as uow:
             program = await _program(uow, program_id)
+            if not await uow.guard_customer(customer_id):
+                raise NotFound(f"customer {customer_id!r} was erased", reason="CUSTOMER_NOT_FOUND")
             opened = enrol and await uow.open_account(program_id, customer_id, now)
             state = await uow.lock_account(program_id, customer_id)
             if key and (prior := await _replay(uow, program_id, key, print_)) is not None:
@@ -385,3 +388,16 @@ async def list_transactions(
     page = rows[:limit]
     following = page[-1][0] if len(rows) > limit else None
     return [movement for _, movement in page], following
+
+
+async def erase_customer(deps: BonusDeps, customer_id: str) -> None:
+    """profile.deleted: the customer's accounts and history go, in every program, and later
+    writes for it are refused. Idempotent; it waits for the writes in flight (each holds the
+    customer's guard)."""
+
+    async def attempt() -> None:
+        async with deps.uow() as uow:
+            await uow.erase_customer(customer_id, deps.clock())
+            await uow.commit()
+
+    await retry_conflicts(attempt, attempts=deps.attempts)

@@ -17,7 +17,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from libs.db import Base, BigId
 from libs.outbox import OutboxColumns
 
-__all__ = ["AccountRow", "BonusOutboxRow", "LotRow", "ProgramRow", "TransactionRow"]
+__all__ = [
+    "AccountRow",
+    "BonusOutboxRow",
+    "CustomerGuardRow",
+    "LotRow",
+    "ProgramRow",
+    "TransactionRow",
+]
 
 
 class ProgramRow(Base):
@@ -86,6 +93,17 @@ class LotRow(Base):
     remaining: Mapped[int] = mapped_column(BigInteger)
     available_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class CustomerGuardRow(Base):
+    """One row per customer the ledger has written for: every write holds it shared and an
+    erasure holds it exclusively, so an erasure waits for the writes in flight and the writes
+    after it see `erased_at` (kept for good, as a tombstone: customer ids are never reused)."""
+
+    __tablename__ = "bonus_customers"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class BonusOutboxRow(OutboxColumns, Base):

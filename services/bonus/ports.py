@@ -46,6 +46,16 @@ class BonusUnitOfWork(abc.ABC):
     @abc.abstractmethod
     async def save_program(self, program: Program) -> None: ...
 
+    # customers: every write to a customer's accounts first holds its guard (shared)
+    @abc.abstractmethod
+    async def guard_customer(self, customer_id: str) -> bool:
+        """Holds the customer's guard until commit; False when the customer was erased."""
+
+    @abc.abstractmethod
+    async def erase_customer(self, customer_id: str, at: float) -> None:
+        """Holds the guard exclusively, marks the customer erased and deletes its accounts,
+        lots and ledger rows in every program."""
+
     # accounts: every write locks the account row first (`lock_account`) and keeps it locked
     # until commit, so two callers on one account (in one process or two) take turns
     @abc.abstractmethod

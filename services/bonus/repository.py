@@ -2,7 +2,10 @@
 
 The account row is the lock of every write to an account (SELECT ... FOR UPDATE on
 PostgreSQL; the embedded SQLite engine has one connection, so units of work already take
-turns). Ledger rows are only ever inserted.
+turns). Before it, every write holds its customer's guard row shared (FOR SHARE), which an
+erasure takes exclusively: the erasure waits for the writes in flight (and then deletes what
+they committed, in statements that see it), and a write after it finds the customer erased.
+Ledger rows are only ever inserted, and deleted only by an erasure.
 """
 
 from __future__ import annotations
@@ -10,17 +13,25 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.db import OutboxMessage, SqlUnitOfWork
 from services.bonus.domain import Lot, Movement, Program
-from services.bonus.models import AccountRow, BonusOutboxRow, LotRow, ProgramRow, TransactionRow
+from services.bonus.models import (
+    AccountRow,
+    BonusOutboxRow,
+    CustomerGuardRow,
+    LotRow,
+    ProgramRow,
+    TransactionRow,
+)
 from services.bonus.ports import AccountState, BonusUnitOfWork
 
 __all__ = ["SqlBonusUnitOfWork"]
 
 ACCOUNTS = cast(Table, AccountRow.__table__)
+GUARDS = cast(Table, CustomerGuardRow.__table__)
 LOTS = cast(Table, LotRow.__table__)
 PROGRAMS = cast(Table, ProgramRow.__table__)
 LEDGER = cast(Table, TransactionRow.__table__)
@@ -108,6 +119,31 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
 
     async def announce_program(self, program: Program) -> None:
         await self.write_outbox([self._encode_program(program)])
+
+    # customers
+
+    async def _guard(self, customer_id: str, *, exclusive: bool) -> float | None:
+        """Creates the guard row if needed, locks it, and returns its erased_at."""
+        await self.s.execute(
+            self._insert(GUARDS)
+            .values(customer_id=customer_id, erased_at=None)
+            .on_conflict_do_nothing()
+        )
+        query = select(GUARDS.c.erased_at).where(GUARDS.c.customer_id == customer_id)
+        return await self.s.scalar(query.with_for_update(read=not exclusive))
+
+    async def guard_customer(self, customer_id: str) -> bool:
+        return await self._guard(customer_id, exclusive=False) is None
+
+    async def erase_customer(self, customer_id: str, at: float) -> None:
+        erased_at = await self._guard(customer_id, exclusive=True)
+        await self.s.execute(
+            update(GUARDS)
+            .where(GUARDS.c.customer_id == customer_id)
+            .values(erased_at=erased_at or at)
+        )
+        for table in (LEDGER, LOTS, ACCOUNTS):
+            await self.s.execute(delete(table).where(table.c.customer_id == customer_id))
 
     # accounts
 

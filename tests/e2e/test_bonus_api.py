@@ -196,3 +196,28 @@ async def test_promotions_and_quotes_answer_unimplemented(suite: Suite) -> None:
         err = await rpc_error(getattr(api, name)(request))
         assert err.code() == grpc.StatusCode.UNIMPLEMENTED, name
         assert error_reason(err) == ("NOT_SERVED_YET", "bonus.backcrm")
+
+
+async def test_a_deleted_profile_loses_its_loyalty_account(suite: Suite) -> None:
+    program = await new_program(suite)
+    who = email(f"{uid()}@example.com")
+    admin = suite.client()
+    await admin.profile.TrackEvents(
+        ppb.TrackEventsRequest(events=[purchase(uid(), who, uid(), ("s", "c", 1, UNIT))])
+    )
+    enrolled = await admin.bonus.Enroll(
+        pb.EnrollRequest(program_id=program.program_id, customer=who)
+    )
+    customer = common_pb2.CustomerRef(customer_id=enrolled.account.customer_id)
+    await admin.profile.DeleteProfile(ppb.DeleteProfileRequest(customer=who))
+    await suite.settled()
+    account = (
+        await admin.bonus.GetAccount(
+            pb.GetAccountRequest(program_id=program.program_id, customer=customer)
+        )
+    ).account
+    assert not account.enrolled
+    err = await rpc_error(
+        admin.bonus.Enroll(pb.EnrollRequest(program_id=program.program_id, customer=customer))
+    )
+    assert error_reason(err) == ("CUSTOMER_NOT_FOUND", "bonus.backcrm")

@@ -24,7 +24,7 @@ from libs.runtime import Peers, Resources
 from services.bonus import handlers as h
 from services.bonus.app import BonusApp
 from services.bonus.domain import OrderLine, Program
-from services.bonus.models import AccountRow, LotRow, TransactionRow
+from services.bonus.models import AccountRow, CustomerGuardRow, LotRow, TransactionRow
 from tests.support import Backend
 
 pytestmark = pytest.mark.integration
@@ -80,6 +80,30 @@ class World:
                 )
             )
         return int(ledger or 0), int(cached or 0), int(lots or 0)
+
+    async def rows_of(self, customer_id: str) -> int:
+        """Ledger, lot and account rows naming the customer."""
+        async with self.resources.sessions() as s:
+            total = 0
+            for table in (TransactionRow, LotRow, AccountRow):
+                total += (
+                    await s.scalar(
+                        select(func.count())
+                        .select_from(table)
+                        .where(table.customer_id == customer_id)
+                    )
+                    or 0
+                )
+            return total
+
+    async def erased(self, customer_id: str) -> bool:
+        async with self.resources.sessions() as s:
+            at = await s.scalar(
+                select(CustomerGuardRow.erased_at).where(
+                    CustomerGuardRow.customer_id == customer_id
+                )
+            )
+        return at is not None
 
     async def movements_with_key(self, program_id: str, key: str) -> int:
         async with self.resources.sessions() as s:
@@ -247,3 +271,33 @@ async def test_concurrent_updates_of_different_fields_both_stick(world: World) -
         if (stored.welcome_points, stored.expiry_days) != (i + 1, i + 2):
             wrong += 1
     assert wrong == 0
+
+
+async def test_an_erasure_racing_accruals_leaves_nothing_of_the_customer(world: World) -> None:
+    programs = [await world.program(welcome_points=10), await world.program(welcome_points=10)]
+    leftovers = 0
+    for _ in range(20):
+        customer = uid()
+        await h.enroll(world.deps(0), programs[0].program_id, customer)
+        accruals = [
+            soon(
+                h.accrue(
+                    world.deps(i),
+                    programs[i % 2].program_id,  # the second program opens a new account
+                    customer,
+                    h.Accrual(f"o-{uid()}", (OrderLine("", 1, UNIT),), "GBP", UNIT, uid()),
+                )
+            )
+            for i in range(4)
+        ]
+        results = await asyncio.gather(
+            *accruals, soon(h.erase_customer(world.deps(1), customer)), return_exceptions=True
+        )
+        refused = {
+            r.reason for r in results if isinstance(r, BaseException) and hasattr(r, "reason")
+        }
+        assert refused <= {"CUSTOMER_NOT_FOUND"}, results
+        assert not [r for r in results if isinstance(r, BaseException) and not hasattr(r, "reason")]
+        if await world.rows_of(customer) or not await world.erased(customer):
+            leftovers += 1
+    assert leftovers == 0, f"{leftovers} of 20 erased customers kept loyalty rows"

@@ -32,6 +32,7 @@ class _State:
     lots: dict[str, tuple[Account, Lot]] = field(default_factory=dict)
     ledger: list[Movement] = field(default_factory=list)
     published: list[str] = field(default_factory=list)  # outbox: "program:<id>" / tx ids
+    erased: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -72,6 +73,16 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
 
     async def announce_program(self, program: Program) -> None:
         self._s.published.append(f"program:{program.program_id}")
+
+    async def guard_customer(self, customer_id: str) -> bool:
+        return customer_id not in self._s.erased
+
+    async def erase_customer(self, customer_id: str, at: float) -> None:
+        s = self._s
+        s.erased.add(customer_id)
+        s.accounts = {k: v for k, v in s.accounts.items() if k[1] != customer_id}
+        s.lots = {k: v for k, v in s.lots.items() if v[0][1] != customer_id}
+        s.ledger = [m for m in s.ledger if m.customer_id != customer_id]
 
     async def open_account(self, program_id: str, customer_id: str, at: float) -> bool:
         if (program_id, customer_id) in self._s.accounts:

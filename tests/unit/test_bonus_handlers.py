@@ -256,3 +256,18 @@ async def test_transactions_page_newest_first() -> None:
     rest, end = await h.list_transactions(w.deps, p.program_id, "c1", after, 3)
     assert [m.order_id for m in first + rest] == ["o4", "o3", "o2", "o1", "o0"]
     assert end is None
+
+
+async def test_an_erased_customer_loses_every_account_and_cannot_earn_again() -> None:
+    w = World()
+    p, q = await w.program(), await w.program()
+    await h.enroll(w.deps, p.program_id, "c1")
+    await h.enroll(w.deps, q.program_id, "c1")
+    await h.enroll(w.deps, p.program_id, "c2")
+    await h.erase_customer(w.deps, "c1")
+    await h.erase_customer(w.deps, "c1")  # a redelivery changes nothing
+    assert not (await h.get_account(w.deps, q.program_id, "c1")).enrolled
+    assert {m.customer_id for m in w.store.state.ledger} == {"c2"}
+    with pytest.raises(NotFound) as info:
+        await h.accrue(w.deps, p.program_id, "c1", order("o1", ("", 1, UNIT)))
+    assert info.value.reason == "CUSTOMER_NOT_FOUND"
