@@ -43,6 +43,7 @@ __all__ = [
     "create_program",
     "enroll",
     "erase_customer",
+    "expire_due",
     "get_account",
     "get_program",
     "list_transactions",
@@ -401,3 +402,15 @@ async def erase_customer(deps: BonusDeps, customer_id: str) -> None:
             await uow.commit()
 
     await retry_conflicts(attempt, attempts=deps.attempts)
+
+
+async def expire_due(deps: BonusDeps, limit: int = 500) -> int:
+    """Records EXPIRATION movements in accounts holding points past their expiry (reads already
+    leave those points out; this writes them in the ledger of accounts nobody writes to).
+    Each account is one ordinary write, so replicas running it at once record each lot's
+    expiry once. Returns how many accounts it visited."""
+    async with deps.uow() as uow:
+        due = await uow.due_for_expiry(deps.clock(), limit)
+    for program_id, customer_id in due:
+        await _move(deps, program_id, customer_id, enrol=False)
+    return len(due)

@@ -79,6 +79,10 @@ class BonusUnitOfWork(abc.ABC):
         """The account's lots that still hold points."""
 
     @abc.abstractmethod
+    async def due_for_expiry(self, now: float, limit: int) -> list[tuple[str, str]]:
+        """(program_id, customer_id) of accounts holding points past their expiry."""
+
+    @abc.abstractmethod
     async def save_lots(self, program_id: str, customer_id: str, lots: Sequence[Lot]) -> None:
         """Inserts new lots and writes the remaining points of changed ones."""
 

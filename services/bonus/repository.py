@@ -196,6 +196,15 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
         )
         return [Lot(*row) for row in rows]
 
+    async def due_for_expiry(self, now: float, limit: int) -> list[tuple[str, str]]:
+        rows = await self.s.execute(
+            select(LOTS.c.program_id, LOTS.c.customer_id)
+            .where(LOTS.c.remaining > 0, LOTS.c.expires_at <= now)
+            .distinct()
+            .limit(limit)
+        )
+        return [(program_id, customer_id) for program_id, customer_id in rows]
+
     async def save_lots(self, program_id: str, customer_id: str, lots: Sequence[Lot]) -> None:
         if not lots:
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
@@ -301,3 +302,32 @@ async def test_an_erasure_racing_accruals_leaves_nothing_of_the_customer(world: 
         if await world.rows_of(customer) or not await world.erased(customer):
             leftovers += 1
     assert leftovers == 0, f"{leftovers} of 20 erased customers kept loyalty rows"
+
+
+async def test_replicas_sweeping_expiry_at_once_expire_each_lot_once(world: World) -> None:
+    # Points that expire the moment they are earned: every lot is due at once.
+    program = await world.program(welcome_points=0)
+    await h.update_program(world.deps(0), program.program_id, h.ProgramPatch({"expiry_days": 1}))
+    customers = [uid() for _ in range(30)]
+    for c in customers:
+        line = (OrderLine("", 1, 3 * UNIT),)
+        await h.accrue(
+            world.deps(0), program.program_id, c, h.Accrual(uid(), line, "GBP", 0, uid())
+        )
+    later = h.BonusDeps(uow=world.deps(0).uow, clock=lambda: time.time() + 2 * 86_400)
+    other = h.BonusDeps(uow=world.deps(1).uow, clock=lambda: time.time() + 2 * 86_400)
+    await asyncio.gather(*(soon(h.expire_due(d, limit=10)) for d in (later, other, later, other)))
+    while await h.expire_due(later) > 0:
+        pass
+    async with world.resources.sessions() as s:
+        expirations = await s.scalar(
+            select(func.count())
+            .select_from(TransactionRow)
+            .where(
+                TransactionRow.program_id == program.program_id,
+                TransactionRow.type == "EXPIRATION",
+            )
+        )
+    assert expirations == len(customers)
+    for c in customers:
+        assert await world.books(program.program_id, c) == (0, 0, 0)

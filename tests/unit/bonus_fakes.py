@@ -106,6 +106,12 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
             if owner == (program_id, customer_id) and lot.remaining > 0
         ]
 
+    async def due_for_expiry(self, now: float, limit: int) -> list[tuple[str, str]]:
+        due = {
+            owner for owner, lot in self._s.lots.values() if lot.remaining > 0 and lot.expired(now)
+        }
+        return sorted(due)[:limit]
+
     async def save_lots(self, program_id: str, customer_id: str, lots: Sequence[Lot]) -> None:
         for lot in lots:
             self._s.lots[lot.lot_id] = ((program_id, customer_id), dataclasses.replace(lot))

@@ -271,3 +271,17 @@ async def test_an_erased_customer_loses_every_account_and_cannot_earn_again() ->
     with pytest.raises(NotFound) as info:
         await h.accrue(w.deps, p.program_id, "c1", order("o1", ("", 1, UNIT)))
     assert info.value.reason == "CUSTOMER_NOT_FOUND"
+
+
+async def test_the_expiry_sweep_records_expired_points_of_idle_accounts() -> None:
+    w = World()
+    p = await w.program(welcome_points=0, expiry_days=10)
+    await h.accrue(w.deps, p.program_id, "c1", order("o1", ("", 1, 7 * UNIT)))
+    await h.accrue(w.deps, p.program_id, "c2", order("o2", ("", 1, 5 * UNIT)))
+    assert await h.expire_due(w.deps) == 0
+    w.clock.advance(10 * DAY)
+    assert await h.expire_due(w.deps) == 2
+    assert await h.expire_due(w.deps) == 0
+    expired = [(m.customer_id, m.points) for m in w.store.state.ledger if m.type == "EXPIRATION"]
+    assert sorted(expired) == [("c1", -7), ("c2", -5)]
+    assert (w.ledger_sum(p.program_id, "c1"), w.ledger_sum(p.program_id, "c2")) == (0, 0)
