@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
+from backcrm.bonus.v1 import bonus_service_pb2, bonus_service_pb2_grpc
 from backcrm.profile.v1 import profile_service_pb2, profile_service_pb2_grpc
 from backcrm.segmentation.v1 import segmentation_service_pb2, segmentation_service_pb2_grpc
 from google.protobuf import json_format
@@ -26,6 +27,7 @@ __all__ = ["CONTRACTS", "SERVICES", "SERVICE_CONFIG", "Client", "call_json"]
 CONTRACTS: dict[str, ServiceDescriptor] = {
     "profile": profile_service_pb2.DESCRIPTOR.services_by_name["ProfileService"],
     "segmentation": segmentation_service_pb2.DESCRIPTOR.services_by_name["SegmentationService"],
+    "bonus": bonus_service_pb2.DESCRIPTOR.services_by_name["BonusService"],
 }
 SERVICES = tuple(contract.full_name for contract in CONTRACTS.values())
 SERVICE_CONFIG = {
@@ -119,6 +121,7 @@ class Client:
         self.segmentation = segmentation_service_pb2_grpc.SegmentationServiceStub(
             channel("segmentation")
         )
+        self.bonus = bonus_service_pb2_grpc.BonusServiceStub(channel("bonus"))
 
     async def close(self) -> None:
         for channel in self._channels.values():

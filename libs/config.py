@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     segment_due_poll_seconds: float = Field(
         default=0.2, description="how often due (time-dependent) memberships are re-evaluated"
     )
+    bonus_expiry_seconds: float = Field(
+        default=3600.0, gt=0, description="how often points past their expiry are recorded"
+    )
     outbox_poll_seconds: float = Field(default=0.5, description="outbox relay idle poll")
     bus_retention_seconds: float = Field(
         default=7 * 86_400.0,

@@ -14,6 +14,7 @@ INVALID_ARGUMENT and `ErrorInfo` (UPPER_SNAKE reason, domain "<service>.backcrm"
     │   ├── Unauthenticated         UNAUTHENTICATED
     │   ├── PermissionDenied        PERMISSION_DENIED
     │   ├── ResourceExhausted       RESOURCE_EXHAUSTED  a per-process limit is reached
+    │   ├── Unimplemented           UNIMPLEMENTED       an RPC of the contract not served yet
     │   └── Unavailable             UNAVAILABLE         retrying may help (e.g. CONTENTION)
     │       └── DependencyUnavailable                   infrastructure cannot be reached
     │           ├── CacheUnavailable                    callers fall back to storage
@@ -52,6 +53,7 @@ __all__ = [
     "ResourceExhausted",
     "Unauthenticated",
     "Unavailable",
+    "Unimplemented",
     "is_transient",
 ]
 
@@ -126,6 +128,14 @@ class PermissionDenied(DomainError):
 class ResourceExhausted(DomainError):
     code_name = "RESOURCE_EXHAUSTED"
     default_reason = "RESOURCE_EXHAUSTED"
+
+
+class Unimplemented(DomainError):
+    """An RPC (or a field) the contract declares and this build does not serve yet; the
+    service's docs list which."""
+
+    code_name = "UNIMPLEMENTED"
+    default_reason = "NOT_SERVED_YET"
 
 
 class Unavailable(DomainError):

@@ -7,8 +7,10 @@ factory, `build(resources, peers)`, which `services/registry.py` lists by name.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,7 +26,9 @@ from libs.db import make_engine, make_sessionmaker, ping
 from libs.outbox import BeforePublish, OutboxRelay
 from libs.rpc.service import RpcService
 
-__all__ = ["App", "AppFactory", "Peers", "Resources"]
+__all__ = ["App", "AppFactory", "Peers", "Resources", "every"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -118,3 +122,14 @@ class App(Protocol):
 
 
 AppFactory = Callable[[Resources, Peers], App]
+
+
+async def every(seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
+    """A service's background job: `job()` every `seconds`, for the life of the task; a failed
+    run is logged and the next one comes on schedule."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except Exception:
+            log.exception("background job %s failed; retrying", job.__name__)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from backcrm.bonus.v1.bonus_service_pb2 import ProgramChanged, TransactionRecorded
 from backcrm.common.v1.common_pb2 import EventEnvelope
 from backcrm.profile.v1.profile_service_pb2 import ProfileChanged, ProfileDeleted, ProfilesMerged
 from backcrm.segmentation.v1.segmentation_service_pb2 import (
@@ -23,6 +24,8 @@ from google.protobuf.message import Message
 from libs.bus.envelope import new_envelope, unpack
 
 __all__ = [
+    "BONUS_PROGRAMS",
+    "BONUS_TRANSACTIONS",
     "PROFILE_CHANGED",
     "PROFILE_DELETED",
     "PROFILE_MERGED",
@@ -69,3 +72,7 @@ SEGMENTATION_MEMBERSHIP = Topic("segmentation.membership", MembershipChange)
 SEGMENTATION_RFM = Topic("segmentation.rfm", RfmScored)
 # A segment definition created, updated or deleted (every segmentation process refreshes).
 SEGMENTATION_SEGMENTS = Topic("segmentation.segments", SegmentChanged)
+# A loyalty program created or changed.
+BONUS_PROGRAMS = Topic("bonus.programs", ProgramChanged)
+# Every ledger movement, once recorded.
+BONUS_TRANSACTIONS = Topic("bonus.transactions", TransactionRecorded)

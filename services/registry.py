@@ -15,6 +15,8 @@ from types import MappingProxyType
 from google.protobuf.descriptor import ServiceDescriptor
 
 from libs.runtime import AppFactory
+from services.bonus.app import BonusApp
+from services.bonus.entrypoint import CONTRACT as BONUS_CONTRACT
 from services.profile.app import ProfileApp
 from services.profile.entrypoint import CONTRACT as PROFILE_CONTRACT
 from services.segmentation.app import SegmentationApp
@@ -34,6 +36,7 @@ SERVICES: Mapping[str, Registered] = MappingProxyType(
     {
         "profile": Registered(ProfileApp.build, PROFILE_CONTRACT),
         "segmentation": Registered(SegmentationApp.build, SEGMENTATION_CONTRACT),
+        "bonus": Registered(BonusApp.build, BONUS_CONTRACT),
     }
 )
 

@@ -40,7 +40,7 @@ BACKENDS = ("embedded", "postgres")
 # name -> (token, scopes): the callers the e2e tests play
 TOKENS = {
     "admin": ("tok-admin", ["admin"]),
-    "shop": ("tok-shop", ["profile:read", "profile:write"]),
+    "shop": ("tok-shop", ["profile:read", "profile:write", "bonus:read", "bonus:write"]),
     "bonus": ("tok-bonus", ["profile:read", "profile:write"]),
     "reader": ("tok-reader", ["profile:read", "segments:read"]),
     "merger": ("tok-merger", ["profile:read", "profile:merge"]),

@@ -11,6 +11,7 @@ from backcrm.common.v1 import common_pb2
 
 from libs.bus.port import Subscription
 from libs.outbox import OutboxRelay
+from libs.resolver import profile_resolver
 from libs.rpc.service import RpcService
 from libs.runtime import Peers, Resources
 from services.segmentation import consumers, handlers
@@ -19,7 +20,6 @@ from services.segmentation.entrypoint import segmentation_service
 from services.segmentation.handlers import SegmentationDeps
 from services.segmentation.loops import start_loops, stop_loops
 from services.segmentation.models import SegOutboxRow
-from services.segmentation.resolver import profile_resolver
 from services.segmentation.store import SegStore
 from services.segmentation.translate import (
     encode_membership_change,

@@ -8,10 +8,10 @@ from typing import Any
 from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from libs.auth import current_principal
 from libs.bus.port import EventBus
-from libs.errors import InvalidArgument, PermissionDenied
+from libs.errors import InvalidArgument
 from libs.protoutil import enum
+from libs.resolver import ResolveCustomer, customer_of
 from libs.rpc.service import RpcService
 from libs.topics import SEGMENTATION_MEMBERSHIP
 from libs.validation import check_enum, check_text, decode_page_token, encode_page_token, page_size
@@ -19,7 +19,6 @@ from services.segmentation import handlers
 from services.segmentation.conditions import Node
 from services.segmentation.facts import ContextFacts
 from services.segmentation.handlers import SegmentationDeps
-from services.segmentation.resolver import ResolveCustomer
 from services.segmentation.templates import TEMPLATES, template_condition
 from services.segmentation.translate import (
     conditions_in,
@@ -32,9 +31,6 @@ __all__ = ["CONTRACT", "SCOPES", "SegmentationServicer", "segmentation_service"]
 
 CONTRACT = pb.DESCRIPTOR.services_by_name["SegmentationService"]
 READ, ADMIN = "segments:read", "admin"
-# Resolving an identity (an email, a cookie) to a customer id reads the profile service: the
-# caller must be allowed to do that itself, whatever token segmentation resolves it with.
-RESOLVE_SCOPE = "profile:read"
 SCOPES = {
     "CreateSegment": ADMIN,
     "GetSegment": READ,
@@ -300,20 +296,7 @@ class SegmentationServicer:
         return context_facts(request.context, self.deps.clock())
 
     async def _customer(self, request: Any, field: str) -> str:
-        if not request.HasField(field):
-            raise InvalidArgument(field, "is required: set customer_id or identity")
-        ref = getattr(request, field)
-        principal = current_principal.get()
-        if ref.WhichOneof("ref") == "identity" and not principal.has(RESOLVE_SCOPE):
-            # Segmentation resolves with its own service token: without this check a
-            # segments:read caller could learn whose email is whose.
-            raise PermissionDenied(
-                f"{principal.name!r} lacks scope {RESOLVE_SCOPE!r}: looking up a customer by "
-                f"{field}.identity needs {RESOLVE_SCOPE} (or pass {field}.customer_id)",
-                reason="MISSING_SCOPE",
-                metadata={"required_scope": RESOLVE_SCOPE},
-            )
-        return await self.resolve(ref, field)
+        return await customer_of(request, field, self.resolve)
 
     @staticmethod
     def _ids(values: Any, field: str) -> list[str]:

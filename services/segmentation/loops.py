@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from libs.bus.port import EventBus
 from libs.config import Settings
+from libs.runtime import every
 from libs.topics import SEGMENTATION_SEGMENTS
 from services.segmentation import handlers
 from services.segmentation.handlers import SegmentationDeps
@@ -38,11 +38,11 @@ def start_loops(
         # Fan-out, not a group: every process must see every definition change. A tail
         # misses what was published while it was down; the version check covers that.
         asyncio.create_task(_watch_catalog(deps, bus), name="seg-catalog"),
-        asyncio.create_task(_every(settings.segment_due_poll_seconds, due), name="seg-due"),
+        asyncio.create_task(every(settings.segment_due_poll_seconds, due), name="seg-due"),
         asyncio.create_task(
-            _every(settings.segment_reconcile_seconds, reconcile), name="seg-reconcile"
+            every(settings.segment_reconcile_seconds, reconcile), name="seg-reconcile"
         ),
-        asyncio.create_task(_every(settings.segment_rfm_seconds, rfm), name="seg-rfm"),
+        asyncio.create_task(every(settings.segment_rfm_seconds, rfm), name="seg-rfm"),
     ]
 
 
@@ -65,12 +65,3 @@ async def _watch_catalog(deps: SegmentationDeps, bus: EventBus) -> None:
             await asyncio.sleep(1.0)
         finally:
             await tail.aclose()  # type: ignore[attr-defined]
-
-
-async def _every(seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await job()
-        except Exception:
-            log.exception("background job %s failed; retrying", job.__name__)

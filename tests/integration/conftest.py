@@ -39,5 +39,6 @@ def redis_url() -> str:
 def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Backend]:
+    """A fresh, migrated store of each backend, for the module's tests."""
     with backend_settings(request.param, tmp_path_factory.mktemp(request.param)) as b:
         yield b

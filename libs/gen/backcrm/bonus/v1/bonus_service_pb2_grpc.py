@@ -33,8 +33,10 @@ class BonusServiceStub:
     NOT_FOUND for an unknown program, promotion, transaction or customer (PROGRAM_NOT_FOUND,
     PROMOTION_NOT_FOUND, TRANSACTION_NOT_FOUND, CUSTOMER_NOT_FOUND); FAILED_PRECONDITION when
     the points are not there (INSUFFICIENT_POINTS), an order was already accrued under another
-    key (ORDER_ALREADY_ACCRUED), a transaction cannot be reversed (NOT_REVERSIBLE) or a quote
-    has expired (QUOTE_EXPIRED); INVALID_ARGUMENT for a currency other than the program's
+    key (ORDER_ALREADY_ACCRUED), a transaction cannot be reversed (NOT_REVERSIBLE), a quote
+    has expired (QUOTE_EXPIRED), an idempotency key was already used for a different request
+    (IDEMPOTENCY_KEY_REUSED, metadata transaction_id) or an account would hold more than 10^15
+    points (BALANCE_LIMIT); INVALID_ARGUMENT for a currency other than the program's
     (CURRENCY_MISMATCH).
     """
 
@@ -129,8 +131,10 @@ class BonusServiceServicer:
     NOT_FOUND for an unknown program, promotion, transaction or customer (PROGRAM_NOT_FOUND,
     PROMOTION_NOT_FOUND, TRANSACTION_NOT_FOUND, CUSTOMER_NOT_FOUND); FAILED_PRECONDITION when
     the points are not there (INSUFFICIENT_POINTS), an order was already accrued under another
-    key (ORDER_ALREADY_ACCRUED), a transaction cannot be reversed (NOT_REVERSIBLE) or a quote
-    has expired (QUOTE_EXPIRED); INVALID_ARGUMENT for a currency other than the program's
+    key (ORDER_ALREADY_ACCRUED), a transaction cannot be reversed (NOT_REVERSIBLE), a quote
+    has expired (QUOTE_EXPIRED), an idempotency key was already used for a different request
+    (IDEMPOTENCY_KEY_REUSED, metadata transaction_id) or an account would hold more than 10^15
+    points (BALANCE_LIMIT); INVALID_ARGUMENT for a currency other than the program's
     (CURRENCY_MISMATCH).
     """
 
@@ -334,8 +338,10 @@ class BonusService:
     NOT_FOUND for an unknown program, promotion, transaction or customer (PROGRAM_NOT_FOUND,
     PROMOTION_NOT_FOUND, TRANSACTION_NOT_FOUND, CUSTOMER_NOT_FOUND); FAILED_PRECONDITION when
     the points are not there (INSUFFICIENT_POINTS), an order was already accrued under another
-    key (ORDER_ALREADY_ACCRUED), a transaction cannot be reversed (NOT_REVERSIBLE) or a quote
-    has expired (QUOTE_EXPIRED); INVALID_ARGUMENT for a currency other than the program's
+    key (ORDER_ALREADY_ACCRUED), a transaction cannot be reversed (NOT_REVERSIBLE), a quote
+    has expired (QUOTE_EXPIRED), an idempotency key was already used for a different request
+    (IDEMPOTENCY_KEY_REUSED, metadata transaction_id) or an account would hold more than 10^15
+    points (BALANCE_LIMIT); INVALID_ARGUMENT for a currency other than the program's
     (CURRENCY_MISMATCH).
     """
 

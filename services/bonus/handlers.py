@@ -1,0 +1,416 @@
+"""The bonus use cases: plain async functions over the ports (no grpc, no protobuf).
+
+Every write to an account runs as one unit of work that first locks the account's row, then
+checks the idempotency key, then moves points: two callers of one account (in one process or
+in two replicas) take turns, a retried key finds the first movement instead of making a
+second, and the balance checked is the balance spent from. A unit of work that loses a race
+it cannot wait out (a key or an order claimed meanwhile for another account) runs again on
+what is committed now (`retry_conflicts`), where the duplicate is found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from libs.errors import FailedPrecondition, InvalidArgument, NotFound
+from libs.retry import retry_conflicts
+from services.bonus.domain import (
+    MAX_POINTS,
+    REVERSIBLE,
+    AccountView,
+    Ledger,
+    Movement,
+    OrderLine,
+    Program,
+    account_view,
+    new_id,
+    order_points,
+    tier_standing,
+)
+from services.bonus.ports import AccountState, BonusUnitOfWork
+
+__all__ = [
+    "INT64_MAX",
+    "Accrual",
+    "BonusDeps",
+    "Outcome",
+    "ProgramPatch",
+    "accrue",
+    "create_program",
+    "enroll",
+    "erase_customer",
+    "expire_due",
+    "get_account",
+    "get_program",
+    "list_transactions",
+    "redeem",
+    "reverse",
+    "update_program",
+]
+
+INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class BonusDeps:
+    uow: Callable[[], BonusUnitOfWork]
+    clock: Callable[[], float]
+    # Runs of a unit of work that keeps losing races; each run waits for the account's lock,
+    # so only races on keys and orders claimed for another account come back.
+    attempts: int = 8
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A movement (None when there was none to make), the account right after it, and the
+    program it belongs to."""
+
+    movement: Movement | None
+    account: AccountView
+    program: Program
+
+
+@dataclass(frozen=True)
+class ProgramPatch:
+    """Validated new values of the fields in an update mask; `point_value_currency` is what
+    the caller gave for point_value ("" when it is not in the mask)."""
+
+    fields: dict[str, Any]
+    point_value_currency: str = ""
+
+
+@dataclass(frozen=True)
+class Accrual:
+    order_id: str
+    lines: tuple[OrderLine, ...]
+    currency: str
+    total_micros: int
+    idempotency_key: str
+
+
+def fingerprint(*content: Any) -> str:
+    """What a request asked for, so a retried key can be told from a reused one."""
+    return hashlib.sha256(json.dumps(content, separators=(",", ":")).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------- programs
+
+
+def _check_point_value_currency(program: Program, currency: str) -> None:
+    if currency and currency != program.currency:
+        raise InvalidArgument(
+            "program.point_value.currency",
+            f"must be the program's currency {program.currency}",
+            reason="CURRENCY_MISMATCH",
+        )
+
+
+async def _program(uow: BonusUnitOfWork, program_id: str, for_update: bool = False) -> Program:
+    program = await uow.program(program_id, for_update=for_update)
+    if program is None:
+        raise NotFound(f"no program {program_id!r}", reason="PROGRAM_NOT_FOUND")
+    return program
+
+
+async def create_program(deps: BonusDeps, program: Program, point_value_currency: str) -> Program:
+    _check_point_value_currency(program, point_value_currency)
+    now = deps.clock()
+    created = replace(program, program_id=new_id(), created_at=now, updated_at=now)
+    async with deps.uow() as uow:
+        await uow.add_program(created)
+        await uow.announce_program(created)
+        await uow.commit()
+    return created
+
+
+async def get_program(deps: BonusDeps, program_id: str) -> Program:
+    async with deps.uow() as uow:
+        return await _program(uow, program_id)
+
+
+async def update_program(deps: BonusDeps, program_id: str, patch: ProgramPatch) -> Program:
+    """Applies the patch to the program as committed, under its row lock: two concurrent
+    updates of different fields both stick."""
+
+    async def attempt() -> Program:
+        async with deps.uow() as uow:
+            current = await _program(uow, program_id, for_update=True)
+            _check_point_value_currency(current, patch.point_value_currency)
+            updated = replace(current, **patch.fields, updated_at=deps.clock())
+            await uow.save_program(updated)
+            await uow.announce_program(updated)
+            await uow.commit()
+            return updated
+
+    return await retry_conflicts(attempt, attempts=deps.attempts)
+
+
+# ------------------------------------------------------------------------------------ ledger
+
+# (uow, ledger) -> the movement the request makes
+Act = Callable[[BonusUnitOfWork, Ledger], Awaitable[Movement]]
+
+
+async def _view(
+    uow: BonusUnitOfWork, program: Program, customer_id: str, now: float
+) -> AccountView:
+    state = await uow.account(program.program_id, customer_id)
+    if state is None:
+        return AccountView(program.program_id, customer_id, enrolled=False)
+    earned = await uow.earned_since(program.program_id, customer_id, now - program.tier_period)
+    lots = await uow.lots(program.program_id, customer_id)
+    return account_view(
+        program, customer_id, state.enrolled_at, state.lifetime_points, lots, earned, now
+    )
+
+
+async def _replay(uow: BonusUnitOfWork, program_id: str, key: str, print_: str) -> Movement | None:
+    """The movement a key already made, when the request is the same; refused otherwise."""
+    prior = await uow.by_key(program_id, key)
+    if prior is not None and prior.fingerprint != print_:
+        raise FailedPrecondition(
+            "idempotency_key was used for a different request",
+            reason="IDEMPOTENCY_KEY_REUSED",
+            metadata={"transaction_id": prior.transaction_id},
+        )
+    return prior
+
+
+def _welcome(program: Program, customer_id: str, now: float) -> Movement:
+    return Movement(
+        new_id(), program.program_id, customer_id, "WELCOME", program.welcome_points, now
+    )
+
+
+async def _move(
+    deps: BonusDeps,
+    program_id: str,
+    customer_id: str,
+    *,
+    enrol: bool,
+    key: str = "",
+    print_: str = "",
+    act: Act | None = None,
+) -> Outcome:
+    """One write to an account, as described in the module docstring. `enrol`: open the
+    account, crediting the welcome points, when there is none; `act`: the movement the
+    request makes (none: the welcome, if this call opened the account)."""
+
+    async def attempt() -> Outcome:
+        now = deps.clock()
+        async with deps.uow() as uow:
+            program = await _program(uow, program_id)
+            if not await uow.guard_customer(customer_id):
+                raise NotFound(f"customer {customer_id!r} was erased", reason="CUSTOMER_NOT_FOUND")
+            opened = enrol and await uow.open_account(program_id, customer_id, now)
+            state = await uow.lock_account(program_id, customer_id)
+            if key and (prior := await _replay(uow, program_id, key, print_)) is not None:
+                return Outcome(prior, await _view(uow, program, customer_id, now), program)
+            state = state or AccountState(enrolled_at=now, points=0, lifetime_points=0)
+            lots = await uow.lots(program_id, customer_id)
+            ledger = Ledger(program, customer_id, lots, state.points, state.lifetime_points, now)
+            movement = None
+            if opened and program.welcome_points:
+                movement = ledger.credit(_welcome(program, customer_id, now), now)
+            ledger.expire()
+            if act is not None:
+                movement = await act(uow, ledger)
+            if ledger.movements:
+                await uow.append(ledger.movements)
+                await uow.save_lots(program_id, customer_id, list(ledger.changed.values()))
+                await uow.save_account(
+                    program_id,
+                    customer_id,
+                    replace(state, points=ledger.points, lifetime_points=ledger.lifetime),
+                )
+            earned = await uow.earned_since(program_id, customer_id, now - program.tier_period)
+            view = account_view(
+                program, customer_id, state.enrolled_at, ledger.lifetime, ledger.lots, earned, now
+            )
+            await uow.commit()
+            return Outcome(movement, view, program)
+
+    return await retry_conflicts(attempt, attempts=deps.attempts)
+
+
+async def enroll(deps: BonusDeps, program_id: str, customer_id: str) -> Outcome:
+    """Opens the account and credits the welcome points; movement None when the customer was
+    already enrolled or the program has no welcome points."""
+    return await _move(deps, program_id, customer_id, enrol=True)
+
+
+async def get_account(deps: BonusDeps, program_id: str, customer_id: str) -> AccountView:
+    async with deps.uow() as uow:
+        program = await _program(uow, program_id)
+        return await _view(uow, program, customer_id, deps.clock())
+
+
+async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accrual) -> Outcome:
+    print_ = fingerprint(
+        "ACCRUE",
+        customer_id,
+        order.order_id,
+        [[line.category, line.quantity, line.unit_price_micros] for line in order.lines],
+        order.currency,
+        order.total_micros,
+    )
+
+    async def act(uow: BonusUnitOfWork, ledger: Ledger) -> Movement:
+        program, now = ledger.program, ledger.now
+        if order.currency != program.currency:
+            raise InvalidArgument(
+                "order.total.currency",
+                f"must be the program's currency {program.currency}",
+                reason="CURRENCY_MISMATCH",
+            )
+        earlier = await uow.accrual_of(program_id, order.order_id)
+        if earlier is not None:
+            raise FailedPrecondition(
+                f"order {order.order_id!r} was accrued under another idempotency key",
+                reason="ORDER_ALREADY_ACCRUED",
+                metadata={"transaction_id": earlier.transaction_id},
+            )
+        earned = await uow.earned_since(program_id, customer_id, now - program.tier_period)
+        points = order_points(program, order.lines, tier_standing(program, earned).multiplier)
+        if points > MAX_POINTS:
+            raise InvalidArgument("order", f"earns more than {MAX_POINTS} points")
+        movement = Movement(
+            new_id(),
+            program_id,
+            customer_id,
+            "ACCRUAL",
+            points,
+            now,
+            order_id=order.order_id,
+            idempotency_key=order.idempotency_key,
+            fingerprint=print_,
+            earned=points,
+        )
+        return ledger.credit(movement, now + program.pending_days * 86_400.0)
+
+    return await _move(
+        deps, program_id, customer_id, key=order.idempotency_key, print_=print_, act=act, enrol=True
+    )
+
+
+async def redeem(
+    deps: BonusDeps, program_id: str, customer_id: str, points: int, order_id: str, key: str
+) -> Outcome:
+    print_ = fingerprint("REDEEM", customer_id, points, order_id)
+
+    async def act(_uow: BonusUnitOfWork, ledger: Ledger) -> Movement:
+        if ledger.balance < points:
+            raise FailedPrecondition(
+                f"the balance is {ledger.balance} points, {points} asked",
+                reason="INSUFFICIENT_POINTS",
+                metadata={"balance": str(ledger.balance)},
+            )
+        value = min(points * ledger.program.point_value_micros, INT64_MAX)
+        movement = Movement(
+            new_id(),
+            program_id,
+            customer_id,
+            "REDEMPTION",
+            -points,
+            ledger.now,
+            order_id=order_id,
+            idempotency_key=key,
+            fingerprint=print_,
+            value_micros=value,
+        )
+        return ledger.spend(movement)
+
+    return await _move(deps, program_id, customer_id, key=key, print_=print_, act=act, enrol=False)
+
+
+async def reverse(
+    deps: BonusDeps, transaction_id: str, points: int, reason: str, key: str
+) -> Outcome:
+    """Undoes `points` (0: all that is left) of a welcome, accrual or redemption."""
+    async with deps.uow() as uow:
+        original = await uow.by_id(transaction_id)
+    if original is None:
+        raise NotFound(f"no transaction {transaction_id!r}", reason="TRANSACTION_NOT_FOUND")
+    print_ = fingerprint("REVERSE", transaction_id, points, reason)
+
+    async def act(uow: BonusUnitOfWork, ledger: Ledger) -> Movement:
+        if original.type not in REVERSIBLE:
+            raise FailedPrecondition(
+                f"a {original.type} transaction cannot be reversed", reason="NOT_REVERSIBLE"
+            )
+        left = abs(original.points) - await uow.reversed_so_far(transaction_id)
+        amount = points or left
+        if left <= 0 or amount > left:
+            raise FailedPrecondition(
+                f"{left} points of the transaction are left to reverse, {amount} asked",
+                reason="NOT_REVERSIBLE",
+            )
+        movement = Movement(
+            new_id(),
+            original.program_id,
+            original.customer_id,
+            "REVERSAL",
+            amount,
+            ledger.now,
+            order_id=original.order_id,
+            reversed_transaction_id=transaction_id,
+            idempotency_key=key,
+            fingerprint=print_,
+            earned=-amount if original.type == "ACCRUAL" else 0,
+            reverses=amount,
+            description=reason,
+        )
+        if original.is_credit:
+            return ledger.take_back(movement, transaction_id, amount)
+        return ledger.credit(movement, ledger.now)  # spent points come back, spendable now
+
+    return await _move(
+        deps,
+        original.program_id,
+        original.customer_id,
+        key=key,
+        print_=print_,
+        act=act,
+        enrol=False,
+    )
+
+
+async def list_transactions(
+    deps: BonusDeps, program_id: str, customer_id: str, before: int | None, limit: int
+) -> tuple[list[Movement], int | None]:
+    """A page, newest first, and the position the next page starts before (None: last)."""
+    async with deps.uow() as uow:
+        await _program(uow, program_id)
+        rows = await uow.history(program_id, customer_id, before, limit + 1)
+    page = rows[:limit]
+    following = page[-1][0] if len(rows) > limit else None
+    return [movement for _, movement in page], following
+
+
+async def erase_customer(deps: BonusDeps, customer_id: str) -> None:
+    """profile.deleted: the customer's accounts and history go, in every program, and later
+    writes for it are refused. Idempotent; it waits for the writes in flight (each holds the
+    customer's guard)."""
+
+    async def attempt() -> None:
+        async with deps.uow() as uow:
+            await uow.erase_customer(customer_id, deps.clock())
+            await uow.commit()
+
+    await retry_conflicts(attempt, attempts=deps.attempts)
+
+
+async def expire_due(deps: BonusDeps, limit: int = 500) -> int:
+    """Records EXPIRATION movements in accounts holding points past their expiry (reads already
+    leave those points out; this writes them in the ledger of accounts nobody writes to).
+    Each account is one ordinary write, so replicas running it at once record each lot's
+    expiry once. Returns how many accounts it visited."""
+    async with deps.uow() as uow:
+        due = await uow.due_for_expiry(deps.clock(), limit)
+    for program_id, customer_id in due:
+        await _move(deps, program_id, customer_id, enrol=False)
+    return len(due)

@@ -1,0 +1,112 @@
+"""The bonus service's tables (no other service reads them: they use the API or the bus).
+
+`bonus_transactions` is the ledger: append-only, one row per movement, never updated.
+`bonus_accounts.points` caches the ledger's sum and is the row every write to an account locks;
+`bonus_lots` caches what is left of each credit, so spends can take the earliest-expiring
+points first without replaying the ledger. Both caches change only in the transaction that
+appends the movement they follow from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Float, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from libs.db import Base, BigId
+from libs.outbox import OutboxColumns
+
+__all__ = [
+    "AccountRow",
+    "BonusOutboxRow",
+    "CustomerGuardRow",
+    "LotRow",
+    "ProgramRow",
+    "TransactionRow",
+]
+
+
+class ProgramRow(Base):
+    __tablename__ = "bonus_programs"
+
+    program_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    # every configurable field, read and written whole (services/bonus/domain.py Program)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AccountRow(Base):
+    __tablename__ = "bonus_accounts"
+
+    program_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enrolled_at: Mapped[float] = mapped_column(Float)
+    points: Mapped[int] = mapped_column(BigInteger)  # sum of the ledger: balance + pending
+    lifetime_points: Mapped[int] = mapped_column(BigInteger)
+
+
+class TransactionRow(Base):
+    __tablename__ = "bonus_transactions"
+    __table_args__ = (
+        # A key names one movement per program; NULL (server-made movements) repeats freely.
+        UniqueConstraint("program_id", "idempotency_key", name="uq_bonus_transactions_key"),
+        # An order accrues once per program, whoever's key it comes with.
+        UniqueConstraint("program_id", "accrued_order_id", name="uq_bonus_transactions_order"),
+        Index("ix_bonus_transactions_account", "program_id", "customer_id", "seq"),
+        Index("ix_bonus_transactions_reversed", "reversed_transaction_id"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    transaction_id: Mapped[str] = mapped_column(String(32), unique=True)
+    program_id: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(16))
+    points: Mapped[int] = mapped_column(BigInteger)  # signed
+    order_id: Mapped[str] = mapped_column(String(128))
+    accrued_order_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    reversed_transaction_id: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # of the request that made it
+    created_at: Mapped[float] = mapped_column(Float)
+    available_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    pending_after: Mapped[int] = mapped_column(BigInteger)
+    # What it counts towards tiers (accruals, reversals of accruals), and how much of the
+    # reversed transaction a reversal undid (taken back or not).
+    earned: Mapped[int] = mapped_column(BigInteger)
+    reverses: Mapped[int] = mapped_column(BigInteger)
+    unrecovered: Mapped[int] = mapped_column(BigInteger)
+    value_micros: Mapped[int] = mapped_column(BigInteger)  # REDEMPTION: what the points paid
+    description: Mapped[str] = mapped_column(String(512))
+
+
+class LotRow(Base):
+    __tablename__ = "bonus_lots"
+    __table_args__ = (Index("ix_bonus_lots_account", "program_id", "customer_id"),)
+
+    lot_id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the credit's id
+    program_id: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    available_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class CustomerGuardRow(Base):
+    """One row per customer the ledger has written for: every write holds it shared and an
+    erasure holds it exclusively, so an erasure waits for the writes in flight and the writes
+    after it see `erased_at` (kept for good, as a tombstone: customer ids are never reused)."""
+
+    __tablename__ = "bonus_customers"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class BonusOutboxRow(OutboxColumns, Base):
+    """Ledger movements and program changes, published by the relay after commit."""
+
+    __tablename__ = "bonus_outbox"

@@ -1,0 +1,119 @@
+"""What the bonus handlers need from storage: one unit of work (a transaction) at a time.
+
+The SQL adapter is `services.bonus.repository.SqlBonusUnitOfWork`; the unit tests use an
+in-memory fake (tests/unit/bonus_fakes.py).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Self
+
+from services.bonus.domain import Lot, Movement, Program
+
+__all__ = ["AccountState", "BonusUnitOfWork"]
+
+
+@dataclass(frozen=True)
+class AccountState:
+    enrolled_at: float
+    points: int  # the ledger's sum: balance + pending
+    lifetime_points: int
+
+
+class BonusUnitOfWork(abc.ABC):
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        await self.rollback()
+
+    @abc.abstractmethod
+    async def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    async def rollback(self) -> None: ...
+
+    # programs
+    @abc.abstractmethod
+    async def program(self, program_id: str, *, for_update: bool = False) -> Program | None: ...
+
+    @abc.abstractmethod
+    async def add_program(self, program: Program) -> None: ...
+
+    @abc.abstractmethod
+    async def save_program(self, program: Program) -> None: ...
+
+    # customers: every write to a customer's accounts first holds its guard (shared)
+    @abc.abstractmethod
+    async def guard_customer(self, customer_id: str) -> bool:
+        """Holds the customer's guard until commit; False when the customer was erased."""
+
+    @abc.abstractmethod
+    async def erase_customer(self, customer_id: str, at: float) -> None:
+        """Holds the guard exclusively, marks the customer erased and deletes its accounts,
+        lots and ledger rows in every program."""
+
+    # accounts: every write locks the account row first (`lock_account`) and keeps it locked
+    # until commit, so two callers on one account (in one process or two) take turns
+    @abc.abstractmethod
+    async def open_account(self, program_id: str, customer_id: str, at: float) -> bool:
+        """Creates the account unless it exists; True when this call created it."""
+
+    @abc.abstractmethod
+    async def lock_account(self, program_id: str, customer_id: str) -> AccountState | None: ...
+
+    @abc.abstractmethod
+    async def account(self, program_id: str, customer_id: str) -> AccountState | None:
+        """Without a lock, for reads."""
+
+    @abc.abstractmethod
+    async def save_account(
+        self, program_id: str, customer_id: str, state: AccountState
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def lots(self, program_id: str, customer_id: str) -> list[Lot]:
+        """The account's lots that still hold points."""
+
+    @abc.abstractmethod
+    async def due_for_expiry(self, now: float, limit: int) -> list[tuple[str, str]]:
+        """(program_id, customer_id) of accounts holding points past their expiry."""
+
+    @abc.abstractmethod
+    async def save_lots(self, program_id: str, customer_id: str, lots: Sequence[Lot]) -> None:
+        """Inserts new lots and writes the remaining points of changed ones."""
+
+    # the ledger: appended to, never changed
+    @abc.abstractmethod
+    async def append(self, movements: Sequence[Movement]) -> None:
+        """Appends movements and publishes them (outbox) in this transaction."""
+
+    @abc.abstractmethod
+    async def by_key(self, program_id: str, idempotency_key: str) -> Movement | None: ...
+
+    @abc.abstractmethod
+    async def by_id(self, transaction_id: str) -> Movement | None: ...
+
+    @abc.abstractmethod
+    async def accrual_of(self, program_id: str, order_id: str) -> Movement | None: ...
+
+    @abc.abstractmethod
+    async def reversed_so_far(self, transaction_id: str) -> int:
+        """How much of a transaction its reversals have undone."""
+
+    @abc.abstractmethod
+    async def earned_since(self, program_id: str, customer_id: str, since: float) -> int:
+        """Points counted towards tiers from `since` on."""
+
+    @abc.abstractmethod
+    async def history(
+        self, program_id: str, customer_id: str, before: int | None, limit: int
+    ) -> list[tuple[int, Movement]]:
+        """(position, movement), newest first, strictly before `before` when given."""
+
+    @abc.abstractmethod
+    async def announce_program(self, program: Program) -> None:
+        """Publishes ProgramChanged (outbox) in this transaction."""

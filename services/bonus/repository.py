@@ -1,0 +1,289 @@
+"""SQLAlchemy adapter of the bonus unit of work (SQLite and PostgreSQL).
+
+The account row is the lock of every write to an account (SELECT ... FOR UPDATE on
+PostgreSQL; the embedded SQLite engine has one connection, so units of work already take
+turns). Before it, every write holds its customer's guard row shared (FOR SHARE), which an
+erasure takes exclusively: the erasure waits for the writes in flight (and then deletes what
+they committed, in statements that see it), and a write after it finds the customer erased.
+Ledger rows are only ever inserted, and deleted only by an erasure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from libs.db import OutboxMessage, SqlUnitOfWork
+from services.bonus.domain import Lot, Movement, Program
+from services.bonus.models import (
+    AccountRow,
+    BonusOutboxRow,
+    CustomerGuardRow,
+    LotRow,
+    ProgramRow,
+    TransactionRow,
+)
+from services.bonus.ports import AccountState, BonusUnitOfWork
+
+__all__ = ["SqlBonusUnitOfWork"]
+
+ACCOUNTS = cast(Table, AccountRow.__table__)
+GUARDS = cast(Table, CustomerGuardRow.__table__)
+LOTS = cast(Table, LotRow.__table__)
+PROGRAMS = cast(Table, ProgramRow.__table__)
+LEDGER = cast(Table, TransactionRow.__table__)
+# Columns that are Movement fields of the same name.
+_FIELDS = (
+    "transaction_id",
+    "program_id",
+    "customer_id",
+    "type",
+    "points",
+    "order_id",
+    "reversed_transaction_id",
+    "fingerprint",
+    "created_at",
+    "available_at",
+    "expires_at",
+    "balance_after",
+    "pending_after",
+    "earned",
+    "reverses",
+    "unrecovered",
+    "value_micros",
+    "description",
+)
+_COLUMNS = [LEDGER.c[name] for name in _FIELDS] + [LEDGER.c.idempotency_key]
+_SET_REMAINING = (
+    update(LOTS).where(LOTS.c.lot_id == bindparam("b_id")).values(remaining=bindparam("b_left"))
+)
+
+
+def _movement(row: Any) -> Movement:
+    *values, key = row
+    return Movement(**dict(zip(_FIELDS, values, strict=True)), idempotency_key=key or "")
+
+
+def _row(movement: Movement) -> dict[str, Any]:
+    row = {name: getattr(movement, name) for name in _FIELDS}
+    row["idempotency_key"] = movement.idempotency_key or None  # NULLs never collide
+    row["accrued_order_id"] = movement.order_id if movement.type == "ACCRUAL" else None
+    return row
+
+
+class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        encode_movement: Callable[[Movement], OutboxMessage],
+        encode_program: Callable[[Program], OutboxMessage],
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(sessions, BonusOutboxRow, after_commit)
+        self._encode_movement = encode_movement
+        self._encode_program = encode_program
+
+    # programs
+
+    async def program(self, program_id: str, *, for_update: bool = False) -> Program | None:
+        query = select(PROGRAMS.c.created_at, PROGRAMS.c.updated_at, PROGRAMS.c.data).where(
+            PROGRAMS.c.program_id == program_id
+        )
+        if for_update:
+            query = query.with_for_update()
+        row = (await self.s.execute(query)).first()
+        if row is None:
+            return None
+        return Program.from_json(program_id, row.data, row.created_at, row.updated_at)
+
+    async def add_program(self, program: Program) -> None:
+        await self.s.execute(
+            self._insert(PROGRAMS),
+            {
+                "program_id": program.program_id,
+                "created_at": program.created_at,
+                "updated_at": program.updated_at,
+                "data": program.to_json(),
+            },
+        )
+
+    async def save_program(self, program: Program) -> None:
+        await self.s.execute(
+            update(PROGRAMS)
+            .where(PROGRAMS.c.program_id == program.program_id)
+            .values(updated_at=program.updated_at, data=program.to_json())
+        )
+
+    async def announce_program(self, program: Program) -> None:
+        await self.write_outbox([self._encode_program(program)])
+
+    # customers
+
+    async def _guard(self, customer_id: str, *, exclusive: bool) -> float | None:
+        """Creates the guard row if needed, locks it, and returns its erased_at."""
+        await self.s.execute(
+            self._insert(GUARDS)
+            .values(customer_id=customer_id, erased_at=None)
+            .on_conflict_do_nothing()
+        )
+        query = select(GUARDS.c.erased_at).where(GUARDS.c.customer_id == customer_id)
+        return await self.s.scalar(query.with_for_update(read=not exclusive))
+
+    async def guard_customer(self, customer_id: str) -> bool:
+        return await self._guard(customer_id, exclusive=False) is None
+
+    async def erase_customer(self, customer_id: str, at: float) -> None:
+        erased_at = await self._guard(customer_id, exclusive=True)
+        await self.s.execute(
+            update(GUARDS)
+            .where(GUARDS.c.customer_id == customer_id)
+            .values(erased_at=erased_at or at)
+        )
+        for table in (LEDGER, LOTS, ACCOUNTS):
+            await self.s.execute(delete(table).where(table.c.customer_id == customer_id))
+
+    # accounts
+
+    async def open_account(self, program_id: str, customer_id: str, at: float) -> bool:
+        inserted = await self.s.execute(
+            self._insert(ACCOUNTS)
+            .values(
+                program_id=program_id,
+                customer_id=customer_id,
+                enrolled_at=at,
+                points=0,
+                lifetime_points=0,
+            )
+            .on_conflict_do_nothing()
+            .returning(ACCOUNTS.c.program_id)
+        )
+        return inserted.first() is not None
+
+    async def _account(
+        self, program_id: str, customer_id: str, for_update: bool
+    ) -> AccountState | None:
+        query = select(ACCOUNTS.c.enrolled_at, ACCOUNTS.c.points, ACCOUNTS.c.lifetime_points).where(
+            ACCOUNTS.c.program_id == program_id, ACCOUNTS.c.customer_id == customer_id
+        )
+        if for_update:
+            query = query.with_for_update()
+        row = (await self.s.execute(query)).first()
+        return AccountState(*row) if row is not None else None
+
+    async def lock_account(self, program_id: str, customer_id: str) -> AccountState | None:
+        return await self._account(program_id, customer_id, for_update=True)
+
+    async def account(self, program_id: str, customer_id: str) -> AccountState | None:
+        return await self._account(program_id, customer_id, for_update=False)
+
+    async def save_account(self, program_id: str, customer_id: str, state: AccountState) -> None:
+        await self.s.execute(
+            update(ACCOUNTS)
+            .where(ACCOUNTS.c.program_id == program_id, ACCOUNTS.c.customer_id == customer_id)
+            .values(points=state.points, lifetime_points=state.lifetime_points)
+        )
+
+    async def lots(self, program_id: str, customer_id: str) -> list[Lot]:
+        rows = await self.s.execute(
+            select(LOTS.c.lot_id, LOTS.c.remaining, LOTS.c.available_at, LOTS.c.expires_at).where(
+                LOTS.c.program_id == program_id,
+                LOTS.c.customer_id == customer_id,
+                LOTS.c.remaining > 0,
+            )
+        )
+        return [Lot(*row) for row in rows]
+
+    async def due_for_expiry(self, now: float, limit: int) -> list[tuple[str, str]]:
+        rows = await self.s.execute(
+            select(LOTS.c.program_id, LOTS.c.customer_id)
+            .where(LOTS.c.remaining > 0, LOTS.c.expires_at <= now)
+            .distinct()
+            .limit(limit)
+        )
+        return [(program_id, customer_id) for program_id, customer_id in rows]
+
+    async def save_lots(self, program_id: str, customer_id: str, lots: Sequence[Lot]) -> None:
+        if not lots:
+            return
+        ids = [lot.lot_id for lot in lots]
+        known = set(
+            (await self.s.scalars(select(LOTS.c.lot_id).where(LOTS.c.lot_id.in_(ids)))).all()
+        )
+        new = [
+            {
+                "lot_id": lot.lot_id,
+                "program_id": program_id,
+                "customer_id": customer_id,
+                "remaining": lot.remaining,
+                "available_at": lot.available_at,
+                "expires_at": lot.expires_at,
+            }
+            for lot in lots
+            if lot.lot_id not in known
+        ]
+        changed = [
+            {"b_id": lot.lot_id, "b_left": lot.remaining} for lot in lots if lot.lot_id in known
+        ]
+        if new:
+            await self.s.execute(self._insert(LOTS), new)
+        if changed:
+            await self.s.execute(_SET_REMAINING, changed)
+
+    # the ledger
+
+    async def append(self, movements: Sequence[Movement]) -> None:
+        if not movements:
+            return
+        await self.s.execute(self._insert(LEDGER), [_row(m) for m in movements])
+        await self.write_outbox([self._encode_movement(m) for m in movements])
+
+    async def _one(self, *where: Any) -> Movement | None:
+        row = (await self.s.execute(select(*_COLUMNS).where(*where))).first()
+        return _movement(row) if row is not None else None
+
+    async def by_key(self, program_id: str, idempotency_key: str) -> Movement | None:
+        return await self._one(
+            LEDGER.c.program_id == program_id, LEDGER.c.idempotency_key == idempotency_key
+        )
+
+    async def by_id(self, transaction_id: str) -> Movement | None:
+        return await self._one(LEDGER.c.transaction_id == transaction_id)
+
+    async def accrual_of(self, program_id: str, order_id: str) -> Movement | None:
+        return await self._one(
+            LEDGER.c.program_id == program_id, LEDGER.c.accrued_order_id == order_id
+        )
+
+    async def reversed_so_far(self, transaction_id: str) -> int:
+        total = await self.s.scalar(
+            select(func.coalesce(func.sum(LEDGER.c.reverses), 0)).where(
+                LEDGER.c.reversed_transaction_id == transaction_id, LEDGER.c.type == "REVERSAL"
+            )
+        )
+        return int(total or 0)
+
+    async def earned_since(self, program_id: str, customer_id: str, since: float) -> int:
+        total = await self.s.scalar(
+            select(func.coalesce(func.sum(LEDGER.c.earned), 0)).where(
+                LEDGER.c.program_id == program_id,
+                LEDGER.c.customer_id == customer_id,
+                LEDGER.c.created_at >= since,
+            )
+        )
+        return int(total or 0)
+
+    async def history(
+        self, program_id: str, customer_id: str, before: int | None, limit: int
+    ) -> list[tuple[int, Movement]]:
+        query = (
+            select(LEDGER.c.seq, *_COLUMNS)
+            .where(LEDGER.c.program_id == program_id, LEDGER.c.customer_id == customer_id)
+            .order_by(LEDGER.c.seq.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            query = query.where(LEDGER.c.seq < before)
+        return [(row[0], _movement(row[1:])) for row in await self.s.execute(query)]

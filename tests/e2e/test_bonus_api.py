@@ -1,0 +1,223 @@
+"""The bonus service end to end: a program, a purchase that earns, a redemption, retries."""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+import pytest
+from backcrm.bonus.v1 import bonus_service_pb2 as pb
+from backcrm.common.v1 import common_pb2
+from backcrm.profile.v1 import profile_service_pb2 as ppb
+from google.protobuf import field_mask_pb2
+
+from libs.validation import encode_page_token
+from services.bonus.entrypoint import NOT_SERVED_YET
+from tests.e2e.conftest import Suite
+from tests.e2e.helpers import email, error_reason, field_violations, purchase, rpc_error
+
+pytestmark = pytest.mark.e2e
+
+UNIT = 1_000_000
+
+
+def uid() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def gbp(micros: int) -> common_pb2.Money:
+    return common_pb2.Money(currency="GBP", units_micros=micros)
+
+
+def an_order(order_id: str, *lines: tuple[str, int, int]) -> common_pb2.Order:
+    return common_pb2.Order(
+        order_id=order_id,
+        lines=[
+            common_pb2.CartLine(sku=f"sku-{c}", category=c, quantity=q, unit_price=gbp(p))
+            for c, q, p in lines
+        ],
+        total=gbp(sum(q * p for _, q, p in lines)),
+    )
+
+
+async def new_program(suite: Suite, **fields: object) -> pb.Program:
+    program = pb.Program(
+        name="Club",
+        currency="GBP",
+        points_per_unit=1.0,
+        welcome_points=100,
+        point_value=gbp(10_000),
+        tiers=[pb.Tier(name="silver", threshold_points=500)],
+        **fields,  # type: ignore[arg-type]
+    )
+    reply = await suite.client().bonus.CreateProgram(pb.CreateProgramRequest(program=program))
+    return reply.program
+
+
+async def test_a_program_reads_back_and_updates_by_mask(suite: Suite) -> None:
+    api = suite.client().bonus
+    created = await new_program(suite, category_multipliers={"shoes": 2.0})
+    got = (await api.GetProgram(pb.GetProgramRequest(program_id=created.program_id))).program
+    assert got == created and got.category_multipliers["shoes"] == 2.0
+    change = pb.Program(program_id=created.program_id, welcome_points=5, name="ignored")
+    updated = (
+        await api.UpdateProgram(
+            pb.UpdateProgramRequest(
+                program=change, update_mask=field_mask_pb2.FieldMask(paths=["welcome_points"])
+            )
+        )
+    ).program
+    assert (updated.welcome_points, updated.name) == (5, "Club")
+    err = await rpc_error(api.GetProgram(pb.GetProgramRequest(program_id="nope")))
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    assert error_reason(err) == ("PROGRAM_NOT_FOUND", "bonus.backcrm")
+
+
+async def test_bad_programs_are_refused_naming_the_field(suite: Suite) -> None:
+    api = suite.client().bonus
+    bad = pb.Program(name="x", currency="GBP", points_per_unit=float("nan"))
+    err = await rpc_error(api.CreateProgram(pb.CreateProgramRequest(program=bad)))
+    assert field_violations(err) == ["program.points_per_unit"]
+    bad = pb.Program(
+        name="x", currency="GBP", points_per_unit=1, point_value=common_pb2.Money(currency="EUR")
+    )
+    err = await rpc_error(api.CreateProgram(pb.CreateProgramRequest(program=bad)))
+    assert field_violations(err) == ["program.point_value.currency"]
+
+
+async def test_earn_redeem_retry_and_reverse(suite: Suite) -> None:
+    program = await new_program(suite)
+    shop = suite.client("shop").bonus
+    who = email(f"{uid()}@example.com")
+    # The customer is known to the profile service; bonus resolves the email through it.
+    await suite.client().profile.TrackEvents(
+        ppb.TrackEventsRequest(events=[purchase(uid(), who, uid(), ("s", "c", 1, UNIT))])
+    )
+    enrolled = await shop.Enroll(pb.EnrollRequest(program_id=program.program_id, customer=who))
+    assert (enrolled.account.balance, enrolled.welcome.points) == (100, 100)
+
+    accrue = pb.AccrueRequest(
+        program_id=program.program_id,
+        customer=who,
+        order=an_order(f"o-{uid()}", ("books", 2, 12_500_000)),
+        idempotency_key=f"acc-{uid()}",
+    )
+    earned = await shop.Accrue(accrue)
+    assert (earned.transaction.points, earned.account.balance) == (25, 125)
+    again = await shop.Accrue(accrue)  # a retry: the first result, nothing moves
+    assert again.transaction == earned.transaction and again.account.balance == 125
+
+    changed = pb.AccrueRequest()
+    changed.CopyFrom(accrue)
+    changed.order.lines[0].quantity = 3
+    err = await rpc_error(shop.Accrue(changed))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_reason(err) == ("IDEMPOTENCY_KEY_REUSED", "bonus.backcrm")
+
+    redeem = pb.RedeemRequest(
+        program_id=program.program_id, customer=who, points=120, idempotency_key=f"red-{uid()}"
+    )
+    spent = await shop.Redeem(redeem)
+    assert (spent.account.balance, spent.value.units_micros) == (5, 1_200_000)
+    err = await rpc_error(
+        shop.Redeem(
+            pb.RedeemRequest(
+                program_id=program.program_id, customer=who, points=6, idempotency_key=uid()
+            )
+        )
+    )
+    assert error_reason(err) == ("INSUFFICIENT_POINTS", "bonus.backcrm")
+
+    back = await shop.Reverse(
+        pb.ReverseRequest(
+            transaction_id=earned.transaction.transaction_id,
+            idempotency_key=f"rev-{uid()}",
+            reason="returned",
+        )
+    )
+    assert (back.transaction.points, back.unrecovered_points, back.account.balance) == (-5, 20, 0)
+
+    listed = await shop.ListTransactions(
+        pb.ListTransactionsRequest(program_id=program.program_id, customer=who, page_size=2)
+    )
+    rest = await shop.ListTransactions(
+        pb.ListTransactionsRequest(
+            program_id=program.program_id, customer=who, page_token=listed.next_page_token
+        )
+    )
+    types = [t.type for t in [*listed.transactions, *rest.transactions]]
+    assert types == [
+        pb.TRANSACTION_TYPE_REVERSAL,
+        pb.TRANSACTION_TYPE_REDEMPTION,
+        pb.TRANSACTION_TYPE_ACCRUAL,
+        pb.TRANSACTION_TYPE_WELCOME,
+    ]
+    assert rest.next_page_token == ""
+
+
+async def test_forged_page_tokens_and_wrong_currencies_are_invalid(suite: Suite) -> None:
+    program = await new_program(suite)
+    shop = suite.client("shop").bonus
+    customer = common_pb2.CustomerRef(customer_id=uid())
+    for token in ("garbage", encode_page_token("x", "elsewhere")):
+        err = await rpc_error(
+            shop.ListTransactions(
+                pb.ListTransactionsRequest(
+                    program_id=program.program_id, customer=customer, page_token=token
+                )
+            )
+        )
+        assert field_violations(err) == ["page_token"]
+    euros = an_order("o1", ("", 1, UNIT))
+    euros.total.currency = "EUR"
+    for line in euros.lines:
+        line.unit_price.currency = "EUR"
+    err = await rpc_error(
+        shop.Accrue(
+            pb.AccrueRequest(
+                program_id=program.program_id, customer=customer, order=euros, idempotency_key="k"
+            )
+        )
+    )
+    assert field_violations(err) == ["order.total.currency"]
+    assert error_reason(err) == ("CURRENCY_MISMATCH", "bonus.backcrm")
+
+
+async def test_program_writes_need_admin(suite: Suite) -> None:
+    shop = suite.client("shop").bonus
+    err = await rpc_error(shop.CreateProgram(pb.CreateProgramRequest()))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_promotions_and_quotes_answer_unimplemented(suite: Suite) -> None:
+    api = suite.client().bonus
+    for name in NOT_SERVED_YET:
+        request = getattr(pb, f"{name}Request")()
+        err = await rpc_error(getattr(api, name)(request))
+        assert err.code() == grpc.StatusCode.UNIMPLEMENTED, name
+        assert error_reason(err) == ("NOT_SERVED_YET", "bonus.backcrm")
+
+
+async def test_a_deleted_profile_loses_its_loyalty_account(suite: Suite) -> None:
+    program = await new_program(suite)
+    who = email(f"{uid()}@example.com")
+    admin = suite.client()
+    await admin.profile.TrackEvents(
+        ppb.TrackEventsRequest(events=[purchase(uid(), who, uid(), ("s", "c", 1, UNIT))])
+    )
+    enrolled = await admin.bonus.Enroll(
+        pb.EnrollRequest(program_id=program.program_id, customer=who)
+    )
+    customer = common_pb2.CustomerRef(customer_id=enrolled.account.customer_id)
+    await admin.profile.DeleteProfile(ppb.DeleteProfileRequest(customer=who))
+    await suite.settled()
+    account = (
+        await admin.bonus.GetAccount(
+            pb.GetAccountRequest(program_id=program.program_id, customer=customer)
+        )
+    ).account
+    assert not account.enrolled
+    err = await rpc_error(
+        admin.bonus.Enroll(pb.EnrollRequest(program_id=program.program_id, customer=customer))
+    )
+    assert error_reason(err) == ("CUSTOMER_NOT_FOUND", "bonus.backcrm")

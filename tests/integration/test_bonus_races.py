@@ -1,0 +1,333 @@
+"""Concurrent writes to the loyalty ledger, for real (SQLite and PostgreSQL).
+
+Each call runs in its own unit of work; the calls start together (asyncio.gather, with a
+random few milliseconds of stagger), so on PostgreSQL they overlap inside the database. There
+they are also spread over two apps with separate connection pools: two replicas. (The
+embedded default is one process by design.) Every race runs many trials; after each, the
+ledger must add up: movements sum to the cached account points and to what the lots hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import pytest
+from sqlalchemy import func, select
+
+from libs.errors import FailedPrecondition
+from libs.runtime import Peers, Resources
+from services.bonus import handlers as h
+from services.bonus.app import BonusApp
+from services.bonus.domain import OrderLine, Program
+from services.bonus.models import AccountRow, CustomerGuardRow, LotRow, TransactionRow
+from tests.support import Backend
+
+pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+UNIT = 1_000_000
+
+
+async def soon(call: Awaitable[T]) -> T:
+    await asyncio.sleep(random.uniform(0, 0.02))
+    return await call
+
+
+def uid() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass
+class World:
+    replicas: list[BonusApp]
+    resources: Resources
+
+    def deps(self, i: int) -> h.BonusDeps:
+        return self.replicas[i % len(self.replicas)].deps
+
+    async def program(self, **changes: object) -> Program:
+        fields: dict[str, object] = {
+            "program_id": "",
+            "name": "Club",
+            "currency": "GBP",
+            "points_per_unit": 1.0,
+            **changes,
+        }
+        return await h.create_program(self.deps(0), Program(**fields), "")  # type: ignore[arg-type]
+
+    async def books(self, program_id: str, customer_id: str) -> tuple[int, int, int]:
+        """(sum of the ledger, the account's cached points, what its lots hold)."""
+        async with self.resources.sessions() as s:
+            ledger = await s.scalar(
+                select(func.coalesce(func.sum(TransactionRow.points), 0)).where(
+                    TransactionRow.program_id == program_id,
+                    TransactionRow.customer_id == customer_id,
+                )
+            )
+            cached = await s.scalar(
+                select(AccountRow.points).where(
+                    AccountRow.program_id == program_id, AccountRow.customer_id == customer_id
+                )
+            )
+            lots = await s.scalar(
+                select(func.coalesce(func.sum(LotRow.remaining), 0)).where(
+                    LotRow.program_id == program_id, LotRow.customer_id == customer_id
+                )
+            )
+        return int(ledger or 0), int(cached or 0), int(lots or 0)
+
+    async def rows_of(self, customer_id: str) -> int:
+        """Ledger, lot and account rows naming the customer."""
+        async with self.resources.sessions() as s:
+            total = 0
+            for table in (TransactionRow, LotRow, AccountRow):
+                total += (
+                    await s.scalar(
+                        select(func.count())
+                        .select_from(table)
+                        .where(table.customer_id == customer_id)
+                    )
+                    or 0
+                )
+            return total
+
+    async def erased(self, customer_id: str) -> bool:
+        async with self.resources.sessions() as s:
+            at = await s.scalar(
+                select(CustomerGuardRow.erased_at).where(
+                    CustomerGuardRow.customer_id == customer_id
+                )
+            )
+        return at is not None
+
+    async def movements_with_key(self, program_id: str, key: str) -> int:
+        async with self.resources.sessions() as s:
+            return int(
+                await s.scalar(
+                    select(func.count())
+                    .select_from(TransactionRow)
+                    .where(
+                        TransactionRow.program_id == program_id,
+                        TransactionRow.idempotency_key == key,
+                    )
+                )
+                or 0
+            )
+
+
+@pytest.fixture
+async def world(backend: Backend) -> AsyncIterator[World]:
+    count = 2 if backend.name == "postgres" else 1
+    opened = [Resources.open(backend.settings) for _ in range(count)]
+    peers = [Peers(r.settings, "token", lambda: "127.0.0.1:1") for r in opened]
+    apps = [BonusApp.build(r, p) for r, p in zip(opened, peers, strict=True)]
+    try:
+        yield World(apps, opened[0])
+    finally:
+        for r in opened:
+            await r.close()
+
+
+def outcomes(results: Sequence[object]) -> list[str]:
+    """ "ok" for each call that moved points, the refusal's reason for the others; sorted."""
+    return sorted(
+        "ok"
+        if isinstance(r, h.Outcome)
+        else r.reason
+        if isinstance(r, FailedPrecondition)
+        else type(r).__name__
+        for r in results
+    )
+
+
+async def test_a_hundred_concurrent_redemptions_never_overdraw(world: World) -> None:
+    program = await world.program(welcome_points=250)
+    for _ in range(3):
+        customer = uid()
+        await h.enroll(world.deps(0), program.program_id, customer)
+        results = await asyncio.gather(
+            *(
+                soon(h.redeem(world.deps(i), program.program_id, customer, 3, "", f"r-{uid()}"))
+                for i in range(100)
+            ),
+            return_exceptions=True,
+        )
+        assert outcomes(results) == ["INSUFFICIENT_POINTS"] * 17 + ["ok"] * 83
+        view = await h.get_account(world.deps(0), program.program_id, customer)
+        assert view.balance == 1
+        assert await world.books(program.program_id, customer) == (1, 1, 1)
+
+
+async def test_concurrent_retries_of_one_key_make_one_movement(world: World) -> None:
+    program = await world.program(welcome_points=1000)
+    wrong = 0
+    for _ in range(25):
+        customer, key = uid(), f"r-{uid()}"
+        await h.enroll(world.deps(0), program.program_id, customer)
+        results = await asyncio.gather(
+            *(
+                soon(h.redeem(world.deps(i), program.program_id, customer, 7, "o", key))
+                for i in range(6)
+            ),
+            return_exceptions=True,
+        )
+        ids = {
+            r.movement.transaction_id for r in results if isinstance(r, h.Outcome) and r.movement
+        }
+        if (
+            len(ids) != 1
+            or not all(isinstance(r, h.Outcome) for r in results)
+            or await world.movements_with_key(program.program_id, key) != 1
+            or await world.books(program.program_id, customer) != (993, 993, 993)
+        ):
+            wrong += 1
+    assert wrong == 0, f"{wrong} of 25 retried keys did not make exactly one movement"
+
+
+async def test_one_key_raced_by_two_customers_moves_once(world: World) -> None:
+    program = await world.program(welcome_points=100)
+    wrong = 0
+    for _ in range(20):
+        key, customers = f"r-{uid()}", [uid(), uid()]
+        for c in customers:
+            await h.enroll(world.deps(0), program.program_id, c)
+        results = await asyncio.gather(
+            *(
+                soon(h.redeem(world.deps(i), program.program_id, c, 5, "", key))
+                for i, c in enumerate(customers)
+            ),
+            return_exceptions=True,
+        )
+        if (
+            outcomes(results) != ["IDEMPOTENCY_KEY_REUSED", "ok"]
+            or await world.movements_with_key(program.program_id, key) != 1
+        ):
+            wrong += 1
+    assert wrong == 0
+
+
+async def test_one_order_accrued_under_racing_keys_accrues_once(world: World) -> None:
+    program = await world.program(welcome_points=10)
+    wrong = 0
+    for _ in range(20):
+        customer, order_id = uid(), f"o-{uid()}"
+        line = (OrderLine("", 1, 20 * UNIT),)
+        results = await asyncio.gather(
+            *(
+                soon(
+                    h.accrue(
+                        world.deps(i),
+                        program.program_id,
+                        customer,
+                        h.Accrual(order_id, line, "GBP", 20 * UNIT, f"k-{uid()}"),
+                    )
+                )
+                for i in range(5)
+            ),
+            return_exceptions=True,
+        )
+        books = await world.books(program.program_id, customer)
+        if outcomes(results) != ["ORDER_ALREADY_ACCRUED"] * 4 + ["ok"] or books != (30, 30, 30):
+            wrong += 1
+    assert wrong == 0, f"{wrong} of 20 raced orders did not accrue exactly once"
+
+
+async def test_concurrent_enrolments_credit_one_welcome(world: World) -> None:
+    program = await world.program(welcome_points=40)
+    wrong = 0
+    for _ in range(20):
+        customer = uid()
+        results = await asyncio.gather(
+            *(soon(h.enroll(world.deps(i), program.program_id, customer)) for i in range(5))
+        )
+        welcomes = [r.movement for r in results if r.movement is not None]
+        if len(welcomes) != 1 or await world.books(program.program_id, customer) != (40, 40, 40):
+            wrong += 1
+    assert wrong == 0
+
+
+async def test_concurrent_updates_of_different_fields_both_stick(world: World) -> None:
+    wrong = 0
+    for i in range(10):
+        program = await world.program()
+        await asyncio.gather(
+            soon(
+                h.update_program(
+                    world.deps(0), program.program_id, h.ProgramPatch({"welcome_points": i + 1})
+                )
+            ),
+            soon(
+                h.update_program(
+                    world.deps(1), program.program_id, h.ProgramPatch({"expiry_days": i + 2})
+                )
+            ),
+        )
+        stored = await h.get_program(world.deps(0), program.program_id)
+        if (stored.welcome_points, stored.expiry_days) != (i + 1, i + 2):
+            wrong += 1
+    assert wrong == 0
+
+
+async def test_an_erasure_racing_accruals_leaves_nothing_of_the_customer(world: World) -> None:
+    programs = [await world.program(welcome_points=10), await world.program(welcome_points=10)]
+    leftovers = 0
+    for _ in range(20):
+        customer = uid()
+        await h.enroll(world.deps(0), programs[0].program_id, customer)
+        accruals = [
+            soon(
+                h.accrue(
+                    world.deps(i),
+                    programs[i % 2].program_id,  # the second program opens a new account
+                    customer,
+                    h.Accrual(f"o-{uid()}", (OrderLine("", 1, UNIT),), "GBP", UNIT, uid()),
+                )
+            )
+            for i in range(4)
+        ]
+        results = await asyncio.gather(
+            *accruals, soon(h.erase_customer(world.deps(1), customer)), return_exceptions=True
+        )
+        refused = {
+            r.reason for r in results if isinstance(r, BaseException) and hasattr(r, "reason")
+        }
+        assert refused <= {"CUSTOMER_NOT_FOUND"}, results
+        assert not [r for r in results if isinstance(r, BaseException) and not hasattr(r, "reason")]
+        if await world.rows_of(customer) or not await world.erased(customer):
+            leftovers += 1
+    assert leftovers == 0, f"{leftovers} of 20 erased customers kept loyalty rows"
+
+
+async def test_replicas_sweeping_expiry_at_once_expire_each_lot_once(world: World) -> None:
+    # Points that expire the moment they are earned: every lot is due at once.
+    program = await world.program(welcome_points=0)
+    await h.update_program(world.deps(0), program.program_id, h.ProgramPatch({"expiry_days": 1}))
+    customers = [uid() for _ in range(30)]
+    for c in customers:
+        line = (OrderLine("", 1, 3 * UNIT),)
+        await h.accrue(
+            world.deps(0), program.program_id, c, h.Accrual(uid(), line, "GBP", 0, uid())
+        )
+    later = h.BonusDeps(uow=world.deps(0).uow, clock=lambda: time.time() + 2 * 86_400)
+    other = h.BonusDeps(uow=world.deps(1).uow, clock=lambda: time.time() + 2 * 86_400)
+    await asyncio.gather(*(soon(h.expire_due(d, limit=10)) for d in (later, other, later, other)))
+    while await h.expire_due(later) > 0:
+        pass
+    async with world.resources.sessions() as s:
+        expirations = await s.scalar(
+            select(func.count())
+            .select_from(TransactionRow)
+            .where(
+                TransactionRow.program_id == program.program_id,
+                TransactionRow.type == "EXPIRATION",
+            )
+        )
+    assert expirations == len(customers)
+    for c in customers:
+        assert await world.books(program.program_id, c) == (0, 0, 0)

@@ -1,0 +1,174 @@
+"""An in-memory adapter of the bonus unit of work, for unit tests: no I/O.
+
+It has the semantics of `services.bonus.repository.SqlBonusUnitOfWork` that the handlers rely
+on: units of work take turns (one at a time, as the account row lock makes writes to one
+account), each works on a private copy of the shared store that replaces it only on commit,
+and the ledger's unique keys (a key per program, an accrued order per program) raise
+`libs.errors.Conflict` on a duplicate, as the tables' constraints do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Self
+
+from libs.errors import Conflict
+from services.bonus.domain import Lot, Movement, Program
+from services.bonus.ports import AccountState, BonusUnitOfWork
+
+__all__ = ["FakeBonusStore", "FakeBonusUnitOfWork"]
+
+Account = tuple[str, str]  # (program_id, customer_id)
+
+
+@dataclass
+class _State:
+    programs: dict[str, Program] = field(default_factory=dict)
+    accounts: dict[Account, AccountState] = field(default_factory=dict)
+    lots: dict[str, tuple[Account, Lot]] = field(default_factory=dict)
+    ledger: list[Movement] = field(default_factory=list)
+    published: list[str] = field(default_factory=list)  # outbox: "program:<id>" / tx ids
+    erased: set[str] = field(default_factory=set)
+
+
+@dataclass
+class FakeBonusStore:
+    state: _State = field(default_factory=_State)
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class FakeBonusUnitOfWork(BonusUnitOfWork):
+    def __init__(self, store: FakeBonusStore) -> None:
+        self._store = store
+        self._s = _State()
+
+    async def __aenter__(self) -> Self:
+        await self._store.turn.acquire()
+        self._s = copy.deepcopy(self._store.state)
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._store.turn.release()
+
+    async def commit(self) -> None:
+        self._store.state = copy.deepcopy(self._s)
+
+    async def rollback(self) -> None:
+        self._s = copy.deepcopy(self._store.state)
+
+    async def program(self, program_id: str, *, for_update: bool = False) -> Program | None:
+        return self._s.programs.get(program_id)
+
+    async def add_program(self, program: Program) -> None:
+        if program.program_id in self._s.programs:
+            raise Conflict(program.program_id)
+        self._s.programs[program.program_id] = program
+
+    async def save_program(self, program: Program) -> None:
+        self._s.programs[program.program_id] = program
+
+    async def announce_program(self, program: Program) -> None:
+        self._s.published.append(f"program:{program.program_id}")
+
+    async def guard_customer(self, customer_id: str) -> bool:
+        return customer_id not in self._s.erased
+
+    async def erase_customer(self, customer_id: str, at: float) -> None:
+        s = self._s
+        s.erased.add(customer_id)
+        s.accounts = {k: v for k, v in s.accounts.items() if k[1] != customer_id}
+        s.lots = {k: v for k, v in s.lots.items() if v[0][1] != customer_id}
+        s.ledger = [m for m in s.ledger if m.customer_id != customer_id]
+
+    async def open_account(self, program_id: str, customer_id: str, at: float) -> bool:
+        if (program_id, customer_id) in self._s.accounts:
+            return False
+        self._s.accounts[program_id, customer_id] = AccountState(at, 0, 0)
+        return True
+
+    async def lock_account(self, program_id: str, customer_id: str) -> AccountState | None:
+        return self._s.accounts.get((program_id, customer_id))
+
+    async def account(self, program_id: str, customer_id: str) -> AccountState | None:
+        return self._s.accounts.get((program_id, customer_id))
+
+    async def save_account(self, program_id: str, customer_id: str, state: AccountState) -> None:
+        self._s.accounts[program_id, customer_id] = state
+
+    async def lots(self, program_id: str, customer_id: str) -> list[Lot]:
+        return [
+            dataclasses.replace(lot)
+            for owner, lot in self._s.lots.values()
+            if owner == (program_id, customer_id) and lot.remaining > 0
+        ]
+
+    async def due_for_expiry(self, now: float, limit: int) -> list[tuple[str, str]]:
+        due = {
+            owner for owner, lot in self._s.lots.values() if lot.remaining > 0 and lot.expired(now)
+        }
+        return sorted(due)[:limit]
+
+    async def save_lots(self, program_id: str, customer_id: str, lots: Sequence[Lot]) -> None:
+        for lot in lots:
+            self._s.lots[lot.lot_id] = ((program_id, customer_id), dataclasses.replace(lot))
+
+    async def append(self, movements: Sequence[Movement]) -> None:
+        for m in movements:
+            if m.idempotency_key and await self.by_key(m.program_id, m.idempotency_key):
+                raise Conflict(m.idempotency_key)
+            if m.type == "ACCRUAL" and await self.accrual_of(m.program_id, m.order_id):
+                raise Conflict(m.order_id)
+            self._s.ledger.append(m)
+            self._s.published.append(m.transaction_id)
+
+    async def by_key(self, program_id: str, idempotency_key: str) -> Movement | None:
+        return next(
+            (
+                m
+                for m in self._s.ledger
+                if (m.program_id, m.idempotency_key) == (program_id, idempotency_key)
+            ),
+            None,
+        )
+
+    async def by_id(self, transaction_id: str) -> Movement | None:
+        return next((m for m in self._s.ledger if m.transaction_id == transaction_id), None)
+
+    async def accrual_of(self, program_id: str, order_id: str) -> Movement | None:
+        return next(
+            (
+                m
+                for m in self._s.ledger
+                if m.type == "ACCRUAL" and (m.program_id, m.order_id) == (program_id, order_id)
+            ),
+            None,
+        )
+
+    async def reversed_so_far(self, transaction_id: str) -> int:
+        return sum(
+            m.reverses
+            for m in self._s.ledger
+            if m.type == "REVERSAL" and m.reversed_transaction_id == transaction_id
+        )
+
+    async def earned_since(self, program_id: str, customer_id: str, since: float) -> int:
+        return sum(
+            m.earned
+            for m in self._s.ledger
+            if (m.program_id, m.customer_id) == (program_id, customer_id) and m.created_at >= since
+        )
+
+    async def history(
+        self, program_id: str, customer_id: str, before: int | None, limit: int
+    ) -> list[tuple[int, Movement]]:
+        rows = [
+            (i + 1, m)
+            for i, m in enumerate(self._s.ledger)
+            if (m.program_id, m.customer_id) == (program_id, customer_id)
+            and (before is None or i + 1 < before)
+        ]
+        return rows[::-1][:limit]
