@@ -1,12 +1,13 @@
-"""Small protobuf conversions every service needs (timestamps, enum names)."""
+"""Small protobuf conversions every service needs (timestamps, enum names, money)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from backcrm.common.v1 import common_pb2
 from google.protobuf import timestamp_pb2
 
-__all__ = ["enum", "seconds_of", "short_name", "ts"]
+__all__ = ["enum", "money", "seconds_of", "short_name", "ts"]
 
 
 def enum(enum_type: Any, name: str) -> Any:
@@ -30,3 +31,8 @@ def ts(seconds: float) -> timestamp_pb2.Timestamp:
 
 def seconds_of(stamp: timestamp_pb2.Timestamp) -> float:
     return float(stamp.seconds + stamp.nanos / 1e9)
+
+
+def money(micros: int, currency: str) -> common_pb2.Money:
+    """An amount in integer micros of a currency (never floats for money)."""
+    return common_pb2.Money(currency=currency, units_micros=micros)

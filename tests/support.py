@@ -13,10 +13,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.auth import hash_token
 from libs.config import Settings
@@ -28,6 +31,7 @@ __all__ = [
     "TOKENS",
     "Backend",
     "backend_settings",
+    "count_rows",
     "eventually",
     "require",
     "services_required",
@@ -160,3 +164,15 @@ def backend_settings(name: str, tmp: Path, **overrides: object) -> Iterator[Back
     finally:
         asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
         asyncio.run(_drop_redis_prefix(prefix))
+
+
+async def count_rows(
+    sessions: async_sessionmaker[AsyncSession], tables: tuple[Any, ...], customer_id: str
+) -> int:
+    """How many rows of these tables (mapped classes with a customer_id) name the customer."""
+    async with sessions() as session:
+        total = 0
+        for table in tables:
+            query = select(func.count()).select_from(table).where(table.customer_id == customer_id)
+            total += await session.scalar(query) or 0
+        return total

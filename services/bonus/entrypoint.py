@@ -12,13 +12,13 @@ from typing import Any
 from backcrm.bonus.v1 import bonus_service_pb2 as pb
 
 from libs.errors import InvalidArgument, Unimplemented
+from libs.protoutil import money
 from libs.resolver import ResolveCustomer, customer_of
 from libs.rpc.service import RpcService
 from libs.validation import check_text, decode_page_token, encode_page_token, page_size
 from services.bonus import handlers as h
 from services.bonus.render import (
     account_to_proto,
-    money,
     program_to_proto,
     transaction_to_proto,
 )
@@ -131,7 +131,7 @@ class BonusServicer:
         program_id, customer_id = await self._account_of(request)
         outcome = await h.redeem(self.deps, program_id, customer_id, points, order_id, key)
         assert outcome.movement is not None
-        value = money(outcome.program.currency, outcome.movement.value_micros)
+        value = money(outcome.movement.value_micros, outcome.program.currency)
         return pb.RedeemResponse(**self._moved(outcome), value=value)
 
     async def Reverse(self, request: pb.ReverseRequest, _ctx: Any) -> pb.ReverseResponse:

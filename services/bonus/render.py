@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from backcrm.bonus.v1 import bonus_service_pb2 as pb
-from backcrm.common.v1 import common_pb2
 
 from libs.db import OutboxMessage
-from libs.protoutil import enum, ts
+from libs.protoutil import enum, money, ts
 from libs.topics import BONUS_PROGRAMS, BONUS_TRANSACTIONS
 from services.bonus.domain import AccountView, Movement, Program
 
@@ -14,14 +13,9 @@ __all__ = [
     "account_to_proto",
     "encode_movement",
     "encode_program",
-    "money",
     "program_to_proto",
     "transaction_to_proto",
 ]
-
-
-def money(currency: str, micros: int) -> common_pb2.Money:
-    return common_pb2.Money(currency=currency, units_micros=micros)
 
 
 def program_to_proto(program: Program) -> pb.Program:
@@ -45,7 +39,7 @@ def program_to_proto(program: Program) -> pb.Program:
         welcome_points=program.welcome_points,
         expiry_days=program.expiry_days,
         pending_days=program.pending_days,
-        point_value=money(program.currency, program.point_value_micros),
+        point_value=money(program.point_value_micros, program.currency),
         max_redeem_percent=program.max_redeem_percent,
         created_at=ts(program.created_at),
         updated_at=ts(program.updated_at),

@@ -14,7 +14,7 @@ from backcrm.profile.v1 import profile_service_pb2 as pb
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import ParseDict
 
-from libs.protoutil import enum, ts
+from libs.protoutil import enum, money, ts
 from services.profile.domain import (
     DAY,
     CartLine,
@@ -33,7 +33,6 @@ __all__ = [
     "identity_to_proto",
     "line_to_proto",
     "merge_record_to_proto",
-    "money",
     "order_to_proto",
     "purchase_to_proto",
     "render_profile",
@@ -46,10 +45,6 @@ def identity_to_proto(key: IdentityKey) -> common_pb2.Identity:
     return common_pb2.Identity(
         type=enum(common_pb2.IdentityType, f"IDENTITY_TYPE_{key[0]}"), value=key[1]
     )
-
-
-def money(micros: int, currency: str) -> common_pb2.Money:
-    return common_pb2.Money(currency=currency, units_micros=micros)
 
 
 def line_to_proto(line: CartLine) -> common_pb2.CartLine:

@@ -26,7 +26,7 @@ from services.bonus import handlers as h
 from services.bonus.app import BonusApp
 from services.bonus.domain import OrderLine, Program
 from services.bonus.models import AccountRow, CustomerGuardRow, LotRow, TransactionRow
-from tests.support import Backend
+from tests.support import Backend, count_rows
 
 pytestmark = pytest.mark.integration
 
@@ -84,18 +84,9 @@ class World:
 
     async def rows_of(self, customer_id: str) -> int:
         """Ledger, lot and account rows naming the customer."""
-        async with self.resources.sessions() as s:
-            total = 0
-            for table in (TransactionRow, LotRow, AccountRow):
-                total += (
-                    await s.scalar(
-                        select(func.count())
-                        .select_from(table)
-                        .where(table.customer_id == customer_id)
-                    )
-                    or 0
-                )
-            return total
+        return await count_rows(
+            self.resources.sessions, (TransactionRow, LotRow, AccountRow), customer_id
+        )
 
     async def erased(self, customer_id: str) -> bool:
         async with self.resources.sessions() as s:

@@ -32,7 +32,7 @@ from services.profile.handlers import (
 )
 from services.profile.models import CustomerRow, EventRow, IdentityRow, PurchaseRow
 from services.profile.ports import StoredEventRecord
-from tests.support import Backend
+from tests.support import Backend, count_rows
 
 pytestmark = pytest.mark.integration
 
@@ -100,18 +100,9 @@ class World:
 
     async def rows_of(self, customer_id: str) -> int:
         """Identity, event and purchase rows naming the customer."""
-        async with self.resources.sessions() as s:
-            total = 0
-            for table in (IdentityRow, EventRow, PurchaseRow):
-                total += (
-                    await s.scalar(
-                        select(func.count())
-                        .select_from(table)
-                        .where(table.customer_id == customer_id)
-                    )
-                    or 0
-                )
-            return total
+        return await count_rows(
+            self.resources.sessions, (IdentityRow, EventRow, PurchaseRow), customer_id
+        )
 
     async def orphans(self) -> int:
         """Child rows whose customer does not exist."""
