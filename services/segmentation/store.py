@@ -32,7 +32,7 @@ from services.segmentation.models import (
 from services.segmentation.ports import SegmentationUnitOfWork
 from services.segmentation.records import MembershipChange, SegmentRecord
 
-__all__ = ["SegStore", "sql_of"]
+__all__ = ["SegStore", "follow_tombstones", "sql_of"]
 
 PROFILE_COLUMNS = (
     "version",
@@ -66,6 +66,22 @@ _LOCK = {
         " FROM unnest(CAST(:keys AS integer[])) AS k ORDER BY k"
     ),
 }
+
+
+def follow_tombstones(
+    customer_ids: Iterable[str], tombstones: dict[str, str | None]
+) -> dict[str, str | None]:
+    """Where each retired customer lives on: the end of its chain of merges (at most
+    MAX_HOPS), or None when erased; customers with no tombstone are left out."""
+    out: dict[str, str | None] = {}
+    for customer_id in set(customer_ids) & tombstones.keys():
+        current: str | None = customer_id
+        for _ in range(MAX_HOPS):
+            if current is None or current not in tombstones:
+                break
+            current = tombstones[current]
+        out[customer_id] = current
+    return out
 
 
 def _lock_key(customer_id: str) -> int:
@@ -261,8 +277,8 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
         """The customers that are gone, each with where it lives on: the customer it was
         merged into (following later merges), or None when erased (or merged into an
         erased customer). Locks (shared) the customers it follows merges to."""
-        out: dict[str, str | None] = {}
-        pending = sorted(set(customer_ids))
+        wanted = set(customer_ids)  # may be a one-shot iterator
+        pending = sorted(wanted)
         tombstones: dict[str, str | None] = {}
         for _ in range(MAX_HOPS):
             if not pending:
@@ -277,14 +293,7 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
             pending = sorted(
                 {t for t in tombstones.values() if t is not None and t not in tombstones}
             )
-        for customer_id in set(customer_ids) & tombstones.keys():
-            current: str | None = customer_id
-            for _ in range(MAX_HOPS):
-                if current is None or current not in tombstones:
-                    break
-                current = tombstones[current]
-            out[customer_id] = current
-        return out
+        return follow_tombstones(wanted, tombstones)
 
     async def retire(self, customer_id: str, at: float, merged_into: str | None) -> None:
         """Record the customer as gone; those merged into it follow it (into its target, or

@@ -22,7 +22,7 @@ from services.segmentation.facts import CustomerFacts, FactEvent
 from services.segmentation.handlers import SegmentationDeps
 from services.segmentation.ports import SegmentationUnitOfWork
 from services.segmentation.records import MembershipChange, SegmentRecord
-from services.segmentation.store import MAX_HOPS
+from services.segmentation.store import follow_tombstones
 from services.segmentation.translate import (
     encode_membership_change,
     encode_rfm,
@@ -168,16 +168,7 @@ class FakeSegmentationUnitOfWork(SegmentationUnitOfWork):
         pass
 
     async def retired(self, customer_ids: Iterable[str]) -> dict[str, str | None]:
-        tombstones = self.w.tombstones
-        out: dict[str, str | None] = {}
-        for customer_id in set(customer_ids) & tombstones.keys():
-            current: str | None = customer_id
-            for _ in range(MAX_HOPS):
-                if current is None or current not in tombstones:
-                    break
-                current = tombstones[current]
-            out[customer_id] = current
-        return out
+        return follow_tombstones(customer_ids, self.w.tombstones)
 
     async def retire(self, customer_id: str, at: float, merged_into: str | None) -> None:
         tombstones = self.w.tombstones
