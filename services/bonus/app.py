@@ -22,6 +22,7 @@ from services.bonus.handlers import BonusDeps, erase_customer, expire_due
 from services.bonus.models import BonusOutboxRow
 from services.bonus.render import encode_movement, encode_program
 from services.bonus.repository import SqlBonusUnitOfWork
+from services.bonus.signals import SegmentationSignals
 
 __all__ = ["BonusApp"]
 
@@ -54,7 +55,7 @@ class BonusApp:
             # The client exists once the server listens (it may call this very process).
             return await profile_resolver(peers.client())(ref, field_name)
 
-        deps = BonusDeps(uow=uow, clock=resources.clock)
+        deps = BonusDeps(uow=uow, clock=resources.clock, signals=SegmentationSignals(peers.client))
         return cls(
             deps=deps,
             relay=relay,

@@ -31,7 +31,7 @@ from services.bonus.domain import (
     order_points,
     tier_standing,
 )
-from services.bonus.ports import AccountState, BonusUnitOfWork
+from services.bonus.ports import AccountState, BonusUnitOfWork, CustomerSignals
 
 __all__ = [
     "INT64_MAX",
@@ -59,6 +59,8 @@ INT64_MAX = 2**63 - 1
 class BonusDeps:
     uow: Callable[[], BonusUnitOfWork]
     clock: Callable[[], float]
+    # Segmentation's answers about a customer (segments, conditions); None when it is down.
+    signals: CustomerSignals
     # Runs of a unit of work that keeps losing races; each run waits for the account's lock,
     # so only races on keys and orders claimed for another account come back.
     attempts: int = 8

@@ -14,7 +14,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import pytest
@@ -305,8 +305,8 @@ async def test_replicas_sweeping_expiry_at_once_expire_each_lot_once(world: Worl
         await h.accrue(
             world.deps(0), program.program_id, c, h.Accrual(uid(), line, "GBP", 0, uid())
         )
-    later = h.BonusDeps(uow=world.deps(0).uow, clock=lambda: time.time() + 2 * 86_400)
-    other = h.BonusDeps(uow=world.deps(1).uow, clock=lambda: time.time() + 2 * 86_400)
+    later = replace(world.deps(0), clock=lambda: time.time() + 2 * 86_400)
+    other = replace(world.deps(1), clock=lambda: time.time() + 2 * 86_400)
     await asyncio.gather(*(soon(h.expire_due(d, limit=10)) for d in (later, other, later, other)))
     while await h.expire_due(later) > 0:
         pass

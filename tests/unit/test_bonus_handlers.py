@@ -10,7 +10,7 @@ import pytest
 from libs.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.bonus import handlers as h
 from services.bonus.domain import DAY, OrderLine, Program, Tier, order_points
-from tests.unit.bonus_fakes import FakeBonusStore, FakeBonusUnitOfWork
+from tests.unit.bonus_fakes import FakeBonusStore, FakeBonusUnitOfWork, FakeSignals
 from tests.unit.fakes import FakeClock
 
 T0 = 1_700_000_000.0
@@ -33,10 +33,13 @@ def gbp_program(**changes: object) -> Program:
 class World:
     store: FakeBonusStore = field(default_factory=FakeBonusStore)
     clock: FakeClock = field(default_factory=lambda: FakeClock(T0))
+    signals: FakeSignals = field(default_factory=FakeSignals)
 
     @property
     def deps(self) -> h.BonusDeps:
-        return h.BonusDeps(uow=lambda: FakeBonusUnitOfWork(self.store), clock=self.clock)
+        return h.BonusDeps(
+            uow=lambda: FakeBonusUnitOfWork(self.store), clock=self.clock, signals=self.signals
+        )
 
     async def program(self, **changes: object) -> Program:
         return await h.create_program(self.deps, gbp_program(**changes), "GBP")

@@ -1,0 +1,71 @@
+"""CustomerSignals over segmentation's contract (EvaluateSegments, EvaluateConditions).
+
+Each call carries its own deadline (the caller's budget for segmentation, shorter than its own),
+is not retried (a retry would spend the budget the quote answers within), and any failure
+(slow, down, refused) answers None: the caller degrades and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import grpc
+from backcrm.common.v1 import common_pb2
+from backcrm.segmentation.v1 import condition_pb2
+from backcrm.segmentation.v1 import segmentation_service_pb2 as seg_pb
+
+from libs.client import Client
+from services.bonus.ports import CustomerSignals
+
+__all__ = ["SegmentationSignals"]
+
+log = logging.getLogger(__name__)
+
+
+class SegmentationSignals(CustomerSignals):
+    def __init__(self, client: Callable[[], Client]) -> None:
+        # The client exists once the server listens (segmentation may be this very process).
+        self._client = client
+
+    async def segments(
+        self,
+        customer_id: str,
+        segment_ids: Sequence[str],
+        context: common_pb2.Context | None,
+        timeout: float,
+    ) -> frozenset[str] | None:
+        if not segment_ids:
+            return frozenset()
+        request = seg_pb.EvaluateSegmentsRequest(
+            customer=common_pb2.CustomerRef(customer_id=customer_id),
+            segment_ids=list(segment_ids),
+            context=context,
+        )
+        try:
+            reply = await self._client().segmentation.EvaluateSegments(request, timeout=timeout)
+        except grpc.aio.AioRpcError as err:
+            log.warning("segmentation EvaluateSegments failed: %s", err.code().name)
+            return None
+        return frozenset(reply.segment_ids)
+
+    async def conditions(
+        self,
+        customer_id: str,
+        conditions: Sequence[condition_pb2.Condition],
+        context: common_pb2.Context | None,
+        timeout: float,
+    ) -> list[bool] | None:
+        if not conditions:
+            return []
+        request = seg_pb.EvaluateConditionsRequest(
+            customer=common_pb2.CustomerRef(customer_id=customer_id),
+            conditions=list(conditions),
+            context=context,
+        )
+        try:
+            reply = await self._client().segmentation.EvaluateConditions(request, timeout=timeout)
+        except grpc.aio.AioRpcError as err:
+            log.warning("segmentation EvaluateConditions failed: %s", err.code().name)
+            return None
+        return list(reply.matched)
