@@ -2,15 +2,15 @@
 
     python -m tests.load.bench [--duration 10] [--concurrency 16,64]
                                [--backends embedded,postgres] [--skip-import]
-                               [--suites profile,segmentation] [--seg-customers 1000]
+                               [--suites profile,segmentation,bonus] [--seg-customers 1000]
                                [--lag-seconds 20] [--build-customers 1000000]
                                [--output FILE.md] [--json FILE.json]
 
 Every server under test runs in its own process (tests.load.bench_server) and the load
 generator in this one, the echo server exactly like the profile service, so on a 2-core
 machine each side gets a core. The segmentation suite (tests.load.segbench) serves profile and
-segmentation together, as `backcrm serve all`. See docs/benchmarks.md for what is measured
-and how.
+segmentation together, as `backcrm serve all`, and the bonus suite (tests.load.bonusbench) all
+three. See docs/benchmarks.md for what is measured and how.
 
 It is a report, not a test: targets are printed with PASS/MISS and the exit code is 0
 unless the harness itself broke.
@@ -113,6 +113,7 @@ class Report:
     imports: list[ImportResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     segmentation: Any = None  # tests.load.segbench.SegmentationResults
+    bonus: Any = None  # tests.load.bonusbench.BonusResults
 
 
 def _progress(message: str) -> None:
@@ -507,6 +508,10 @@ def _targets(report: Report) -> list[str]:
         from tests.load.segbench import segmentation_targets
 
         lines += segmentation_targets(report.segmentation)
+    if report.bonus is not None:
+        from tests.load.bonusbench import bonus_targets
+
+        lines += bonus_targets(report.bonus)
     for result in report.imports:
         if result.seconds is None:
             lines.append(
@@ -568,6 +573,12 @@ def render(report: Report) -> str:
         notes += [f"- {n}" for n in report.segmentation.notes]
         notes += [f"- lag, {lag.backend}: {lag.note}" for lag in report.segmentation.lags]
         notes += [f"- build: {b.note}" for b in report.segmentation.builds if b.note]
+    if report.bonus is not None:
+        from tests.load.bonusbench import render_bonus
+
+        lines += render_bonus(report.bonus)
+        notes += [f"- {n}" for n in report.bonus.notes]
+        notes += [f"- pause, {p.backend}: {p.note}" for p in report.bonus.pauses if p.note]
     lines += ["### Targets", "", *_targets(report), ""]
     if notes or errors or report.notes:
         lines += ["### Notes", "", *notes, *errors, *(f"- {n}" for n in report.notes), ""]
@@ -606,6 +617,7 @@ def to_json(report: Report) -> dict[str, Any]:
         ],
         "imports": [i.__dict__ for i in report.imports],
         "segmentation": _segmentation_json(report),
+        "bonus": _bonus_json(report),
         "targets": _targets(report),
     }
 
@@ -616,6 +628,14 @@ def _segmentation_json(report: Report) -> dict[str, Any] | None:
     from tests.load.segbench import segmentation_json
 
     return segmentation_json(report.segmentation)
+
+
+def _bonus_json(report: Report) -> dict[str, Any] | None:
+    if report.bonus is None:
+        return None
+    from tests.load.bonusbench import bonus_json
+
+    return bonus_json(report.bonus)
 
 
 # ---------------------------------------------------------------- orchestration
@@ -655,6 +675,11 @@ def run(opts: Options) -> Report:
 
             report.segmentation = run_segmentation(opts, workdir, echo)
             report.rows += report.segmentation.rows
+        if "bonus" in opts.suites:
+            from tests.load.bonusbench import run_bonus
+
+            report.bonus = run_bonus(opts, workdir, echo)
+            report.rows += report.bonus.rows
         if not opts.skip_import and "profile" in opts.suites:
             for backend in opts.backends:
                 print(
