@@ -16,13 +16,13 @@ from libs.outbox import OutboxRelay
 from libs.resolver import profile_resolver
 from libs.rpc.service import RpcService
 from libs.runtime import Peers, Resources, every
+from libs.signals import SegmentationSignals
 from libs.topics import PROFILE_DELETED
 from services.bonus.entrypoint import bonus_service
 from services.bonus.handlers import BonusDeps, erase_customer, expire_due
 from services.bonus.models import BonusOutboxRow
 from services.bonus.render import encode_movement, encode_program
 from services.bonus.repository import SqlBonusUnitOfWork
-from services.bonus.signals import SegmentationSignals
 
 __all__ = ["BonusApp"]
 

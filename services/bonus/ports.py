@@ -11,9 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Self
 
-from backcrm.common.v1 import common_pb2
-from backcrm.segmentation.v1 import condition_pb2
-
+from libs.signals import CustomerSignals  # re-exported: the port bonus asks segmentation by
 from services.bonus.domain import Lot, Movement, Program
 
 __all__ = ["AccountState", "BonusUnitOfWork", "CustomerSignals"]
@@ -120,32 +118,3 @@ class BonusUnitOfWork(abc.ABC):
     @abc.abstractmethod
     async def announce_program(self, program: Program) -> None:
         """Publishes ProgramChanged (outbox) in this transaction."""
-
-
-class CustomerSignals(abc.ABC):
-    """What bonus asks segmentation about a customer, within a deadline. Every method answers
-    None when segmentation is slow or down (the caller then degrades and says so) instead of
-    raising: a quote or an accrual must not fail because segmentation is.
-
-    The gRPC adapter is `services.bonus.signals.SegmentationSignals`; the unit tests use a
-    fake (tests/unit/bonus_fakes.py)."""
-
-    @abc.abstractmethod
-    async def segments(
-        self,
-        customer_id: str,
-        segment_ids: Sequence[str],
-        context: common_pb2.Context | None,
-        timeout: float,
-    ) -> frozenset[str] | None:
-        """Which of `segment_ids` the customer is in for this request (EvaluateSegments)."""
-
-    @abc.abstractmethod
-    async def conditions(
-        self,
-        customer_id: str,
-        conditions: Sequence[condition_pb2.Condition],
-        context: common_pb2.Context | None,
-        timeout: float,
-    ) -> list[bool] | None:
-        """Whether the customer meets each condition, in order (EvaluateConditions)."""

@@ -1,4 +1,5 @@
-"""CustomerSignals over segmentation's contract (EvaluateSegments, EvaluateConditions).
+"""What services ask segmentation about a customer (`CustomerSignals`), and its adapter over
+segmentation's contract (EvaluateSegments, EvaluateConditions).
 
 Each call carries its own deadline (the caller's budget for segmentation, shorter than its own),
 is not retried (a retry would spend the budget the quote answers within), and any failure
@@ -7,6 +8,7 @@ is not retried (a retry would spend the budget the quote answers within), and an
 
 from __future__ import annotations
 
+import abc
 import logging
 from collections.abc import Callable, Sequence
 
@@ -16,11 +18,39 @@ from backcrm.segmentation.v1 import condition_pb2
 from backcrm.segmentation.v1 import segmentation_service_pb2 as seg_pb
 
 from libs.client import Client
-from services.bonus.ports import CustomerSignals
 
-__all__ = ["SegmentationSignals"]
+__all__ = ["CustomerSignals", "SegmentationSignals"]
 
 log = logging.getLogger(__name__)
+
+
+class CustomerSignals(abc.ABC):
+    """What a service asks segmentation about a customer, within a deadline. Every method
+    answers None when segmentation is slow or down (the caller then degrades and says so)
+    instead of raising: a quote or an ad selection must not fail because segmentation is.
+
+    The gRPC adapter is `SegmentationSignals` below; unit tests use
+    tests/unit/signal_fakes.py FakeSignals."""
+
+    @abc.abstractmethod
+    async def segments(
+        self,
+        customer_id: str,
+        segment_ids: Sequence[str],
+        context: common_pb2.Context | None,
+        timeout: float,
+    ) -> frozenset[str] | None:
+        """Which of `segment_ids` the customer is in for this request (EvaluateSegments)."""
+
+    @abc.abstractmethod
+    async def conditions(
+        self,
+        customer_id: str,
+        conditions: Sequence[condition_pb2.Condition],
+        context: common_pb2.Context | None,
+        timeout: float,
+    ) -> list[bool] | None:
+        """Whether the customer meets each condition, in order (EvaluateConditions)."""
 
 
 class SegmentationSignals(CustomerSignals):
