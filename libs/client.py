@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
+from backcrm.ads.v1 import ads_service_pb2, ads_service_pb2_grpc
 from backcrm.bonus.v1 import bonus_service_pb2, bonus_service_pb2_grpc
 from backcrm.profile.v1 import profile_service_pb2, profile_service_pb2_grpc
 from backcrm.segmentation.v1 import segmentation_service_pb2, segmentation_service_pb2_grpc
@@ -28,6 +29,7 @@ CONTRACTS: dict[str, ServiceDescriptor] = {
     "profile": profile_service_pb2.DESCRIPTOR.services_by_name["ProfileService"],
     "segmentation": segmentation_service_pb2.DESCRIPTOR.services_by_name["SegmentationService"],
     "bonus": bonus_service_pb2.DESCRIPTOR.services_by_name["BonusService"],
+    "ads": ads_service_pb2.DESCRIPTOR.services_by_name["AdsService"],
 }
 SERVICES = tuple(contract.full_name for contract in CONTRACTS.values())
 SERVICE_CONFIG = {
@@ -122,6 +124,7 @@ class Client:
             channel("segmentation")
         )
         self.bonus = bonus_service_pb2_grpc.BonusServiceStub(channel("bonus"))
+        self.ads = ads_service_pb2_grpc.AdsServiceStub(channel("ads"))
 
     async def close(self) -> None:
         for channel in self._channels.values():

@@ -75,6 +75,23 @@ class Settings(BaseSettings):
     bonus_expiry_seconds: float = Field(
         default=3600.0, gt=0, description="how often points past their expiry are recorded"
     )
+    ads_tracking_keys: str = Field(
+        default="",
+        description='ads: JSON {"key id": "secret"} signing tracking tokens; empty: a dev key '
+        "derived from the database URL (set it in production)",
+    )
+    ads_tracking_key_id: str = Field(
+        default="", description="ads: the key id new tracking tokens are signed with"
+    )
+    ads_segment_timeout_seconds: float = Field(
+        default=0.05, gt=0, description="ads: how long SelectAds waits for segmentation"
+    )
+    ads_reservation_seconds: float = Field(
+        default=60.0, gt=0, description="ads: how long a selection holds budget/cap room"
+    )
+    ads_catalog_check_seconds: float = Field(
+        default=0.5, gt=0, description="ads: how often each process compares its campaign cache"
+    )
     outbox_poll_seconds: float = Field(default=0.5, description="outbox relay idle poll")
     bus_retention_seconds: float = Field(
         default=7 * 86_400.0,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from backcrm.ads.v1.ads_service_pb2 import CampaignChanged, InteractionRecorded
 from backcrm.bonus.v1.bonus_service_pb2 import ProgramChanged, TransactionRecorded
 from backcrm.common.v1.common_pb2 import EventEnvelope
 from backcrm.profile.v1.profile_service_pb2 import ProfileChanged, ProfileDeleted, ProfilesMerged
@@ -24,6 +25,8 @@ from google.protobuf.message import Message
 from libs.bus.envelope import new_envelope, unpack
 
 __all__ = [
+    "ADS_CAMPAIGNS",
+    "ADS_INTERACTIONS",
     "BONUS_PROGRAMS",
     "BONUS_TRANSACTIONS",
     "PROFILE_CHANGED",
@@ -76,3 +79,7 @@ SEGMENTATION_SEGMENTS = Topic("segmentation.segments", SegmentChanged)
 BONUS_PROGRAMS = Topic("bonus.programs", ProgramChanged)
 # Every ledger movement, once recorded.
 BONUS_TRANSACTIONS = Topic("bonus.transactions", TransactionRecorded)
+# An ads campaign created or changed (every ads process refreshes its campaign cache).
+ADS_CAMPAIGNS = Topic("ads.campaigns", CampaignChanged)
+# A counted ad interaction (impression, click, conversion); duplicates are not published.
+ADS_INTERACTIONS = Topic("ads.interactions", InteractionRecorded)

@@ -15,6 +15,8 @@ from types import MappingProxyType
 from google.protobuf.descriptor import ServiceDescriptor
 
 from libs.runtime import AppFactory
+from services.ads.app import AdsApp
+from services.ads.entrypoint import CONTRACT as ADS_CONTRACT
 from services.bonus.app import BonusApp
 from services.bonus.entrypoint import CONTRACT as BONUS_CONTRACT
 from services.profile.app import ProfileApp
@@ -37,6 +39,7 @@ SERVICES: Mapping[str, Registered] = MappingProxyType(
         "profile": Registered(ProfileApp.build, PROFILE_CONTRACT),
         "segmentation": Registered(SegmentationApp.build, SEGMENTATION_CONTRACT),
         "bonus": Registered(BonusApp.build, BONUS_CONTRACT),
+        "ads": Registered(AdsApp.build, ADS_CONTRACT),
     }
 )
 

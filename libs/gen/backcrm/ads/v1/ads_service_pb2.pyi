@@ -27,6 +27,17 @@ class InteractionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INTERACTION_TYPE_IMPRESSION: _ClassVar[InteractionType]
     INTERACTION_TYPE_CLICK: _ClassVar[InteractionType]
     INTERACTION_TYPE_CONVERSION: _ClassVar[InteractionType]
+
+class ExclusionReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXCLUSION_REASON_UNSPECIFIED: _ClassVar[ExclusionReason]
+    EXCLUSION_REASON_STATUS: _ClassVar[ExclusionReason]
+    EXCLUSION_REASON_SCHEDULE: _ClassVar[ExclusionReason]
+    EXCLUSION_REASON_PLACEMENT: _ClassVar[ExclusionReason]
+    EXCLUSION_REASON_TARGETING: _ClassVar[ExclusionReason]
+    EXCLUSION_REASON_FREQUENCY_CAP: _ClassVar[ExclusionReason]
+    EXCLUSION_REASON_BUDGET: _ClassVar[ExclusionReason]
+    EXCLUSION_REASON_RANKED_OUT: _ClassVar[ExclusionReason]
 CAMPAIGN_STATUS_UNSPECIFIED: CampaignStatus
 CAMPAIGN_STATUS_ACTIVE: CampaignStatus
 CAMPAIGN_STATUS_PAUSED: CampaignStatus
@@ -35,6 +46,14 @@ INTERACTION_TYPE_UNSPECIFIED: InteractionType
 INTERACTION_TYPE_IMPRESSION: InteractionType
 INTERACTION_TYPE_CLICK: InteractionType
 INTERACTION_TYPE_CONVERSION: InteractionType
+EXCLUSION_REASON_UNSPECIFIED: ExclusionReason
+EXCLUSION_REASON_STATUS: ExclusionReason
+EXCLUSION_REASON_SCHEDULE: ExclusionReason
+EXCLUSION_REASON_PLACEMENT: ExclusionReason
+EXCLUSION_REASON_TARGETING: ExclusionReason
+EXCLUSION_REASON_FREQUENCY_CAP: ExclusionReason
+EXCLUSION_REASON_BUDGET: ExclusionReason
+EXCLUSION_REASON_RANKED_OUT: ExclusionReason
 
 class Creative(_message.Message):
     __slots__ = ("creative_id", "title", "body", "image_url", "click_url", "placements")
@@ -199,14 +218,26 @@ class ResumeCampaignResponse(_message.Message):
     def __init__(self, campaign: _Optional[_Union[Campaign, _Mapping]] = ...) -> None: ...
 
 class SelectAdsRequest(_message.Message):
-    __slots__ = ("customer", "context", "limit")
+    __slots__ = ("customer", "context", "limit", "explain")
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     customer: _common_pb2.CustomerRef
     context: _common_pb2.Context
     limit: int
-    def __init__(self, customer: _Optional[_Union[_common_pb2.CustomerRef, _Mapping]] = ..., context: _Optional[_Union[_common_pb2.Context, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
+    explain: bool
+    def __init__(self, customer: _Optional[_Union[_common_pb2.CustomerRef, _Mapping]] = ..., context: _Optional[_Union[_common_pb2.Context, _Mapping]] = ..., limit: _Optional[int] = ..., explain: _Optional[bool] = ...) -> None: ...
+
+class ExcludedCandidate(_message.Message):
+    __slots__ = ("campaign_id", "reason", "detail")
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    reason: ExclusionReason
+    detail: str
+    def __init__(self, campaign_id: _Optional[str] = ..., reason: _Optional[_Union[ExclusionReason, str]] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class AdSlot(_message.Message):
     __slots__ = ("campaign_id", "creative", "tracking_token", "brand")
@@ -221,12 +252,16 @@ class AdSlot(_message.Message):
     def __init__(self, campaign_id: _Optional[str] = ..., creative: _Optional[_Union[Creative, _Mapping]] = ..., tracking_token: _Optional[str] = ..., brand: _Optional[str] = ...) -> None: ...
 
 class SelectAdsResponse(_message.Message):
-    __slots__ = ("slots", "customer_id")
+    __slots__ = ("slots", "customer_id", "targeting_degraded", "excluded")
     SLOTS_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGETING_DEGRADED_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_FIELD_NUMBER: _ClassVar[int]
     slots: _containers.RepeatedCompositeFieldContainer[AdSlot]
     customer_id: str
-    def __init__(self, slots: _Optional[_Iterable[_Union[AdSlot, _Mapping]]] = ..., customer_id: _Optional[str] = ...) -> None: ...
+    targeting_degraded: bool
+    excluded: _containers.RepeatedCompositeFieldContainer[ExcludedCandidate]
+    def __init__(self, slots: _Optional[_Iterable[_Union[AdSlot, _Mapping]]] = ..., customer_id: _Optional[str] = ..., targeting_degraded: _Optional[bool] = ..., excluded: _Optional[_Iterable[_Union[ExcludedCandidate, _Mapping]]] = ...) -> None: ...
 
 class RecordInteractionRequest(_message.Message):
     __slots__ = ("tracking_token", "type", "occurred_at")
@@ -239,14 +274,16 @@ class RecordInteractionRequest(_message.Message):
     def __init__(self, tracking_token: _Optional[str] = ..., type: _Optional[_Union[InteractionType, str]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RecordInteractionResponse(_message.Message):
-    __slots__ = ("counted", "campaign_id", "creative_id")
+    __slots__ = ("counted", "campaign_id", "creative_id", "over_limit")
     COUNTED_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     CREATIVE_ID_FIELD_NUMBER: _ClassVar[int]
+    OVER_LIMIT_FIELD_NUMBER: _ClassVar[int]
     counted: bool
     campaign_id: str
     creative_id: str
-    def __init__(self, counted: _Optional[bool] = ..., campaign_id: _Optional[str] = ..., creative_id: _Optional[str] = ...) -> None: ...
+    over_limit: bool
+    def __init__(self, counted: _Optional[bool] = ..., campaign_id: _Optional[str] = ..., creative_id: _Optional[str] = ..., over_limit: _Optional[bool] = ...) -> None: ...
 
 class GetCampaignStatsRequest(_message.Message):
     __slots__ = ("campaign_id",)
@@ -267,7 +304,7 @@ class CreativeStats(_message.Message):
     def __init__(self, creative_id: _Optional[str] = ..., impressions: _Optional[int] = ..., clicks: _Optional[int] = ..., conversions: _Optional[int] = ...) -> None: ...
 
 class GetCampaignStatsResponse(_message.Message):
-    __slots__ = ("campaign_id", "impressions", "clicks", "conversions", "reach", "impressions_today", "creatives")
+    __slots__ = ("campaign_id", "impressions", "clicks", "conversions", "reach", "impressions_today", "creatives", "budget_left")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     IMPRESSIONS_FIELD_NUMBER: _ClassVar[int]
     CLICKS_FIELD_NUMBER: _ClassVar[int]
@@ -275,6 +312,7 @@ class GetCampaignStatsResponse(_message.Message):
     REACH_FIELD_NUMBER: _ClassVar[int]
     IMPRESSIONS_TODAY_FIELD_NUMBER: _ClassVar[int]
     CREATIVES_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_LEFT_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     impressions: int
     clicks: int
@@ -282,7 +320,8 @@ class GetCampaignStatsResponse(_message.Message):
     reach: int
     impressions_today: int
     creatives: _containers.RepeatedCompositeFieldContainer[CreativeStats]
-    def __init__(self, campaign_id: _Optional[str] = ..., impressions: _Optional[int] = ..., clicks: _Optional[int] = ..., conversions: _Optional[int] = ..., reach: _Optional[int] = ..., impressions_today: _Optional[int] = ..., creatives: _Optional[_Iterable[_Union[CreativeStats, _Mapping]]] = ...) -> None: ...
+    budget_left: int
+    def __init__(self, campaign_id: _Optional[str] = ..., impressions: _Optional[int] = ..., clicks: _Optional[int] = ..., conversions: _Optional[int] = ..., reach: _Optional[int] = ..., impressions_today: _Optional[int] = ..., creatives: _Optional[_Iterable[_Union[CreativeStats, _Mapping]]] = ..., budget_left: _Optional[int] = ...) -> None: ...
 
 class InteractionRecorded(_message.Message):
     __slots__ = ("campaign_id", "creative_id", "customer_id", "type", "occurred_at", "placement", "channel")

@@ -1,0 +1,413 @@
+"""The ads use cases: plain async functions over the ports (no grpc, no protobuf messages of
+their own; a request's Context travels through opaque to segmentation).
+
+Campaign writes are one unit of work each, under the campaign's row lock, inside
+`retry_conflicts`, and bump the catalogue version and publish CampaignChanged in the same
+transaction. SelectAds reads the process's campaign cache (`catalog.py`), asks segmentation
+once per request (with a short deadline; no answer degrades to untargeted campaigns), and
+reserves room in the shared counters for the campaigns with a budget or a frequency cap.
+RecordInteraction settles the reservation of an impression and claims (token, type) once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from libs.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from libs.retry import retry_conflicts
+from services.ads.catalog import CampaignCache, Live
+from services.ads.domain import (
+    ACTIVE,
+    ENDED,
+    PAUSED,
+    Campaign,
+    Creative,
+    day_of,
+    new_id,
+    rank,
+)
+from services.ads.ports import AdsUnitOfWork, Counters, CustomerSignals, Interaction, Stats
+from services.ads.tokens import TOKEN_TTL, Signer, Ticket
+from services.segmentation.conditions import evaluate
+from services.segmentation.facts import ContextFacts, CustomerFacts
+
+__all__ = [
+    "AdsDeps",
+    "Excluded",
+    "Recorded",
+    "RequestContext",
+    "Selection",
+    "Slot",
+    "campaign_stats",
+    "create_campaign",
+    "erase_customer",
+    "get_campaign",
+    "list_campaigns",
+    "record_interaction",
+    "select_ads",
+    "set_status",
+    "update_campaign",
+]
+
+log = logging.getLogger(__name__)
+
+# Exclusion reasons (ExclusionReason without its prefix).
+STATUS, SCHEDULE, PLACEMENT, TARGETING = "STATUS", "SCHEDULE", "PLACEMENT", "TARGETING"
+RANKED_OUT = "RANKED_OUT"
+
+
+@dataclass(frozen=True)
+class AdsDeps:
+    uow: Callable[[], AdsUnitOfWork]
+    clock: Callable[[], float]
+    signals: CustomerSignals
+    counters: Counters
+    cache: CampaignCache
+    signer: Signer
+    # segmentation's share of a SelectAds deadline
+    segment_timeout: float = 0.05
+    # how long a selection holds room in a limited campaign for its impression
+    reservation_seconds: float = 60.0
+    attempts: int = 8
+    rng: random.Random = field(default_factory=random.Random)
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    placement: str
+    channel: int
+    facts: ContextFacts  # for conditions evaluated here
+    message: Any = None  # the request's Context as received, passed on to segmentation
+
+
+@dataclass(frozen=True)
+class Slot:
+    campaign: Campaign
+    creative: Creative
+    token: str
+
+
+@dataclass(frozen=True)
+class Excluded:
+    campaign_id: str
+    reason: str
+    detail: str
+
+
+@dataclass
+class Selection:
+    customer_id: str
+    slots: list[Slot] = field(default_factory=list)
+    degraded: bool = False
+    excluded: list[Excluded] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    counted: bool
+    campaign_id: str
+    creative_id: str
+    over_limit: bool = False
+
+
+# ---------------------------------------------------------------------------------- campaigns
+
+
+async def _campaign(uow: AdsUnitOfWork, campaign_id: str, for_update: bool = False) -> Campaign:
+    campaign = await uow.campaign(campaign_id, for_update=for_update)
+    if campaign is None:
+        raise NotFound(f"no campaign {campaign_id!r}", reason="CAMPAIGN_NOT_FOUND")
+    return campaign
+
+
+def _with_creative_ids(campaign: Campaign) -> Campaign:
+    creatives = tuple(
+        c if c.creative_id else replace(c, creative_id=new_id()[:16]) for c in campaign.creatives
+    )
+    return replace(campaign, creatives=creatives)
+
+
+async def create_campaign(deps: AdsDeps, campaign: Campaign) -> Campaign:
+    now = deps.clock()
+    created = _with_creative_ids(
+        replace(campaign, campaign_id=new_id(), created_at=now, updated_at=now)
+    )
+    async with deps.uow() as uow:
+        await uow.add_campaign(created)
+        await uow.announce(created, created.status_at(now), now)
+        await uow.commit()
+    return created
+
+
+async def get_campaign(deps: AdsDeps, campaign_id: str) -> Campaign:
+    async with deps.uow() as uow:
+        return await _campaign(uow, campaign_id)
+
+
+def _ended(campaign: Campaign) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"campaign {campaign.campaign_id!r} has ended", reason="CAMPAIGN_ENDED"
+    )
+
+
+async def update_campaign(deps: AdsDeps, campaign_id: str, fields: dict[str, Any]) -> Campaign:
+    """Applies the validated fields to the campaign as committed, under its row lock: two
+    concurrent updates of different fields both stick."""
+
+    async def attempt() -> Campaign:
+        now = deps.clock()
+        async with deps.uow() as uow:
+            current = await _campaign(uow, campaign_id, for_update=True)
+            if current.status_at(now) == ENDED and "status" in fields:
+                raise _ended(current)
+            updated = _with_creative_ids(replace(current, **fields, updated_at=now))
+            start, end = updated.start_time, updated.end_time
+            if start is not None and end is not None and end <= start:
+                raise InvalidArgument(
+                    "campaign.schedule.end_time", "must be after schedule.start_time"
+                )
+            await uow.save_campaign(updated)
+            await uow.announce(updated, updated.status_at(now), now)
+            await uow.commit()
+            return updated
+
+    return await retry_conflicts(attempt, attempts=deps.attempts)
+
+
+async def set_status(deps: AdsDeps, campaign_id: str, status: str) -> Campaign:
+    """Pause (PAUSED) or resume (ACTIVE); idempotent: the same status again changes nothing
+    and publishes nothing. An ended campaign is FAILED_PRECONDITION (CAMPAIGN_ENDED)."""
+
+    async def attempt() -> Campaign:
+        now = deps.clock()
+        async with deps.uow() as uow:
+            current = await _campaign(uow, campaign_id, for_update=True)
+            if current.status_at(now) == ENDED:
+                raise _ended(current)
+            if current.status == status:
+                return current
+            updated = replace(current, status=status, updated_at=now)
+            await uow.save_campaign(updated)
+            await uow.announce(updated, status, now)
+            await uow.commit()
+            return updated
+
+    assert status in (ACTIVE, PAUSED)
+    return await retry_conflicts(attempt, attempts=deps.attempts)
+
+
+async def list_campaigns(
+    deps: AdsDeps, status: str, brand: str, after: tuple[float, str] | None, limit: int
+) -> tuple[list[Campaign], tuple[float, str] | None]:
+    """A page, newest first, and the position the next page starts after (None: last)."""
+    async with deps.uow() as uow:
+        rows = await uow.list_campaigns(status, brand, deps.clock(), after, limit + 1)
+    page = rows[:limit]
+    following = (page[-1].created_at, page[-1].campaign_id) if len(rows) > limit else None
+    return page, following
+
+
+# ---------------------------------------------------------------------------------- selection
+
+
+def _context_matches(node: Any, facts: ContextFacts, now: float) -> bool:
+    nobody = CustomerFacts(customer_id="")
+    return evaluate(node, nobody, [], replace(facts, now=now), now, lambda _s: False).matched
+
+
+async def select_ads(
+    deps: AdsDeps, customer_id: str, context: RequestContext, limit: int, explain: bool
+) -> Selection:
+    now = deps.clock()
+    out = Selection(customer_id)
+    excluded: list[Excluded] = []
+
+    def leave_out(c: Campaign, reason: str, detail: str) -> None:
+        excluded.append(Excluded(c.campaign_id, reason, detail))
+
+    # status, schedule, placement: from the cache, no I/O
+    candidates: list[tuple[Live, Creative]] = []
+    for entry in (await deps.cache.current()).values():
+        c = entry.campaign
+        if c.status_at(now) != ACTIVE:
+            leave_out(c, STATUS, f"the campaign is {c.status_at(now)}")
+            continue
+        if not c.in_schedule(now):
+            leave_out(c, SCHEDULE, "outside schedule.start_time..end_time")
+            continue
+        creative = c.creative_for(context.placement, deps.rng)
+        if creative is None:
+            leave_out(c, PLACEMENT, f"no creative fits placement {context.placement!r}")
+            continue
+        candidates.append((entry, creative))
+
+    # targeting: one question to segmentation for every segment the candidates name
+    members: frozenset[str] | None = frozenset()
+    segment_ids = sorted(
+        {
+            s
+            for e, _ in candidates
+            for s in (*e.campaign.include_segment_ids, *e.campaign.exclude_segment_ids)
+        }
+    )
+    if customer_id and segment_ids:
+        members = await deps.signals.segments(
+            customer_id, segment_ids, context.message, deps.segment_timeout
+        )
+        out.degraded |= members is None
+    remote = [e for e, _ in candidates if e.node is not None and not e.context_only]
+    verdicts: dict[str, bool] = {}
+    if customer_id and remote:
+        answers = await deps.signals.conditions(
+            customer_id,
+            [e.condition for e in remote if e.condition is not None],
+            context.message,
+            deps.segment_timeout,
+        )
+        out.degraded |= answers is None
+        if answers is not None:
+            verdicts = {e.campaign.campaign_id: a for e, a in zip(remote, answers, strict=False)}
+
+    eligible: list[tuple[Campaign, Creative]] = []
+    for entry, creative in candidates:
+        c = entry.campaign
+        if c.targeted:
+            if not customer_id:
+                leave_out(c, TARGETING, "targeted at segments; the customer is unknown")
+                continue
+            if members is None:
+                leave_out(c, TARGETING, "targeted at segments; segmentation did not answer")
+                continue
+            if c.include_segment_ids and not members.intersection(c.include_segment_ids):
+                leave_out(c, TARGETING, "not in any of include_segment_ids")
+                continue
+            if members.intersection(c.exclude_segment_ids):
+                leave_out(c, TARGETING, "in one of exclude_segment_ids")
+                continue
+        if entry.node is not None:
+            if entry.context_only:
+                matched = _context_matches(entry.node, context.facts, now)
+            elif c.campaign_id in verdicts:
+                matched = verdicts[c.campaign_id]
+            else:
+                why = (
+                    "the customer is unknown" if not customer_id else "segmentation did not answer"
+                )
+                leave_out(c, TARGETING, f"the context condition reads the customer; {why}")
+                continue
+            if not matched:
+                leave_out(c, TARGETING, "targeting.context does not match")
+                continue
+        eligible.append((c, creative))
+
+    creatives = {c.campaign_id: creative for c, creative in eligible}
+    for c in rank([c for c, _ in eligible], deps.rng):
+        if len(out.slots) >= limit:
+            leave_out(c, RANKED_OUT, f"ranked below the {limit} slot(s) asked for")
+            continue
+        slot_id = new_id()
+        if c.limited:
+            try:
+                verdict = await deps.counters.reserve(
+                    c, customer_id, slot_id, now, deps.reservation_seconds
+                )
+            except Unavailable:
+                log.warning("ads counters unreachable: limited campaigns are not served")
+                leave_out(c, "BUDGET", "budget and cap counters are unreachable")
+                continue
+            if verdict:
+                detail = (
+                    "the customer's frequency cap is reached"
+                    if verdict == "CAP"
+                    else "the budget is spent or held by selections in flight"
+                )
+                leave_out(c, "FREQUENCY_CAP" if verdict == "CAP" else "BUDGET", detail)
+                continue
+        creative = creatives[c.campaign_id]
+        token = deps.signer.sign(
+            Ticket(
+                token_id=slot_id,
+                campaign_id=c.campaign_id,
+                creative_id=creative.creative_id,
+                customer_id=customer_id,
+                placement=context.placement,
+                channel=context.channel,
+                issued_at=now,
+                expires_at=now + TOKEN_TTL,
+            )
+        )
+        out.slots.append(Slot(c, creative, token))
+    if explain:
+        out.excluded = excluded
+    return out
+
+
+# -------------------------------------------------------------------------------- interactions
+
+
+async def _campaign_of(deps: AdsDeps, campaign_id: str) -> Campaign | None:
+    entry = (await deps.cache.current()).get(campaign_id)
+    if entry is not None:
+        return entry.campaign
+    async with deps.uow() as uow:  # ended (not cached) or created a moment ago elsewhere
+        return await uow.campaign(campaign_id)
+
+
+async def record_interaction(
+    deps: AdsDeps, token: str, kind: str, occurred_at: float | None
+) -> Recorded:
+    """Counts (token, kind) once. An impression first settles its selection's reservation
+    (idempotent per selection), so a budget or cap counts it at most once whatever the
+    retries, and an impression with no room left is recorded but not billable."""
+    now = deps.clock()
+    ticket = deps.signer.verify(token, now)
+    day: int | None = day_of(now)
+    if kind == "IMPRESSION":
+        campaign = await _campaign_of(deps, ticket.campaign_id)
+        if campaign is not None and campaign.limited:
+            day = await deps.counters.settle(
+                campaign, ticket.customer_id, ticket.token_id, ticket.issued_at, now
+            )
+    interaction = Interaction(
+        token_id=ticket.token_id,
+        type=kind,
+        campaign_id=ticket.campaign_id,
+        creative_id=ticket.creative_id,
+        customer_id=ticket.customer_id,
+        placement=ticket.placement,
+        channel=ticket.channel,
+        occurred_at=occurred_at if occurred_at is not None else now,
+        day=day if day is not None else day_of(now),
+        billable=day is not None,
+    )
+
+    async def attempt() -> bool:
+        async with deps.uow() as uow:
+            inserted = await uow.record(interaction)
+            await uow.commit()
+            return inserted
+
+    counted = await retry_conflicts(attempt, attempts=deps.attempts)
+    return Recorded(counted, ticket.campaign_id, ticket.creative_id, over_limit=day is None)
+
+
+async def campaign_stats(deps: AdsDeps, campaign_id: str) -> tuple[Campaign, Stats]:
+    async with deps.uow() as uow:
+        campaign = await _campaign(uow, campaign_id)
+        return campaign, await uow.stats(campaign_id, day_of(deps.clock()))
+
+
+async def erase_customer(deps: AdsDeps, customer_id: str, campaign_ids: Sequence[str]) -> None:
+    """profile.deleted: the customer's interactions, holds and cap history go. Idempotent."""
+
+    async def attempt() -> None:
+        async with deps.uow() as uow:
+            await uow.erase_customer(customer_id)
+            await uow.commit()
+
+    await retry_conflicts(attempt, attempts=deps.attempts)
+    await deps.counters.erase_customer(customer_id, campaign_ids)

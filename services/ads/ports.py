@@ -1,0 +1,148 @@
+"""What the ads handlers need: one unit of work (a transaction) at a time, and the shared
+counters that hold budgets and frequency caps across processes.
+
+SQL adapters: `services.ads.repository` (`SqlAdsUnitOfWork`, and `SqlCounters` for the
+embedded default); Redis: `services.ads.counters.RedisCounters`; in-memory fakes:
+tests/unit/ads_fakes.py.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Self
+
+from libs.signals import CustomerSignals  # re-exported: the port ads asks segmentation by
+from services.ads.domain import Campaign
+
+__all__ = [
+    "AdsUnitOfWork",
+    "Counters",
+    "CustomerSignals",
+    "Interaction",
+    "Stats",
+]
+
+# What `Counters.reserve` answers when there is no room.
+BUDGET, CAP = "BUDGET", "CAP"
+
+
+@dataclass(frozen=True)
+class Interaction:
+    token_id: str
+    type: str  # IMPRESSION, CLICK, CONVERSION
+    campaign_id: str
+    creative_id: str
+    customer_id: str
+    placement: str
+    channel: int
+    occurred_at: float
+    day: int  # the UTC day it counts in
+    billable: bool = True
+
+
+@dataclass
+class Stats:
+    impressions: int = 0
+    clicks: int = 0
+    conversions: int = 0
+    reach: int = 0
+    impressions_today: int = 0
+    # creative id -> [impressions, clicks, conversions]
+    creatives: dict[str, list[int]] = field(default_factory=dict)
+
+
+class AdsUnitOfWork(abc.ABC):
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        await self.rollback()
+
+    @abc.abstractmethod
+    async def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    async def rollback(self) -> None: ...
+
+    # campaigns
+    @abc.abstractmethod
+    async def campaign(self, campaign_id: str, *, for_update: bool = False) -> Campaign | None: ...
+
+    @abc.abstractmethod
+    async def add_campaign(self, campaign: Campaign) -> None: ...
+
+    @abc.abstractmethod
+    async def save_campaign(self, campaign: Campaign) -> None: ...
+
+    @abc.abstractmethod
+    async def announce(self, campaign: Campaign, status: str, at: float) -> None:
+        """Bumps the catalogue version and publishes CampaignChanged (outbox), in this
+        transaction."""
+
+    @abc.abstractmethod
+    async def list_campaigns(
+        self,
+        status: str,
+        brand: str,
+        now: float,
+        after: tuple[float, str] | None,
+        limit: int,
+    ) -> list[Campaign]:
+        """Newest first; `status` "" for all (ENDED includes those past end_time);
+        strictly after the (created_at, campaign_id) position when given."""
+
+    @abc.abstractmethod
+    async def catalog_version(self) -> int: ...
+
+    @abc.abstractmethod
+    async def servable_campaigns(self) -> list[Campaign]:
+        """Every campaign not stored as ENDED (the cache filters the rest per request)."""
+
+    # interactions
+    @abc.abstractmethod
+    async def record(self, interaction: Interaction) -> bool:
+        """Inserts it unless its (token, type) is recorded already (True when inserted), and
+        publishes InteractionRecorded (outbox) when it was."""
+
+    @abc.abstractmethod
+    async def stats(self, campaign_id: str, today: int) -> Stats: ...
+
+    @abc.abstractmethod
+    async def erase_customer(self, customer_id: str) -> None:
+        """Deletes the customer's interactions and slots."""
+
+
+class Counters(abc.ABC):
+    """Budgets and frequency caps, shared by every ads process and atomic.
+
+    A selection of a limited campaign reserves one impression (`reserve`) until
+    `now + ttl`; the impression settles it (`settle`); a reservation never settled lapses
+    and its room returns. A reservation is admitted only when settled impressions plus live
+    reservations stay under every limit, so settled impressions never exceed a limit."""
+
+    @abc.abstractmethod
+    async def reserve(
+        self, campaign: Campaign, customer_id: str, slot_id: str, now: float, ttl: float
+    ) -> str:
+        """ "" when reserved; BUDGET or CAP when there is no room."""
+
+    @abc.abstractmethod
+    async def settle(
+        self, campaign: Campaign, customer_id: str, slot_id: str, selected_at: float, now: float
+    ) -> int | None:
+        """Counts the impression of a selection, once per slot (a repeat answers the first
+        answer): the UTC day it counts in (the selection's for a live reservation), or None
+        when its reservation had lapsed (or was never made) and there is no room now."""
+
+    @abc.abstractmethod
+    async def release_lapsed(self, now: float) -> int:
+        """Drops lapsed reservations (where they are not dropped as they are met)."""
+
+    @abc.abstractmethod
+    async def erase_customer(self, customer_id: str, campaign_ids: Sequence[str]) -> None:
+        """Forgets the customer's frequency-cap history."""
+
+    async def close(self) -> None:
+        return None
