@@ -140,6 +140,7 @@ async def create_campaign(deps: AdsDeps, campaign: Campaign) -> Campaign:
         await uow.add_campaign(created)
         await uow.announce(created, created.status_at(now), now)
         await uow.commit()
+    await deps.cache.refresh()  # this process serves it at once; the others on the event
     return created
 
 
@@ -175,7 +176,9 @@ async def update_campaign(deps: AdsDeps, campaign_id: str, fields: dict[str, Any
             await uow.commit()
             return updated
 
-    return await retry_conflicts(attempt, attempts=deps.attempts)
+    updated = await retry_conflicts(attempt, attempts=deps.attempts)
+    await deps.cache.refresh()
+    return updated
 
 
 async def set_status(deps: AdsDeps, campaign_id: str, status: str) -> Campaign:
@@ -197,7 +200,9 @@ async def set_status(deps: AdsDeps, campaign_id: str, status: str) -> Campaign:
             return updated
 
     assert status in (ACTIVE, PAUSED)
-    return await retry_conflicts(attempt, attempts=deps.attempts)
+    changed = await retry_conflicts(attempt, attempts=deps.attempts)
+    await deps.cache.refresh()
+    return changed
 
 
 async def list_campaigns(

@@ -1,0 +1,205 @@
+"""In-memory adapters of the ads ports, for unit tests: no I/O.
+
+`FakeAdsUnitOfWork` has the semantics of `services.ads.repository.SqlAdsUnitOfWork` that the
+handlers rely on: units of work take turns, each works on a private copy of the shared store
+that replaces it on commit, and (token, type) is claimed once. `FakeCounters` keeps the rules
+of the shared counters (settled + live reservations under every limit; a lapsed reservation
+needs room again; a slot settles once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Self
+
+from libs.errors import Conflict
+from services.ads.domain import ENDED, Campaign, day_of
+from services.ads.ports import BUDGET, CAP, AdsUnitOfWork, Counters, Interaction, Stats
+from tests.unit.signal_fakes import FakeSignals
+
+__all__ = ["FakeAdsStore", "FakeAdsUnitOfWork", "FakeCounters", "FakeSignals"]
+
+
+@dataclass
+class _State:
+    campaigns: dict[str, Campaign] = field(default_factory=dict)
+    version: int = 0
+    interactions: dict[tuple[str, str], Interaction] = field(default_factory=dict)
+    published: list[str] = field(default_factory=list)  # "<campaign id>:<status>" / token ids
+
+
+@dataclass
+class FakeAdsStore:
+    state: _State = field(default_factory=_State)
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class FakeAdsUnitOfWork(AdsUnitOfWork):
+    def __init__(self, store: FakeAdsStore) -> None:
+        self._store = store
+        self._s = _State()
+
+    async def __aenter__(self) -> Self:
+        await self._store.turn.acquire()
+        self._s = copy.deepcopy(self._store.state)
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._store.turn.release()
+
+    async def commit(self) -> None:
+        self._store.state = copy.deepcopy(self._s)
+
+    async def rollback(self) -> None:
+        self._s = copy.deepcopy(self._store.state)
+
+    async def campaign(self, campaign_id: str, *, for_update: bool = False) -> Campaign | None:
+        return self._s.campaigns.get(campaign_id)
+
+    async def add_campaign(self, campaign: Campaign) -> None:
+        if campaign.campaign_id in self._s.campaigns:
+            raise Conflict(campaign.campaign_id)
+        self._s.campaigns[campaign.campaign_id] = campaign
+
+    async def save_campaign(self, campaign: Campaign) -> None:
+        self._s.campaigns[campaign.campaign_id] = campaign
+
+    async def announce(self, campaign: Campaign, status: str, at: float) -> None:
+        self._s.version += 1
+        self._s.published.append(f"{campaign.campaign_id}:{status}")
+
+    async def list_campaigns(
+        self, status: str, brand: str, now: float, after: tuple[float, str] | None, limit: int
+    ) -> list[Campaign]:
+        rows = sorted(
+            self._s.campaigns.values(), key=lambda c: (c.created_at, c.campaign_id), reverse=True
+        )
+        out = [
+            c
+            for c in rows
+            if (not status or c.status_at(now) == status)
+            and (not brand or c.brand == brand)
+            and (after is None or (c.created_at, c.campaign_id) < after)
+        ]
+        return out[:limit]
+
+    async def catalog_version(self) -> int:
+        return self._s.version
+
+    async def servable_campaigns(self) -> list[Campaign]:
+        return [c for c in self._s.campaigns.values() if c.status != ENDED]
+
+    async def record(self, interaction: Interaction) -> bool:
+        key = (interaction.token_id, interaction.type)
+        if key in self._s.interactions:
+            return False
+        self._s.interactions[key] = interaction
+        self._s.published.append(f"{interaction.token_id}:{interaction.type}")
+        return True
+
+    async def stats(self, campaign_id: str, today: int) -> Stats:
+        out = Stats()
+        reached: set[str] = set()
+        for i in self._s.interactions.values():
+            if i.campaign_id != campaign_id or (i.type == "IMPRESSION" and not i.billable):
+                continue
+            per = out.creatives.setdefault(i.creative_id, [0, 0, 0])
+            per[("IMPRESSION", "CLICK", "CONVERSION").index(i.type)] += 1
+            if i.type == "IMPRESSION":
+                out.impressions += 1
+                out.impressions_today += i.day == today
+                if i.customer_id:
+                    reached.add(i.customer_id)
+            elif i.type == "CLICK":
+                out.clicks += 1
+            else:
+                out.conversions += 1
+        out.reach = len(reached)
+        return out
+
+    async def erase_customer(self, customer_id: str) -> None:
+        self._s.interactions = {
+            k: i for k, i in self._s.interactions.items() if i.customer_id != customer_id
+        }
+
+
+@dataclass
+class _Slot:
+    campaign_id: str
+    customer_id: str
+    created_at: float
+    expires_at: float
+    day: int | None = None  # settled in
+
+
+@dataclass
+class FakeCounters(Counters):
+    slots: dict[str, _Slot] = field(default_factory=dict)
+    answers: dict[str, int | None] = field(default_factory=dict)
+    down: bool = False
+
+    def _room(self, c: Campaign, customer_id: str, now: float) -> str:
+        mine = [
+            s
+            for s in self.slots.values()
+            if s.campaign_id == c.campaign_id and (s.day is not None or s.expires_at > now)
+        ]
+        pending = sum(1 for s in mine if s.day is None)
+        settled = [s for s in mine if s.day is not None]
+        if c.total_impressions and len(settled) + pending >= c.total_impressions:
+            return BUDGET
+        today = sum(1 for s in settled if s.day == day_of(now))
+        if c.daily_impressions and today + pending >= c.daily_impressions:
+            return BUDGET
+        if c.cap_impressions and customer_id:
+            held = [
+                s
+                for s in mine
+                if s.customer_id == customer_id and s.created_at > now - c.cap_period
+            ]
+            if len(held) >= c.cap_impressions:
+                return CAP
+        return ""
+
+    async def reserve(
+        self, campaign: Campaign, customer_id: str, slot_id: str, now: float, ttl: float
+    ) -> str:
+        if self.down:
+            from libs.errors import CacheUnavailable
+
+            raise CacheUnavailable("counters down")
+        verdict = self._room(campaign, customer_id, now)
+        if not verdict:
+            self.slots[slot_id] = _Slot(campaign.campaign_id, customer_id, now, now + ttl)
+        return verdict
+
+    async def settle(
+        self, campaign: Campaign, customer_id: str, slot_id: str, selected_at: float, now: float
+    ) -> int | None:
+        if slot_id in self.answers:
+            return self.answers[slot_id]
+        slot = self.slots.get(slot_id)
+        answer: int | None
+        if slot is not None and slot.expires_at > now:
+            slot.day = answer = day_of(selected_at)
+        else:
+            self.slots.pop(slot_id, None)
+            if self._room(campaign, customer_id, now):
+                answer = None
+            else:
+                answer = day_of(now)
+                self.slots[slot_id] = _Slot(campaign.campaign_id, customer_id, now, now, answer)
+        self.answers[slot_id] = answer
+        return answer
+
+    async def release_lapsed(self, now: float) -> int:
+        lapsed = [k for k, s in self.slots.items() if s.day is None and s.expires_at <= now]
+        for key in lapsed:
+            del self.slots[key]
+        return len(lapsed)
+
+    async def erase_customer(self, customer_id: str, campaign_ids: Sequence[str]) -> None:
+        self.slots = {k: s for k, s in self.slots.items() if s.customer_id != customer_id}
