@@ -49,6 +49,7 @@ TOKENS = {
     "reader": ("tok-reader", ["profile:read", "segments:read"]),
     "merger": ("tok-merger", ["profile:read", "profile:merge"]),
     "segments": ("tok-segments", ["segments:read"]),
+    "channel": ("tok-channel", ["ads:read", "ads:write"]),  # a web shop asking for ads
     "nobody": ("tok-nobody", []),  # authenticated, allowed nothing
 }
 

@@ -166,7 +166,9 @@ async def test_budgets_and_caps_never_overshoot_under_concurrent_selection(
         cid = campaign.campaign_id
         customers = [uid() for _ in range(5)]
 
-        async def one(i: int) -> int:
+        async def one(
+            i: int, campaign: Campaign = campaign, cid: str = cid, customers: list[str] = customers
+        ) -> int:
             customer = customers[i % len(customers)]
             selection = await soon(racing.select(i, customer, campaign))
             counted = 0
@@ -200,7 +202,7 @@ async def test_a_budget_is_spent_exactly_when_every_selection_is_shown(racing: W
         campaign = await racing.campaign(total_impressions=10)
         cid = campaign.campaign_id
 
-        async def one(i: int) -> None:
+        async def one(i: int, campaign: Campaign = campaign, cid: str = cid) -> None:
             selection = await soon(racing.select(i, uid(), campaign))
             for slot in selection.slots:
                 if slot.campaign.campaign_id == cid:
