@@ -111,7 +111,7 @@ class AdsUnitOfWork(abc.ABC):
 
     @abc.abstractmethod
     async def erase_customer(self, customer_id: str) -> None:
-        """Deletes the customer's interactions and slots."""
+        """Anonymises the customer's interactions and slots (the counts stay, the name goes)."""
 
 
 class Counters(abc.ABC):

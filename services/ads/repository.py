@@ -191,8 +191,12 @@ class SqlAdsUnitOfWork(SqlUnitOfWork, AdsUnitOfWork):
         return out
 
     async def erase_customer(self, customer_id: str) -> None:
-        await self.s.execute(delete(INTERACTIONS).where(INTERACTIONS.c.customer_id == customer_id))
-        await self.s.execute(delete(SLOTS).where(SLOTS.c.customer_id == customer_id))
+        # Anonymised, not deleted: the campaign's counts (and the budget spent) stay true,
+        # and nothing names the customer any more (its cap history is gone with the name).
+        for table in (INTERACTIONS, SLOTS):
+            await self.s.execute(
+                update(table).where(table.c.customer_id == customer_id).values(customer_id="")
+            )
 
 
 class SqlCounters(Counters):
@@ -322,4 +326,4 @@ class SqlCounters(Counters):
         return int(getattr(gone, "rowcount", 0) or 0)
 
     async def erase_customer(self, customer_id: str, campaign_ids: Sequence[str]) -> None:
-        return None  # the slots go with the customer's interactions (SqlAdsUnitOfWork)
+        return None  # the slots are anonymised with the interactions (SqlAdsUnitOfWork)

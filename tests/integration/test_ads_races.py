@@ -19,9 +19,11 @@ from typing import TypeVar
 
 import pytest
 from backcrm.common.v1 import common_pb2
+from backcrm.profile.v1.profile_service_pb2 import ProfileDeleted
 from sqlalchemy import func, select
 
 from libs.runtime import Peers, Resources
+from libs.topics import PROFILE_DELETED
 from services.ads import handlers as h
 from services.ads.app import AdsApp
 from services.ads.domain import Campaign, Creative
@@ -229,3 +231,26 @@ async def test_concurrent_retries_of_one_interaction_count_once(racing: World) -
         )
         assert sum(r.counted for r in results) == 2
     assert await racing.rows(campaign.campaign_id, type="CLICK") == 5
+
+
+async def test_profile_deleted_forgets_the_customer_but_not_the_counts(two: World) -> None:
+    campaign = await two.campaign(total_impressions=50, cap_impressions=1, cap_period=3600.0)
+    who = uid()
+    (slot,) = (await two.select(0, who, campaign)).slots
+    assert (await h.record_interaction(two.deps(0), slot.token, "IMPRESSION", None)).counted
+    assert (await h.record_interaction(two.deps(0), slot.token, "CLICK", None)).counted
+    capped = await two.select(0, who, campaign, explain=True)
+    assert [e.reason for e in capped.excluded if e.campaign_id == campaign.campaign_id] == [
+        "FREQUENCY_CAP"
+    ]
+    bus = two.apps[0].bus
+    await bus.publish(PROFILE_DELETED.name, [PROFILE_DELETED.pack(ProfileDeleted(customer_id=who))])
+
+    async def forgotten() -> bool:
+        return await two.rows(campaign.campaign_id, customer_id=who) == 0
+
+    await eventually(forgotten, "the customer's interactions to be anonymised")
+    assert await two.rows(campaign.campaign_id) == 2  # the counts stay
+    _, stats = await h.campaign_stats(two.deps(0), campaign.campaign_id)
+    assert (stats.impressions, stats.clicks, stats.reach) == (1, 1, 0)
+    assert len((await two.select(0, who, campaign)).slots) == 1  # no cap history left

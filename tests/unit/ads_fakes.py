@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Self
 
 from libs.errors import Conflict
@@ -122,7 +122,8 @@ class FakeAdsUnitOfWork(AdsUnitOfWork):
 
     async def erase_customer(self, customer_id: str) -> None:
         self._s.interactions = {
-            k: i for k, i in self._s.interactions.items() if i.customer_id != customer_id
+            k: replace(i, customer_id="") if i.customer_id == customer_id else i
+            for k, i in self._s.interactions.items()
         }
 
 
@@ -202,4 +203,6 @@ class FakeCounters(Counters):
         return len(lapsed)
 
     async def erase_customer(self, customer_id: str, campaign_ids: Sequence[str]) -> None:
-        self.slots = {k: s for k, s in self.slots.items() if s.customer_id != customer_id}
+        for slot in self.slots.values():
+            if slot.customer_id == customer_id:
+                slot.customer_id = ""
