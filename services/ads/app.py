@@ -139,7 +139,7 @@ class AdsApp:
                 await tail.aclose()  # type: ignore[attr-defined]
 
     async def _on_deleted(self, envelope: EventEnvelope) -> None:
-        campaigns = list(self.deps.cache.campaigns)
+        campaigns = list(await self.deps.cache.current())
         await erase_customer(self.deps, PROFILE_DELETED.unpack(envelope).customer_id, campaigns)
 
     async def _to_profile(self, envelope: EventEnvelope) -> None:
