@@ -29,7 +29,7 @@ from libs.signals import SegmentationSignals
 from libs.topics import ADS_CAMPAIGNS, ADS_INTERACTIONS, PROFILE_DELETED
 from services.ads.catalog import CampaignCache
 from services.ads.entrypoint import ads_service
-from services.ads.handlers import AdsDeps, erase_customer
+from services.ads.handlers import AdsDeps, erase_customer, keep_traffic
 from services.ads.models import AdsOutboxRow
 from services.ads.ports import Counters
 from services.ads.render import encode_change, encode_interaction
@@ -122,7 +122,11 @@ class AdsApp:
                 every(self.check_seconds, self.deps.cache.refresh), name="ads-catalog"
             ),
             asyncio.create_task(every(60.0, release), name="ads-release"),
+            asyncio.create_task(every(5.0, self._keep_traffic), name="ads-traffic"),
         ]
+
+    async def _keep_traffic(self) -> None:
+        await keep_traffic(self.deps)
 
     async def _watch_campaigns(self) -> None:
         # Fan-out, not a group: every process must see every campaign change. A tail misses

@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from libs.errors import CacheUnavailable
 from libs.redis_client import connect
 from services.ads.domain import Campaign, day_of
-from services.ads.ports import BUDGET, CAP, Counters
+from services.ads.ports import BUDGET, CAP, DAILY, Counters
 
 __all__ = ["RedisCounters"]
 
@@ -65,7 +65,7 @@ if total > 0 and tonumber(redis.call('GET', nkey) or '0') + pending >= total the
   verdict = -1
 elseif daily > 0
     and tonumber(redis.call('GET', base .. ':d:' .. today) or '0') + pending >= daily then
-  verdict = -1
+  verdict = -3
 elseif capn > 0 and cust ~= '' then
   redis.call('ZREMRANGEBYSCORE', fkey, '-inf', now - capp)
   if redis.call('ZCARD', fkey) >= capn then verdict = -2 end
@@ -111,6 +111,7 @@ class RedisCounters(Counters):
         now: float,
         ttl: float,
         day: int,
+        daily_limit: int,
     ) -> int:
         args: list[Any] = [
             self._prefix,
@@ -120,7 +121,7 @@ class RedisCounters(Counters):
             int(now * 1000),
             int(ttl * 1000),
             campaign.total_impressions,
-            campaign.daily_impressions,
+            daily_limit,
             campaign.cap_impressions if customer_id else 0,
             int(campaign.cap_period * 1000),
             day,
@@ -134,16 +135,31 @@ class RedisCounters(Counters):
             raise CacheUnavailable(f"ads counters: {type(exc).__name__}") from exc
 
     async def reserve(
-        self, campaign: Campaign, customer_id: str, slot_id: str, now: float, ttl: float
+        self,
+        campaign: Campaign,
+        customer_id: str,
+        slot_id: str,
+        now: float,
+        ttl: float,
+        daily_limit: int,
     ) -> str:
-        verdict = await self._run("reserve", campaign, customer_id, slot_id, now, ttl, day_of(now))
-        return "" if verdict == 1 else (CAP if verdict == -2 else BUDGET)
+        verdict = await self._run(
+            "reserve", campaign, customer_id, slot_id, now, ttl, day_of(now), daily_limit
+        )
+        return {1: "", -2: CAP, -3: DAILY}.get(verdict, BUDGET)
 
     async def settle(
         self, campaign: Campaign, customer_id: str, slot_id: str, selected_at: float, now: float
     ) -> int | None:
         verdict = await self._run(
-            "settle", campaign, customer_id, slot_id, now, 0.0, day_of(selected_at)
+            "settle",
+            campaign,
+            customer_id,
+            slot_id,
+            now,
+            0.0,
+            day_of(selected_at),
+            campaign.daily_impressions,
         )
         return verdict if verdict >= 0 else None
 

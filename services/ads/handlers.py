@@ -30,7 +30,16 @@ from services.ads.domain import (
     new_id,
     rank,
 )
-from services.ads.ports import AdsUnitOfWork, Counters, CustomerSignals, Interaction, Stats
+from services.ads.pacing import HISTORY_DAYS, TrafficProfile, allowance, shares_of
+from services.ads.ports import (
+    CAP,
+    DAILY,
+    AdsUnitOfWork,
+    Counters,
+    CustomerSignals,
+    Interaction,
+    Stats,
+)
 from services.ads.tokens import TOKEN_TTL, Signer, Ticket
 from services.segmentation.conditions import evaluate
 from services.segmentation.facts import ContextFacts, CustomerFacts
@@ -46,6 +55,7 @@ __all__ = [
     "create_campaign",
     "erase_customer",
     "get_campaign",
+    "keep_traffic",
     "list_campaigns",
     "record_interaction",
     "select_ads",
@@ -74,6 +84,7 @@ class AdsDeps:
     reservation_seconds: float = 60.0
     attempts: int = 8
     rng: random.Random = field(default_factory=random.Random)
+    traffic: TrafficProfile = field(default_factory=TrafficProfile)
 
 
 @dataclass(frozen=True)
@@ -228,6 +239,7 @@ async def select_ads(
     deps: AdsDeps, customer_id: str, context: RequestContext, limit: int, explain: bool
 ) -> Selection:
     now = deps.clock()
+    deps.traffic.seen(now)
     out = Selection(customer_id)
     excluded: list[Excluded] = []
 
@@ -316,21 +328,24 @@ async def select_ads(
             continue
         slot_id = new_id()
         if c.limited:
+            daily = c.daily_impressions
+            paced = allowance(daily, deps.traffic.shares, now) if daily else 0
             try:
                 verdict = await deps.counters.reserve(
-                    c, customer_id, slot_id, now, deps.reservation_seconds
+                    c, customer_id, slot_id, now, deps.reservation_seconds, paced
                 )
             except Unavailable:
                 log.warning("ads counters unreachable: limited campaigns are not served")
                 leave_out(c, "BUDGET", "budget and cap counters are unreachable")
                 continue
+            if verdict == CAP:
+                leave_out(c, "FREQUENCY_CAP", "the customer's frequency cap is reached")
+                continue
+            if verdict == DAILY and paced < daily:
+                leave_out(c, "PACING", f"{paced} of the {daily} daily impressions are due by now")
+                continue
             if verdict:
-                detail = (
-                    "the customer's frequency cap is reached"
-                    if verdict == "CAP"
-                    else "the budget is spent or held by selections in flight"
-                )
-                leave_out(c, "FREQUENCY_CAP" if verdict == "CAP" else "BUDGET", detail)
+                leave_out(c, "BUDGET", "the budget is spent or held by selections in flight")
                 continue
         creative = creatives[c.campaign_id]
         token = deps.signer.sign(
@@ -398,6 +413,29 @@ async def record_interaction(
 
     counted = await retry_conflicts(attempt, attempts=deps.attempts)
     return Recorded(counted, ticket.campaign_id, ticket.creative_id, over_limit=day is None)
+
+
+async def keep_traffic(deps: AdsDeps) -> None:
+    """Adds the requests this process has seen to the traffic history and reloads the
+    expected shares of the hours (every few seconds, in each process)."""
+    counts = deps.traffic.take()
+    now = deps.clock()
+
+    async def attempt() -> None:
+        async with deps.uow() as uow:
+            await uow.add_traffic(counts)
+            await uow.commit()
+
+    if counts:
+        try:
+            await retry_conflicts(attempt, attempts=deps.attempts)
+        except Exception:
+            deps.traffic.unflushed.update(counts)  # kept for the next flush
+            raise
+    today = day_of(now)
+    async with deps.uow() as uow:
+        history = await uow.traffic_since(today - HISTORY_DAYS)
+    deps.traffic.shares = shares_of(history, today)
 
 
 async def campaign_stats(deps: AdsDeps, campaign_id: str) -> tuple[Campaign, Stats]:

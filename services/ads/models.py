@@ -18,7 +18,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from libs.db import Base
 from libs.outbox import OutboxColumns
 
-__all__ = ["AdsOutboxRow", "CampaignRow", "CatalogRow", "InteractionRow", "SlotRow"]
+__all__ = [
+    "AdsOutboxRow",
+    "CampaignRow",
+    "CatalogRow",
+    "InteractionRow",
+    "SlotRow",
+    "TrafficRow",
+]
 
 
 class CampaignRow(Base):
@@ -82,6 +89,17 @@ class InteractionRow(Base):
     # IMPRESSION: whether it counted against the budget (False: its reservation had lapsed
     # and no room was left).
     billable: Mapped[bool] = mapped_column(Boolean)
+
+
+class TrafficRow(Base):
+    """SelectAds requests per UTC (day, hour), summed over every ads process: what pacing
+    learns the shape of a day from (services/ads/pacing.py)."""
+
+    __tablename__ = "ads_traffic"
+
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
 
 
 class AdsOutboxRow(OutboxColumns, Base):

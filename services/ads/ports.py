@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 # What `Counters.reserve` answers when there is no room.
-BUDGET, CAP = "BUDGET", "CAP"
+BUDGET, DAILY, CAP = "BUDGET", "DAILY", "CAP"
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,14 @@ class AdsUnitOfWork(abc.ABC):
     async def stats(self, campaign_id: str, today: int) -> Stats: ...
 
     @abc.abstractmethod
+    async def add_traffic(self, counts: dict[tuple[int, int], int]) -> None:
+        """Adds (day, hour) -> requests to the traffic history (additively)."""
+
+    @abc.abstractmethod
+    async def traffic_since(self, day: int) -> list[tuple[int, int, int]]:
+        """(day, hour, requests) from `day` on."""
+
+    @abc.abstractmethod
     async def erase_customer(self, customer_id: str) -> None:
         """Anonymises the customer's interactions and slots (the counts stay, the name goes)."""
 
@@ -124,9 +132,16 @@ class Counters(abc.ABC):
 
     @abc.abstractmethod
     async def reserve(
-        self, campaign: Campaign, customer_id: str, slot_id: str, now: float, ttl: float
+        self,
+        campaign: Campaign,
+        customer_id: str,
+        slot_id: str,
+        now: float,
+        ttl: float,
+        daily_limit: int,
     ) -> str:
-        """ "" when reserved; BUDGET or CAP when there is no room."""
+        """ "" when reserved; BUDGET (total), DAILY (`daily_limit`: the daily budget, or its
+        paced allowance so far today) or CAP when there is no room."""
 
     @abc.abstractmethod
     async def settle(

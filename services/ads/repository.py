@@ -20,8 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from libs.db import OutboxMessage, SqlUnitOfWork
 from libs.retry import retry_conflicts
 from services.ads.domain import ENDED, Campaign, day_of
-from services.ads.models import AdsOutboxRow, CampaignRow, CatalogRow, InteractionRow, SlotRow
-from services.ads.ports import BUDGET, CAP, AdsUnitOfWork, Counters, Interaction, Stats
+from services.ads.models import (
+    AdsOutboxRow,
+    CampaignRow,
+    CatalogRow,
+    InteractionRow,
+    SlotRow,
+    TrafficRow,
+)
+from services.ads.ports import BUDGET, CAP, DAILY, AdsUnitOfWork, Counters, Interaction, Stats
 
 __all__ = ["SqlAdsUnitOfWork", "SqlCounters"]
 
@@ -31,6 +38,7 @@ CAMPAIGNS = cast(Table, CampaignRow.__table__)
 CATALOG = cast(Table, CatalogRow.__table__)
 SLOTS = cast(Table, SlotRow.__table__)
 INTERACTIONS = cast(Table, InteractionRow.__table__)
+TRAFFIC = cast(Table, TrafficRow.__table__)
 _CAMPAIGN_COLUMNS = (
     CAMPAIGNS.c.campaign_id,
     CAMPAIGNS.c.data,
@@ -190,6 +198,23 @@ class SqlAdsUnitOfWork(SqlUnitOfWork, AdsUnitOfWork):
         )
         return out
 
+    async def add_traffic(self, counts: dict[tuple[int, int], int]) -> None:
+        if not counts:
+            return
+        insert = self._insert(TRAFFIC)
+        statement = insert.on_conflict_do_update(
+            index_elements=[TRAFFIC.c.day, TRAFFIC.c.hour],
+            set_={"requests": TRAFFIC.c.requests + insert.excluded.requests},
+        )
+        for (day, hour), n in sorted(counts.items()):  # key order: no deadlocks
+            await self.s.execute(statement.values(day=day, hour=hour, requests=n))
+
+    async def traffic_since(self, day: int) -> list[tuple[int, int, int]]:
+        rows = await self.s.execute(
+            select(TRAFFIC.c.day, TRAFFIC.c.hour, TRAFFIC.c.requests).where(TRAFFIC.c.day >= day)
+        )
+        return [(int(d), int(h), int(n)) for d, h, n in rows]
+
     async def erase_customer(self, customer_id: str) -> None:
         # Anonymised, not deleted: the campaign's counts (and the budget spent) stay true,
         # and nothing names the customer any more (its cap history is gone with the name).
@@ -206,10 +231,12 @@ class SqlCounters(Counters):
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def _room(self, s: AsyncSession, c: Campaign, customer_id: str, now: float) -> str:
+    async def _room(
+        self, s: AsyncSession, c: Campaign, customer_id: str, now: float, daily: int
+    ) -> str:
         t = SLOTS.c
         live = (t.settled_day.is_not(None)) | (t.expires_at > now)
-        if c.total_impressions or c.daily_impressions:
+        if c.total_impressions or daily:
             rows = await s.execute(
                 select(t.settled_day, func.count())
                 .where(t.campaign_id == c.campaign_id, live)
@@ -219,8 +246,8 @@ class SqlCounters(Counters):
             pending = counts.pop(None, 0)
             if c.total_impressions and sum(counts.values()) + pending >= c.total_impressions:
                 return BUDGET
-            if c.daily_impressions and counts.get(day_of(now), 0) + pending >= c.daily_impressions:
-                return BUDGET
+            if daily and counts.get(day_of(now), 0) + pending >= daily:
+                return DAILY
         if c.cap_impressions and customer_id:
             held = await s.scalar(
                 select(func.count()).where(
@@ -247,13 +274,19 @@ class SqlCounters(Counters):
         return SqlUnitOfWork(self._sessions, AdsOutboxRow)
 
     async def reserve(
-        self, campaign: Campaign, customer_id: str, slot_id: str, now: float, ttl: float
+        self,
+        campaign: Campaign,
+        customer_id: str,
+        slot_id: str,
+        now: float,
+        ttl: float,
+        daily_limit: int,
     ) -> str:
         async def attempt() -> str:
             async with self._work() as work:
                 s = work.s
                 await self._lock(s, campaign.campaign_id)
-                verdict = await self._room(s, campaign, customer_id, now)
+                verdict = await self._room(s, campaign, customer_id, now, daily_limit)
                 if not verdict:
                     await s.execute(
                         SLOTS.insert().values(
@@ -299,7 +332,7 @@ class SqlCounters(Counters):
                 if not campaign.limited:
                     await work.commit()
                     return day_of(now)
-                if await self._room(s, campaign, customer_id, now):
+                if await self._room(s, campaign, customer_id, now, campaign.daily_impressions):
                     await work.commit()
                     return None
                 await s.execute(

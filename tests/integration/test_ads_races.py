@@ -11,7 +11,9 @@ after each, invariants are checked, never times.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -27,7 +29,8 @@ from libs.topics import PROFILE_DELETED
 from services.ads import handlers as h
 from services.ads.app import AdsApp
 from services.ads.domain import Campaign, Creative
-from services.ads.models import InteractionRow
+from services.ads.models import InteractionRow, TrafficRow
+from services.ads.pacing import EVEN, allowance
 from services.ads.translate import context_in
 from tests.support import Backend, eventually
 
@@ -254,3 +257,52 @@ async def test_profile_deleted_forgets_the_customer_but_not_the_counts(two: Worl
     _, stats = await h.campaign_stats(two.deps(0), campaign.campaign_id)
     assert (stats.impressions, stats.clicks, stats.reach) == (1, 1, 0)
     assert len((await two.select(0, who, campaign)).slots) == 1  # no cap history left
+
+
+async def test_a_paced_daily_budget_never_overshoots_its_allowance(racing: World) -> None:
+    """No traffic history: even pacing. Whatever the time of day the test runs at, the
+    impressions never pass the allowance due by the end of the test, nor the daily budget.
+    (An impression whose reservation lapsed is checked against the daily budget only: pacing
+    decides what is selected, the budget what is counted.)"""
+    for _ in range(3):
+        campaign = await racing.campaign(daily_impressions=48)
+
+        async def one(i: int, campaign: Campaign = campaign) -> int:
+            selection = await soon(racing.select(i, uid(), campaign))
+            counted = 0
+            for slot in selection.slots:
+                recorded = await h.record_interaction(
+                    racing.deps(i + 1), slot.token, "IMPRESSION", None
+                )
+                counted += recorded.counted and not recorded.over_limit
+            return counted
+
+        results = await asyncio.gather(*(one(i) for i in range(40)))
+        billable = await racing.rows(campaign.campaign_id, type="IMPRESSION", billable=True)
+        assert sum(results) == billable
+        lapsing = racing.deps(0).reservation_seconds < 1
+        assert 1 <= billable <= (48 if lapsing else allowance(48, EVEN, time.time()))
+        paced = await racing.select(0, uid(), campaign, explain=True)
+        if billable < 48:
+            reasons = [e.reason for e in paced.excluded if e.campaign_id == campaign.campaign_id]
+            assert reasons in (["PACING"], [])  # [] : the allowance grew meanwhile
+
+
+async def test_traffic_from_every_process_adds_up(two: World) -> None:
+    campaign = await two.campaign()
+    for app in two.apps:  # the test flushes, not the every-5-s loop
+        for task in app.tasks:
+            if task.get_name() == "ads-traffic":
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await h.keep_traffic(app.deps)  # what was seen so far is stored
+
+    async def stored() -> int:
+        async with two.resources.sessions() as s:
+            return int(await s.scalar(select(func.sum(TrafficRow.requests))) or 0)
+
+    before = await stored()
+    await asyncio.gather(*(soon(two.select(i, "", campaign)) for i in range(40)))
+    await asyncio.gather(*(h.keep_traffic(app.deps) for app in two.apps))
+    assert await stored() - before == 40

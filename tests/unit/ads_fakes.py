@@ -17,7 +17,7 @@ from typing import Self
 
 from libs.errors import Conflict
 from services.ads.domain import ENDED, Campaign, day_of
-from services.ads.ports import BUDGET, CAP, AdsUnitOfWork, Counters, Interaction, Stats
+from services.ads.ports import BUDGET, CAP, DAILY, AdsUnitOfWork, Counters, Interaction, Stats
 from tests.unit.signal_fakes import FakeSignals
 
 __all__ = ["FakeAdsStore", "FakeAdsUnitOfWork", "FakeCounters", "FakeSignals"]
@@ -29,6 +29,7 @@ class _State:
     version: int = 0
     interactions: dict[tuple[str, str], Interaction] = field(default_factory=dict)
     published: list[str] = field(default_factory=list)  # "<campaign id>:<status>" / token ids
+    traffic: dict[tuple[int, int], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -120,6 +121,13 @@ class FakeAdsUnitOfWork(AdsUnitOfWork):
         out.reach = len(reached)
         return out
 
+    async def add_traffic(self, counts: dict[tuple[int, int], int]) -> None:
+        for key, n in counts.items():
+            self._s.traffic[key] = self._s.traffic.get(key, 0) + n
+
+    async def traffic_since(self, day: int) -> list[tuple[int, int, int]]:
+        return [(d, h, n) for (d, h), n in self._s.traffic.items() if d >= day]
+
     async def erase_customer(self, customer_id: str) -> None:
         self._s.interactions = {
             k: replace(i, customer_id="") if i.customer_id == customer_id else i
@@ -142,7 +150,7 @@ class FakeCounters(Counters):
     answers: dict[str, int | None] = field(default_factory=dict)
     down: bool = False
 
-    def _room(self, c: Campaign, customer_id: str, now: float) -> str:
+    def _room(self, c: Campaign, customer_id: str, now: float, daily: int) -> str:
         mine = [
             s
             for s in self.slots.values()
@@ -153,8 +161,8 @@ class FakeCounters(Counters):
         if c.total_impressions and len(settled) + pending >= c.total_impressions:
             return BUDGET
         today = sum(1 for s in settled if s.day == day_of(now))
-        if c.daily_impressions and today + pending >= c.daily_impressions:
-            return BUDGET
+        if daily and today + pending >= daily:
+            return DAILY
         if c.cap_impressions and customer_id:
             held = [
                 s
@@ -166,13 +174,19 @@ class FakeCounters(Counters):
         return ""
 
     async def reserve(
-        self, campaign: Campaign, customer_id: str, slot_id: str, now: float, ttl: float
+        self,
+        campaign: Campaign,
+        customer_id: str,
+        slot_id: str,
+        now: float,
+        ttl: float,
+        daily_limit: int,
     ) -> str:
         if self.down:
             from libs.errors import CacheUnavailable
 
             raise CacheUnavailable("counters down")
-        verdict = self._room(campaign, customer_id, now)
+        verdict = self._room(campaign, customer_id, now, daily_limit)
         if not verdict:
             self.slots[slot_id] = _Slot(campaign.campaign_id, customer_id, now, now + ttl)
         return verdict
@@ -188,7 +202,7 @@ class FakeCounters(Counters):
             slot.day = answer = day_of(selected_at)
         else:
             self.slots.pop(slot_id, None)
-            if self._room(campaign, customer_id, now):
+            if self._room(campaign, customer_id, now, campaign.daily_impressions):
                 answer = None
             else:
                 answer = day_of(now)

@@ -38,6 +38,7 @@ class ExclusionReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXCLUSION_REASON_FREQUENCY_CAP: _ClassVar[ExclusionReason]
     EXCLUSION_REASON_BUDGET: _ClassVar[ExclusionReason]
     EXCLUSION_REASON_RANKED_OUT: _ClassVar[ExclusionReason]
+    EXCLUSION_REASON_PACING: _ClassVar[ExclusionReason]
 CAMPAIGN_STATUS_UNSPECIFIED: CampaignStatus
 CAMPAIGN_STATUS_ACTIVE: CampaignStatus
 CAMPAIGN_STATUS_PAUSED: CampaignStatus
@@ -54,6 +55,7 @@ EXCLUSION_REASON_TARGETING: ExclusionReason
 EXCLUSION_REASON_FREQUENCY_CAP: ExclusionReason
 EXCLUSION_REASON_BUDGET: ExclusionReason
 EXCLUSION_REASON_RANKED_OUT: ExclusionReason
+EXCLUSION_REASON_PACING: ExclusionReason
 
 class Creative(_message.Message):
     __slots__ = ("creative_id", "title", "body", "image_url", "click_url", "placements")
