@@ -51,6 +51,8 @@ class Stats:
     impressions_today: int = 0
     # creative id -> [impressions, clicks, conversions]
     creatives: dict[str, list[int]] = field(default_factory=dict)
+    # UTC day number -> [impressions, clicks, conversions]
+    days: dict[int, list[int]] = field(default_factory=dict)
 
 
 class AdsUnitOfWork(abc.ABC):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from backcrm.ads.v1 import ads_service_pb2 as pb
@@ -11,7 +12,7 @@ from google.protobuf import duration_pb2
 from libs.db import OutboxMessage
 from libs.protoutil import enum, ts
 from libs.topics import ADS_CAMPAIGNS, ADS_INTERACTIONS
-from services.ads.domain import Campaign, Creative
+from services.ads.domain import DAY, Campaign, Creative
 from services.ads.handlers import Selection
 from services.ads.ports import Interaction, Stats
 
@@ -104,6 +105,15 @@ def stats_to_proto(c: Campaign, stats: Stats) -> pb.GetCampaignStatsResponse:
         creatives=[
             pb.CreativeStats(creative_id=creative_id, impressions=i, clicks=k, conversions=v)
             for creative_id, (i, k, v) in sorted(stats.creatives.items())
+        ],
+        days=[
+            pb.DayStats(
+                date=datetime.fromtimestamp(day * DAY, UTC).strftime("%Y-%m-%d"),
+                impressions=i,
+                clicks=k,
+                conversions=v,
+            )
+            for day, (i, k, v) in sorted(stats.days.items(), reverse=True)[:366]
         ],
     )
 

@@ -181,6 +181,14 @@ class SqlAdsUnitOfWork(SqlUnitOfWork, AdsUnitOfWork):
             per = out.creatives.setdefault(creative_id, [0, 0, 0])
             index = ("IMPRESSION", "CLICK", "CONVERSION").index(kind)
             per[index] += n
+        by_day = await self.s.execute(
+            select(t.day, t.type, func.count())
+            .where(t.campaign_id == campaign_id, counted)
+            .group_by(t.day, t.type)
+        )
+        for day, kind, n in by_day:
+            per = out.days.setdefault(int(day), [0, 0, 0])
+            per[("IMPRESSION", "CLICK", "CONVERSION").index(kind)] += n
         out.impressions = sum(v[0] for v in out.creatives.values())
         out.clicks = sum(v[1] for v in out.creatives.values())
         out.conversions = sum(v[2] for v in out.creatives.values())

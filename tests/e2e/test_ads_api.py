@@ -145,6 +145,9 @@ async def test_a_capped_partner_campaign_for_a_segment(suite: Suite) -> None:
         pb.GetCampaignStatsRequest(campaign_id=campaign.campaign_id)
     )
     assert (stats.impressions, stats.clicks, stats.reach, stats.budget_left) == (2, 1, 1, -1)
+    days = list(stats.days)  # one, unless the test ran across midnight UTC
+    assert sum(d.impressions for d in days) == 2 and sum(d.clicks for d in days) == 1
+    assert all(len(d.date) == 10 for d in days)
 
     async def on_profile() -> bool:
         got = await suite.client().profile.GetProfile(

@@ -109,6 +109,8 @@ class FakeAdsUnitOfWork(AdsUnitOfWork):
                 continue
             per = out.creatives.setdefault(i.creative_id, [0, 0, 0])
             per[("IMPRESSION", "CLICK", "CONVERSION").index(i.type)] += 1
+            day = out.days.setdefault(i.day, [0, 0, 0])
+            day[("IMPRESSION", "CLICK", "CONVERSION").index(i.type)] += 1
             if i.type == "IMPRESSION":
                 out.impressions += 1
                 out.impressions_today += i.day == today

@@ -355,6 +355,7 @@ async def test_an_interaction_counts_once_per_token_and_type() -> None:
     _, stats = await h.campaign_stats(w.deps, c.campaign_id)
     assert (stats.impressions, stats.clicks, stats.reach, stats.impressions_today) == (1, 1, 1, 1)
     assert stats.creatives == {slot.creative.creative_id: [1, 1, 0]}
+    assert stats.days == {int(T0 // 86_400): [1, 1, 0]}
 
 
 def test_forged_altered_expired_and_foreign_tokens_are_invalid() -> None:

@@ -306,7 +306,7 @@ class CreativeStats(_message.Message):
     def __init__(self, creative_id: _Optional[str] = ..., impressions: _Optional[int] = ..., clicks: _Optional[int] = ..., conversions: _Optional[int] = ...) -> None: ...
 
 class GetCampaignStatsResponse(_message.Message):
-    __slots__ = ("campaign_id", "impressions", "clicks", "conversions", "reach", "impressions_today", "creatives", "budget_left")
+    __slots__ = ("campaign_id", "impressions", "clicks", "conversions", "reach", "impressions_today", "creatives", "budget_left", "days")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     IMPRESSIONS_FIELD_NUMBER: _ClassVar[int]
     CLICKS_FIELD_NUMBER: _ClassVar[int]
@@ -315,6 +315,7 @@ class GetCampaignStatsResponse(_message.Message):
     IMPRESSIONS_TODAY_FIELD_NUMBER: _ClassVar[int]
     CREATIVES_FIELD_NUMBER: _ClassVar[int]
     BUDGET_LEFT_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     impressions: int
     clicks: int
@@ -323,7 +324,20 @@ class GetCampaignStatsResponse(_message.Message):
     impressions_today: int
     creatives: _containers.RepeatedCompositeFieldContainer[CreativeStats]
     budget_left: int
-    def __init__(self, campaign_id: _Optional[str] = ..., impressions: _Optional[int] = ..., clicks: _Optional[int] = ..., conversions: _Optional[int] = ..., reach: _Optional[int] = ..., impressions_today: _Optional[int] = ..., creatives: _Optional[_Iterable[_Union[CreativeStats, _Mapping]]] = ..., budget_left: _Optional[int] = ...) -> None: ...
+    days: _containers.RepeatedCompositeFieldContainer[DayStats]
+    def __init__(self, campaign_id: _Optional[str] = ..., impressions: _Optional[int] = ..., clicks: _Optional[int] = ..., conversions: _Optional[int] = ..., reach: _Optional[int] = ..., impressions_today: _Optional[int] = ..., creatives: _Optional[_Iterable[_Union[CreativeStats, _Mapping]]] = ..., budget_left: _Optional[int] = ..., days: _Optional[_Iterable[_Union[DayStats, _Mapping]]] = ...) -> None: ...
+
+class DayStats(_message.Message):
+    __slots__ = ("date", "impressions", "clicks", "conversions")
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    IMPRESSIONS_FIELD_NUMBER: _ClassVar[int]
+    CLICKS_FIELD_NUMBER: _ClassVar[int]
+    CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
+    date: str
+    impressions: int
+    clicks: int
+    conversions: int
+    def __init__(self, date: _Optional[str] = ..., impressions: _Optional[int] = ..., clicks: _Optional[int] = ..., conversions: _Optional[int] = ...) -> None: ...
 
 class InteractionRecorded(_message.Message):
     __slots__ = ("campaign_id", "creative_id", "customer_id", "type", "occurred_at", "placement", "channel")
