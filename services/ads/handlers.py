@@ -407,7 +407,10 @@ async def record_interaction(
 
     async def attempt() -> bool:
         async with deps.uow() as uow:
-            inserted = await uow.record(interaction)
+            recorded = interaction
+            if recorded.customer_id and not await uow.guard_customer(recorded.customer_id):
+                recorded = replace(recorded, customer_id="")  # erased since the selection
+            inserted = await uow.record(recorded)
             await uow.commit()
             return inserted
 
@@ -449,7 +452,7 @@ async def erase_customer(deps: AdsDeps, customer_id: str, campaign_ids: Sequence
 
     async def attempt() -> None:
         async with deps.uow() as uow:
-            await uow.erase_customer(customer_id)
+            await uow.erase_customer(customer_id, deps.clock())
             await uow.commit()
 
     await retry_conflicts(attempt, attempts=deps.attempts)

@@ -22,6 +22,7 @@ __all__ = [
     "AdsOutboxRow",
     "CampaignRow",
     "CatalogRow",
+    "CustomerGuardRow",
     "InteractionRow",
     "SlotRow",
     "TrafficRow",
@@ -89,6 +90,17 @@ class InteractionRow(Base):
     # IMPRESSION: whether it counted against the budget (False: its reservation had lapsed
     # and no room was left).
     billable: Mapped[bool] = mapped_column(Boolean)
+
+
+class CustomerGuardRow(Base):
+    """One row per customer an interaction was recorded for: recording holds it shared, an
+    erasure exclusively, so an erasure waits for the recordings in flight, and the ones after
+    it see `erased_at` (kept for good: customer ids are never reused) and record anonymously."""
+
+    __tablename__ = "ads_customers"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class TrafficRow(Base):

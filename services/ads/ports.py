@@ -120,8 +120,13 @@ class AdsUnitOfWork(abc.ABC):
         """(day, hour, requests) from `day` on."""
 
     @abc.abstractmethod
-    async def erase_customer(self, customer_id: str) -> None:
-        """Anonymises the customer's interactions and slots (the counts stay, the name goes)."""
+    async def guard_customer(self, customer_id: str) -> bool:
+        """Holds the customer's guard (shared) until commit; False when it was erased."""
+
+    @abc.abstractmethod
+    async def erase_customer(self, customer_id: str, at: float) -> None:
+        """Holds the customer's guard exclusively, marks it erased, and anonymises its
+        interactions and slots (the counts stay, the name goes)."""
 
 
 class Counters(abc.ABC):

@@ -24,6 +24,7 @@ from services.ads.models import (
     AdsOutboxRow,
     CampaignRow,
     CatalogRow,
+    CustomerGuardRow,
     InteractionRow,
     SlotRow,
     TrafficRow,
@@ -39,6 +40,7 @@ CATALOG = cast(Table, CatalogRow.__table__)
 SLOTS = cast(Table, SlotRow.__table__)
 INTERACTIONS = cast(Table, InteractionRow.__table__)
 TRAFFIC = cast(Table, TrafficRow.__table__)
+GUARDS = cast(Table, CustomerGuardRow.__table__)
 _CAMPAIGN_COLUMNS = (
     CAMPAIGNS.c.campaign_id,
     CAMPAIGNS.c.data,
@@ -223,7 +225,26 @@ class SqlAdsUnitOfWork(SqlUnitOfWork, AdsUnitOfWork):
         )
         return [(int(d), int(h), int(n)) for d, h, n in rows]
 
-    async def erase_customer(self, customer_id: str) -> None:
+    async def _guard(self, customer_id: str, *, exclusive: bool) -> float | None:
+        """Creates the guard row if needed, locks it, and returns its erased_at."""
+        await self.s.execute(
+            self._insert(GUARDS)
+            .values(customer_id=customer_id, erased_at=None)
+            .on_conflict_do_nothing()
+        )
+        query = select(GUARDS.c.erased_at).where(GUARDS.c.customer_id == customer_id)
+        return await self.s.scalar(query.with_for_update(read=not exclusive))
+
+    async def guard_customer(self, customer_id: str) -> bool:
+        return await self._guard(customer_id, exclusive=False) is None
+
+    async def erase_customer(self, customer_id: str, at: float) -> None:
+        erased_at = await self._guard(customer_id, exclusive=True)
+        await self.s.execute(
+            update(GUARDS)
+            .where(GUARDS.c.customer_id == customer_id)
+            .values(erased_at=erased_at or at)
+        )
         # Anonymised, not deleted: the campaign's counts (and the budget spent) stay true,
         # and nothing names the customer any more (its cap history is gone with the name).
         for table in (INTERACTIONS, SLOTS):

@@ -257,6 +257,11 @@ async def test_profile_deleted_forgets_the_customer_but_not_the_counts(two: Worl
     _, stats = await h.campaign_stats(two.deps(0), campaign.campaign_id)
     assert (stats.impressions, stats.clicks, stats.reach) == (1, 1, 0)
     assert len((await two.select(0, who, campaign)).slots) == 1  # no cap history left
+    # a token handed out before the erasure, used after it, records anonymously
+    late = await h.record_interaction(two.deps(0), slot.token, "CONVERSION", None)
+    assert late.counted
+    assert await two.rows(campaign.campaign_id, customer_id=who) == 0
+    assert await two.rows(campaign.campaign_id, type="CONVERSION") == 1
 
 
 async def test_a_paced_daily_budget_never_overshoots_its_allowance(racing: World) -> None:
@@ -306,3 +311,19 @@ async def test_traffic_from_every_process_adds_up(two: World) -> None:
     await asyncio.gather(*(soon(two.select(i, "", campaign)) for i in range(40)))
     await asyncio.gather(*(h.keep_traffic(app.deps) for app in two.apps))
     assert await stored() - before == 40
+
+
+async def test_an_erasure_wins_over_interactions_recorded_meanwhile(racing: World) -> None:
+    campaign = await racing.campaign()
+    for _ in range(5):
+        who = uid()
+        slots = [(await racing.select(i, who, campaign)).slots[0] for i in range(10)]
+        await asyncio.gather(
+            *(
+                soon(h.record_interaction(racing.deps(i), s.token, "IMPRESSION", None))
+                for i, s in enumerate(slots)
+            ),
+            soon(h.erase_customer(racing.deps(1), who, [campaign.campaign_id])),
+        )
+        assert await racing.rows(campaign.campaign_id, customer_id=who) == 0
+    assert await racing.rows(campaign.campaign_id, type="IMPRESSION") == 50

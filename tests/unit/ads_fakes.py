@@ -30,6 +30,7 @@ class _State:
     interactions: dict[tuple[str, str], Interaction] = field(default_factory=dict)
     published: list[str] = field(default_factory=list)  # "<campaign id>:<status>" / token ids
     traffic: dict[tuple[int, int], int] = field(default_factory=dict)
+    erased: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -130,7 +131,11 @@ class FakeAdsUnitOfWork(AdsUnitOfWork):
     async def traffic_since(self, day: int) -> list[tuple[int, int, int]]:
         return [(d, h, n) for (d, h), n in self._s.traffic.items() if d >= day]
 
-    async def erase_customer(self, customer_id: str) -> None:
+    async def guard_customer(self, customer_id: str) -> bool:
+        return customer_id not in self._s.erased
+
+    async def erase_customer(self, customer_id: str, at: float) -> None:
+        self._s.erased.add(customer_id)
         self._s.interactions = {
             k: replace(i, customer_id="") if i.customer_id == customer_id else i
             for k, i in self._s.interactions.items()
