@@ -174,8 +174,8 @@ async def update_campaign(deps: AdsDeps, campaign_id: str, fields: dict[str, Any
         now = deps.clock()
         async with deps.uow() as uow:
             current = await _campaign(uow, campaign_id, for_update=True)
-            if current.status_at(now) == ENDED and "status" in fields:
-                raise _ended(current)
+            if current.status_at(now) == ENDED:
+                raise _ended(current)  # final: not even a new end_time brings it back
             updated = _with_creative_ids(replace(current, **fields, updated_at=now))
             start, end = updated.start_time, updated.end_time
             if start is not None and end is not None and end <= start:

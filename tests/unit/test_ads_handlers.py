@@ -194,6 +194,8 @@ async def test_an_ended_campaign_cannot_be_paused_resumed_or_restarted() -> None
         assert info.value.reason == "CAMPAIGN_ENDED"
     with pytest.raises(FailedPrecondition):
         await h.update_campaign(w.deps, c.campaign_id, {"status": "ACTIVE"})
+    with pytest.raises(FailedPrecondition):
+        await h.update_campaign(w.deps, c.campaign_id, {"end_time": T0 + 10**6})
 
 
 async def test_listing_pages_newest_first_and_filters_by_brand_and_status() -> None:
