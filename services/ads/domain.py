@@ -11,7 +11,7 @@ import base64
 import math
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ __all__ = [
     "new_id",
     "placement_matches",
     "rank",
+    "weight_for",
 ]
 
 ACTIVE, PAUSED, ENDED = "ACTIVE", "PAUSED", "ENDED"
@@ -82,6 +83,8 @@ class Campaign:
     status: str = ACTIVE  # as stored: ACTIVE, PAUSED or ENDED
     created_at: float = 0.0
     updated_at: float = 0.0
+    # what the campaign is about: the customer's interest in them raises its weight
+    categories: tuple[str, ...] = ()
 
     # --- state
 
@@ -128,7 +131,7 @@ class Campaign:
             Creative(**{**c, "placements": tuple(c.get("placements", ()))})
             for c in values.get("creatives", ())
         )
-        for key in ("include_segment_ids", "exclude_segment_ids"):
+        for key in ("include_segment_ids", "exclude_segment_ids", "categories"):
             values[key] = tuple(values.get(key, ()))
         values["context"] = base64.b64decode(values.get("context", ""))
         return cls(
@@ -140,13 +143,27 @@ class Campaign:
         )
 
 
-def rank(campaigns: Sequence[Campaign], rng: random.Random) -> list[Campaign]:
+MAX_INTEREST_BOOST = 10.0
+
+
+def weight_for(c: Campaign, interests: Mapping[str, float]) -> float:
+    """The campaign's weight times (1 + the customer's interest in its categories), the
+    boost at most MAX_INTEREST_BOOST: interests are profile's scores (a product view 1, a
+    purchase 5, halving every 30 days)."""
+    interest = sum(max(interests.get(category, 0.0), 0.0) for category in c.categories)
+    boost = 1.0 + interest if math.isfinite(interest) else MAX_INTEREST_BOOST
+    return max(c.weight, 1) * min(boost, MAX_INTEREST_BOOST)
+
+
+def rank(
+    campaigns: Sequence[Campaign], rng: random.Random, interests: Mapping[str, float]
+) -> list[Campaign]:
     """Priority first (higher wins: e.g. sponsorship 200 > standard 100 > house 0); within a
     priority a weighted random order (Efraimidis-Spirakis keys u^(1/weight)), so over many
-    requests each campaign leads in proportion to its weight."""
+    requests each campaign leads in proportion to its weight (`weight_for`)."""
 
     def key(c: Campaign) -> tuple[int, float]:
         u = rng.random() or 1e-12
-        return (-c.priority, -math.pow(u, 1.0 / max(c.weight, 1)))
+        return (-c.priority, -math.pow(u, 1.0 / weight_for(c, interests)))
 
     return sorted(campaigns, key=key)

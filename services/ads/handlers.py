@@ -11,6 +11,7 @@ RecordInteraction settles the reservation of an impression and claims (token, ty
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -36,8 +37,10 @@ from services.ads.ports import (
     DAILY,
     AdsUnitOfWork,
     Counters,
+    CustomerInterests,
     CustomerSignals,
     Interaction,
+    NoInterests,
     Stats,
 )
 from services.ads.tokens import TOKEN_TTL, Signer, Ticket
@@ -78,6 +81,8 @@ class AdsDeps:
     counters: Counters
     cache: CampaignCache
     signer: Signer
+    # the customer's interests (profile), for weights; None when profile does not answer
+    interests: CustomerInterests = field(default_factory=lambda: NoInterests())
     # segmentation's share of a SelectAds deadline
     segment_timeout: float = 0.05
     # how long a selection holds room in a limited campaign for its impression
@@ -271,20 +276,35 @@ async def select_ads(
             for s in (*e.campaign.include_segment_ids, *e.campaign.exclude_segment_ids)
         }
     )
-    if customer_id and segment_ids:
-        members = await deps.signals.segments(
-            customer_id, segment_ids, context.message, deps.segment_timeout
-        )
-        out.degraded |= members is None
     remote = [e for e, _ in candidates if e.node is not None and not e.context_only]
-    verdicts: dict[str, bool] = {}
-    if customer_id and remote:
-        answers = await deps.signals.conditions(
+    wants_interests = any(e.campaign.categories for e, _ in candidates)
+
+    async def nothing() -> None:
+        return None
+
+    # The questions about the customer go out together; each answers None when its
+    # service is slow or down.
+    asked_segments, answers, interests = await asyncio.gather(
+        deps.signals.segments(customer_id, segment_ids, context.message, deps.segment_timeout)
+        if customer_id and segment_ids
+        else nothing(),
+        deps.signals.conditions(
             customer_id,
             [e.condition for e in remote if e.condition is not None],
             context.message,
             deps.segment_timeout,
         )
+        if customer_id and remote
+        else nothing(),
+        deps.interests.interests(customer_id, deps.segment_timeout)
+        if customer_id and wants_interests
+        else nothing(),
+    )
+    if customer_id and segment_ids:
+        members = asked_segments
+        out.degraded |= members is None
+    verdicts: dict[str, bool] = {}
+    if customer_id and remote:
         out.degraded |= answers is None
         if answers is not None:
             verdicts = {e.campaign.campaign_id: a for e, a in zip(remote, answers, strict=False)}
@@ -322,7 +342,7 @@ async def select_ads(
         eligible.append((c, creative))
 
     creatives = {c.campaign_id: creative for c, creative in eligible}
-    for c in rank([c for c, _ in eligible], deps.rng):
+    for c in rank([c for c, _ in eligible], deps.rng, interests or {}):
         if len(out.slots) >= limit:
             leave_out(c, RANKED_OUT, f"ranked below the {limit} slot(s) asked for")
             continue

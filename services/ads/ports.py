@@ -19,8 +19,10 @@ from services.ads.domain import Campaign
 __all__ = [
     "AdsUnitOfWork",
     "Counters",
+    "CustomerInterests",
     "CustomerSignals",
     "Interaction",
+    "NoInterests",
     "Stats",
 ]
 
@@ -127,6 +129,19 @@ class AdsUnitOfWork(abc.ABC):
     async def erase_customer(self, customer_id: str, at: float) -> None:
         """Holds the customer's guard exclusively, marks it erased, and anonymises its
         interactions and slots (the counts stay, the name goes)."""
+
+
+class CustomerInterests(abc.ABC):
+    """The customer's interest in categories (profile's `interests`, category -> score), within
+    a deadline; None when profile is slow or down (weights are then the campaigns' own)."""
+
+    @abc.abstractmethod
+    async def interests(self, customer_id: str, timeout: float) -> dict[str, float] | None: ...
+
+
+class NoInterests(CustomerInterests):
+    async def interests(self, customer_id: str, timeout: float) -> dict[str, float] | None:
+        return {}
 
 
 class Counters(abc.ABC):

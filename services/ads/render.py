@@ -49,6 +49,7 @@ def campaign_to_proto(c: Campaign, now: float) -> pb.Campaign:
         ),
         priority=c.priority,
         weight=c.weight,
+        categories=list(c.categories),
         budget=pb.Budget(
             total_impressions=c.total_impressions, daily_impressions=c.daily_impressions
         ),

@@ -102,6 +102,14 @@ def _segments(values: Any, field: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
+def _categories(values: Any, field: str) -> tuple[str, ...]:
+    if len(values) > 20:
+        raise InvalidArgument(field, "has more than 20 categories")
+    for i, value in enumerate(values):
+        check_text(value, f"{field}[{i}]", max_len=128, required=True)
+    return tuple(dict.fromkeys(values))
+
+
 def _context(targeting: pb.Targeting, field: str) -> bytes:
     if not targeting.HasField("context"):
         return b""
@@ -188,6 +196,7 @@ _FIELDS: dict[str, Callable[[pb.Campaign, str], dict[str, Any]]] = {
     "budget": lambda c, f: _budget(c.budget, f"{f}.budget"),
     "frequency_cap": lambda c, f: _cap(c.frequency_cap, f"{f}.frequency_cap"),
     "status": lambda c, f: {"status": _status(c.status, f"{f}.status")},
+    "categories": lambda c, f: {"categories": _categories(c.categories, f"{f}.categories")},
 }
 _GROUPS = {
     "targeting": (

@@ -17,10 +17,25 @@ from typing import Self
 
 from libs.errors import Conflict
 from services.ads.domain import ENDED, Campaign, day_of
-from services.ads.ports import BUDGET, CAP, DAILY, AdsUnitOfWork, Counters, Interaction, Stats
+from services.ads.ports import (
+    BUDGET,
+    CAP,
+    DAILY,
+    AdsUnitOfWork,
+    Counters,
+    CustomerInterests,
+    Interaction,
+    Stats,
+)
 from tests.unit.signal_fakes import FakeSignals
 
-__all__ = ["FakeAdsStore", "FakeAdsUnitOfWork", "FakeCounters", "FakeSignals"]
+__all__ = [
+    "FakeAdsStore",
+    "FakeAdsUnitOfWork",
+    "FakeCounters",
+    "FakeInterests",
+    "FakeSignals",
+]
 
 
 @dataclass
@@ -140,6 +155,18 @@ class FakeAdsUnitOfWork(AdsUnitOfWork):
             k: replace(i, customer_id="") if i.customer_id == customer_id else i
             for k, i in self._s.interactions.items()
         }
+
+
+@dataclass
+class FakeInterests(CustomerInterests):
+    """Profile's interests by customer; `down`: answers None, as the adapter does when
+    profile fails."""
+
+    by_customer: dict[str, dict[str, float]] = field(default_factory=dict)
+    down: bool = False
+
+    async def interests(self, customer_id: str, timeout: float) -> dict[str, float] | None:
+        return None if self.down else self.by_customer.get(customer_id, {})
 
 
 @dataclass

@@ -17,7 +17,13 @@ from services.ads.catalog import CampaignCache
 from services.ads.domain import Campaign, Creative, placement_matches
 from services.ads.tokens import Signer, Ticket, dev_keys
 from services.ads.translate import campaign_in, campaign_patch_in, context_in
-from tests.unit.ads_fakes import FakeAdsStore, FakeAdsUnitOfWork, FakeCounters, FakeSignals
+from tests.unit.ads_fakes import (
+    FakeAdsStore,
+    FakeAdsUnitOfWork,
+    FakeCounters,
+    FakeInterests,
+    FakeSignals,
+)
 from tests.unit.fakes import FakeClock
 
 T0 = 1_700_000_000.0
@@ -30,6 +36,7 @@ class World:
     signals: FakeSignals = field(default_factory=FakeSignals)
     counters: FakeCounters = field(default_factory=FakeCounters)
     signer: Signer = field(default_factory=lambda: Signer(dev_keys("unit"), "dev"))
+    interests: FakeInterests = field(default_factory=FakeInterests)
     deps: h.AdsDeps = field(init=False)
 
     def __post_init__(self) -> None:
@@ -43,6 +50,7 @@ class World:
             counters=self.counters,
             cache=CampaignCache(uow),
             signer=self.signer,
+            interests=self.interests,
             rng=random.Random(7),
         )
 
@@ -306,6 +314,22 @@ async def test_a_customer_condition_is_asked_of_segmentation() -> None:
     w.signals.verdicts[condition.SerializeToString(deterministic=True)] = True
     assert served(await w.select("c1")) == [c.campaign_id]
     assert served(await w.select("")) == []  # anonymous: a customer condition cannot hold
+
+
+async def test_interest_in_a_campaigns_categories_raises_its_share() -> None:
+    w = World()
+    boots = await w.campaign(categories=("boots",))
+    await w.campaign()  # the other one, no categories
+    w.interests.by_customer["fan"] = {"boots": 4.0}  # boost 1 + 4: five times the weight
+
+    async def share(customer: str) -> float:
+        firsts = [served(await w.select(customer, limit=1))[0] for _ in range(1000)]
+        return firsts.count(boots.campaign_id) / len(firsts)
+
+    assert 0.78 <= await share("fan") <= 0.88  # 5/6 expected
+    assert 0.45 <= await share("stranger") <= 0.55  # no interest: 1/2
+    w.interests.down = True
+    assert 0.45 <= await share("fan") <= 0.55  # profile down: the campaigns' own weights
 
 
 # ------------------------------------------------------------------------------ caps, budgets

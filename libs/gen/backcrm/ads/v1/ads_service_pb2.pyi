@@ -108,7 +108,7 @@ class FrequencyCap(_message.Message):
     def __init__(self, impressions: _Optional[int] = ..., period: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Campaign(_message.Message):
-    __slots__ = ("campaign_id", "name", "brand", "creatives", "targeting", "schedule", "priority", "weight", "budget", "frequency_cap", "status", "created_at", "updated_at")
+    __slots__ = ("campaign_id", "name", "brand", "creatives", "targeting", "schedule", "priority", "weight", "budget", "frequency_cap", "status", "created_at", "updated_at", "categories")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     BRAND_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +122,7 @@ class Campaign(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     name: str
     brand: str
@@ -135,7 +136,8 @@ class Campaign(_message.Message):
     status: CampaignStatus
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., brand: _Optional[str] = ..., creatives: _Optional[_Iterable[_Union[Creative, _Mapping]]] = ..., targeting: _Optional[_Union[Targeting, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., frequency_cap: _Optional[_Union[FrequencyCap, _Mapping]] = ..., status: _Optional[_Union[CampaignStatus, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    categories: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., brand: _Optional[str] = ..., creatives: _Optional[_Iterable[_Union[Creative, _Mapping]]] = ..., targeting: _Optional[_Union[Targeting, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., frequency_cap: _Optional[_Union[FrequencyCap, _Mapping]] = ..., status: _Optional[_Union[CampaignStatus, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., categories: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateCampaignRequest(_message.Message):
     __slots__ = ("campaign",)
