@@ -34,7 +34,7 @@ from services.bonus.translate import (
     quote_request_in,
 )
 
-__all__ = ["CONTRACT", "NOT_SERVED_YET", "SCOPES", "BonusServicer", "bonus_service"]
+__all__ = ["CONTRACT", "SCOPES", "BonusServicer", "bonus_service"]
 
 CONTRACT = pb.DESCRIPTOR.services_by_name["BonusService"]
 READ, WRITE, ADMIN = "bonus:read", "bonus:write", "admin"
@@ -56,7 +56,6 @@ SCOPES = {
     "ListTransactions": READ,
     "QuoteOffer": READ,
 }
-NOT_SERVED_YET: tuple[str, ...] = ()
 MAX_QUOTE_ID = 8192
 
 
