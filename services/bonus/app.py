@@ -24,7 +24,7 @@ from services.bonus.config import ConfigCache
 from services.bonus.entrypoint import bonus_service
 from services.bonus.handlers import BonusDeps, erase_customer, expire_due
 from services.bonus.models import BonusOutboxRow
-from services.bonus.offers import OfferDeps
+from services.bonus.offers import OfferDeps, flush_exposures
 from services.bonus.render import encode_movement, encode_program, encode_promotion
 from services.bonus.repository import SqlBonusUnitOfWork
 from services.bonus.signals import SegmentationSignals
@@ -32,6 +32,8 @@ from services.bonus.signals import SegmentationSignals
 __all__ = ["BonusApp", "quote_key"]
 
 log = logging.getLogger(__name__)
+# Holdout exposures are batched in memory and written this often (a quote writes nothing).
+EXPOSURE_FLUSH_SECONDS = 1.0
 
 
 def quote_key(settings: Settings) -> bytes:
@@ -115,7 +117,13 @@ class BonusApp:
                 every(self.config_check_seconds, self.offers.config.check_version),
                 name="bonus-config-version",
             ),
+            asyncio.create_task(
+                every(EXPOSURE_FLUSH_SECONDS, self._flush_exposures), name="bonus-exposures"
+            ),
         ]
+
+    async def _flush_exposures(self) -> None:
+        await flush_exposures(self.offers)
 
     async def _watch_config(self) -> None:
         async def follow(topic: str) -> None:
@@ -142,4 +150,6 @@ class BonusApp:
                 await task
         if self.subscription is not None:
             await self.subscription.stop()
+        with contextlib.suppress(Exception):
+            await flush_exposures(self.offers)  # what this process saw, before it goes
         await self.relay.stop()

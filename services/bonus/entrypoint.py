@@ -20,6 +20,7 @@ from services.bonus.render import (
     program_to_proto,
     promotion_to_proto,
     quote_to_proto,
+    report_to_proto,
     transaction_to_proto,
 )
 from services.bonus.translate import (
@@ -55,6 +56,7 @@ SCOPES = {
     "Reverse": WRITE,
     "ListTransactions": READ,
     "QuoteOffer": READ,
+    "GetPromotionReport": READ,
 }
 MAX_QUOTE_ID = 8192
 
@@ -230,6 +232,12 @@ class BonusServicer:
         quote_in = quote_request_in(request, customer_id, self.deps.clock())
         result = await o.quote_offer(self.offers, quote_in)
         return quote_to_proto(result, customer_id, request.explain)
+
+    async def GetPromotionReport(
+        self, request: pb.GetPromotionReportRequest, _ctx: Any
+    ) -> pb.GetPromotionReportResponse:
+        report = await o.promotion_report(self.offers, id_in(request.promotion_id, "promotion_id"))
+        return report_to_proto(report)
 
 
 def bonus_service(deps: h.BonusDeps, offers: o.OfferDeps, resolve: ResolveCustomer) -> RpcService:

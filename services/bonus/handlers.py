@@ -31,7 +31,7 @@ from services.bonus.domain import (
     order_points,
     tier_standing,
 )
-from services.bonus.offers import Claim, claim_quote, release_quote
+from services.bonus.offers import Claim, claim_quote, note_conversion, release_quote
 from services.bonus.ports import AccountState, BonusUnitOfWork, CustomerSignals
 
 __all__ = [
@@ -283,11 +283,13 @@ async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accr
         earned = await uow.earned_since(program_id, customer_id, now - program.tier_period)
         points = order_points(program, order.lines, tier_standing(program, earned).multiplier)
         transaction_id = new_id()
-        # --- promotions (services/bonus/offers.py): the quote's uses, its bonus points
+        # --- promotions (services/bonus/offers.py): the quote's uses, its bonus points, and
+        # the order for holdout reports
         if order.quote is not None:
             points += await claim_quote(
                 uow, order.quote, program_id, customer_id, order.order_id, transaction_id, now
             )
+        await note_conversion(uow, program_id, customer_id, order.order_id, order.total_micros, now)
         # ---
         if points > MAX_POINTS:
             raise InvalidArgument("order", f"earns more than {MAX_POINTS} points")

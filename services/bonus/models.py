@@ -21,6 +21,7 @@ __all__ = [
     "AccountRow",
     "BonusOutboxRow",
     "ConfigVersionRow",
+    "ConversionRow",
     "CustomerGuardRow",
     "ExposureRow",
     "LotRow",
@@ -166,14 +167,31 @@ class ConfigVersionRow(Base):
 
 
 class ExposureRow(Base):
-    """A customer quoted while eligible for a promotion, treated or held out (first time)."""
+    """A customer quoted while eligible for a promotion, treated or held out (the first time
+    recorded; quotes batch them in memory and insert with ON CONFLICT DO NOTHING)."""
 
     __tablename__ = "bonus_exposures"
+    __table_args__ = (Index("ix_bonus_exposures_customer", "program_id", "customer_id"),)
 
     promotion_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    program_id: Mapped[str] = mapped_column(String(32))
     held_out: Mapped[bool] = mapped_column(Boolean)
     first_seen_at: Mapped[float] = mapped_column(Float)
+
+
+class ConversionRow(Base):
+    """An order accrued by a customer exposed to some promotion of the program (what the
+    holdout report compares)."""
+
+    __tablename__ = "bonus_conversions"
+    __table_args__ = (Index("ix_bonus_conversions_customer", "program_id", "customer_id"),)
+
+    program_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    total: Mapped[int] = mapped_column(BigInteger)  # micros
+    created_at: Mapped[float] = mapped_column(Float)
 
 
 class BonusOutboxRow(OutboxColumns, Base):

@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from backcrm.common.v1 import common_pb2
@@ -28,7 +28,7 @@ from libs.errors import FailedPrecondition, InvalidArgument, NotFound
 from libs.retry import retry_conflicts
 from services.bonus.config import ConfigCache, ProgramConfig
 from services.bonus.domain import Program, new_id, tier_standing
-from services.bonus.ports import BonusUnitOfWork, PromotionUse
+from services.bonus.ports import BonusUnitOfWork, Exposure, GroupFigures, PromotionUse
 from services.bonus.pricing import (
     CartLine,
     Customer,
@@ -46,21 +46,62 @@ if TYPE_CHECKING:  # handlers imports this module (the accrual's quote hook)
 
 __all__ = [
     "Claim",
+    "Exposures",
     "MoneyField",
     "OfferDeps",
     "PromotionPatch",
     "QuoteRequest",
     "QuoteResult",
+    "Report",
     "claim_quote",
     "create_promotion",
+    "flush_exposures",
     "get_promotion",
     "list_promotions",
+    "note_conversion",
     "pause_promotion",
+    "promotion_report",
     "quote_offer",
     "read_quote_id",
     "release_quote",
     "update_promotion",
 ]
+
+
+class Exposures:
+    """Holdout exposures seen by this process's quotes, kept in memory and written in batches
+    (`flush`, ON CONFLICT DO NOTHING): a quote writes nothing. A pair already flushed is
+    remembered (up to `remember` pairs) so a customer quoted again is not written again."""
+
+    def __init__(self, remember: int = 100_000) -> None:
+        self.pending: dict[tuple[str, str], Exposure] = {}
+        self._flushed: set[tuple[str, str]] = set()
+        self._remember = remember
+
+    def add(
+        self, program_id: str, customer_id: str, seen: Sequence[tuple[str, bool]], at: float
+    ) -> None:
+        for promotion_id, held in seen:
+            pair = (promotion_id, customer_id)
+            if pair not in self._flushed and pair not in self.pending:
+                self.pending[pair] = Exposure(promotion_id, customer_id, program_id, held, at)
+
+    async def flush(self, uow_factory: Any) -> int:
+        batch, self.pending = list(self.pending.values()), {}
+        if not batch:
+            return 0
+        try:
+            async with uow_factory() as uow:
+                await uow.add_exposures(batch)
+                await uow.commit()
+        except BaseException:
+            for e in batch:  # kept for the next flush
+                self.pending.setdefault((e.promotion_id, e.customer_id), e)
+            raise
+        if len(self._flushed) > self._remember:
+            self._flushed.clear()
+        self._flushed.update((e.promotion_id, e.customer_id) for e in batch)
+        return len(batch)
 
 
 @dataclass(frozen=True)
@@ -70,6 +111,7 @@ class OfferDeps:
     quote_key: bytes  # HMAC-SHA256 key of quote ids (the same in every replica)
     quote_ttl: float = 900.0
     signals_timeout: float = 0.15
+    exposures: Exposures = field(default_factory=Exposures)
 
 
 # (field, currency) of every amount a request gave, checked against the program's currency
@@ -447,6 +489,8 @@ async def quote_offer(deps: OfferDeps, request: QuoteRequest) -> QuoteResult:
         _context_atom(request.context, now),
         now,
     )
+    if request.customer_id and quote.exposures:
+        deps.exposures.add(program.program_id, request.customer_id, quote.exposures, now)
     expires_at = now + deps.quote_ttl
     claim = Claim(
         "",
@@ -541,6 +585,40 @@ async def claim_quote(
         else:
             await uow.save_promotion(counted)
     return sum(a.bonus_points for a in claim.applied)
+
+
+async def note_conversion(
+    uow: BonusUnitOfWork,
+    program_id: str,
+    customer_id: str,
+    order_id: str,
+    total_micros: int,
+    now: float,
+) -> None:
+    """An accrual in its unit of work: the order counts for the holdout reports of the
+    promotions the customer was exposed to (one indexed read; a write only when exposed)."""
+    if await uow.exposed(program_id, customer_id):
+        await uow.add_conversion(program_id, order_id, customer_id, total_micros, now)
+
+
+async def flush_exposures(deps: OfferDeps) -> int:
+    return await deps.exposures.flush(deps.bonus.uow)
+
+
+@dataclass(frozen=True)
+class Report:
+    promotion: Promotion
+    currency: str
+    groups: dict[bool, GroupFigures]  # held_out -> figures
+
+
+async def promotion_report(deps: OfferDeps, promotion_id: str) -> Report:
+    await flush_exposures(deps)  # what this process saw so far counts too
+    async with deps.bonus.uow() as uow:
+        promotion = await _promotion(uow, promotion_id)
+        program = await _program(uow, promotion.program_id, for_update=False)
+        groups = await uow.holdout_report(promotion_id)
+    return Report(promotion, program.currency, groups)
 
 
 async def release_quote(uow: BonusUnitOfWork, transaction_id: str) -> None:

@@ -17,7 +17,14 @@ from backcrm.segmentation.v1 import condition_pb2
 from services.bonus.domain import Lot, Movement, Program
 from services.bonus.promotions import Promotion
 
-__all__ = ["AccountState", "BonusUnitOfWork", "CustomerSignals", "PromotionUse"]
+__all__ = [
+    "AccountState",
+    "BonusUnitOfWork",
+    "CustomerSignals",
+    "Exposure",
+    "GroupFigures",
+    "PromotionUse",
+]
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,26 @@ class PromotionUse:
     discount_micros: int
     bonus_points: int
     created_at: float
+
+
+@dataclass(frozen=True)
+class Exposure:
+    promotion_id: str
+    customer_id: str
+    program_id: str
+    held_out: bool
+    at: float
+
+
+@dataclass(frozen=True)
+class GroupFigures:
+    """Treated or held-out customers of a promotion: how many were exposed, how many bought
+    after their first exposure, their orders since then and those orders' total."""
+
+    customers: int = 0
+    converted: int = 0
+    orders: int = 0
+    revenue_micros: int = 0
 
 
 class BonusUnitOfWork(abc.ABC):
@@ -197,6 +224,25 @@ class BonusUnitOfWork(abc.ABC):
     @abc.abstractmethod
     async def drop_uses(self, transaction_id: str) -> None:
         """Releases the uses an accrual counted (its reversal)."""
+
+    # holdout: exposures (batched from quotes) and the orders of exposed customers
+    @abc.abstractmethod
+    async def add_exposures(self, exposures: Sequence[Exposure]) -> None:
+        """Inserts those not recorded yet (the first exposure of a pair stays)."""
+
+    @abc.abstractmethod
+    async def exposed(self, program_id: str, customer_id: str) -> bool:
+        """Whether the customer was exposed to some promotion of the program."""
+
+    @abc.abstractmethod
+    async def add_conversion(
+        self, program_id: str, order_id: str, customer_id: str, total_micros: int, at: float
+    ) -> None:
+        """Records an exposed customer's order (once per order)."""
+
+    @abc.abstractmethod
+    async def holdout_report(self, promotion_id: str) -> dict[bool, GroupFigures]:
+        """held_out -> the group's figures (both keys always present)."""
 
 
 class CustomerSignals(abc.ABC):

@@ -165,7 +165,7 @@ class Quote:
     near_misses: list[NearMiss]
     not_applied: list[tuple[Promotion, str]]
     degraded: bool
-    # promotions the customer was eligible for, treated or held out (for the holdout report)
+    # promotions with a holdout the customer was eligible for: (id, held out) for the report
     exposures: list[tuple[str, bool]]
 
     @property
@@ -386,7 +386,8 @@ def price_cart(
             exposures.append((p.promotion_id, True))
             not_applied.append((p, "held out (control group)"))
             continue
-        exposures.append((p.promotion_id, False))
+        if p.holdout_percent > 0:
+            exposures.append((p.promotion_id, False))
         why = _why_true(c.node, atom) if c.node is not None else ["everyone"]
         if key:
             why.append(f"coupon {p.coupon_code}")

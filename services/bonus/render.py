@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from backcrm.bonus.v1 import bonus_service_pb2 as pb
@@ -10,8 +11,9 @@ from libs.db import OutboxMessage
 from libs.protoutil import enum, money, ts
 from libs.topics import BONUS_PROGRAMS, BONUS_PROMOTIONS, BONUS_TRANSACTIONS
 from services.bonus.domain import AccountView, Movement, Program
-from services.bonus.offers import QuoteResult
-from services.bonus.pricing import CURRENCY_EXPONENTS
+from services.bonus.offers import QuoteResult, Report
+from services.bonus.ports import GroupFigures
+from services.bonus.pricing import CURRENCY_EXPONENTS, minor_unit_micros, round_half_up
 from services.bonus.promotions import Promotion
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "program_to_proto",
     "promotion_to_proto",
     "quote_to_proto",
+    "report_to_proto",
     "transaction_to_proto",
 ]
 
@@ -241,3 +244,28 @@ def _amount(micros: int, currency: str) -> str:
     if not places:
         return str(units)
     return f"{units}.{rest // 10 ** (6 - places):0{places}d}"
+
+
+def _group(figures: GroupFigures, currency: str) -> pb.PromotionGroupReport:
+    average = 0
+    if figures.orders:
+        average = round_half_up(
+            Decimal(figures.revenue_micros) / figures.orders, minor_unit_micros(currency)
+        )
+    return pb.PromotionGroupReport(
+        customers=figures.customers,
+        converted_customers=figures.converted,
+        orders=figures.orders,
+        conversion_rate=figures.converted / figures.customers if figures.customers else 0.0,
+        revenue=money(figures.revenue_micros, currency),
+        average_order_value=money(average, currency),
+    )
+
+
+def report_to_proto(report: Report) -> pb.GetPromotionReportResponse:
+    return pb.GetPromotionReportResponse(
+        promotion_id=report.promotion.promotion_id,
+        holdout_percent=report.promotion.holdout_percent,
+        treated=_group(report.groups[False], report.currency),
+        held_out=_group(report.groups[True], report.currency),
+    )

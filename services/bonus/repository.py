@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, distinct, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.db import OutboxMessage, SqlUnitOfWork
@@ -22,14 +22,22 @@ from services.bonus.models import (
     AccountRow,
     BonusOutboxRow,
     ConfigVersionRow,
+    ConversionRow,
     CustomerGuardRow,
+    ExposureRow,
     LotRow,
     ProgramRow,
     PromotionRow,
     PromotionUseRow,
     TransactionRow,
 )
-from services.bonus.ports import AccountState, BonusUnitOfWork, PromotionUse
+from services.bonus.ports import (
+    AccountState,
+    BonusUnitOfWork,
+    Exposure,
+    GroupFigures,
+    PromotionUse,
+)
 from services.bonus.promotions import Promotion, coupon_key
 
 __all__ = ["SqlBonusUnitOfWork"]
@@ -42,6 +50,8 @@ LEDGER = cast(Table, TransactionRow.__table__)
 PROMOTIONS = cast(Table, PromotionRow.__table__)
 USES = cast(Table, PromotionUseRow.__table__)
 CONFIG = cast(Table, ConfigVersionRow.__table__)
+EXPOSURES = cast(Table, ExposureRow.__table__)
+CONVERSIONS = cast(Table, ConversionRow.__table__)
 _PROMOTION_COLUMNS = (
     PROMOTIONS.c.promotion_id,
     PROMOTIONS.c.program_id,
@@ -333,7 +343,7 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
             .where(GUARDS.c.customer_id == customer_id)
             .values(erased_at=erased_at or at)
         )
-        for table in (LEDGER, LOTS, ACCOUNTS, USES):
+        for table in (LEDGER, LOTS, ACCOUNTS, USES, EXPOSURES, CONVERSIONS):
             await self.s.execute(delete(table).where(table.c.customer_id == customer_id))
 
     # accounts
@@ -478,3 +488,79 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
         if before is not None:
             query = query.where(LEDGER.c.seq < before)
         return [(row[0], _movement(row[1:])) for row in await self.s.execute(query)]
+
+    # holdout
+
+    async def add_exposures(self, exposures: Sequence[Exposure]) -> None:
+        if exposures:
+            await self.s.execute(
+                self._insert(EXPOSURES).on_conflict_do_nothing(),
+                [
+                    {
+                        "promotion_id": e.promotion_id,
+                        "customer_id": e.customer_id,
+                        "program_id": e.program_id,
+                        "held_out": e.held_out,
+                        "first_seen_at": e.at,
+                    }
+                    for e in exposures
+                ],
+            )
+
+    async def exposed(self, program_id: str, customer_id: str) -> bool:
+        found = await self.s.scalar(
+            select(EXPOSURES.c.promotion_id)
+            .where(EXPOSURES.c.program_id == program_id, EXPOSURES.c.customer_id == customer_id)
+            .limit(1)
+        )
+        return found is not None
+
+    async def add_conversion(
+        self, program_id: str, order_id: str, customer_id: str, total_micros: int, at: float
+    ) -> None:
+        await self.s.execute(
+            self._insert(CONVERSIONS)
+            .values(
+                program_id=program_id,
+                order_id=order_id,
+                customer_id=customer_id,
+                total=total_micros,
+                created_at=at,
+            )
+            .on_conflict_do_nothing()
+        )
+
+    async def holdout_report(self, promotion_id: str) -> dict[bool, GroupFigures]:
+        e, c = EXPOSURES.c, CONVERSIONS.c
+        exposed = await self.s.execute(
+            select(e.held_out, func.count())
+            .where(e.promotion_id == promotion_id)
+            .group_by(e.held_out)
+        )
+        customers = {bool(held): int(n) for held, n in exposed}
+        bought = await self.s.execute(
+            select(
+                e.held_out,
+                func.count(distinct(c.customer_id)),
+                func.count(),
+                func.coalesce(func.sum(c.total), 0),
+            )
+            .select_from(
+                EXPOSURES.join(
+                    CONVERSIONS,
+                    and_(
+                        c.program_id == e.program_id,
+                        c.customer_id == e.customer_id,
+                        c.created_at >= e.first_seen_at,
+                    ),
+                )
+            )
+            .where(e.promotion_id == promotion_id)
+            .group_by(e.held_out)
+        )
+        figures = {held: GroupFigures(customers.get(held, 0)) for held in (False, True)}
+        for held, converted, orders, revenue in bought:
+            figures[bool(held)] = GroupFigures(
+                customers.get(bool(held), 0), int(converted), int(orders), int(revenue)
+            )
+        return figures

@@ -29,8 +29,9 @@ from services.bonus.app import BonusApp
 from services.bonus.domain import OrderLine, Program
 from services.bonus.models import PromotionUseRow
 from services.bonus.offers import PromotionPatch
+from services.bonus.ports import GroupFigures
 from services.bonus.pricing import CartLine
-from services.bonus.promotions import Effect, Promotion
+from services.bonus.promotions import Effect, Promotion, held_out
 from services.bonus.translate import _context
 from tests.support import Backend, eventually
 
@@ -402,3 +403,30 @@ async def test_a_quote_id_is_checked_at_the_accrual(world: World) -> None:
     with pytest.raises(FailedPrecondition) as spent:
         await h.accrue(late, program.program_id, "alice", replace(order, quote=claim))
     assert spent.value.reason == "QUOTE_EXPIRED"
+
+
+# ---------------------------------------------------------------------------- holdout
+
+
+async def test_the_holdout_report_compares_treated_and_held_out_customers(world: World) -> None:
+    program = await world.program()
+    promotion = await world.promotion(
+        program, Effect("PERCENT_OFF", percent=10), holdout_percent=50.0
+    )
+    customers = [f"h-{uid()}" for _ in range(40)]
+    cart = CartLine("a", "", 1, 10 * UNIT)
+    quotes = {c: await world.quote(i, program, c, cart) for i, c in enumerate(customers)}
+    held = {c for c in customers if held_out(promotion, c)}
+    assert {c for c, q in quotes.items() if not q.quote.applied} == held
+    for app in world.replicas:
+        await o.flush_exposures(app.offers)
+    buyers = customers[::3]
+    for i, c in enumerate(buyers):
+        q = quotes[c]
+        await world.accrue(i, program, c, q, f"k-{uid()}", f"o-{uid()}")
+    report = await o.promotion_report(world.app(0).offers, promotion.promotion_id)
+    for is_held in (False, True):
+        group = [c for c in customers if (c in held) == is_held]
+        bought = [c for c in buyers if (c in held) == is_held]
+        revenue = sum(quotes[c].quote.total_micros for c in bought)
+        assert report.groups[is_held] == GroupFigures(len(group), len(bought), len(bought), revenue)

@@ -21,7 +21,14 @@ from backcrm.segmentation.v1 import condition_pb2
 
 from libs.errors import Conflict
 from services.bonus.domain import Lot, Movement, Program
-from services.bonus.ports import AccountState, BonusUnitOfWork, CustomerSignals, PromotionUse
+from services.bonus.ports import (
+    AccountState,
+    BonusUnitOfWork,
+    CustomerSignals,
+    Exposure,
+    GroupFigures,
+    PromotionUse,
+)
 from services.bonus.promotions import Promotion, coupon_key
 
 __all__ = ["FakeBonusStore", "FakeBonusUnitOfWork", "FakeSignals"]
@@ -40,6 +47,8 @@ class _State:
     promotions: dict[str, Promotion] = field(default_factory=dict)
     uses: list[PromotionUse] = field(default_factory=list)
     version: int = 0
+    exposures: dict[tuple[str, str], Exposure] = field(default_factory=dict)
+    conversions: dict[tuple[str, str], tuple[str, int, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -163,6 +172,40 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
                 raise Conflict(u.order_id)
             self._s.uses.append(u)
 
+    async def add_exposures(self, exposures: Sequence[Exposure]) -> None:
+        for e in exposures:
+            self._s.exposures.setdefault((e.promotion_id, e.customer_id), e)
+
+    async def exposed(self, program_id: str, customer_id: str) -> bool:
+        return any(
+            (e.program_id, e.customer_id) == (program_id, customer_id)
+            for e in self._s.exposures.values()
+        )
+
+    async def add_conversion(
+        self, program_id: str, order_id: str, customer_id: str, total_micros: int, at: float
+    ) -> None:
+        self._s.conversions.setdefault((program_id, order_id), (customer_id, total_micros, at))
+
+    async def holdout_report(self, promotion_id: str) -> dict[bool, GroupFigures]:
+        out = {}
+        for held in (False, True):
+            group = [
+                e
+                for e in self._s.exposures.values()
+                if e.promotion_id == promotion_id and e.held_out == held
+            ]
+            orders = [
+                (customer, total)
+                for e in group
+                for (program_id, _), (customer, total, at) in self._s.conversions.items()
+                if (program_id, customer) == (e.program_id, e.customer_id) and at >= e.at
+            ]
+            out[held] = GroupFigures(
+                len(group), len({c for c, _ in orders}), len(orders), sum(t for _, t in orders)
+            )
+        return out
+
     async def uses_of(self, transaction_id: str) -> list[PromotionUse]:
         return [u for u in self._s.uses if u.transaction_id == transaction_id]
 
@@ -178,6 +221,9 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
         s.accounts = {k: v for k, v in s.accounts.items() if k[1] != customer_id}
         s.lots = {k: v for k, v in s.lots.items() if v[0][1] != customer_id}
         s.ledger = [m for m in s.ledger if m.customer_id != customer_id]
+        s.uses = [u for u in s.uses if u.customer_id != customer_id]
+        s.exposures = {k: e for k, e in s.exposures.items() if e.customer_id != customer_id}
+        s.conversions = {k: v for k, v in s.conversions.items() if v[0] != customer_id}
 
     async def open_account(self, program_id: str, customer_id: str, at: float) -> bool:
         if (program_id, customer_id) in self._s.accounts:

@@ -1,4 +1,4 @@
-"""bonus: promotions, their uses, the configuration version, holdout exposures
+"""bonus: promotions, their uses, the configuration version, holdout exposures and conversions
 
 Revision ID: bonus_0003
 Revises: bonus_0002
@@ -70,13 +70,30 @@ def upgrade() -> None:
         "bonus_exposures",
         sa.Column("promotion_id", sa.String(32), nullable=False),
         sa.Column("customer_id", sa.String(64), nullable=False),
+        sa.Column("program_id", sa.String(32), nullable=False),
         sa.Column("held_out", sa.Boolean, nullable=False),
         sa.Column("first_seen_at", sa.Float, nullable=False),
         sa.PrimaryKeyConstraint("promotion_id", "customer_id", name=op.f("pk_bonus_exposures")),
     )
+    op.create_index("ix_bonus_exposures_customer", "bonus_exposures", ["program_id", "customer_id"])
+    op.create_table(
+        "bonus_conversions",
+        sa.Column("program_id", sa.String(32), nullable=False),
+        sa.Column("order_id", sa.String(128), nullable=False),
+        sa.Column("customer_id", sa.String(64), nullable=False),
+        sa.Column("total", sa.BigInteger, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.PrimaryKeyConstraint("program_id", "order_id", name=op.f("pk_bonus_conversions")),
+    )
+    op.create_index(
+        "ix_bonus_conversions_customer", "bonus_conversions", ["program_id", "customer_id"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_bonus_conversions_customer", "bonus_conversions")
+    op.drop_table("bonus_conversions")
+    op.drop_index("ix_bonus_exposures_customer", "bonus_exposures")
     op.drop_table("bonus_exposures")
     op.drop_table("bonus_config")
     op.drop_index("ix_bonus_promotion_uses_transaction", "bonus_promotion_uses")

@@ -634,6 +634,40 @@ class NotApplied(_message.Message):
     reason: str
     def __init__(self, promotion_id: _Optional[str] = ..., name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class GetPromotionReportRequest(_message.Message):
+    __slots__ = ("promotion_id",)
+    PROMOTION_ID_FIELD_NUMBER: _ClassVar[int]
+    promotion_id: str
+    def __init__(self, promotion_id: _Optional[str] = ...) -> None: ...
+
+class PromotionGroupReport(_message.Message):
+    __slots__ = ("customers", "converted_customers", "orders", "conversion_rate", "revenue", "average_order_value")
+    CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
+    CONVERTED_CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_RATE_FIELD_NUMBER: _ClassVar[int]
+    REVENUE_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_ORDER_VALUE_FIELD_NUMBER: _ClassVar[int]
+    customers: int
+    converted_customers: int
+    orders: int
+    conversion_rate: float
+    revenue: _common_pb2.Money
+    average_order_value: _common_pb2.Money
+    def __init__(self, customers: _Optional[int] = ..., converted_customers: _Optional[int] = ..., orders: _Optional[int] = ..., conversion_rate: _Optional[float] = ..., revenue: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., average_order_value: _Optional[_Union[_common_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class GetPromotionReportResponse(_message.Message):
+    __slots__ = ("promotion_id", "holdout_percent", "treated", "held_out")
+    PROMOTION_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLDOUT_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    TREATED_FIELD_NUMBER: _ClassVar[int]
+    HELD_OUT_FIELD_NUMBER: _ClassVar[int]
+    promotion_id: str
+    holdout_percent: float
+    treated: PromotionGroupReport
+    held_out: PromotionGroupReport
+    def __init__(self, promotion_id: _Optional[str] = ..., holdout_percent: _Optional[float] = ..., treated: _Optional[_Union[PromotionGroupReport, _Mapping]] = ..., held_out: _Optional[_Union[PromotionGroupReport, _Mapping]] = ...) -> None: ...
+
 class TransactionRecorded(_message.Message):
     __slots__ = ("transaction",)
     TRANSACTION_FIELD_NUMBER: _ClassVar[int]
