@@ -15,6 +15,7 @@ from google.protobuf import field_mask_pb2, struct_pb2, timestamp_pb2
 from libs.validation import encode_page_token
 from tests.e2e.conftest import Suite
 from tests.e2e.helpers import email, error_reason, field_violations, purchase, rpc_error
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -399,3 +400,60 @@ async def test_a_deleted_profile_loses_its_loyalty_account(suite: Suite) -> None
         admin.bonus.Enroll(pb.EnrollRequest(program_id=program.program_id, customer=customer))
     )
     assert error_reason(err) == ("CUSTOMER_NOT_FOUND", "bonus.backcrm")
+
+
+async def test_a_regular_customer_gets_a_promotion_a_new_one_does_not_until_it_is_paused(
+    suite: Suite,
+) -> None:
+    """The walk-through of docs/bonus.md: segmentation answers the profile condition."""
+    admin = suite.client()
+    api = admin.bonus
+    program = await new_program(suite)
+    regular = cpb.Condition(
+        property=cpb.PropertyCondition(
+            path="purchase_summary.orders",
+            op=cpb.OPERATOR_GTE,
+            value=struct_pb2.Value(number_value=1),
+        )
+    )
+    promotion = (
+        await api.CreatePromotion(
+            pb.CreatePromotionRequest(
+                promotion=pb.Promotion(
+                    program_id=program.program_id,
+                    name="Regulars: 10 % off",
+                    condition=regular,
+                    effect=pb.Effect(type=pb.EFFECT_TYPE_PERCENT_OFF, percent=10),
+                )
+            )
+        )
+    ).promotion
+    known, new = email(f"{uid()}@example.com"), email(f"{uid()}@example.com")
+    await admin.profile.TrackEvents(
+        ppb.TrackEventsRequest(events=[purchase(uid(), known, uid(), ("s", "c", 1, UNIT))])
+    )
+    await suite.settled()
+
+    async def quote(who: common_pb2.CustomerRef) -> pb.QuoteOfferResponse:
+        return await api.QuoteOffer(
+            pb.QuoteOfferRequest(
+                program_id=program.program_id, customer=who, context=cart(("a", 1, 20 * UNIT))
+            )
+        )
+
+    async def regular_gets_it() -> bool:
+        reply = await quote(known)
+        return [a.promotion_id for a in reply.applied] == [promotion.promotion_id]
+
+    await eventually(regular_gets_it, "the regular customer's quote to apply the promotion")
+    got = await quote(known)
+    assert got.total.units_micros == 18 * UNIT
+    assert got.applied[0].reason == "purchase_summary.orders GTE 1"
+    newcomer = await quote(new)
+    assert not newcomer.applied and newcomer.total.units_micros == 20 * UNIT
+    await api.PausePromotion(pb.PausePromotionRequest(promotion_id=promotion.promotion_id))
+
+    async def gone() -> bool:
+        return not (await quote(known)).applied
+
+    await eventually(gone, "the paused promotion to leave the quotes")
