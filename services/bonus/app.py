@@ -24,7 +24,7 @@ from services.bonus.config import ConfigCache
 from services.bonus.entrypoint import bonus_service
 from services.bonus.handlers import BonusDeps, erase_customer, expire_due
 from services.bonus.models import BonusOutboxRow
-from services.bonus.offers import OfferDeps, flush_exposures
+from services.bonus.offers import OfferDeps, end_scheduled, flush_exposures
 from services.bonus.render import encode_movement, encode_program, encode_promotion
 from services.bonus.repository import SqlBonusUnitOfWork
 from services.bonus.signals import SegmentationSignals
@@ -34,6 +34,9 @@ __all__ = ["BonusApp", "quote_key"]
 log = logging.getLogger(__name__)
 # Holdout exposures are batched in memory and written this often (a quote writes nothing).
 EXPOSURE_FLUSH_SECONDS = 1.0
+# Promotions past their schedule's end are marked ENDED this often (quotes leave them out at
+# once by their schedule; this frees their coupon codes and shows the status).
+SCHEDULE_SWEEP_SECONDS = 30.0
 
 
 def quote_key(settings: Settings) -> bytes:
@@ -120,7 +123,14 @@ class BonusApp:
             asyncio.create_task(
                 every(EXPOSURE_FLUSH_SECONDS, self._flush_exposures), name="bonus-exposures"
             ),
+            asyncio.create_task(
+                every(SCHEDULE_SWEEP_SECONDS, self._end_scheduled), name="bonus-schedules"
+            ),
         ]
+
+    async def _end_scheduled(self) -> None:
+        while await end_scheduled(self.offers) > 0:
+            pass
 
     async def _flush_exposures(self) -> None:
         await flush_exposures(self.offers)

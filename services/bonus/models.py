@@ -122,6 +122,7 @@ class PromotionRow(Base):
             "ix_bonus_promotions_listing", "program_id", "priority", "created_at", "promotion_id"
         ),
         Index("ix_bonus_promotions_coupon", "program_id", "coupon_key"),
+        Index("ix_bonus_promotions_ends", "status", "ends_at"),
     )
 
     promotion_id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -129,6 +130,7 @@ class PromotionRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     priority: Mapped[int] = mapped_column(Integer)
     coupon_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    ends_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # schedule end
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     uses: Mapped[int] = mapped_column(BigInteger)

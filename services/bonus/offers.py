@@ -55,6 +55,7 @@ __all__ = [
     "Report",
     "claim_quote",
     "create_promotion",
+    "end_scheduled",
     "flush_exposures",
     "get_promotion",
     "list_promotions",
@@ -246,6 +247,29 @@ async def pause_promotion(deps: OfferDeps, promotion_id: str) -> Promotion:
             return paused
 
     return await retry_conflicts(attempt, attempts=deps.bonus.attempts)
+
+
+async def end_scheduled(deps: OfferDeps, limit: int = 500) -> int:
+    """Promotions whose schedule has ended become ENDED (announced: caches drop them, their
+    coupon code is free again). Quotes already leave them out by their schedule; each one is
+    an ordinary locked write, so replicas running this at once end each promotion once."""
+    now = deps.bonus.clock()
+    async with deps.bonus.uow() as uow:
+        due = await uow.schedule_ended(now, limit)
+
+    async def end(promotion_id: str) -> None:
+        async with deps.bonus.uow() as uow:
+            current = await _promotion(uow, promotion_id, for_update=True)
+            if current.status == "ENDED":
+                return
+            ended = replace(current, status="ENDED", updated_at=deps.bonus.clock())
+            await uow.save_promotion(ended)
+            await uow.announce_promotion(ended)
+            await uow.commit()
+
+    for promotion_id in due:
+        await retry_conflicts(lambda: end(promotion_id), attempts=deps.bonus.attempts)  # noqa: B023
+    return len(due)
 
 
 async def list_promotions(

@@ -201,6 +201,10 @@ class BonusUnitOfWork(abc.ABC):
     async def active_promotions(self, program_id: str) -> list[Promotion]: ...
 
     @abc.abstractmethod
+    async def schedule_ended(self, now: float, limit: int) -> list[str]:
+        """Promotions not ENDED whose schedule has ended by `now`."""
+
+    @abc.abstractmethod
     async def config_version(self) -> int:
         """Moves with every program or promotion change (the caches' safety net)."""
 

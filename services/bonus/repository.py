@@ -133,6 +133,7 @@ def _promotion_row(p: Promotion) -> dict[str, Any]:
         "status": p.status,
         "priority": p.priority,
         "coupon_key": coupon_key(p.coupon_code) if p.coupon_code else None,
+        "ends_at": p.end_time,
         "created_at": p.created_at,
         "updated_at": p.updated_at,
         "uses": p.uses,
@@ -266,6 +267,14 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
                 )
             )
         return [_promotion(row) for row in await self.s.execute(query)]
+
+    async def schedule_ended(self, now: float, limit: int) -> list[str]:
+        rows = await self.s.scalars(
+            select(PROMOTIONS.c.promotion_id)
+            .where(PROMOTIONS.c.status != "ENDED", PROMOTIONS.c.ends_at <= now)
+            .limit(limit)
+        )
+        return list(rows)
 
     async def active_promotions(self, program_id: str) -> list[Promotion]:
         query = select(*_PROMOTION_COLUMNS).where(

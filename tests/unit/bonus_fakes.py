@@ -141,6 +141,13 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
             rows = [p for p in rows if position(p) > start]
         return rows[:limit]
 
+    async def schedule_ended(self, now: float, limit: int) -> list[str]:
+        return sorted(
+            p.promotion_id
+            for p in self._s.promotions.values()
+            if p.status != "ENDED" and p.end_time is not None and p.end_time <= now
+        )[:limit]
+
     async def active_promotions(self, program_id: str) -> list[Promotion]:
         return [
             p

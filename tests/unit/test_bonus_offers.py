@@ -169,3 +169,18 @@ async def test_a_quote_id_is_signed_and_expires() -> None:
         await h.accrue(w.deps.bonus, program.program_id, "c1", order)
     assert info.value.reason == "QUOTE_EXPIRED"
     assert w.store.state.ledger == [] and w.store.state.uses == []
+
+
+async def test_a_promotion_past_its_schedule_ends_and_frees_its_coupon() -> None:
+    w = World()
+    program = await w.program()
+    p = await w.promotion(
+        program, Effect("PERCENT_OFF", percent=10), end_time=T0 + 60, coupon_code="X"
+    )
+    assert await o.end_scheduled(w.deps) == 0
+    w.clock.advance(60)
+    assert await o.end_scheduled(w.deps) == 1
+    assert (await o.get_promotion(w.deps, p.promotion_id)).status == "ENDED"
+    assert f"promotion:{p.promotion_id}:ENDED" in w.store.state.published
+    again = await w.promotion(program, Effect("PERCENT_OFF", percent=5), coupon_code="x")
+    assert again.coupon_code == "x"

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("priority", sa.Integer, nullable=False),
         sa.Column("coupon_key", sa.String(128), nullable=True),
+        sa.Column("ends_at", sa.Float, nullable=True),
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("updated_at", sa.Float, nullable=False),
         sa.Column("uses", sa.BigInteger, nullable=False),
@@ -39,6 +40,7 @@ def upgrade() -> None:
         ["program_id", "priority", "created_at", "promotion_id"],
     )
     op.create_index("ix_bonus_promotions_coupon", "bonus_promotions", ["program_id", "coupon_key"])
+    op.create_index("ix_bonus_promotions_ends", "bonus_promotions", ["status", "ends_at"])
     op.create_table(
         "bonus_promotion_uses",
         sa.Column("promotion_id", sa.String(32), nullable=False),
@@ -99,6 +101,7 @@ def downgrade() -> None:
     op.drop_index("ix_bonus_promotion_uses_transaction", "bonus_promotion_uses")
     op.drop_index("ix_bonus_promotion_uses_customer", "bonus_promotion_uses")
     op.drop_table("bonus_promotion_uses")
+    op.drop_index("ix_bonus_promotions_ends", "bonus_promotions")
     op.drop_index("ix_bonus_promotions_coupon", "bonus_promotions")
     op.drop_index("ix_bonus_promotions_listing", "bonus_promotions")
     op.drop_table("bonus_promotions")
