@@ -27,7 +27,7 @@ from backcrm.common.v1 import common_pb2
 from libs.errors import FailedPrecondition, InvalidArgument, NotFound
 from libs.retry import retry_conflicts
 from services.bonus.config import ConfigCache, ProgramConfig
-from services.bonus.domain import Program, new_id, tier_standing
+from services.bonus.domain import MAX_POINTS, Program, new_id, tier_standing
 from services.bonus.ports import BonusUnitOfWork, Exposure, GroupFigures, PromotionUse
 from services.bonus.pricing import (
     CartLine,
@@ -498,7 +498,7 @@ async def quote_offer(deps: OfferDeps, request: QuoteRequest) -> QuoteResult:
     program = config.program
     if request.cart_currency and request.cart_currency != program.currency:
         raise InvalidArgument(
-            "context.cart.unit_price.currency",
+            "context.cart[0].unit_price.currency",
             f"must be the program's currency {program.currency}",
             reason="CURRENCY_MISMATCH",
         )
@@ -513,6 +513,8 @@ async def quote_offer(deps: OfferDeps, request: QuoteRequest) -> QuoteResult:
         _context_atom(request.context, now),
         now,
     )
+    if quote.points_to_earn > MAX_POINTS or any(x.points_to_earn > MAX_POINTS for x in quote.lines):
+        raise InvalidArgument("context.cart", f"earns more than {MAX_POINTS} points")
     if request.customer_id and quote.exposures:
         deps.exposures.add(program.program_id, request.customer_id, quote.exposures, now)
     expires_at = now + deps.quote_ttl

@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 MICROS = 1_000_000
+INT64_MAX = 2**63 - 1
 # ISO 4217 minor-unit exponents that are not 2 (every other code has 2 decimals).
 _EXPONENT_0 = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"
 _EXPONENT_3 = "BHD IQD JOD KWD LYD OMR TND"
@@ -467,7 +468,7 @@ def price_cart(
         gifts=gifts,
         points_to_earn=base_points + bonus,
         points_spendable=spendable,
-        points_spendable_value_micros=spendable * program.point_value_micros,
+        points_spendable_value_micros=min(spendable * program.point_value_micros, INT64_MAX),
         subtotal_micros=subtotal,
         total_micros=total,
         tier=customer.tier_name,

@@ -442,6 +442,10 @@ def quote_request_in(request: pb.QuoteOfferRequest, customer_id: str, now: float
         given, price = _money(line.unit_price, f"{at}.unit_price", MAX_PRICE_MICROS)
         if not given:
             raise InvalidArgument(f"{at}.unit_price.currency", "is required")
+        if line.quantity * price > MAX_PRICE_MICROS:  # so every sum stays inside int64
+            raise InvalidArgument(
+                f"{at}.quantity", f"quantity x unit_price must be at most {MAX_PRICE_MICROS} micros"
+            )
         if currency and given != currency:
             raise InvalidArgument(
                 f"{at}.unit_price.currency",

@@ -457,3 +457,47 @@ async def test_a_regular_customer_gets_a_promotion_a_new_one_does_not_until_it_i
         return not (await quote(known)).applied
 
     await eventually(gone, "the paused promotion to leave the quotes")
+
+
+async def test_huge_carts_and_rates_are_invalid_argument_not_internal(suite: Suite) -> None:
+    api = suite.client().bonus
+    program = (
+        await api.CreateProgram(
+            pb.CreateProgramRequest(
+                program=pb.Program(
+                    name="Generous",
+                    currency="GBP",
+                    points_per_unit=1_000_000.0,
+                    category_multipliers={"c": 1000.0},
+                    point_value=gbp(10**9),
+                )
+            )
+        )
+    ).program
+    await api.CreatePromotion(
+        pb.CreatePromotionRequest(
+            promotion=pb.Promotion(
+                program_id=program.program_id,
+                name="x1000",
+                effect=pb.Effect(type=pb.EFFECT_TYPE_POINTS_MULTIPLIER, multiplier=1000),
+            )
+        )
+    )
+    err = await rpc_error(
+        api.QuoteOffer(
+            pb.QuoteOfferRequest(
+                program_id=program.program_id, context=cart(("a", 1_000_000, 10**15))
+            )
+        )
+    )
+    assert field_violations(err) == ["context.cart[0].quantity"]
+    many = common_pb2.Context(
+        cart=[
+            common_pb2.CartLine(sku="a", category="c", quantity=1, unit_price=gbp(10**15))
+            for _ in range(1000)
+        ]
+    )
+    err = await rpc_error(
+        api.QuoteOffer(pb.QuoteOfferRequest(program_id=program.program_id, context=many))
+    )
+    assert field_violations(err) == ["context.cart"]
