@@ -426,3 +426,33 @@ async def test_the_holdout_report_compares_treated_and_held_out_customers(world:
         bought = [c for c in buyers if (c in held) == is_held]
         revenue = sum(quotes[c].quote.total_micros for c in bought)
         assert report.groups[is_held] == GroupFigures(len(group), len(bought), len(bought), revenue)
+
+
+async def test_a_single_use_coupon_is_used_once_whoever_races_for_it(world: World) -> None:
+    program = await world.program()
+    promotion = await world.promotion(
+        program, Effect("AMOUNT_OFF", amount_micros=5 * UNIT), coupon_code="ONE-TIME", max_uses=1
+    )
+    customers = [uid() for _ in range(6)]
+    cart = CartLine("a", "", 1, 20 * UNIT)
+    quotes = [
+        await world.quote(i, program, c, cart, coupons=("one-time",))
+        for i, c in enumerate(customers)
+    ]
+    assert all(q.quote.applied for q in quotes)
+    results = await asyncio.gather(
+        *(
+            soon(world.accrue(i, program, c, q, f"k-{uid()}", f"o-{uid()}"))
+            for i, (c, q) in enumerate(zip(customers, quotes, strict=True))
+        ),
+        return_exceptions=True,
+    )
+    assert outcomes(list(results)) == ["PROMOTION_BUDGET_SPENT"] * 5 + ["ok"]
+    after = await o.get_promotion(world.app(0).offers, promotion.promotion_id)
+    assert (after.uses, after.status) == (1, "ENDED")
+
+    async def unknown_code() -> bool:  # once the caches drop the ended promotion
+        later = await world.quote(0, program, uid(), cart, coupons=("ONE-TIME",))
+        return not later.quote.applied and later.quote.invalid_coupons == ["ONE-TIME"]
+
+    await eventually(unknown_code, "quotes to drop the used-up coupon")
