@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import pytest
 from backcrm.common.v1 import common_pb2
+from backcrm.segmentation.v1 import condition_pb2
 from sqlalchemy import func, select
 
 from libs.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -456,3 +457,23 @@ async def test_a_single_use_coupon_is_used_once_whoever_races_for_it(world: Worl
         return not later.quote.applied and later.quote.invalid_coupons == ["ONE-TIME"]
 
     await eventually(unknown_code, "quotes to drop the used-up coupon")
+
+
+async def test_with_segmentation_unreachable_a_quote_degrades_instead_of_failing(
+    world: World,
+) -> None:
+    # the replicas' peers point at a closed port: the real gRPC adapter answers None
+    program = await world.program(segment_multipliers={"vip": 3.0})
+    vip = condition_pb2.Condition(segment=condition_pb2.SegmentCondition(segment_id="vip"))
+    needs = await world.promotion(
+        program,
+        Effect("PERCENT_OFF", percent=50),
+        condition=vip.SerializeToString(deterministic=True),
+    )
+    free = await world.promotion(program, Effect("AMOUNT_OFF", amount_micros=UNIT))
+    result = await world.quote(0, program, uid(), CartLine("a", "", 1, 10 * UNIT))
+    q = result.quote
+    assert q.degraded
+    assert [a.promotion.promotion_id for a in q.applied] == [free.promotion_id]
+    assert needs.promotion_id in [p.promotion_id for p, _ in q.not_applied]
+    assert q.points_to_earn == 9  # no segment multiplier when segmentation is silent
