@@ -386,6 +386,8 @@ def read_quote_id(key: bytes, quote_id: str, field: str = "quote_id") -> Claim:
 
 
 _EMPTY_PROFILE = CustomerFacts(customer_id="")
+# Segmentation's EvaluateConditions takes at most 100 conditions a call.
+SIGNALS_BATCH = 100
 
 
 def _context_atom(context: ContextFacts, now: float) -> Any:
@@ -456,27 +458,49 @@ async def _customer(
             uses,
         )
 
+    # Only the atoms of promotions that could apply now (live, coupon given), and the
+    # segment-multiplier segments: each distinct atom once.
+    given = {coupon_key(code) for code in request.coupons}
+    wanted: dict[bytes, None] = {}
+    for c in config.promotions:
+        p = c.promotion
+        if p.live_at(now) and (not p.coupon_code or coupon_key(p.coupon_code) in given):
+            wanted.update(dict.fromkeys(c.customer_atoms.values()))
+    wanted.update(dict.fromkeys(config.segment_atoms.values()))
+    keys = list(wanted)
+
     async def signals() -> list[bool] | None:
-        if not config.customer_atoms:
+        if not keys:
             return []
-        return await deps.bonus.signals.conditions(
-            request.customer_id,
-            list(config.customer_atoms.values()),
-            request.context_message,
-            deps.signals_timeout,
+        # One call, or one per SIGNALS_BATCH atoms at once (segmentation's limit per call).
+        chunks = [keys[i : i + SIGNALS_BATCH] for i in range(0, len(keys), SIGNALS_BATCH)]
+        answers = await asyncio.gather(
+            *(
+                deps.bonus.signals.conditions(
+                    request.customer_id,
+                    [config.customer_atoms[k] for k in chunk],
+                    request.context_message,
+                    deps.signals_timeout,
+                )
+                for chunk in chunks
+            )
         )
+        if any(a is None or len(a) != len(chunk) for a, chunk in zip(answers, chunks, strict=True)):
+            return None
+        return [verdict for a in answers if a is not None for verdict in a]
 
     (balance, _earned, tier, discount, multiplier, uses), verdicts = await asyncio.gather(
         account(), signals()
     )
     answers: Mapping[bytes, bool] | None = None
     segment_multiplier = 1.0
-    if verdicts is not None and len(verdicts) == len(config.customer_atoms):
-        answers = dict(zip(config.customer_atoms, verdicts, strict=True))
+    if verdicts is not None:
+        # atoms not asked (promotions that cannot apply now) read as false
+        answers = dict(zip(keys, verdicts, strict=True))
         matched = [
             program.segment_multipliers[s]
             for s, key in config.segment_atoms.items()
-            if answers[key]
+            if answers.get(key, False)
         ]
         segment_multiplier = max(matched, default=1.0)
     return Customer(

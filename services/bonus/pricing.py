@@ -378,7 +378,7 @@ def price_cart(
         if c.node is not None and not _holds(c.node, atom):
             not_applied.append((p, "condition false at " + _why_false(c.node, atom, "condition")))
             miss = _near_miss(c, atom_for, subtotal, cart_quantity, unit)
-            if miss is not None:
+            if miss is not None and not held_out(p, customer.customer_id):
                 near.append(miss)
             continue
         if key:

@@ -184,3 +184,27 @@ async def test_a_promotion_past_its_schedule_ends_and_frees_its_coupon() -> None
     assert f"promotion:{p.promotion_id}:ENDED" in w.store.state.published
     again = await w.promotion(program, Effect("PERCENT_OFF", percent=5), coupon_code="x")
     assert again.coupon_code == "x"
+
+
+async def test_only_atoms_that_can_matter_are_asked_in_batches_of_a_hundred() -> None:
+    w = World()
+    program = await w.program()
+    made = [
+        await w.promotion(
+            program,
+            Effect("PERCENT_OFF", percent=10),
+            condition=serialized(segment(f"s{i}")),
+            priority=i,
+        )
+        for i in range(150)
+    ]
+    await w.promotion(
+        program,
+        Effect("PERCENT_OFF", percent=10),
+        condition=serialized(segment("coupon-only")),
+        coupon_code="C",
+    )
+    w.signals.verdicts[serialized(segment("s7"))] = True
+    result = await w.quote(program, "c1")
+    assert applied(result) == [made[7].promotion_id] and not result.quote.degraded
+    assert w.signals.calls == 2  # 150 atoms: two calls at once; the coupon's atom not asked
