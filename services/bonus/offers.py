@@ -222,6 +222,8 @@ async def update_promotion(deps: OfferDeps, promotion_id: str, patch: PromotionP
                     "the promotion has ended; ENDED is final", reason="PROMOTION_ENDED"
                 )
             updated = replace(current, **patch.fields, updated_at=deps.bonus.clock())
+            if updated.budget_spent():  # a budget lowered to what was already used
+                updated = replace(updated, status="ENDED")
             _check_schedule(updated)
             await _check_coupon(uow, updated)
             await uow.save_promotion(updated)

@@ -3,7 +3,7 @@ quote (deduplicated atoms), degraded answers, the public price, the cache, quote
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from backcrm.common.v1 import common_pb2
@@ -208,3 +208,15 @@ async def test_only_atoms_that_can_matter_are_asked_in_batches_of_a_hundred() ->
     result = await w.quote(program, "c1")
     assert applied(result) == [made[7].promotion_id] and not result.quote.degraded
     assert w.signals.calls == 2  # 150 atoms: two calls at once; the coupon's atom not asked
+
+
+async def test_a_budget_lowered_to_its_uses_ends_the_promotion_and_ended_is_final() -> None:
+    w = World()
+    program = await w.program()
+    p = await w.promotion(program, Effect("PERCENT_OFF", percent=10), max_uses=5)
+    w.store.state.promotions[p.promotion_id] = replace(p, uses=3)
+    ended = await o.update_promotion(w.deps, p.promotion_id, o.PromotionPatch({"max_uses": 3}))
+    assert ended.status == "ENDED"
+    with pytest.raises(FailedPrecondition) as info:
+        await o.update_promotion(w.deps, p.promotion_id, o.PromotionPatch({"status": "ACTIVE"}))
+    assert info.value.reason == "PROMOTION_ENDED"
