@@ -11,7 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from backcrm.bonus.v1.bonus_service_pb2 import ProgramChanged, TransactionRecorded
+from backcrm.bonus.v1.bonus_service_pb2 import (
+    ProgramChanged,
+    PromotionChanged,
+    TransactionRecorded,
+)
 from backcrm.common.v1.common_pb2 import EventEnvelope
 from backcrm.profile.v1.profile_service_pb2 import ProfileChanged, ProfileDeleted, ProfilesMerged
 from backcrm.segmentation.v1.segmentation_service_pb2 import (
@@ -25,6 +29,7 @@ from libs.bus.envelope import new_envelope, unpack
 
 __all__ = [
     "BONUS_PROGRAMS",
+    "BONUS_PROMOTIONS",
     "BONUS_TRANSACTIONS",
     "PROFILE_CHANGED",
     "PROFILE_DELETED",
@@ -74,5 +79,7 @@ SEGMENTATION_RFM = Topic("segmentation.rfm", RfmScored)
 SEGMENTATION_SEGMENTS = Topic("segmentation.segments", SegmentChanged)
 # A loyalty program created or changed.
 BONUS_PROGRAMS = Topic("bonus.programs", ProgramChanged)
+# A promotion created or changed (every bonus process drops its cached configuration).
+BONUS_PROMOTIONS = Topic("bonus.promotions", PromotionChanged)
 # Every ledger movement, once recorded.
 BONUS_TRANSACTIONS = Topic("bonus.transactions", TransactionRecorded)

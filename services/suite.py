@@ -48,7 +48,9 @@ class Suite:
         service_token = settings.service_token or mint_token()
         if not settings.service_token:
             # Known only to this process: the services it hosts call each other with it.
-            tokens.add("segmentation", service_token, ["profile:read"])
+            # profile:read to resolve identities; segments:read for bonus asking segmentation
+            # (EvaluateConditions, EvaluateSegments) about a customer.
+            tokens.add("segmentation", service_token, ["profile:read", "segments:read"])
         self.resources = resources = Resources.open(settings)
         self.peers = peers = Peers(settings, service_token, lambda: f"127.0.0.1:{self.port}")
         self.apps = [
