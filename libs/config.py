@@ -75,6 +75,22 @@ class Settings(BaseSettings):
     bonus_expiry_seconds: float = Field(
         default=3600.0, gt=0, description="how often points past their expiry are recorded"
     )
+    bonus_quote_key: str = Field(
+        default="",
+        description="HMAC-SHA256 key signing QuoteOffer quote ids, the same in every bonus "
+        "replica; empty: derived from database_url (set it in production)",
+    )
+    bonus_quote_ttl_seconds: float = Field(
+        default=900.0, gt=0, description="how long a quote id may be passed to Accrue"
+    )
+    bonus_signals_timeout_seconds: float = Field(
+        default=0.15, gt=0, description="QuoteOffer's budget for its one call to segmentation"
+    )
+    bonus_config_check_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="how often each bonus process compares its cached configuration's version",
+    )
     ads_tracking_keys: str = Field(
         default="",
         description='ads: JSON {"key id": "secret"} signing tracking tokens; empty: a dev key '

@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from backcrm.ads.v1.ads_service_pb2 import CampaignChanged, InteractionRecorded
-from backcrm.bonus.v1.bonus_service_pb2 import ProgramChanged, TransactionRecorded
+from backcrm.bonus.v1.bonus_service_pb2 import (
+    ProgramChanged,
+    PromotionChanged,
+    TransactionRecorded,
+)
 from backcrm.common.v1.common_pb2 import EventEnvelope
 from backcrm.profile.v1.profile_service_pb2 import ProfileChanged, ProfileDeleted, ProfilesMerged
 from backcrm.segmentation.v1.segmentation_service_pb2 import (
@@ -28,6 +32,7 @@ __all__ = [
     "ADS_CAMPAIGNS",
     "ADS_INTERACTIONS",
     "BONUS_PROGRAMS",
+    "BONUS_PROMOTIONS",
     "BONUS_TRANSACTIONS",
     "PROFILE_CHANGED",
     "PROFILE_DELETED",
@@ -77,6 +82,8 @@ SEGMENTATION_RFM = Topic("segmentation.rfm", RfmScored)
 SEGMENTATION_SEGMENTS = Topic("segmentation.segments", SegmentChanged)
 # A loyalty program created or changed.
 BONUS_PROGRAMS = Topic("bonus.programs", ProgramChanged)
+# A promotion created or changed (every bonus process drops its cached configuration).
+BONUS_PROMOTIONS = Topic("bonus.promotions", PromotionChanged)
 # Every ledger movement, once recorded.
 BONUS_TRANSACTIONS = Topic("bonus.transactions", TransactionRecorded)
 # An ads campaign created or changed (every ads process refreshes its campaign cache).

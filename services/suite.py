@@ -48,8 +48,9 @@ class Suite:
         service_token = settings.service_token or mint_token()
         if not settings.service_token:
             # Known only to this process: the services it hosts call each other with it.
-            # segmentation and ads resolve identities (profile:read); ads and bonus ask
-            # segmentation about customers (segments:read); ads records ad events on profiles.
+            # profile:read to resolve identities (and for ads, interests); segments:read for
+            # bonus and ads asking segmentation about a customer; profile:write for ads
+            # recording ad events on profiles.
             tokens.add(
                 "segmentation", service_token, ["profile:read", "profile:write", "segments:read"]
             )

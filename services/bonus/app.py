@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import logging
 import os
 import socket
 from dataclasses import dataclass, field
@@ -12,28 +14,48 @@ from backcrm.common.v1 import common_pb2
 from backcrm.common.v1.common_pb2 import EventEnvelope
 
 from libs.bus.port import EventBus, Subscription
+from libs.config import Settings
 from libs.outbox import OutboxRelay
 from libs.resolver import profile_resolver
 from libs.rpc.service import RpcService
 from libs.runtime import Peers, Resources, every
 from libs.signals import SegmentationSignals
-from libs.topics import PROFILE_DELETED
+from libs.topics import BONUS_PROGRAMS, BONUS_PROMOTIONS, PROFILE_DELETED
+from services.bonus.config import ConfigCache
 from services.bonus.entrypoint import bonus_service
 from services.bonus.handlers import BonusDeps, erase_customer, expire_due
 from services.bonus.models import BonusOutboxRow
-from services.bonus.render import encode_movement, encode_program
+from services.bonus.offers import OfferDeps, end_scheduled, flush_exposures
+from services.bonus.render import encode_movement, encode_program, encode_promotion
 from services.bonus.repository import SqlBonusUnitOfWork
 
-__all__ = ["BonusApp"]
+__all__ = ["BonusApp", "quote_key"]
+
+log = logging.getLogger(__name__)
+# Holdout exposures are batched in memory and written this often (a quote writes nothing).
+EXPOSURE_FLUSH_SECONDS = 1.0
+# Promotions past their schedule's end are marked ENDED this often (quotes leave them out at
+# once by their schedule; this frees their coupon codes and shows the status).
+SCHEDULE_SWEEP_SECONDS = 30.0
+
+
+def quote_key(settings: Settings) -> bytes:
+    """The key signing quote ids: the setting, or one derived from what every replica of a
+    deployment shares (its database URL)."""
+    if settings.bonus_quote_key:
+        return settings.bonus_quote_key.encode()
+    return hashlib.sha256(f"backcrm bonus quotes\0{settings.database_url}".encode()).digest()
 
 
 @dataclass
 class BonusApp:
     deps: BonusDeps
+    offers: OfferDeps
     relay: OutboxRelay
     rpc: RpcService
     bus: EventBus
     expiry_seconds: float
+    config_check_seconds: float
     subscription: Subscription | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -48,20 +70,34 @@ class BonusApp:
 
         def uow() -> SqlBonusUnitOfWork:
             return SqlBonusUnitOfWork(
-                resources.sessions, encode_movement, encode_program, after_commit=relay.nudge
+                resources.sessions,
+                encode_movement,
+                encode_program,
+                encode_promotion,
+                after_commit=relay.nudge,
             )
 
         async def resolve(ref: common_pb2.CustomerRef, field_name: str) -> str:
             # The client exists once the server listens (it may call this very process).
             return await profile_resolver(peers.client())(ref, field_name)
 
+        settings = resources.settings
         deps = BonusDeps(uow=uow, clock=resources.clock, signals=SegmentationSignals(peers.client))
+        offers = OfferDeps(
+            bonus=deps,
+            config=ConfigCache(uow, resources.clock, settings.bonus_config_check_seconds),
+            quote_key=quote_key(settings),
+            quote_ttl=settings.bonus_quote_ttl_seconds,
+            signals_timeout=settings.bonus_signals_timeout_seconds,
+        )
         return cls(
             deps=deps,
+            offers=offers,
             relay=relay,
-            rpc=bonus_service(deps, resolve),
+            rpc=bonus_service(deps, offers, resolve),
             bus=resources.bus,
-            expiry_seconds=resources.settings.bonus_expiry_seconds,
+            expiry_seconds=settings.bonus_expiry_seconds,
+            config_check_seconds=settings.bonus_config_check_seconds,
         )
 
     async def start(self) -> None:
@@ -75,7 +111,44 @@ class BonusApp:
             while await expire_due(self.deps) > 0:
                 pass
 
-        self.tasks = [asyncio.create_task(every(self.expiry_seconds, expire), name="bonus-expiry")]
+        self.tasks = [
+            asyncio.create_task(every(self.expiry_seconds, expire), name="bonus-expiry"),
+            # Every process drops its cached configuration on every change (a fan-out tail, not
+            # a group), and compares the version row as a safety net for a missed event.
+            asyncio.create_task(self._watch_config(), name="bonus-config"),
+            asyncio.create_task(
+                every(self.config_check_seconds, self.offers.config.check_version),
+                name="bonus-config-version",
+            ),
+            asyncio.create_task(
+                every(EXPOSURE_FLUSH_SECONDS, self._flush_exposures), name="bonus-exposures"
+            ),
+            asyncio.create_task(
+                every(SCHEDULE_SWEEP_SECONDS, self._end_scheduled), name="bonus-schedules"
+            ),
+        ]
+
+    async def _end_scheduled(self) -> None:
+        while await end_scheduled(self.offers) > 0:
+            pass
+
+    async def _flush_exposures(self) -> None:
+        await flush_exposures(self.offers)
+
+    async def _watch_config(self) -> None:
+        async def follow(topic: str) -> None:
+            while True:
+                tail = self.bus.tail(topic, internal=True)
+                try:
+                    async for _ in tail:
+                        self.offers.config.invalidate()
+                except Exception:
+                    log.exception("watching %s failed; retrying", topic)
+                    await asyncio.sleep(1.0)
+                finally:
+                    await tail.aclose()  # type: ignore[attr-defined]
+
+        await asyncio.gather(follow(BONUS_PROMOTIONS.name), follow(BONUS_PROGRAMS.name))
 
     async def _on_deleted(self, envelope: EventEnvelope) -> None:
         await erase_customer(self.deps, PROFILE_DELETED.unpack(envelope).customer_id)
@@ -87,4 +160,6 @@ class BonusApp:
                 await task
         if self.subscription is not None:
             await self.subscription.stop()
+        with contextlib.suppress(Exception):
+            await flush_exposures(self.offers)  # what this process saw, before it goes
         await self.relay.stop()

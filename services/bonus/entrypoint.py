@@ -1,25 +1,26 @@
-"""gRPC entrypoint of BonusService: translate, call a handler, translate back. Nothing else.
-
-Promotions and QuoteOffer are declared by the contract and not served yet: they answer
-UNIMPLEMENTED (reason NOT_SERVED_YET) after the usual authentication and scope checks, as
-docs/bonus.md "Status" says.
-"""
+"""gRPC entrypoint of BonusService: translate, call a handler, translate back. Nothing else."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from backcrm.bonus.v1 import bonus_service_pb2 as pb
 
-from libs.errors import InvalidArgument, Unimplemented
+from libs.auth import current_principal
+from libs.errors import InvalidArgument, NotFound, PermissionDenied
 from libs.protoutil import money
 from libs.resolver import ResolveCustomer, customer_of
 from libs.rpc.service import RpcService
-from libs.validation import check_text, decode_page_token, encode_page_token, page_size
+from libs.validation import check_enum, check_text, decode_page_token, encode_page_token, page_size
 from services.bonus import handlers as h
+from services.bonus import offers as o
 from services.bonus.render import (
     account_to_proto,
     program_to_proto,
+    promotion_to_proto,
+    quote_to_proto,
+    report_to_proto,
     transaction_to_proto,
 )
 from services.bonus.translate import (
@@ -29,9 +30,12 @@ from services.bonus.translate import (
     points_in,
     program_in,
     program_patch_in,
+    promotion_in,
+    promotion_patch_in,
+    quote_request_in,
 )
 
-__all__ = ["CONTRACT", "NOT_SERVED_YET", "SCOPES", "BonusServicer", "bonus_service"]
+__all__ = ["CONTRACT", "SCOPES", "BonusServicer", "bonus_service"]
 
 CONTRACT = pb.DESCRIPTOR.services_by_name["BonusService"]
 READ, WRITE, ADMIN = "bonus:read", "bonus:write", "admin"
@@ -52,28 +56,15 @@ SCOPES = {
     "Reverse": WRITE,
     "ListTransactions": READ,
     "QuoteOffer": READ,
+    "GetPromotionReport": READ,
 }
-NOT_SERVED_YET = (
-    "CreatePromotion",
-    "GetPromotion",
-    "UpdatePromotion",
-    "ListPromotions",
-    "PausePromotion",
-    "QuoteOffer",
-)
-
-
-def _not_served(name: str) -> Any:
-    async def rpc(self: BonusServicer, _request: Any, _ctx: Any) -> Any:
-        raise Unimplemented(f"{name} is not served yet (docs/bonus.md, Status)")
-
-    rpc.__name__ = name
-    return rpc
+MAX_QUOTE_ID = 8192
 
 
 class BonusServicer:
-    def __init__(self, deps: h.BonusDeps, resolve: ResolveCustomer) -> None:
+    def __init__(self, deps: h.BonusDeps, offers: o.OfferDeps, resolve: ResolveCustomer) -> None:
         self.deps = deps
+        self.offers = offers
         self.resolve = resolve
 
     # programs
@@ -116,11 +107,9 @@ class BonusServicer:
     async def Accrue(self, request: pb.AccrueRequest, _ctx: Any) -> pb.AccrueResponse:
         key = key_in(request.idempotency_key)
         order = order_in(request.order, key)
-        if check_text(request.quote_id, "quote_id", max_len=64):
-            raise Unimplemented(
-                "quote_id: quotes are not served yet (docs/bonus.md, Status)",
-                reason="NOT_SERVED_YET",
-            )
+        if check_text(request.quote_id, "quote_id", max_len=MAX_QUOTE_ID):
+            claim = o.read_quote_id(self.offers.quote_key, request.quote_id)
+            order = replace(order, quote=claim)
         outcome = await h.accrue(self.deps, *await self._account_of(request), order)
         return pb.AccrueResponse(**self._moved(outcome))
 
@@ -170,19 +159,91 @@ class BonusServicer:
             "account": account_to_proto(outcome.account),
         }
 
-    # promotions and quotes: the next slice
-    CreatePromotion = _not_served("CreatePromotion")
-    GetPromotion = _not_served("GetPromotion")
-    UpdatePromotion = _not_served("UpdatePromotion")
-    ListPromotions = _not_served("ListPromotions")
-    PausePromotion = _not_served("PausePromotion")
-    QuoteOffer = _not_served("QuoteOffer")
+    # promotions and quotes
+
+    async def _promotion_out(self, promotion: Any) -> pb.Promotion:
+        program = await h.get_program(self.deps, promotion.program_id)
+        return promotion_to_proto(promotion, program.currency)
+
+    async def CreatePromotion(
+        self, request: pb.CreatePromotionRequest, _ctx: Any
+    ) -> pb.CreatePromotionResponse:
+        promotion, amounts = promotion_in(request.promotion)
+        created = await o.create_promotion(self.offers, promotion, amounts)
+        return pb.CreatePromotionResponse(promotion=await self._promotion_out(created))
+
+    async def GetPromotion(
+        self, request: pb.GetPromotionRequest, _ctx: Any
+    ) -> pb.GetPromotionResponse:
+        found = await o.get_promotion(self.offers, id_in(request.promotion_id, "promotion_id"))
+        return pb.GetPromotionResponse(promotion=await self._promotion_out(found))
+
+    async def UpdatePromotion(
+        self, request: pb.UpdatePromotionRequest, _ctx: Any
+    ) -> pb.UpdatePromotionResponse:
+        promotion_id, patch = promotion_patch_in(request.promotion, request.update_mask)
+        updated = await o.update_promotion(self.offers, promotion_id, patch)
+        return pb.UpdatePromotionResponse(promotion=await self._promotion_out(updated))
+
+    async def PausePromotion(
+        self, request: pb.PausePromotionRequest, _ctx: Any
+    ) -> pb.PausePromotionResponse:
+        paused = await o.pause_promotion(self.offers, id_in(request.promotion_id, "promotion_id"))
+        return pb.PausePromotionResponse(promotion=await self._promotion_out(paused))
+
+    async def ListPromotions(
+        self, request: pb.ListPromotionsRequest, _ctx: Any
+    ) -> pb.ListPromotionsResponse:
+        program_id = id_in(request.program_id, "program_id")
+        size = page_size(request.page_size)
+        status = check_enum(request.status, pb.PromotionStatus, "status", required=False)
+        scope = f"bonus.promotions/{program_id}/{status}"
+        after = decode_page_token(request.page_token, scope)
+        if after is not None:
+            if (
+                not isinstance(after, list)
+                or len(after) != 3
+                or type(after[0]) is not int
+                or not isinstance(after[1], int | float)
+                or type(after[2]) is not str
+            ):
+                raise InvalidArgument("page_token", "is not a page token issued by this listing")
+            after = (after[0], float(after[1]), after[2])
+        page, following = await o.list_promotions(self.offers, program_id, status, after, size)
+        program = await h.get_program(self.deps, program_id)
+        return pb.ListPromotionsResponse(
+            promotions=[promotion_to_proto(p, program.currency) for p in page],
+            next_page_token=encode_page_token(list(following), scope) if following else "",
+        )
+
+    async def QuoteOffer(self, request: pb.QuoteOfferRequest, _ctx: Any) -> pb.QuoteOfferResponse:
+        if request.explain and not current_principal.get().has(ADMIN):
+            raise PermissionDenied(
+                "explain needs the admin scope",
+                reason="MISSING_SCOPE",
+                metadata={"required_scope": ADMIN},
+            )
+        customer_id = ""
+        if request.HasField("customer"):
+            try:
+                customer_id = await customer_of(request, "customer", self.resolve)
+            except NotFound:
+                customer_id = ""  # an unknown customer gets the public price
+        quote_in = quote_request_in(request, customer_id, self.deps.clock())
+        result = await o.quote_offer(self.offers, quote_in)
+        return quote_to_proto(result, customer_id, request.explain)
+
+    async def GetPromotionReport(
+        self, request: pb.GetPromotionReportRequest, _ctx: Any
+    ) -> pb.GetPromotionReportResponse:
+        report = await o.promotion_report(self.offers, id_in(request.promotion_id, "promotion_id"))
+        return report_to_proto(report)
 
 
-def bonus_service(deps: h.BonusDeps, resolve: ResolveCustomer) -> RpcService:
+def bonus_service(deps: h.BonusDeps, offers: o.OfferDeps, resolve: ResolveCustomer) -> RpcService:
     return RpcService(
         descriptor=CONTRACT,
-        servicer=BonusServicer(deps, resolve),
+        servicer=BonusServicer(deps, offers, resolve),
         scopes=SCOPES,
         short_name="bonus",
     )

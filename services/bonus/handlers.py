@@ -31,6 +31,7 @@ from services.bonus.domain import (
     order_points,
     tier_standing,
 )
+from services.bonus.offers import Claim, claim_quote, note_conversion, release_quote
 from services.bonus.ports import AccountState, BonusUnitOfWork, CustomerSignals
 
 __all__ = [
@@ -92,6 +93,8 @@ class Accrual:
     currency: str
     total_micros: int
     idempotency_key: str
+    # the QuoteOffer the order was placed with (its promotions' uses are counted)
+    quote: Claim | None = None
 
 
 def fingerprint(*content: Any) -> str:
@@ -259,6 +262,7 @@ async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accr
         [[line.category, line.quantity, line.unit_price_micros] for line in order.lines],
         order.currency,
         order.total_micros,
+        *([order.quote.quote_id] if order.quote else []),
     )
 
     async def act(uow: BonusUnitOfWork, ledger: Ledger) -> Movement:
@@ -278,10 +282,19 @@ async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accr
             )
         earned = await uow.earned_since(program_id, customer_id, now - program.tier_period)
         points = order_points(program, order.lines, tier_standing(program, earned).multiplier)
+        transaction_id = new_id()
+        # --- promotions (services/bonus/offers.py): the quote's uses, its bonus points, and
+        # the order for holdout reports
+        if order.quote is not None:
+            points += await claim_quote(
+                uow, order.quote, program_id, customer_id, order.order_id, transaction_id, now
+            )
+        await note_conversion(uow, program_id, customer_id, order.order_id, order.total_micros, now)
+        # ---
         if points > MAX_POINTS:
             raise InvalidArgument("order", f"earns more than {MAX_POINTS} points")
         movement = Movement(
-            new_id(),
+            transaction_id,
             program_id,
             customer_id,
             "ACCRUAL",
@@ -366,6 +379,10 @@ async def reverse(
             reverses=amount,
             description=reason,
         )
+        # --- promotions (services/bonus/offers.py): a whole accrual reversed frees its uses
+        if original.type == "ACCRUAL" and amount == left:
+            await release_quote(uow, transaction_id)
+        # ---
         if original.is_credit:
             return ledger.take_back(movement, transaction_id, amount)
         return ledger.credit(movement, ledger.now)  # spent points come back, spendable now

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from libs.db import Base, BigId
@@ -20,9 +20,14 @@ from libs.outbox import OutboxColumns
 __all__ = [
     "AccountRow",
     "BonusOutboxRow",
+    "ConfigVersionRow",
+    "ConversionRow",
     "CustomerGuardRow",
+    "ExposureRow",
     "LotRow",
     "ProgramRow",
+    "PromotionRow",
+    "PromotionUseRow",
     "TransactionRow",
 ]
 
@@ -104,6 +109,91 @@ class CustomerGuardRow(Base):
 
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     erased_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class PromotionRow(Base):
+    """A promotion: its configurable fields in `data` (services/bonus/promotions.py), the
+    columns queries filter and sort on, and its counters (changed only under its row lock, by
+    the accrual that counts a use or the reversal that releases one)."""
+
+    __tablename__ = "bonus_promotions"
+    __table_args__ = (
+        Index(
+            "ix_bonus_promotions_listing", "program_id", "priority", "created_at", "promotion_id"
+        ),
+        Index("ix_bonus_promotions_coupon", "program_id", "coupon_key"),
+        Index("ix_bonus_promotions_ends", "status", "ends_at"),
+    )
+
+    promotion_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    program_id: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer)
+    coupon_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    ends_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # schedule end
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    uses: Mapped[int] = mapped_column(BigInteger)
+    discount_given: Mapped[int] = mapped_column(BigInteger)  # micros
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class PromotionUseRow(Base):
+    """One counted use: a promotion applied to an order accrued with its quote (once per
+    order: the primary key)."""
+
+    __tablename__ = "bonus_promotion_uses"
+    __table_args__ = (
+        Index("ix_bonus_promotion_uses_customer", "program_id", "customer_id", "promotion_id"),
+        Index("ix_bonus_promotion_uses_transaction", "transaction_id"),
+    )
+
+    promotion_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    program_id: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    transaction_id: Mapped[str] = mapped_column(String(32))
+    discount: Mapped[int] = mapped_column(BigInteger)  # micros
+    bonus_points: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class ConfigVersionRow(Base):
+    """One row: moved by every change to a program or promotion, in its transaction, so every
+    process can tell cheaply whether its cached configuration is stale."""
+
+    __tablename__ = "bonus_config"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+class ExposureRow(Base):
+    """A customer quoted while eligible for a promotion, treated or held out (the first time
+    recorded; quotes batch them in memory and insert with ON CONFLICT DO NOTHING)."""
+
+    __tablename__ = "bonus_exposures"
+    __table_args__ = (Index("ix_bonus_exposures_customer", "program_id", "customer_id"),)
+
+    promotion_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    program_id: Mapped[str] = mapped_column(String(32))
+    held_out: Mapped[bool] = mapped_column(Boolean)
+    first_seen_at: Mapped[float] = mapped_column(Float)
+
+
+class ConversionRow(Base):
+    """An order accrued by a customer exposed to some promotion of the program (what the
+    holdout report compares)."""
+
+    __tablename__ = "bonus_conversions"
+    __table_args__ = (Index("ix_bonus_conversions_customer", "program_id", "customer_id"),)
+
+    program_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    total: Mapped[int] = mapped_column(BigInteger)  # micros
+    created_at: Mapped[float] = mapped_column(Float)
 
 
 class BonusOutboxRow(OutboxColumns, Base):

@@ -13,8 +13,16 @@ from typing import Self
 
 from libs.signals import CustomerSignals  # re-exported: the port bonus asks segmentation by
 from services.bonus.domain import Lot, Movement, Program
+from services.bonus.promotions import Promotion
 
-__all__ = ["AccountState", "BonusUnitOfWork", "CustomerSignals"]
+__all__ = [
+    "AccountState",
+    "BonusUnitOfWork",
+    "CustomerSignals",
+    "Exposure",
+    "GroupFigures",
+    "PromotionUse",
+]
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,40 @@ class AccountState:
     enrolled_at: float
     points: int  # the ledger's sum: balance + pending
     lifetime_points: int
+
+
+@dataclass(frozen=True)
+class PromotionUse:
+    """A promotion's use counted by an accrual (one per promotion and order)."""
+
+    promotion_id: str
+    order_id: str
+    program_id: str
+    customer_id: str
+    transaction_id: str
+    discount_micros: int
+    bonus_points: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Exposure:
+    promotion_id: str
+    customer_id: str
+    program_id: str
+    held_out: bool
+    at: float
+
+
+@dataclass(frozen=True)
+class GroupFigures:
+    """Treated or held-out customers of a promotion: how many were exposed, how many bought
+    after their first exposure, their orders since then and those orders' total."""
+
+    customers: int = 0
+    converted: int = 0
+    orders: int = 0
+    revenue_micros: int = 0
 
 
 class BonusUnitOfWork(abc.ABC):
@@ -117,4 +159,89 @@ class BonusUnitOfWork(abc.ABC):
 
     @abc.abstractmethod
     async def announce_program(self, program: Program) -> None:
-        """Publishes ProgramChanged (outbox) in this transaction."""
+        """Publishes ProgramChanged (outbox) and moves the configuration version, in this
+        transaction."""
+
+    # promotions (services/bonus/offers.py); every change to one is announced
+    @abc.abstractmethod
+    async def promotion(
+        self, promotion_id: str, *, for_update: bool = False
+    ) -> Promotion | None: ...
+
+    @abc.abstractmethod
+    async def add_promotion(self, promotion: Promotion) -> None: ...
+
+    @abc.abstractmethod
+    async def save_promotion(self, promotion: Promotion) -> None:
+        """Writes every field, the counters included (the caller holds the row lock)."""
+
+    @abc.abstractmethod
+    async def announce_promotion(self, promotion: Promotion) -> None:
+        """Publishes PromotionChanged (outbox) and moves the configuration version, in this
+        transaction."""
+
+    @abc.abstractmethod
+    async def coupon_holder(self, program_id: str, coupon_key: str) -> str | None:
+        """The promotion of the program, not ENDED, that holds the coupon key."""
+
+    @abc.abstractmethod
+    async def promotions_page(
+        self,
+        program_id: str,
+        status: str,
+        after: tuple[int, float, str] | None,
+        limit: int,
+    ) -> list[Promotion]:
+        """Priority descending, then created_at, then id; strictly after the
+        (priority, created_at, promotion_id) position when given; `status` "" for all."""
+
+    @abc.abstractmethod
+    async def active_promotions(self, program_id: str) -> list[Promotion]: ...
+
+    @abc.abstractmethod
+    async def schedule_ended(self, now: float, limit: int) -> list[str]:
+        """Promotions not ENDED whose schedule has ended by `now`."""
+
+    @abc.abstractmethod
+    async def config_version(self) -> int:
+        """Moves with every program or promotion change (the caches' safety net)."""
+
+    @abc.abstractmethod
+    async def lock_promotions(self, promotion_ids: Sequence[str]) -> list[Promotion]:
+        """Locks the promotions' rows in id order (the counters) and returns those that exist."""
+
+    @abc.abstractmethod
+    async def customer_uses(
+        self, program_id: str, customer_id: str, promotion_ids: Sequence[str]
+    ) -> dict[str, int]:
+        """How many uses of each promotion the customer has (one indexed read)."""
+
+    @abc.abstractmethod
+    async def add_uses(self, uses: Sequence[PromotionUse]) -> None: ...
+
+    @abc.abstractmethod
+    async def uses_of(self, transaction_id: str) -> list[PromotionUse]:
+        """The uses an accrual counted."""
+
+    @abc.abstractmethod
+    async def drop_uses(self, transaction_id: str) -> None:
+        """Releases the uses an accrual counted (its reversal)."""
+
+    # holdout: exposures (batched from quotes) and the orders of exposed customers
+    @abc.abstractmethod
+    async def add_exposures(self, exposures: Sequence[Exposure]) -> None:
+        """Inserts those not recorded yet (the first exposure of a pair stays)."""
+
+    @abc.abstractmethod
+    async def exposed(self, program_id: str, customer_id: str) -> bool:
+        """Whether the customer was exposed to some promotion of the program."""
+
+    @abc.abstractmethod
+    async def add_conversion(
+        self, program_id: str, order_id: str, customer_id: str, total_micros: int, at: float
+    ) -> None:
+        """Records an exposed customer's order (once per order)."""
+
+    @abc.abstractmethod
+    async def holdout_report(self, promotion_id: str) -> dict[bool, GroupFigures]:
+        """held_out -> the group's figures (both keys always present)."""

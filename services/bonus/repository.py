@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Table, and_, bindparam, delete, distinct, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.db import OutboxMessage, SqlUnitOfWork
@@ -21,12 +21,24 @@ from services.bonus.domain import Lot, Movement, Program
 from services.bonus.models import (
     AccountRow,
     BonusOutboxRow,
+    ConfigVersionRow,
+    ConversionRow,
     CustomerGuardRow,
+    ExposureRow,
     LotRow,
     ProgramRow,
+    PromotionRow,
+    PromotionUseRow,
     TransactionRow,
 )
-from services.bonus.ports import AccountState, BonusUnitOfWork
+from services.bonus.ports import (
+    AccountState,
+    BonusUnitOfWork,
+    Exposure,
+    GroupFigures,
+    PromotionUse,
+)
+from services.bonus.promotions import Promotion, coupon_key
 
 __all__ = ["SqlBonusUnitOfWork"]
 
@@ -35,6 +47,32 @@ GUARDS = cast(Table, CustomerGuardRow.__table__)
 LOTS = cast(Table, LotRow.__table__)
 PROGRAMS = cast(Table, ProgramRow.__table__)
 LEDGER = cast(Table, TransactionRow.__table__)
+PROMOTIONS = cast(Table, PromotionRow.__table__)
+USES = cast(Table, PromotionUseRow.__table__)
+CONFIG = cast(Table, ConfigVersionRow.__table__)
+EXPOSURES = cast(Table, ExposureRow.__table__)
+CONVERSIONS = cast(Table, ConversionRow.__table__)
+_PROMOTION_COLUMNS = (
+    PROMOTIONS.c.promotion_id,
+    PROMOTIONS.c.program_id,
+    PROMOTIONS.c.status,
+    PROMOTIONS.c.priority,
+    PROMOTIONS.c.created_at,
+    PROMOTIONS.c.updated_at,
+    PROMOTIONS.c.uses,
+    PROMOTIONS.c.discount_given,
+    PROMOTIONS.c.data,
+)
+_USE_FIELDS = (
+    "promotion_id",
+    "order_id",
+    "program_id",
+    "customer_id",
+    "transaction_id",
+    "discount",
+    "bonus_points",
+    "created_at",
+)
 # Columns that are Movement fields of the same name.
 _FIELDS = (
     "transaction_id",
@@ -74,17 +112,55 @@ def _row(movement: Movement) -> dict[str, Any]:
     return row
 
 
+def _promotion(row: Any) -> Promotion:
+    return Promotion.from_json(
+        row.data,
+        promotion_id=row.promotion_id,
+        program_id=row.program_id,
+        status=row.status,
+        priority=row.priority,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        uses=row.uses,
+        discount_given_micros=row.discount_given,
+    )
+
+
+def _promotion_row(p: Promotion) -> dict[str, Any]:
+    return {
+        "promotion_id": p.promotion_id,
+        "program_id": p.program_id,
+        "status": p.status,
+        "priority": p.priority,
+        "coupon_key": coupon_key(p.coupon_code) if p.coupon_code else None,
+        "ends_at": p.end_time,
+        "created_at": p.created_at,
+        "updated_at": p.updated_at,
+        "uses": p.uses,
+        "discount_given": p.discount_given_micros,
+        "data": p.to_json(),
+    }
+
+
+def _use(row: Any) -> PromotionUse:
+    values = dict(zip(_USE_FIELDS, row, strict=True))
+    values["discount_micros"] = values.pop("discount")
+    return PromotionUse(**values)
+
+
 class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         encode_movement: Callable[[Movement], OutboxMessage],
         encode_program: Callable[[Program], OutboxMessage],
+        encode_promotion: Callable[[Promotion], OutboxMessage],
         after_commit: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(sessions, BonusOutboxRow, after_commit)
         self._encode_movement = encode_movement
         self._encode_program = encode_program
+        self._encode_promotion = encode_promotion
 
     # programs
 
@@ -119,6 +195,140 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
 
     async def announce_program(self, program: Program) -> None:
         await self.write_outbox([self._encode_program(program)])
+        await self._bump_version()
+
+    async def _bump_version(self) -> None:
+        await self.s.execute(
+            update(CONFIG).where(CONFIG.c.id == 1).values(version=CONFIG.c.version + 1)
+        )
+
+    async def config_version(self) -> int:
+        return int(await self.s.scalar(select(CONFIG.c.version).where(CONFIG.c.id == 1)) or 0)
+
+    # promotions
+
+    async def promotion(self, promotion_id: str, *, for_update: bool = False) -> Promotion | None:
+        query = select(*_PROMOTION_COLUMNS).where(PROMOTIONS.c.promotion_id == promotion_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self.s.execute(query)).first()
+        return _promotion(row) if row is not None else None
+
+    async def add_promotion(self, promotion: Promotion) -> None:
+        await self.s.execute(self._insert(PROMOTIONS), _promotion_row(promotion))
+
+    async def save_promotion(self, promotion: Promotion) -> None:
+        values = _promotion_row(promotion)
+        del values["promotion_id"]
+        await self.s.execute(
+            update(PROMOTIONS)
+            .where(PROMOTIONS.c.promotion_id == promotion.promotion_id)
+            .values(**values)
+        )
+
+    async def announce_promotion(self, promotion: Promotion) -> None:
+        await self.write_outbox([self._encode_promotion(promotion)])
+        await self._bump_version()
+
+    async def coupon_holder(self, program_id: str, coupon_key: str) -> str | None:
+        return await self.s.scalar(
+            select(PROMOTIONS.c.promotion_id).where(
+                PROMOTIONS.c.program_id == program_id,
+                PROMOTIONS.c.coupon_key == coupon_key,
+                PROMOTIONS.c.status != "ENDED",
+            )
+        )
+
+    async def promotions_page(
+        self,
+        program_id: str,
+        status: str,
+        after: tuple[int, float, str] | None,
+        limit: int,
+    ) -> list[Promotion]:
+        p = PROMOTIONS.c
+        query = (
+            select(*_PROMOTION_COLUMNS)
+            .where(p.program_id == program_id)
+            .order_by(p.priority.desc(), p.created_at, p.promotion_id)
+            .limit(limit)
+        )
+        if status:
+            query = query.where(p.status == status)
+        if after is not None:
+            priority, created_at, promotion_id = after
+            query = query.where(
+                or_(
+                    p.priority < priority,
+                    (p.priority == priority) & (p.created_at > created_at),
+                    (p.priority == priority)
+                    & (p.created_at == created_at)
+                    & (p.promotion_id > promotion_id),
+                )
+            )
+        return [_promotion(row) for row in await self.s.execute(query)]
+
+    async def schedule_ended(self, now: float, limit: int) -> list[str]:
+        rows = await self.s.scalars(
+            select(PROMOTIONS.c.promotion_id)
+            .where(PROMOTIONS.c.status != "ENDED", PROMOTIONS.c.ends_at <= now)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def active_promotions(self, program_id: str) -> list[Promotion]:
+        query = select(*_PROMOTION_COLUMNS).where(
+            PROMOTIONS.c.program_id == program_id, PROMOTIONS.c.status == "ACTIVE"
+        )
+        return [_promotion(row) for row in await self.s.execute(query)]
+
+    async def lock_promotions(self, promotion_ids: Sequence[str]) -> list[Promotion]:
+        locked = []
+        for promotion_id in sorted(set(promotion_ids)):  # one at a time, in id order
+            promotion = await self.promotion(promotion_id, for_update=True)
+            if promotion is not None:
+                locked.append(promotion)
+        return locked
+
+    async def customer_uses(
+        self, program_id: str, customer_id: str, promotion_ids: Sequence[str]
+    ) -> dict[str, int]:
+        if not promotion_ids:
+            return {}
+        rows = await self.s.execute(
+            select(USES.c.promotion_id, func.count())
+            .where(
+                USES.c.program_id == program_id,
+                USES.c.customer_id == customer_id,
+                USES.c.promotion_id.in_(sorted(set(promotion_ids))),
+            )
+            .group_by(USES.c.promotion_id)
+        )
+        return {promotion_id: int(n) for promotion_id, n in rows}
+
+    async def add_uses(self, uses: Sequence[PromotionUse]) -> None:
+        if uses:
+            await self.s.execute(
+                self._insert(USES),
+                [
+                    {
+                        **{name: getattr(u, name) for name in _USE_FIELDS if name != "discount"},
+                        "discount": u.discount_micros,
+                    }
+                    for u in uses
+                ],
+            )
+
+    async def uses_of(self, transaction_id: str) -> list[PromotionUse]:
+        rows = await self.s.execute(
+            select(*(USES.c[name] for name in _USE_FIELDS)).where(
+                USES.c.transaction_id == transaction_id
+            )
+        )
+        return [_use(row) for row in rows]
+
+    async def drop_uses(self, transaction_id: str) -> None:
+        await self.s.execute(delete(USES).where(USES.c.transaction_id == transaction_id))
 
     # customers
 
@@ -142,7 +352,7 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
             .where(GUARDS.c.customer_id == customer_id)
             .values(erased_at=erased_at or at)
         )
-        for table in (LEDGER, LOTS, ACCOUNTS):
+        for table in (LEDGER, LOTS, ACCOUNTS, USES, EXPOSURES, CONVERSIONS):
             await self.s.execute(delete(table).where(table.c.customer_id == customer_id))
 
     # accounts
@@ -287,3 +497,79 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
         if before is not None:
             query = query.where(LEDGER.c.seq < before)
         return [(row[0], _movement(row[1:])) for row in await self.s.execute(query)]
+
+    # holdout
+
+    async def add_exposures(self, exposures: Sequence[Exposure]) -> None:
+        if exposures:
+            await self.s.execute(
+                self._insert(EXPOSURES).on_conflict_do_nothing(),
+                [
+                    {
+                        "promotion_id": e.promotion_id,
+                        "customer_id": e.customer_id,
+                        "program_id": e.program_id,
+                        "held_out": e.held_out,
+                        "first_seen_at": e.at,
+                    }
+                    for e in exposures
+                ],
+            )
+
+    async def exposed(self, program_id: str, customer_id: str) -> bool:
+        found = await self.s.scalar(
+            select(EXPOSURES.c.promotion_id)
+            .where(EXPOSURES.c.program_id == program_id, EXPOSURES.c.customer_id == customer_id)
+            .limit(1)
+        )
+        return found is not None
+
+    async def add_conversion(
+        self, program_id: str, order_id: str, customer_id: str, total_micros: int, at: float
+    ) -> None:
+        await self.s.execute(
+            self._insert(CONVERSIONS)
+            .values(
+                program_id=program_id,
+                order_id=order_id,
+                customer_id=customer_id,
+                total=total_micros,
+                created_at=at,
+            )
+            .on_conflict_do_nothing()
+        )
+
+    async def holdout_report(self, promotion_id: str) -> dict[bool, GroupFigures]:
+        e, c = EXPOSURES.c, CONVERSIONS.c
+        exposed = await self.s.execute(
+            select(e.held_out, func.count())
+            .where(e.promotion_id == promotion_id)
+            .group_by(e.held_out)
+        )
+        customers = {bool(held): int(n) for held, n in exposed}
+        bought = await self.s.execute(
+            select(
+                e.held_out,
+                func.count(distinct(c.customer_id)),
+                func.count(),
+                func.coalesce(func.sum(c.total), 0),
+            )
+            .select_from(
+                EXPOSURES.join(
+                    CONVERSIONS,
+                    and_(
+                        c.program_id == e.program_id,
+                        c.customer_id == e.customer_id,
+                        c.created_at >= e.first_seen_at,
+                    ),
+                )
+            )
+            .where(e.promotion_id == promotion_id)
+            .group_by(e.held_out)
+        )
+        figures = {held: GroupFigures(customers.get(held, 0)) for held in (False, True)}
+        for held, converted, orders, revenue in bought:
+            figures[bool(held)] = GroupFigures(
+                customers.get(bool(held), 0), int(converted), int(orders), int(revenue)
+            )
+        return figures

@@ -9,12 +9,13 @@ import pytest
 from backcrm.bonus.v1 import bonus_service_pb2 as pb
 from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2 as ppb
-from google.protobuf import field_mask_pb2
+from backcrm.segmentation.v1 import condition_pb2 as cpb
+from google.protobuf import field_mask_pb2, struct_pb2, timestamp_pb2
 
 from libs.validation import encode_page_token
-from services.bonus.entrypoint import NOT_SERVED_YET
 from tests.e2e.conftest import Suite
 from tests.e2e.helpers import email, error_reason, field_violations, purchase, rpc_error
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -189,13 +190,191 @@ async def test_program_writes_need_admin(suite: Suite) -> None:
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_promotions_and_quotes_answer_unimplemented(suite: Suite) -> None:
+def cart(*lines: tuple[str, int, int]) -> common_pb2.Context:
+    return common_pb2.Context(
+        cart=[
+            common_pb2.CartLine(sku=sku, category="c", quantity=q, unit_price=gbp(p))
+            for sku, q, p in lines
+        ]
+    )
+
+
+def over(units: float) -> cpb.Condition:
+    return cpb.Condition(
+        context=cpb.ContextCondition(
+            path="cart.total", op=cpb.OPERATOR_GTE, value=struct_pb2.Value(number_value=units)
+        )
+    )
+
+
+async def test_a_promotion_prices_a_cart_and_a_quote_counts_at_the_accrual(suite: Suite) -> None:
     api = suite.client().bonus
-    for name in NOT_SERVED_YET:
-        request = getattr(pb, f"{name}Request")()
-        err = await rpc_error(getattr(api, name)(request))
-        assert err.code() == grpc.StatusCode.UNIMPLEMENTED, name
-        assert error_reason(err) == ("NOT_SERVED_YET", "bonus.backcrm")
+    program = await new_program(suite)
+    made = await api.CreatePromotion(
+        pb.CreatePromotionRequest(
+            promotion=pb.Promotion(
+                program_id=program.program_id,
+                name="Ten off over fifty",
+                condition=over(50),
+                effect=pb.Effect(type=pb.EFFECT_TYPE_PERCENT_OFF, percent=10),
+                budget=pb.PromotionBudget(max_uses=1),
+                exclusive=True,
+            )
+        )
+    )
+    promotion = made.promotion
+    assert promotion.stacking == pb.STACKING_MODE_EXCLUSIVE and promotion.exclusive
+    customer = common_pb2.CustomerRef(customer_id=f"c-{uid()}")
+    short = await api.QuoteOffer(
+        pb.QuoteOfferRequest(
+            program_id=program.program_id, customer=customer, context=cart(("a", 1, 45 * UNIT))
+        )
+    )
+    assert not short.applied
+    assert [m.missing_amount.units_micros for m in short.near_misses] == [5 * UNIT]
+    quote = await api.QuoteOffer(
+        pb.QuoteOfferRequest(
+            program_id=program.program_id,
+            customer=customer,
+            context=cart(("a", 2, 30 * UNIT)),
+            coupon_codes=["NOPE"],
+        )
+    )
+    assert [a.promotion_id for a in quote.applied] == [promotion.promotion_id]
+    assert (quote.subtotal.units_micros, quote.total.units_micros) == (60 * UNIT, 54 * UNIT)
+    assert quote.lines[0].personal_price.units_micros == 27 * UNIT
+    assert list(quote.invalid_coupon_codes) == ["NOPE"] and not quote.degraded
+    accrued = await api.Accrue(
+        pb.AccrueRequest(
+            program_id=program.program_id,
+            customer=customer,
+            order=an_order(f"o-{uid()}", ("c", 2, 27 * UNIT)),
+            idempotency_key=f"k-{uid()}",
+            quote_id=quote.quote_id,
+        )
+    )
+    assert accrued.transaction.points == 54
+    got = (
+        await api.GetPromotion(pb.GetPromotionRequest(promotion_id=promotion.promotion_id))
+    ).promotion
+    assert (got.uses, got.status, got.discount_given.units_micros) == (
+        1,
+        pb.PROMOTION_STATUS_ENDED,
+        6 * UNIT,
+    )
+    # the budget is spent: a second order with the same kind of quote is refused whole
+    other = common_pb2.CustomerRef(customer_id=f"c-{uid()}")
+    second = await api.QuoteOffer(
+        pb.QuoteOfferRequest(
+            program_id=program.program_id, customer=other, context=cart(("a", 2, 30 * UNIT))
+        )
+    )
+    assert not second.applied  # ENDED: every cache dropped it
+
+
+async def test_bad_promotions_and_quotes_are_refused_naming_the_field(suite: Suite) -> None:
+    api = suite.client().bonus
+    program = await new_program(suite)
+
+    async def create(**fields: object) -> list[str]:
+        base: dict[str, object] = {
+            "program_id": program.program_id,
+            "name": "x",
+            "effect": pb.Effect(type=pb.EFFECT_TYPE_PERCENT_OFF, percent=5),
+            **fields,
+        }
+        err = await rpc_error(
+            api.CreatePromotion(pb.CreatePromotionRequest(promotion=pb.Promotion(**base)))  # type: ignore[arg-type]
+        )
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        return field_violations(err)
+
+    assert await create(
+        effect=pb.Effect(type=pb.EFFECT_TYPE_PERCENT_OFF, percent=float("nan"))
+    ) == ["promotion.effect.percent"]
+    assert await create(effect=pb.Effect(type=pb.EFFECT_TYPE_PERCENT_OFF, percent=101)) == [
+        "promotion.effect.percent"
+    ]
+    assert await create(effect=pb.Effect(type=99)) == ["promotion.effect.type"]
+    assert await create(
+        effect=pb.Effect(
+            type=pb.EFFECT_TYPE_AMOUNT_OFF,
+            amount=common_pb2.Money(currency="EUR", units_micros=UNIT),
+        )
+    ) == ["promotion.effect.amount.currency"]
+    assert await create(effect=pb.Effect(type=pb.EFFECT_TYPE_AMOUNT_OFF, amount=gbp(-1))) == [
+        "promotion.effect.amount.units_micros"
+    ]
+    assert await create(
+        schedule=pb.Schedule(
+            start_time=timestamp_pb2.Timestamp(seconds=2_000_000_000),
+            end_time=timestamp_pb2.Timestamp(seconds=1_900_000_000),
+        )
+    ) == ["promotion.schedule.end_time"]
+    assert await create(stacking=pb.STACKING_MODE_STACKABLE, exclusive=True) == [
+        "promotion.exclusive"
+    ]
+    assert await create(status=pb.PROMOTION_STATUS_ENDED) == ["promotion.status"]
+    assert await create(holdout_percent=float("inf")) == ["promotion.holdout_percent"]
+    assert await create(condition=cpb.Condition(context=cpb.ContextCondition(path="nope"))) != []
+    err = await rpc_error(
+        api.QuoteOffer(
+            pb.QuoteOfferRequest(program_id=program.program_id, context=cart(("a", 0, UNIT)))
+        )
+    )
+    assert field_violations(err) == ["context.cart[0].quantity"]
+    err = await rpc_error(
+        api.Accrue(
+            pb.AccrueRequest(
+                program_id=program.program_id,
+                customer=common_pb2.CustomerRef(customer_id="c"),
+                order=an_order(f"o-{uid()}", ("c", 1, UNIT)),
+                idempotency_key=f"k-{uid()}",
+                quote_id="forged.quote",
+            )
+        )
+    )
+    assert field_violations(err) == ["quote_id"]
+    token = encode_page_token([1, "x", 3], f"bonus.promotions/{program.program_id}/")
+    err = await rpc_error(
+        api.ListPromotions(
+            pb.ListPromotionsRequest(program_id=program.program_id, page_token=token)
+        )
+    )
+    assert field_violations(err) == ["page_token"]
+
+
+async def test_explain_needs_admin_and_lists_what_did_not_apply(suite: Suite) -> None:
+    admin = suite.client().bonus
+    program = await new_program(suite)
+    paused = (
+        await admin.CreatePromotion(
+            pb.CreatePromotionRequest(
+                promotion=pb.Promotion(
+                    program_id=program.program_id,
+                    name="coupon only",
+                    effect=pb.Effect(type=pb.EFFECT_TYPE_GIFT, gift_sku="socks"),
+                    coupon_code="GIFT",
+                )
+            )
+        )
+    ).promotion
+    request = pb.QuoteOfferRequest(
+        program_id=program.program_id, context=cart(("a", 1, UNIT)), explain=True
+    )
+    err = await rpc_error(suite.client("shop").bonus.QuoteOffer(request))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    explained = await admin.QuoteOffer(request)
+    assert [(n.promotion_id, n.reason) for n in explained.not_applied] == [
+        (paused.promotion_id, "coupon missing")
+    ]
+    assert explained.customer_id == ""  # no customer: the public price
+    with_code = await suite.client("shop").bonus.QuoteOffer(
+        pb.QuoteOfferRequest(
+            program_id=program.program_id, context=cart(("a", 1, UNIT)), coupon_codes=["gift"]
+        )
+    )
+    assert [(g.sku, g.quantity) for g in with_code.gifts] == [("socks", 1)]
 
 
 async def test_a_deleted_profile_loses_its_loyalty_account(suite: Suite) -> None:
@@ -221,3 +400,104 @@ async def test_a_deleted_profile_loses_its_loyalty_account(suite: Suite) -> None
         admin.bonus.Enroll(pb.EnrollRequest(program_id=program.program_id, customer=customer))
     )
     assert error_reason(err) == ("CUSTOMER_NOT_FOUND", "bonus.backcrm")
+
+
+async def test_a_regular_customer_gets_a_promotion_a_new_one_does_not_until_it_is_paused(
+    suite: Suite,
+) -> None:
+    """The walk-through of docs/bonus.md: segmentation answers the profile condition."""
+    admin = suite.client()
+    api = admin.bonus
+    program = await new_program(suite)
+    regular = cpb.Condition(
+        property=cpb.PropertyCondition(
+            path="purchase_summary.orders",
+            op=cpb.OPERATOR_GTE,
+            value=struct_pb2.Value(number_value=1),
+        )
+    )
+    promotion = (
+        await api.CreatePromotion(
+            pb.CreatePromotionRequest(
+                promotion=pb.Promotion(
+                    program_id=program.program_id,
+                    name="Regulars: 10 % off",
+                    condition=regular,
+                    effect=pb.Effect(type=pb.EFFECT_TYPE_PERCENT_OFF, percent=10),
+                )
+            )
+        )
+    ).promotion
+    known, new = email(f"{uid()}@example.com"), email(f"{uid()}@example.com")
+    await admin.profile.TrackEvents(
+        ppb.TrackEventsRequest(events=[purchase(uid(), known, uid(), ("s", "c", 1, UNIT))])
+    )
+    await suite.settled()
+
+    async def quote(who: common_pb2.CustomerRef) -> pb.QuoteOfferResponse:
+        return await api.QuoteOffer(
+            pb.QuoteOfferRequest(
+                program_id=program.program_id, customer=who, context=cart(("a", 1, 20 * UNIT))
+            )
+        )
+
+    async def regular_gets_it() -> bool:
+        reply = await quote(known)
+        return [a.promotion_id for a in reply.applied] == [promotion.promotion_id]
+
+    await eventually(regular_gets_it, "the regular customer's quote to apply the promotion")
+    got = await quote(known)
+    assert got.total.units_micros == 18 * UNIT
+    assert got.applied[0].reason == "purchase_summary.orders GTE 1"
+    newcomer = await quote(new)
+    assert not newcomer.applied and newcomer.total.units_micros == 20 * UNIT
+    await api.PausePromotion(pb.PausePromotionRequest(promotion_id=promotion.promotion_id))
+
+    async def gone() -> bool:
+        return not (await quote(known)).applied
+
+    await eventually(gone, "the paused promotion to leave the quotes")
+
+
+async def test_huge_carts_and_rates_are_invalid_argument_not_internal(suite: Suite) -> None:
+    api = suite.client().bonus
+    program = (
+        await api.CreateProgram(
+            pb.CreateProgramRequest(
+                program=pb.Program(
+                    name="Generous",
+                    currency="GBP",
+                    points_per_unit=1_000_000.0,
+                    category_multipliers={"c": 1000.0},
+                    point_value=gbp(10**9),
+                )
+            )
+        )
+    ).program
+    await api.CreatePromotion(
+        pb.CreatePromotionRequest(
+            promotion=pb.Promotion(
+                program_id=program.program_id,
+                name="x1000",
+                effect=pb.Effect(type=pb.EFFECT_TYPE_POINTS_MULTIPLIER, multiplier=1000),
+            )
+        )
+    )
+    err = await rpc_error(
+        api.QuoteOffer(
+            pb.QuoteOfferRequest(
+                program_id=program.program_id, context=cart(("a", 1_000_000, 10**15))
+            )
+        )
+    )
+    assert field_violations(err) == ["context.cart[0].quantity"]
+    many = common_pb2.Context(
+        cart=[
+            common_pb2.CartLine(sku="a", category="c", quantity=1, unit_price=gbp(10**15))
+            for _ in range(1000)
+        ]
+    )
+    err = await rpc_error(
+        api.QuoteOffer(pb.QuoteOfferRequest(program_id=program.program_id, context=many))
+    )
+    assert field_violations(err) == ["context.cart"]

@@ -18,7 +18,14 @@ from typing import Self
 
 from libs.errors import Conflict
 from services.bonus.domain import Lot, Movement, Program
-from services.bonus.ports import AccountState, BonusUnitOfWork
+from services.bonus.ports import (
+    AccountState,
+    BonusUnitOfWork,
+    Exposure,
+    GroupFigures,
+    PromotionUse,
+)
+from services.bonus.promotions import Promotion, coupon_key
 from tests.unit.signal_fakes import FakeSignals
 
 __all__ = ["FakeBonusStore", "FakeBonusUnitOfWork", "FakeSignals"]
@@ -34,6 +41,11 @@ class _State:
     ledger: list[Movement] = field(default_factory=list)
     published: list[str] = field(default_factory=list)  # outbox: "program:<id>" / tx ids
     erased: set[str] = field(default_factory=set)
+    promotions: dict[str, Promotion] = field(default_factory=dict)
+    uses: list[PromotionUse] = field(default_factory=list)
+    version: int = 0
+    exposures: dict[tuple[str, str], Exposure] = field(default_factory=dict)
+    conversions: dict[tuple[str, str], tuple[str, int, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,6 +86,135 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
 
     async def announce_program(self, program: Program) -> None:
         self._s.published.append(f"program:{program.program_id}")
+        self._s.version += 1
+
+    async def config_version(self) -> int:
+        return self._s.version
+
+    async def promotion(self, promotion_id: str, *, for_update: bool = False) -> Promotion | None:
+        return self._s.promotions.get(promotion_id)
+
+    async def add_promotion(self, promotion: Promotion) -> None:
+        if promotion.promotion_id in self._s.promotions:
+            raise Conflict(promotion.promotion_id)
+        self._s.promotions[promotion.promotion_id] = promotion
+
+    async def save_promotion(self, promotion: Promotion) -> None:
+        self._s.promotions[promotion.promotion_id] = promotion
+
+    async def announce_promotion(self, promotion: Promotion) -> None:
+        self._s.published.append(f"promotion:{promotion.promotion_id}:{promotion.status}")
+        self._s.version += 1
+
+    async def coupon_holder(self, program_id: str, coupon_key_: str) -> str | None:
+        return next(
+            (
+                p.promotion_id
+                for p in self._s.promotions.values()
+                if p.program_id == program_id
+                and p.status != "ENDED"
+                and p.coupon_code
+                and coupon_key(p.coupon_code) == coupon_key_
+            ),
+            None,
+        )
+
+    async def promotions_page(
+        self, program_id: str, status: str, after: tuple[int, float, str] | None, limit: int
+    ) -> list[Promotion]:
+        def position(p: Promotion) -> tuple[int, float, str]:
+            return (-p.priority, p.created_at, p.promotion_id)
+
+        rows = sorted(
+            (
+                p
+                for p in self._s.promotions.values()
+                if p.program_id == program_id and (not status or p.status == status)
+            ),
+            key=position,
+        )
+        if after is not None:
+            start = (-after[0], after[1], after[2])
+            rows = [p for p in rows if position(p) > start]
+        return rows[:limit]
+
+    async def schedule_ended(self, now: float, limit: int) -> list[str]:
+        return sorted(
+            p.promotion_id
+            for p in self._s.promotions.values()
+            if p.status != "ENDED" and p.end_time is not None and p.end_time <= now
+        )[:limit]
+
+    async def active_promotions(self, program_id: str) -> list[Promotion]:
+        return [
+            p
+            for p in self._s.promotions.values()
+            if p.program_id == program_id and p.status == "ACTIVE"
+        ]
+
+    async def lock_promotions(self, promotion_ids: Sequence[str]) -> list[Promotion]:
+        return [
+            self._s.promotions[i] for i in sorted(set(promotion_ids)) if i in self._s.promotions
+        ]
+
+    async def customer_uses(
+        self, program_id: str, customer_id: str, promotion_ids: Sequence[str]
+    ) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for u in self._s.uses:
+            if (u.program_id, u.customer_id) == (program_id, customer_id) and (
+                u.promotion_id in promotion_ids
+            ):
+                counts[u.promotion_id] = counts.get(u.promotion_id, 0) + 1
+        return counts
+
+    async def add_uses(self, uses: Sequence[PromotionUse]) -> None:
+        for u in uses:
+            if any(
+                (v.promotion_id, v.order_id) == (u.promotion_id, u.order_id) for v in self._s.uses
+            ):
+                raise Conflict(u.order_id)
+            self._s.uses.append(u)
+
+    async def add_exposures(self, exposures: Sequence[Exposure]) -> None:
+        for e in exposures:
+            self._s.exposures.setdefault((e.promotion_id, e.customer_id), e)
+
+    async def exposed(self, program_id: str, customer_id: str) -> bool:
+        return any(
+            (e.program_id, e.customer_id) == (program_id, customer_id)
+            for e in self._s.exposures.values()
+        )
+
+    async def add_conversion(
+        self, program_id: str, order_id: str, customer_id: str, total_micros: int, at: float
+    ) -> None:
+        self._s.conversions.setdefault((program_id, order_id), (customer_id, total_micros, at))
+
+    async def holdout_report(self, promotion_id: str) -> dict[bool, GroupFigures]:
+        out = {}
+        for held in (False, True):
+            group = [
+                e
+                for e in self._s.exposures.values()
+                if e.promotion_id == promotion_id and e.held_out == held
+            ]
+            orders = [
+                (customer, total)
+                for e in group
+                for (program_id, _), (customer, total, at) in self._s.conversions.items()
+                if (program_id, customer) == (e.program_id, e.customer_id) and at >= e.at
+            ]
+            out[held] = GroupFigures(
+                len(group), len({c for c, _ in orders}), len(orders), sum(t for _, t in orders)
+            )
+        return out
+
+    async def uses_of(self, transaction_id: str) -> list[PromotionUse]:
+        return [u for u in self._s.uses if u.transaction_id == transaction_id]
+
+    async def drop_uses(self, transaction_id: str) -> None:
+        self._s.uses = [u for u in self._s.uses if u.transaction_id != transaction_id]
 
     async def guard_customer(self, customer_id: str) -> bool:
         return customer_id not in self._s.erased
@@ -84,6 +225,9 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
         s.accounts = {k: v for k, v in s.accounts.items() if k[1] != customer_id}
         s.lots = {k: v for k, v in s.lots.items() if v[0][1] != customer_id}
         s.ledger = [m for m in s.ledger if m.customer_id != customer_id]
+        s.uses = [u for u in s.uses if u.customer_id != customer_id]
+        s.exposures = {k: e for k, e in s.exposures.items() if e.customer_id != customer_id}
+        s.conversions = {k: v for k, v in s.conversions.items() if v[0] != customer_id}
 
     async def open_account(self, program_id: str, customer_id: str, at: float) -> bool:
         if (program_id, customer_id) in self._s.accounts:

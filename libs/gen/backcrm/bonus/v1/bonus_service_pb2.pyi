@@ -29,6 +29,19 @@ class PromotionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROMOTION_STATUS_PAUSED: _ClassVar[PromotionStatus]
     PROMOTION_STATUS_ENDED: _ClassVar[PromotionStatus]
 
+class StackingMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STACKING_MODE_UNSPECIFIED: _ClassVar[StackingMode]
+    STACKING_MODE_STACKABLE: _ClassVar[StackingMode]
+    STACKING_MODE_EXCLUSIVE: _ClassVar[StackingMode]
+    STACKING_MODE_BEST_FOR_CUSTOMER: _ClassVar[StackingMode]
+
+class PriceBase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PRICE_BASE_UNSPECIFIED: _ClassVar[PriceBase]
+    PRICE_BASE_ORIGINAL: _ClassVar[PriceBase]
+    PRICE_BASE_DISCOUNTED: _ClassVar[PriceBase]
+
 class TransactionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TRANSACTION_TYPE_UNSPECIFIED: _ClassVar[TransactionType]
@@ -49,6 +62,13 @@ PROMOTION_STATUS_UNSPECIFIED: PromotionStatus
 PROMOTION_STATUS_ACTIVE: PromotionStatus
 PROMOTION_STATUS_PAUSED: PromotionStatus
 PROMOTION_STATUS_ENDED: PromotionStatus
+STACKING_MODE_UNSPECIFIED: StackingMode
+STACKING_MODE_STACKABLE: StackingMode
+STACKING_MODE_EXCLUSIVE: StackingMode
+STACKING_MODE_BEST_FOR_CUSTOMER: StackingMode
+PRICE_BASE_UNSPECIFIED: PriceBase
+PRICE_BASE_ORIGINAL: PriceBase
+PRICE_BASE_DISCOUNTED: PriceBase
 TRANSACTION_TYPE_UNSPECIFIED: TransactionType
 TRANSACTION_TYPE_WELCOME: TransactionType
 TRANSACTION_TYPE_ACCRUAL: TransactionType
@@ -159,7 +179,7 @@ class PromotionBudget(_message.Message):
     def __init__(self, max_uses: _Optional[int] = ..., max_uses_per_customer: _Optional[int] = ..., max_discount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ...) -> None: ...
 
 class Promotion(_message.Message):
-    __slots__ = ("promotion_id", "program_id", "name", "description", "condition", "effect", "priority", "exclusive", "schedule", "budget", "coupon_code", "status", "uses", "discount_given", "created_at", "updated_at")
+    __slots__ = ("promotion_id", "program_id", "name", "description", "condition", "effect", "priority", "exclusive", "schedule", "budget", "coupon_code", "status", "uses", "discount_given", "created_at", "updated_at", "stacking", "price_base", "holdout_percent")
     PROMOTION_ID_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -176,6 +196,9 @@ class Promotion(_message.Message):
     DISCOUNT_GIVEN_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STACKING_FIELD_NUMBER: _ClassVar[int]
+    PRICE_BASE_FIELD_NUMBER: _ClassVar[int]
+    HOLDOUT_PERCENT_FIELD_NUMBER: _ClassVar[int]
     promotion_id: str
     program_id: str
     name: str
@@ -192,7 +215,10 @@ class Promotion(_message.Message):
     discount_given: _common_pb2.Money
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, promotion_id: _Optional[str] = ..., program_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., condition: _Optional[_Union[_condition_pb2.Condition, _Mapping]] = ..., effect: _Optional[_Union[Effect, _Mapping]] = ..., priority: _Optional[int] = ..., exclusive: _Optional[bool] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., budget: _Optional[_Union[PromotionBudget, _Mapping]] = ..., coupon_code: _Optional[str] = ..., status: _Optional[_Union[PromotionStatus, str]] = ..., uses: _Optional[int] = ..., discount_given: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    stacking: StackingMode
+    price_base: PriceBase
+    holdout_percent: float
+    def __init__(self, promotion_id: _Optional[str] = ..., program_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., condition: _Optional[_Union[_condition_pb2.Condition, _Mapping]] = ..., effect: _Optional[_Union[Effect, _Mapping]] = ..., priority: _Optional[int] = ..., exclusive: _Optional[bool] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., budget: _Optional[_Union[PromotionBudget, _Mapping]] = ..., coupon_code: _Optional[str] = ..., status: _Optional[_Union[PromotionStatus, str]] = ..., uses: _Optional[int] = ..., discount_given: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stacking: _Optional[_Union[StackingMode, str]] = ..., price_base: _Optional[_Union[PriceBase, str]] = ..., holdout_percent: _Optional[float] = ...) -> None: ...
 
 class Account(_message.Message):
     __slots__ = ("program_id", "customer_id", "enrolled", "balance", "pending", "tier", "tier_points", "next_tier", "points_to_next_tier", "expiring_soon", "next_expiry_at", "lifetime_points", "enrolled_at")
@@ -485,16 +511,18 @@ class ListTransactionsResponse(_message.Message):
     def __init__(self, transactions: _Optional[_Iterable[_Union[Transaction, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class QuoteOfferRequest(_message.Message):
-    __slots__ = ("program_id", "customer", "context", "coupon_codes")
+    __slots__ = ("program_id", "customer", "context", "coupon_codes", "explain")
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     COUPON_CODES_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     program_id: str
     customer: _common_pb2.CustomerRef
     context: _common_pb2.Context
     coupon_codes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, program_id: _Optional[str] = ..., customer: _Optional[_Union[_common_pb2.CustomerRef, _Mapping]] = ..., context: _Optional[_Union[_common_pb2.Context, _Mapping]] = ..., coupon_codes: _Optional[_Iterable[str]] = ...) -> None: ...
+    explain: bool
+    def __init__(self, program_id: _Optional[str] = ..., customer: _Optional[_Union[_common_pb2.CustomerRef, _Mapping]] = ..., context: _Optional[_Union[_common_pb2.Context, _Mapping]] = ..., coupon_codes: _Optional[_Iterable[str]] = ..., explain: _Optional[bool] = ...) -> None: ...
 
 class QuoteLine(_message.Message):
     __slots__ = ("sku", "quantity", "base_price", "personal_price", "line_total", "promotion_ids", "points_to_earn")
@@ -543,7 +571,7 @@ class Gift(_message.Message):
     def __init__(self, sku: _Optional[str] = ..., quantity: _Optional[int] = ..., promotion_id: _Optional[str] = ...) -> None: ...
 
 class QuoteOfferResponse(_message.Message):
-    __slots__ = ("quote_id", "expires_at", "lines", "applied", "gifts", "points_to_earn", "points_spendable", "points_spendable_value", "subtotal", "discount", "total", "tier", "invalid_coupon_codes", "customer_id")
+    __slots__ = ("quote_id", "expires_at", "lines", "applied", "gifts", "points_to_earn", "points_spendable", "points_spendable_value", "subtotal", "discount", "total", "tier", "invalid_coupon_codes", "customer_id", "near_misses", "not_applied", "degraded")
     QUOTE_ID_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
@@ -558,6 +586,9 @@ class QuoteOfferResponse(_message.Message):
     TIER_FIELD_NUMBER: _ClassVar[int]
     INVALID_COUPON_CODES_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    NEAR_MISSES_FIELD_NUMBER: _ClassVar[int]
+    NOT_APPLIED_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_FIELD_NUMBER: _ClassVar[int]
     quote_id: str
     expires_at: _timestamp_pb2.Timestamp
     lines: _containers.RepeatedCompositeFieldContainer[QuoteLine]
@@ -572,7 +603,70 @@ class QuoteOfferResponse(_message.Message):
     tier: str
     invalid_coupon_codes: _containers.RepeatedScalarFieldContainer[str]
     customer_id: str
-    def __init__(self, quote_id: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[QuoteLine, _Mapping]]] = ..., applied: _Optional[_Iterable[_Union[AppliedPromotion, _Mapping]]] = ..., gifts: _Optional[_Iterable[_Union[Gift, _Mapping]]] = ..., points_to_earn: _Optional[int] = ..., points_spendable: _Optional[int] = ..., points_spendable_value: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., subtotal: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., discount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., tier: _Optional[str] = ..., invalid_coupon_codes: _Optional[_Iterable[str]] = ..., customer_id: _Optional[str] = ...) -> None: ...
+    near_misses: _containers.RepeatedCompositeFieldContainer[NearMiss]
+    not_applied: _containers.RepeatedCompositeFieldContainer[NotApplied]
+    degraded: bool
+    def __init__(self, quote_id: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[QuoteLine, _Mapping]]] = ..., applied: _Optional[_Iterable[_Union[AppliedPromotion, _Mapping]]] = ..., gifts: _Optional[_Iterable[_Union[Gift, _Mapping]]] = ..., points_to_earn: _Optional[int] = ..., points_spendable: _Optional[int] = ..., points_spendable_value: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., subtotal: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., discount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., total: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., tier: _Optional[str] = ..., invalid_coupon_codes: _Optional[_Iterable[str]] = ..., customer_id: _Optional[str] = ..., near_misses: _Optional[_Iterable[_Union[NearMiss, _Mapping]]] = ..., not_applied: _Optional[_Iterable[_Union[NotApplied, _Mapping]]] = ..., degraded: _Optional[bool] = ...) -> None: ...
+
+class NearMiss(_message.Message):
+    __slots__ = ("promotion_id", "name", "effect_type", "missing_amount", "missing_quantity", "message")
+    PROMOTION_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EFFECT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    MISSING_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    MISSING_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    promotion_id: str
+    name: str
+    effect_type: EffectType
+    missing_amount: _common_pb2.Money
+    missing_quantity: int
+    message: str
+    def __init__(self, promotion_id: _Optional[str] = ..., name: _Optional[str] = ..., effect_type: _Optional[_Union[EffectType, str]] = ..., missing_amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., missing_quantity: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class NotApplied(_message.Message):
+    __slots__ = ("promotion_id", "name", "reason")
+    PROMOTION_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    promotion_id: str
+    name: str
+    reason: str
+    def __init__(self, promotion_id: _Optional[str] = ..., name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GetPromotionReportRequest(_message.Message):
+    __slots__ = ("promotion_id",)
+    PROMOTION_ID_FIELD_NUMBER: _ClassVar[int]
+    promotion_id: str
+    def __init__(self, promotion_id: _Optional[str] = ...) -> None: ...
+
+class PromotionGroupReport(_message.Message):
+    __slots__ = ("customers", "converted_customers", "orders", "conversion_rate", "revenue", "average_order_value")
+    CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
+    CONVERTED_CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_RATE_FIELD_NUMBER: _ClassVar[int]
+    REVENUE_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_ORDER_VALUE_FIELD_NUMBER: _ClassVar[int]
+    customers: int
+    converted_customers: int
+    orders: int
+    conversion_rate: float
+    revenue: _common_pb2.Money
+    average_order_value: _common_pb2.Money
+    def __init__(self, customers: _Optional[int] = ..., converted_customers: _Optional[int] = ..., orders: _Optional[int] = ..., conversion_rate: _Optional[float] = ..., revenue: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., average_order_value: _Optional[_Union[_common_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class GetPromotionReportResponse(_message.Message):
+    __slots__ = ("promotion_id", "holdout_percent", "treated", "held_out")
+    PROMOTION_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLDOUT_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    TREATED_FIELD_NUMBER: _ClassVar[int]
+    HELD_OUT_FIELD_NUMBER: _ClassVar[int]
+    promotion_id: str
+    holdout_percent: float
+    treated: PromotionGroupReport
+    held_out: PromotionGroupReport
+    def __init__(self, promotion_id: _Optional[str] = ..., holdout_percent: _Optional[float] = ..., treated: _Optional[_Union[PromotionGroupReport, _Mapping]] = ..., held_out: _Optional[_Union[PromotionGroupReport, _Mapping]] = ...) -> None: ...
 
 class TransactionRecorded(_message.Message):
     __slots__ = ("transaction",)

@@ -121,6 +121,11 @@ class BonusServiceStub:
                 request_serializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.QuoteOfferRequest.SerializeToString,
                 response_deserializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.QuoteOfferResponse.FromString,
                 _registered_method=True)
+        self.GetPromotionReport = channel.unary_unary(
+                '/backcrm.bonus.v1.BonusService/GetPromotionReport',
+                request_serializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.GetPromotionReportRequest.SerializeToString,
+                response_deserializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.GetPromotionReportResponse.FromString,
+                _registered_method=True)
 
 
 class BonusServiceServicer:
@@ -244,6 +249,14 @@ class BonusServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPromotionReport(self, request, context):
+        """Treated versus held-out customers of a promotion with holdout_percent: who was quoted
+        while eligible (exposed), and what they bought afterwards (accruals).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BonusServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -321,6 +334,11 @@ def add_BonusServiceServicer_to_server(servicer, server):
                     servicer.QuoteOffer,
                     request_deserializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.QuoteOfferRequest.FromString,
                     response_serializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.QuoteOfferResponse.SerializeToString,
+            ),
+            'GetPromotionReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPromotionReport,
+                    request_deserializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.GetPromotionReportRequest.FromString,
+                    response_serializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.GetPromotionReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -740,6 +758,33 @@ class BonusService:
             '/backcrm.bonus.v1.BonusService/QuoteOffer',
             backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.QuoteOfferRequest.SerializeToString,
             backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.QuoteOfferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPromotionReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/backcrm.bonus.v1.BonusService/GetPromotionReport',
+            backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.GetPromotionReportRequest.SerializeToString,
+            backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.GetPromotionReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

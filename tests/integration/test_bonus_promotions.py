@@ -1,0 +1,479 @@
+"""Promotions and quotes for real (SQLite and PostgreSQL), with two bonus processes.
+
+Two `BonusApp`s on one database, each with its own Resources (connection pool, bus) and its own
+configuration cache, play two replicas: a promotion paused through one stops appearing in the
+quotes of the other (by the bus event, or the version check when the event does not reach it:
+the embedded bus is per process). The budget races run many concurrent accruals against
+quotes, spread over both replicas on PostgreSQL (over one process on the embedded default); a
+budget is never overshot and a retried key counts once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+import pytest
+from backcrm.common.v1 import common_pb2
+from backcrm.segmentation.v1 import condition_pb2
+from sqlalchemy import func, select
+
+from libs.errors import FailedPrecondition, InvalidArgument, NotFound
+from libs.runtime import Peers, Resources
+from services.bonus import handlers as h
+from services.bonus import offers as o
+from services.bonus.app import BonusApp
+from services.bonus.domain import OrderLine, Program
+from services.bonus.models import PromotionUseRow
+from services.bonus.offers import PromotionPatch
+from services.bonus.ports import GroupFigures
+from services.bonus.pricing import CartLine
+from services.bonus.promotions import Effect, Promotion, held_out
+from services.bonus.translate import _context
+from tests.support import Backend, eventually
+
+pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+UNIT = 1_000_000
+
+
+async def soon(call: Awaitable[T]) -> T:
+    await asyncio.sleep(random.uniform(0, 0.02))
+    return await call
+
+
+def uid() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass
+class World:
+    replicas: list[BonusApp]
+    resources: Resources
+
+    def app(self, i: int) -> BonusApp:
+        return self.replicas[i % len(self.replicas)]
+
+    async def program(self, **changes: object) -> Program:
+        fields: dict[str, object] = {
+            "program_id": "",
+            "name": "Club",
+            "currency": "GBP",
+            "points_per_unit": 1.0,
+            **changes,
+        }
+        return await h.create_program(self.app(0).deps, Program(**fields), "")  # type: ignore[arg-type]
+
+    async def promotion(self, program: Program, effect: Effect, **changes: object) -> Promotion:
+        fields: dict[str, object] = {
+            "promotion_id": "",
+            "program_id": program.program_id,
+            "name": "Promo",
+            "effect": effect,
+            **changes,
+        }
+        return await o.create_promotion(self.app(0).offers, Promotion(**fields), [])  # type: ignore[arg-type]
+
+    async def quote(
+        self,
+        i: int,
+        program: Program,
+        customer_id: str,
+        *lines: CartLine,
+        coupons: tuple[str, ...] = (),
+    ) -> o.QuoteResult:
+        context = common_pb2.Context(
+            cart=[
+                common_pb2.CartLine(
+                    sku=c.sku,
+                    category=c.category,
+                    quantity=c.quantity,
+                    unit_price=common_pb2.Money(currency="GBP", units_micros=c.unit_price_micros),
+                )
+                for c in lines
+            ]
+        )
+        now = self.app(i).deps.clock()
+        request = o.QuoteRequest(
+            program.program_id, customer_id, lines, "GBP", _context(context, now), context, coupons
+        )
+        return await o.quote_offer(self.app(i).offers, request)
+
+    async def accrue(
+        self,
+        i: int,
+        program: Program,
+        customer_id: str,
+        result: o.QuoteResult,
+        key: str,
+        order_id: str,
+    ) -> h.Outcome:
+        app = self.app(i)
+        claim = o.read_quote_id(app.offers.quote_key, result.quote_id)
+        q = result.quote
+        lines = tuple(OrderLine(x.category, 1, x.line_total_micros) for x in q.lines)
+        order = h.Accrual(order_id, lines, "GBP", q.total_micros, key, quote=claim)
+        return await h.accrue(app.deps, program.program_id, customer_id, order)
+
+    async def uses_rows(self, promotion_id: str) -> int:
+        async with self.resources.sessions() as s:
+            return int(
+                await s.scalar(
+                    select(func.count())
+                    .select_from(PromotionUseRow)
+                    .where(PromotionUseRow.promotion_id == promotion_id)
+                )
+                or 0
+            )
+
+    async def version(self) -> int:
+        """The configuration version: every announced change moves it (with its outbox row,
+        which the relay deletes once published)."""
+        async with self.app(0).deps.uow() as uow:
+            return await uow.config_version()
+
+
+async def _world(backend: Backend, count: int) -> AsyncIterator[World]:
+    opened = [Resources.open(backend.settings) for _ in range(count)]
+    peers = [Peers(r.settings, "token", lambda: "127.0.0.1:1") for r in opened]
+    apps = [BonusApp.build(r, p) for r, p in zip(opened, peers, strict=True)]
+    for app in apps:
+        await app.start()
+    try:
+        yield World(apps, opened[0])
+    finally:
+        for app in apps:
+            await app.stop()
+        for r in opened:
+            await r.close()
+
+
+@pytest.fixture
+async def world(backend: Backend) -> AsyncIterator[World]:
+    """Two replicas on PostgreSQL; one on the embedded default (one process by design: two
+    engines on one SQLite file do not lock rows for each other)."""
+    async for w in _world(backend, 2 if backend.name == "postgres" else 1):
+        yield w
+
+
+@pytest.fixture
+async def pair(backend: Backend) -> AsyncIterator[World]:
+    """Two processes with their own caches and buses on one database, on both backends (the
+    reads of the freshness test need no row locks)."""
+    async for w in _world(backend, 2):
+        yield w
+
+
+def outcomes(results: list[object]) -> list[str]:
+    return sorted(
+        "ok"
+        if isinstance(r, h.Outcome)
+        else r.reason
+        if isinstance(r, FailedPrecondition)
+        else repr(r)
+        for r in results
+    )
+
+
+# ------------------------------------------------------------------------------ CRUD
+
+
+async def test_promotions_are_created_updated_listed_and_paused(world: World) -> None:
+    program = await world.program()
+    offers = world.app(0).offers
+    made = [
+        await world.promotion(program, Effect("PERCENT_OFF", percent=5), priority=p, name=f"n{p}")
+        for p in (1, 3, 2, 3)
+    ]
+    got = await o.get_promotion(offers, made[0].promotion_id)
+    assert got == made[0]
+    # listed by priority desc, then creation; paged
+    first, after = await o.list_promotions(offers, program.program_id, "", None, 3)
+    rest, end = await o.list_promotions(offers, program.program_id, "", after, 3)
+    assert [p.promotion_id for p in first + rest] == [made[i].promotion_id for i in (1, 3, 2, 0)]
+    assert end is None
+    version = await world.version()
+    # two concurrent updates of different fields both stick
+    await asyncio.gather(
+        o.update_promotion(offers, made[0].promotion_id, PromotionPatch({"name": "renamed"})),
+        o.update_promotion(
+            world.app(1).offers, made[0].promotion_id, PromotionPatch({"priority": 9})
+        ),
+    )
+    updated = await o.get_promotion(offers, made[0].promotion_id)
+    assert (updated.name, updated.priority) == ("renamed", 9)
+    paused = await o.pause_promotion(offers, made[0].promotion_id)
+    again = await o.pause_promotion(world.app(1).offers, made[0].promotion_id)
+    assert paused.status == again.status == "PAUSED" and again.updated_at == paused.updated_at
+    only_paused, _ = await o.list_promotions(offers, program.program_id, "PAUSED", None, 10)
+    assert [p.promotion_id for p in only_paused] == [made[0].promotion_id]
+    # two updates and one pause were announced (the second pause changed nothing)
+    assert await world.version() == version + 3
+    with pytest.raises(NotFound):
+        await o.get_promotion(offers, "nope")
+
+
+async def test_coupon_codes_are_unique_among_live_promotions_whatever_the_case(
+    world: World,
+) -> None:
+    program = await world.program()
+    results = await asyncio.gather(
+        *(
+            soon(
+                o.create_promotion(
+                    world.app(i).offers,
+                    Promotion(
+                        "",
+                        program.program_id,
+                        f"c{i}",
+                        Effect("PERCENT_OFF", percent=5),
+                        coupon_code=code,
+                    ),
+                    [],
+                )
+            )
+            for i, code in enumerate(["SUMMER", "summer", "Summer", "sUmmer"])
+        ),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, Promotion) for r in results) == 1
+    refused = [r for r in results if isinstance(r, InvalidArgument)]
+    assert len(refused) == 3 and all(r.reason == "COUPON_CODE_TAKEN" for r in refused)
+
+
+async def test_amounts_must_be_in_the_programs_currency(world: World) -> None:
+    program = await world.program()
+    with pytest.raises(InvalidArgument) as info:
+        await o.create_promotion(
+            world.app(0).offers,
+            Promotion("", program.program_id, "x", Effect("AMOUNT_OFF", amount_micros=UNIT)),
+            [("promotion.effect.amount", "EUR", UNIT)],
+        )
+    assert info.value.reason == "CURRENCY_MISMATCH"
+
+
+# ------------------------------------------------------------------------- freshness
+
+
+async def test_a_pause_in_one_process_leaves_the_quotes_of_the_other(pair: World) -> None:
+    world = pair
+    program = await world.program()
+    promotion = await world.promotion(program, Effect("PERCENT_OFF", percent=10))
+    cart = CartLine("a", "", 1, 10 * UNIT)
+
+    async def applied_in(i: int) -> list[str]:
+        q = (await world.quote(i, program, "c1", cart)).quote
+        return [a.promotion.promotion_id for a in q.applied]
+
+    # both processes cache it (the second loads it on its first quote)
+    assert await applied_in(0) == [promotion.promotion_id]
+    assert await applied_in(1) == [promotion.promotion_id]
+    await o.pause_promotion(world.app(0).offers, promotion.promotion_id)
+
+    async def gone() -> bool:
+        return await applied_in(1) == []
+
+    await eventually(gone, "the paused promotion to leave the other process's quotes")
+    assert await applied_in(0) == []
+
+
+# ---------------------------------------------------------------------------- budgets
+
+
+async def test_accruals_against_quotes_never_overshoot_max_uses(world: World) -> None:
+    program = await world.program()
+    for trial in range(3):
+        n = 7
+        promotion = await world.promotion(
+            program, Effect("POINTS_MULTIPLIER", multiplier=2.0), max_uses=n, name=f"t{trial}"
+        )
+        customers = [uid() for _ in range(30)]
+        quotes = [
+            await world.quote(i, program, c, CartLine("a", "", 1, 10 * UNIT))
+            for i, c in enumerate(customers)
+        ]
+        assert all(q.quote.applied for q in quotes)
+        keys = [f"k-{uid()}" for _ in customers]
+        orders = [f"o-{uid()}" for _ in customers]
+        calls = [
+            soon(world.accrue(i, program, c, q, keys[i], orders[i]))
+            for i, (c, q) in enumerate(zip(customers, quotes, strict=True))
+        ]
+        # every accrual is also retried with its own key, at once, from the other replica
+        calls += [
+            soon(world.accrue(i + 1, program, c, q, keys[i], orders[i]))
+            for i, (c, q) in enumerate(zip(customers, quotes, strict=True))
+        ]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        firsts, retries = results[:30], results[30:]
+        # a key and its retry agree: the same movement, or both refused (uses never go down)
+        assert outcomes(firsts) == outcomes(retries) == ["PROMOTION_BUDGET_SPENT"] * 23 + ["ok"] * 7
+        for a, b in zip(firsts, retries, strict=True):
+            if isinstance(a, h.Outcome):
+                assert isinstance(b, h.Outcome) and a.movement and b.movement
+                assert a.movement.transaction_id == b.movement.transaction_id
+                assert a.movement.points == 20  # 10 base + 10 from the doubled points
+        after = await o.get_promotion(world.app(0).offers, promotion.promotion_id)
+        assert (after.uses, after.status) == (n, "ENDED")
+        assert await world.uses_rows(promotion.promotion_id) == n
+
+
+async def test_accruals_never_overshoot_max_discount(world: World) -> None:
+    program = await world.program()
+    promotion = await world.promotion(
+        program,
+        Effect("AMOUNT_OFF", amount_micros=3 * UNIT),
+        max_discount_micros=20 * UNIT,
+    )
+    customers = [uid() for _ in range(20)]
+    quotes = [
+        await world.quote(i, program, c, CartLine("a", "", 1, 10 * UNIT))
+        for i, c in enumerate(customers)
+    ]
+    results = await asyncio.gather(
+        *(
+            soon(world.accrue(i, program, c, q, f"k-{uid()}", f"o-{uid()}"))
+            for i, (c, q) in enumerate(zip(customers, quotes, strict=True))
+        ),
+        return_exceptions=True,
+    )
+    assert outcomes(list(results)) == ["PROMOTION_BUDGET_SPENT"] * 14 + ["ok"] * 6
+    after = await o.get_promotion(world.app(0).offers, promotion.promotion_id)
+    assert (after.uses, after.discount_given_micros) == (6, 18 * UNIT)
+    assert after.status == "ACTIVE"  # 2.00 left: not enough for a 3.00 use, never overshot
+
+
+async def test_a_per_customer_limit_holds_and_a_whole_reversal_releases_the_use(
+    world: World,
+) -> None:
+    program = await world.program()
+    promotion = await world.promotion(
+        program, Effect("PERCENT_OFF", percent=10), max_uses_per_customer=1, coupon_code="ONCE"
+    )
+    customer = uid()
+    cart = CartLine("a", "", 1, 10 * UNIT)
+    quotes = [await world.quote(i, program, customer, cart, coupons=("once",)) for i in range(4)]
+    results = await asyncio.gather(
+        *(
+            soon(world.accrue(i, program, customer, q, f"k-{uid()}", f"o-{uid()}"))
+            for i, q in enumerate(quotes)
+        ),
+        return_exceptions=True,
+    )
+    assert outcomes(list(results)) == ["PROMOTION_LIMIT_REACHED"] * 3 + ["ok"]
+    # the next quote leaves it out (the customer's uses are read)
+    later = await world.quote(1, program, customer, cart, coupons=("ONCE",))
+    assert not later.quote.applied
+    won = next(r for r in results if isinstance(r, h.Outcome))
+    assert won.movement is not None
+    await h.reverse(world.app(0).deps, won.movement.transaction_id, 0, "returned", f"r-{uid()}")
+    after = await o.get_promotion(world.app(0).offers, promotion.promotion_id)
+    assert after.uses == 0 and await world.uses_rows(promotion.promotion_id) == 0
+    again = await world.quote(0, program, customer, cart, coupons=("ONCE",))
+    assert [a.promotion.promotion_id for a in again.quote.applied] == [promotion.promotion_id]
+
+
+async def test_a_quote_id_is_checked_at_the_accrual(world: World) -> None:
+    program = await world.program()
+    await world.promotion(program, Effect("PERCENT_OFF", percent=10))
+    q = await world.quote(0, program, "alice", CartLine("a", "", 1, 10 * UNIT))
+    with pytest.raises(InvalidArgument) as info:
+        await world.accrue(0, program, "bob", q, f"k-{uid()}", f"o-{uid()}")
+    assert [f for f, _ in info.value.violations] == ["quote_id"]
+    body, _, signature = q.quote_id.partition(".")
+    with pytest.raises(InvalidArgument):
+        o.read_quote_id(world.app(0).offers.quote_key, f"{body}x.{signature}")
+    clock_app = world.app(0)
+    expired = o.QuoteResult(q.quote, q.program, q.quote_id, q.expires_at)
+    claim = o.read_quote_id(clock_app.offers.quote_key, expired.quote_id)
+    order = h.Accrual(f"o-{uid()}", (OrderLine("", 1, 9 * UNIT),), "GBP", 9 * UNIT, f"k-{uid()}")
+    late = h.BonusDeps(
+        uow=clock_app.deps.uow,
+        clock=lambda: claim.expires_at + 1,
+        signals=clock_app.deps.signals,
+    )
+    with pytest.raises(FailedPrecondition) as spent:
+        await h.accrue(late, program.program_id, "alice", replace(order, quote=claim))
+    assert spent.value.reason == "QUOTE_EXPIRED"
+
+
+# ---------------------------------------------------------------------------- holdout
+
+
+async def test_the_holdout_report_compares_treated_and_held_out_customers(world: World) -> None:
+    program = await world.program()
+    promotion = await world.promotion(
+        program, Effect("PERCENT_OFF", percent=10), holdout_percent=50.0
+    )
+    customers = [f"h-{uid()}" for _ in range(40)]
+    cart = CartLine("a", "", 1, 10 * UNIT)
+    quotes = {c: await world.quote(i, program, c, cart) for i, c in enumerate(customers)}
+    held = {c for c in customers if held_out(promotion, c)}
+    assert {c for c, q in quotes.items() if not q.quote.applied} == held
+    for app in world.replicas:
+        await o.flush_exposures(app.offers)
+    buyers = customers[::3]
+    for i, c in enumerate(buyers):
+        q = quotes[c]
+        await world.accrue(i, program, c, q, f"k-{uid()}", f"o-{uid()}")
+    report = await o.promotion_report(world.app(0).offers, promotion.promotion_id)
+    for is_held in (False, True):
+        group = [c for c in customers if (c in held) == is_held]
+        bought = [c for c in buyers if (c in held) == is_held]
+        revenue = sum(quotes[c].quote.total_micros for c in bought)
+        assert report.groups[is_held] == GroupFigures(len(group), len(bought), len(bought), revenue)
+
+
+async def test_a_single_use_coupon_is_used_once_whoever_races_for_it(world: World) -> None:
+    program = await world.program()
+    promotion = await world.promotion(
+        program, Effect("AMOUNT_OFF", amount_micros=5 * UNIT), coupon_code="ONE-TIME", max_uses=1
+    )
+    customers = [uid() for _ in range(6)]
+    cart = CartLine("a", "", 1, 20 * UNIT)
+    quotes = [
+        await world.quote(i, program, c, cart, coupons=("one-time",))
+        for i, c in enumerate(customers)
+    ]
+    assert all(q.quote.applied for q in quotes)
+    results = await asyncio.gather(
+        *(
+            soon(world.accrue(i, program, c, q, f"k-{uid()}", f"o-{uid()}"))
+            for i, (c, q) in enumerate(zip(customers, quotes, strict=True))
+        ),
+        return_exceptions=True,
+    )
+    assert outcomes(list(results)) == ["PROMOTION_BUDGET_SPENT"] * 5 + ["ok"]
+    after = await o.get_promotion(world.app(0).offers, promotion.promotion_id)
+    assert (after.uses, after.status) == (1, "ENDED")
+
+    async def unknown_code() -> bool:  # once the caches drop the ended promotion
+        later = await world.quote(0, program, uid(), cart, coupons=("ONE-TIME",))
+        return not later.quote.applied and later.quote.invalid_coupons == ["ONE-TIME"]
+
+    await eventually(unknown_code, "quotes to drop the used-up coupon")
+
+
+async def test_with_segmentation_unreachable_a_quote_degrades_instead_of_failing(
+    world: World,
+) -> None:
+    # the replicas' peers point at a closed port: the real gRPC adapter answers None
+    program = await world.program(segment_multipliers={"vip": 3.0})
+    vip = condition_pb2.Condition(segment=condition_pb2.SegmentCondition(segment_id="vip"))
+    needs = await world.promotion(
+        program,
+        Effect("PERCENT_OFF", percent=50),
+        condition=vip.SerializeToString(deterministic=True),
+    )
+    free = await world.promotion(program, Effect("AMOUNT_OFF", amount_micros=UNIT))
+    result = await world.quote(0, program, uid(), CartLine("a", "", 1, 10 * UNIT))
+    q = result.quote
+    assert q.degraded
+    assert [a.promotion.promotion_id for a in q.applied] == [free.promotion_id]
+    assert needs.promotion_id in [p.promotion_id for p, _ in q.not_applied]
+    assert q.points_to_earn == 9  # no segment multiplier when segmentation is silent
