@@ -30,7 +30,7 @@ from libs.topics import ADS_CAMPAIGNS, ADS_INTERACTIONS, PROFILE_DELETED
 from services.ads.catalog import CampaignCache
 from services.ads.entrypoint import ads_service
 from services.ads.handlers import AdsDeps, erase_customer, keep_traffic
-from services.ads.interests import ProfileInterests
+from services.ads.interests import ProfileInterests, SegmentationDirectory
 from services.ads.models import AdsOutboxRow
 from services.ads.ports import Counters
 from services.ads.render import encode_change, encode_interaction
@@ -93,6 +93,7 @@ class AdsApp:
             cache=CampaignCache(uow),
             signer=signer,
             interests=ProfileInterests(peers.client),
+            segments=SegmentationDirectory(peers.client),
             segment_timeout=settings.ads_segment_timeout_seconds,
             reservation_seconds=settings.ads_reservation_seconds,
         )

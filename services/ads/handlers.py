@@ -36,11 +36,13 @@ from services.ads.ports import (
     CAP,
     DAILY,
     AdsUnitOfWork,
+    AnySegment,
     Counters,
     CustomerInterests,
     CustomerSignals,
     Interaction,
     NoInterests,
+    SegmentDirectory,
     Stats,
 )
 from services.ads.tokens import TOKEN_TTL, Signer, Ticket
@@ -83,6 +85,9 @@ class AdsDeps:
     signer: Signer
     # the customer's interests (profile), for weights; None when profile does not answer
     interests: CustomerInterests = field(default_factory=lambda: NoInterests())
+    # which segment ids name no segment, asked when a campaign's targeting is written
+    segments: SegmentDirectory = field(default_factory=lambda: AnySegment())
+    segment_check_timeout: float = 2.0
     # segmentation's share of a SelectAds deadline
     segment_timeout: float = 0.05
     # how long a selection holds room in a limited campaign for its impression
@@ -147,7 +152,32 @@ def _with_creative_ids(campaign: Campaign) -> Campaign:
     return replace(campaign, creatives=creatives)
 
 
+async def _check_segments(deps: AdsDeps, campaign: Campaign) -> None:
+    """Segment ids that name no segment are INVALID_ARGUMENT naming the list entry. When
+    segmentation does not answer the write goes ahead (an unknown id then matches nobody)."""
+    lists = {
+        "include_segment_ids": campaign.include_segment_ids,
+        "exclude_segment_ids": campaign.exclude_segment_ids,
+    }
+    ids = sorted({s for values in lists.values() for s in values})
+    if not ids:
+        return
+    unknown = await deps.segments.unknown(ids, deps.segment_check_timeout)
+    if unknown is None:
+        log.warning("segmentation did not answer: segment ids of a campaign taken unchecked")
+        return
+    violations = [
+        (f"campaign.targeting.{name}[{i}]", "names no segment")
+        for name, values in lists.items()
+        for i, segment_id in enumerate(values)
+        if segment_id in unknown
+    ]
+    if violations:
+        raise InvalidArgument(violations, reason="SEGMENT_NOT_FOUND")
+
+
 async def create_campaign(deps: AdsDeps, campaign: Campaign) -> Campaign:
+    await _check_segments(deps, campaign)
     now = deps.clock()
     created = _with_creative_ids(
         replace(campaign, campaign_id=new_id(), created_at=now, updated_at=now)
@@ -174,6 +204,9 @@ def _ended(campaign: Campaign) -> FailedPrecondition:
 async def update_campaign(deps: AdsDeps, campaign_id: str, fields: dict[str, Any]) -> Campaign:
     """Applies the validated fields to the campaign as committed, under its row lock: two
     concurrent updates of different fields both stick."""
+    named = {k: fields[k] for k in ("include_segment_ids", "exclude_segment_ids") if k in fields}
+    if named:
+        await _check_segments(deps, Campaign("", "", **named))
 
     async def attempt() -> Campaign:
         now = deps.clock()

@@ -18,11 +18,13 @@ from services.ads.domain import Campaign
 
 __all__ = [
     "AdsUnitOfWork",
+    "AnySegment",
     "Counters",
     "CustomerInterests",
     "CustomerSignals",
     "Interaction",
     "NoInterests",
+    "SegmentDirectory",
     "Stats",
 ]
 
@@ -137,6 +139,19 @@ class CustomerInterests(abc.ABC):
 
     @abc.abstractmethod
     async def interests(self, customer_id: str, timeout: float) -> dict[str, float] | None: ...
+
+
+class SegmentDirectory(abc.ABC):
+    """Which segment ids name no segment (segmentation's GetSegment), within a deadline;
+    None when segmentation does not answer (the ids are then taken as they are)."""
+
+    @abc.abstractmethod
+    async def unknown(self, segment_ids: Sequence[str], timeout: float) -> set[str] | None: ...
+
+
+class AnySegment(SegmentDirectory):
+    async def unknown(self, segment_ids: Sequence[str], timeout: float) -> set[str] | None:
+        return set()
 
 
 class NoInterests(CustomerInterests):

@@ -221,6 +221,19 @@ async def test_pause_resume_list_and_hostile_calls(suite: Suite) -> None:
     )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "campaign.creatives[0].click_url" in field_violations(err)
+    err = await rpc_error(
+        admin.CreateCampaign(
+            pb.CreateCampaignRequest(
+                campaign=pb.Campaign(
+                    name="x",
+                    creatives=[pb.Creative(title="t")],
+                    targeting=pb.Targeting(include_segment_ids=["no-such-segment"]),
+                )
+            )
+        )
+    )
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(err) == ["campaign.targeting.include_segment_ids[0]"]
     err = await rpc_error(admin.GetCampaign(pb.GetCampaignRequest(campaign_id="nope")))
     assert error_reason(err) == ("CAMPAIGN_NOT_FOUND", "ads.backcrm")
     forged_page = await rpc_error(admin.ListCampaigns(pb.ListCampaignsRequest(page_token="x")))

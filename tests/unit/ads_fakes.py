@@ -25,6 +25,7 @@ from services.ads.ports import (
     Counters,
     CustomerInterests,
     Interaction,
+    SegmentDirectory,
     Stats,
 )
 from tests.unit.signal_fakes import FakeSignals
@@ -34,6 +35,7 @@ __all__ = [
     "FakeAdsUnitOfWork",
     "FakeCounters",
     "FakeInterests",
+    "FakeSegments",
     "FakeSignals",
 ]
 
@@ -167,6 +169,19 @@ class FakeInterests(CustomerInterests):
 
     async def interests(self, customer_id: str, timeout: float) -> dict[str, float] | None:
         return None if self.down else self.by_customer.get(customer_id, {})
+
+
+@dataclass
+class FakeSegments(SegmentDirectory):
+    """Segment ids segmentation knows (None: every id); `down` answers None."""
+
+    known: set[str] | None = None
+    down: bool = False
+
+    async def unknown(self, segment_ids: Sequence[str], timeout: float) -> set[str] | None:
+        if self.down:
+            return None
+        return set() if self.known is None else set(segment_ids) - self.known
 
 
 @dataclass

@@ -22,6 +22,7 @@ from tests.unit.ads_fakes import (
     FakeAdsUnitOfWork,
     FakeCounters,
     FakeInterests,
+    FakeSegments,
     FakeSignals,
 )
 from tests.unit.fakes import FakeClock
@@ -37,6 +38,7 @@ class World:
     counters: FakeCounters = field(default_factory=FakeCounters)
     signer: Signer = field(default_factory=lambda: Signer(dev_keys("unit"), "dev"))
     interests: FakeInterests = field(default_factory=FakeInterests)
+    segments: FakeSegments = field(default_factory=FakeSegments)
     deps: h.AdsDeps = field(init=False)
 
     def __post_init__(self) -> None:
@@ -51,6 +53,7 @@ class World:
             cache=CampaignCache(uow),
             signer=self.signer,
             interests=self.interests,
+            segments=self.segments,
             rng=random.Random(7),
         )
 
@@ -176,6 +179,23 @@ def test_placements_match_exactly_or_by_prefix() -> None:
 
 
 # ------------------------------------------------------------------------------ campaigns
+
+
+async def test_segment_ids_that_name_no_segment_are_refused_naming_the_entry() -> None:
+    w = World()
+    w.segments.known = {"vip", "staff"}
+    with pytest.raises(InvalidArgument) as info:
+        await w.campaign(include_segment_ids=("vip", "ghost"), exclude_segment_ids=("gone",))
+    assert [f for f, _ in info.value.violations] == [
+        "campaign.targeting.include_segment_ids[1]",
+        "campaign.targeting.exclude_segment_ids[0]",
+    ]
+    assert info.value.reason == "SEGMENT_NOT_FOUND"
+    c = await w.campaign(include_segment_ids=("vip",))
+    with pytest.raises(InvalidArgument):
+        await h.update_campaign(w.deps, c.campaign_id, {"exclude_segment_ids": ("ghost",)})
+    w.segments.down = True  # segmentation not answering: the write goes ahead
+    assert (await w.campaign(include_segment_ids=("ghost",))).include_segment_ids == ("ghost",)
 
 
 async def test_pause_and_resume_are_idempotent_and_publish_only_changes() -> None:
