@@ -163,6 +163,13 @@ class RedisCounters(Counters):
         )
         return verdict if verdict >= 0 else None
 
+    async def spent(self, campaign: Campaign) -> int:
+        try:
+            value = await self._redis.get(f"{self._prefix}ads:c:{campaign.campaign_id}:n")
+        except RedisError as exc:
+            raise CacheUnavailable(f"ads counters: {type(exc).__name__}") from exc
+        return int(value or 0)
+
     async def release_lapsed(self, now: float) -> int:
         return 0  # every script call drops its campaign's lapsed reservations first
 

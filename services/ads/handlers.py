@@ -439,6 +439,7 @@ async def record_interaction(
     now = deps.clock()
     ticket = deps.signer.verify(token, now)
     day: int | None = day_of(now)
+    campaign: Campaign | None = None
     if kind == "IMPRESSION":
         campaign = await _campaign_of(deps, ticket.campaign_id)
         if campaign is not None and campaign.limited:
@@ -468,7 +469,33 @@ async def record_interaction(
             return inserted
 
     counted = await retry_conflicts(attempt, attempts=deps.attempts)
+    if (
+        kind == "IMPRESSION"
+        and day is not None
+        and campaign is not None
+        and campaign.total_impressions
+        and await deps.counters.spent(campaign) >= campaign.total_impressions
+    ):
+        await _end(deps, campaign.campaign_id)
     return Recorded(counted, ticket.campaign_id, ticket.creative_id, over_limit=day is None)
+
+
+async def _end(deps: AdsDeps, campaign_id: str) -> None:
+    """The total budget is spent: the campaign ENDS (final), in every process's cache."""
+
+    async def attempt() -> None:
+        async with deps.uow() as uow:
+            current = await _campaign(uow, campaign_id, for_update=True)
+            if current.status == ENDED:
+                return
+            now = deps.clock()
+            ended = replace(current, status=ENDED, updated_at=now)
+            await uow.save_campaign(ended)
+            await uow.announce(ended, ENDED, now)
+            await uow.commit()
+
+    await retry_conflicts(attempt, attempts=deps.attempts)
+    await deps.cache.refresh()
 
 
 async def keep_traffic(deps: AdsDeps) -> None:

@@ -189,6 +189,10 @@ class Counters(abc.ABC):
         when its reservation had lapsed (or was never made) and there is no room now."""
 
     @abc.abstractmethod
+    async def spent(self, campaign: Campaign) -> int:
+        """Impressions counted against the campaign's total budget."""
+
+    @abc.abstractmethod
     async def release_lapsed(self, now: float) -> int:
         """Drops lapsed reservations (where they are not dropped as they are met)."""
 

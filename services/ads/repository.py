@@ -379,6 +379,15 @@ class SqlCounters(Counters):
 
         return await retry_conflicts(attempt, attempts=ATTEMPTS)
 
+    async def spent(self, campaign: Campaign) -> int:
+        async with self._work() as work:
+            counted = await work.s.scalar(
+                select(func.count()).where(
+                    SLOTS.c.campaign_id == campaign.campaign_id, SLOTS.c.settled_day.is_not(None)
+                )
+            )
+        return int(counted or 0)
+
     async def release_lapsed(self, now: float) -> int:
         async with self._work() as work:
             gone = await work.s.execute(

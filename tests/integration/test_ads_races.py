@@ -217,8 +217,13 @@ async def test_a_budget_is_spent_exactly_when_every_selection_is_shown(racing: W
         while await racing.rows(cid, type="IMPRESSION", billable=True) < 10:
             await one(0)  # what lapsed meanwhile comes back
         assert await racing.rows(cid, type="IMPRESSION", billable=True) == 10
-        spent = await racing.select(0, uid(), campaign, explain=True)
-        assert [e.reason for e in spent.excluded if e.campaign_id == cid] == ["BUDGET"]
+        # spent: the campaign has ENDED, and no process serves it
+        assert (await h.get_campaign(racing.deps(0), cid)).status == "ENDED"
+
+        async def gone(c: Campaign = campaign) -> bool:
+            return not await racing.serves(0, c) and not await racing.serves(1, c)
+
+        await eventually(gone, "every process to stop serving the spent campaign")
 
 
 async def test_concurrent_retries_of_one_interaction_count_once(racing: World) -> None:

@@ -259,6 +259,13 @@ class FakeCounters(Counters):
         self.answers[slot_id] = answer
         return answer
 
+    async def spent(self, campaign: Campaign) -> int:
+        return sum(
+            1
+            for s in self.slots.values()
+            if s.campaign_id == campaign.campaign_id and s.day is not None
+        )
+
     async def release_lapsed(self, now: float) -> int:
         lapsed = [k for k, s in self.slots.items() if s.day is None and s.expires_at <= now]
         for key in lapsed:

@@ -381,6 +381,12 @@ async def test_a_budget_counts_reservations_and_a_lapsed_one_frees_its_room() ->
     w.clock.advance(w.deps.reservation_seconds + 1)  # never shown: the hold lapses
     (again,) = (await w.select("c2")).slots
     assert (await impression(w, again)).counted
+    # the total budget is spent: the campaign has ENDED (final), and is served no more
+    assert (await h.get_campaign(w.deps, c.campaign_id)).status == "ENDED"
+    after = await w.select("c3")
+    assert served(after) == [] and after.excluded == []  # gone from the cache
+    with pytest.raises(FailedPrecondition):
+        await h.set_status(w.deps, c.campaign_id, "ACTIVE")
     late = await impression(w, first.slots[0])  # the first selection's impression, too late
     assert late.counted and late.over_limit
     _, stats = await h.campaign_stats(w.deps, c.campaign_id)
