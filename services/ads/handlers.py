@@ -375,11 +375,15 @@ async def select_ads(
         eligible.append((c, creative))
 
     creatives = {c.campaign_id: creative for c, creative in eligible}
+    counters_down = False  # after one failure, the request asks the counters no more
     for c in rank([c for c, _ in eligible], deps.rng, interests or {}):
         if len(out.slots) >= limit:
             leave_out(c, RANKED_OUT, f"ranked below the {limit} slot(s) asked for")
             continue
         slot_id = new_id()
+        if c.limited and counters_down:
+            leave_out(c, "BUDGET", "budget and cap counters are unreachable")
+            continue
         if c.limited:
             daily = c.daily_impressions
             paced = allowance(daily, deps.traffic.shares, now) if daily else 0
@@ -390,6 +394,7 @@ async def select_ads(
             except Unavailable:
                 log.warning("ads counters unreachable: limited campaigns are not served")
                 leave_out(c, "BUDGET", "budget and cap counters are unreachable")
+                counters_down = True
                 continue
             if verdict == CAP:
                 leave_out(c, "FREQUENCY_CAP", "the customer's frequency cap is reached")

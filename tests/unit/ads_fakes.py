@@ -198,6 +198,7 @@ class FakeCounters(Counters):
     slots: dict[str, _Slot] = field(default_factory=dict)
     answers: dict[str, int | None] = field(default_factory=dict)
     down: bool = False
+    calls: int = 0
 
     def _room(self, c: Campaign, customer_id: str, now: float, daily: int) -> str:
         mine = [
@@ -231,6 +232,7 @@ class FakeCounters(Counters):
         ttl: float,
         daily_limit: int,
     ) -> str:
+        self.calls += 1
         if self.down:
             from libs.errors import CacheUnavailable
 

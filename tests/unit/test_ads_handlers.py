@@ -393,6 +393,17 @@ async def test_a_budget_counts_reservations_and_a_lapsed_one_frees_its_room() ->
     assert stats.impressions == 1
 
 
+async def test_counters_down_serve_the_unlimited_campaigns_only() -> None:
+    w = World()
+    limited = [await w.campaign(total_impressions=5, priority=9) for _ in range(3)]
+    free = await w.campaign()
+    w.counters.down = True
+    picked = await w.select("c1", limit=4)
+    assert served(picked) == [free.campaign_id]
+    assert {why(picked, c.campaign_id) for c in limited} == {"BUDGET"}
+    assert w.counters.calls == 1  # asked once, not once per limited campaign
+
+
 # ------------------------------------------------------------------------------ tracking
 
 
