@@ -24,10 +24,12 @@ from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1.profile_service_pb2 import ProfileDeleted
 from sqlalchemy import func, select
 
+from libs.errors import CacheUnavailable
 from libs.runtime import Peers, Resources
 from libs.topics import PROFILE_DELETED
 from services.ads import handlers as h
 from services.ads.app import AdsApp
+from services.ads.counters import RedisCounters
 from services.ads.domain import Campaign, Creative
 from services.ads.models import InteractionRow, TrafficRow
 from services.ads.pacing import EVEN, allowance
@@ -332,3 +334,15 @@ async def test_an_erasure_wins_over_interactions_recorded_meanwhile(racing: Worl
         )
         assert await racing.rows(campaign.campaign_id, customer_id=who) == 0
     assert await racing.rows(campaign.campaign_id, type="IMPRESSION") == 50
+
+
+async def test_an_unreachable_redis_fails_closed_for_limited_campaigns_only() -> None:
+    counters = RedisCounters("redis://127.0.0.1:1/0", "t:")
+    campaign = Campaign("c", "x", total_impressions=5)
+    try:
+        with pytest.raises(CacheUnavailable):
+            await counters.reserve(campaign, "u", "s1", time.time(), 60.0, 0)
+        with pytest.raises(CacheUnavailable):
+            await counters.settle(campaign, "u", "s1", time.time(), time.time())
+    finally:
+        await counters.close()
