@@ -30,9 +30,9 @@ from libs.topics import ADS_CAMPAIGNS, ADS_INTERACTIONS, PROFILE_DELETED
 from services.ads.catalog import CampaignCache
 from services.ads.entrypoint import ads_service
 from services.ads.handlers import AdsDeps, erase_customer, keep_traffic
-from services.ads.interests import ProfileInterests, SegmentationDirectory
 from services.ads.models import AdsOutboxRow
 from services.ads.ports import Counters
+from services.ads.remote import ProfileInterests, SegmentationDirectory
 from services.ads.render import encode_change, encode_interaction
 from services.ads.repository import SqlAdsUnitOfWork, SqlCounters
 from services.ads.tokens import Signer, dev_keys

@@ -7,7 +7,7 @@ from typing import Any
 from backcrm.ads.v1 import ads_service_pb2 as pb
 
 from libs.auth import ADMIN, current_principal
-from libs.errors import InvalidArgument, NotFound, PermissionDenied
+from libs.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from libs.resolver import ResolveCustomer, customer_of
 from libs.rpc.service import RpcService
 from libs.validation import check_text, decode_page_token, encode_page_token, page_size
@@ -117,13 +117,17 @@ class AdsServicer:
             )
         limit = limit_in(request.limit)
         context = context_in(request.context, self.deps.clock())
-        customer_id = ""
+        customer_id, unresolved = "", False
         if request.HasField("customer") and request.customer.WhichOneof("ref") is not None:
             try:
                 customer_id = await customer_of(request, "customer", self.resolve)
             except NotFound:
                 customer_id = ""  # unknown customers get untargeted campaigns
+            except Unavailable:
+                # profile is down: the page still gets untargeted ads, and is told so
+                customer_id, unresolved = "", True
         selection = await h.select_ads(self.deps, customer_id, context, limit, request.explain)
+        selection.degraded |= unresolved
         return selection_to_proto(selection)
 
     async def RecordInteraction(
