@@ -447,3 +447,26 @@ def test_forged_altered_expired_and_foreign_tokens_are_invalid() -> None:
     # rotation: tokens signed with the old current key still verify while it is kept
     rotated = Signer({"k1": "secret-1", "k2": "secret-2", "k3": "s3"}, "k3")
     assert rotated.verify(token, T0) == ticket
+
+
+async def test_an_identity_profile_cannot_resolve_selects_anonymously_and_says_so() -> None:
+    from libs.errors import Unavailable
+    from services.ads.entrypoint import AdsServicer
+
+    w = World()
+    open_ = await w.campaign()
+    await w.campaign(include_segment_ids=("vip",))
+
+    async def profile_down(ref: common_pb2.CustomerRef, field: str) -> str:
+        raise Unavailable("profile service: UNAVAILABLE")
+
+    request = pb.SelectAdsRequest(
+        customer=common_pb2.CustomerRef(
+            identity=common_pb2.Identity(type=common_pb2.IDENTITY_TYPE_EMAIL, value="a@b.c")
+        ),
+        context=common_pb2.Context(placement="home.top"),
+        limit=5,
+    )
+    reply = await AdsServicer(w.deps, profile_down).SelectAds(request, None)
+    assert [s.campaign_id for s in reply.slots] == [open_.campaign_id]
+    assert reply.targeting_degraded and reply.customer_id == ""
