@@ -26,10 +26,10 @@ from libs.resolver import profile_resolver
 from libs.rpc.service import RpcService
 from libs.runtime import Peers, Resources, every
 from libs.signals import SegmentationSignals
-from libs.topics import ADS_CAMPAIGNS, ADS_INTERACTIONS, PROFILE_DELETED
+from libs.topics import ADS_CAMPAIGNS, ADS_INTERACTIONS, PROFILE_DELETED, PROFILE_MERGED
 from services.ads.catalog import CampaignCache
 from services.ads.entrypoint import ads_service
-from services.ads.handlers import AdsDeps, erase_customer, keep_traffic
+from services.ads.handlers import AdsDeps, erase_customer, keep_traffic, merge_customers
 from services.ads.models import AdsOutboxRow
 from services.ads.ports import Counters
 from services.ads.remote import ProfileInterests, SegmentationDirectory
@@ -110,6 +110,7 @@ class AdsApp:
         consumer = f"{socket.gethostname()}-{os.getpid()}-{id(self)}"
         self.subscriptions = [
             await self.bus.subscribe(PROFILE_DELETED.name, "ads", consumer, self._on_deleted),
+            await self.bus.subscribe(PROFILE_MERGED.name, "ads", consumer, self._on_merged),
             await self.bus.subscribe(
                 ADS_INTERACTIONS.name, "ads-profile", consumer, self._to_profile
             ),
@@ -148,6 +149,13 @@ class AdsApp:
     async def _on_deleted(self, envelope: EventEnvelope) -> None:
         campaigns = list(await self.deps.cache.current())
         await erase_customer(self.deps, PROFILE_DELETED.unpack(envelope).customer_id, campaigns)
+
+    async def _on_merged(self, envelope: EventEnvelope) -> None:
+        merged = PROFILE_MERGED.unpack(envelope)
+        campaigns = list(await self.deps.cache.current())
+        await merge_customers(
+            self.deps, merged.source_customer_id, merged.target_customer_id, campaigns
+        )
 
     async def _to_profile(self, envelope: EventEnvelope) -> None:
         """A counted interaction becomes an event on the customer's profile. The event id is

@@ -93,6 +93,15 @@ if capn > 0 and cust ~= '' then
 end
 return 1
 """
+_MERGE = """
+local src, dst = KEYS[1], KEYS[2]
+if redis.call('EXISTS', src) == 0 then return 0 end
+local ttl = math.max(redis.call('PTTL', src), redis.call('PTTL', dst))
+redis.call('ZUNIONSTORE', dst, 2, dst, src, 'AGGREGATE', 'MAX')
+if ttl > 0 then redis.call('PEXPIRE', dst, ttl) end
+redis.call('DEL', src)
+return 1
+"""
 _KEEP_SECONDS = 31 * 86_400
 
 
@@ -101,6 +110,7 @@ class RedisCounters(Counters):
         self._redis = connect(url, socket_timeout=0.5, connect_timeout=0.5)
         self._prefix = prefix
         self._script = self._redis.register_script(_SCRIPT)
+        self._merge = self._redis.register_script(_MERGE)
 
     async def _run(
         self,
@@ -178,6 +188,14 @@ class RedisCounters(Counters):
         try:
             for start in range(0, len(keys), 500):
                 await self._redis.delete(*keys[start : start + 500])
+        except RedisError as exc:
+            raise CacheUnavailable(f"ads counters: {type(exc).__name__}") from exc
+
+    async def merge_customer(self, source: str, target: str, campaign_ids: Sequence[str]) -> None:
+        try:
+            for cid in campaign_ids:
+                base = f"{self._prefix}ads:c:{cid}:f:"
+                await self._merge(keys=[base + source, base + target], args=[])
         except RedisError as exc:
             raise CacheUnavailable(f"ads counters: {type(exc).__name__}") from exc
 

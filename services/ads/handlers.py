@@ -62,6 +62,7 @@ __all__ = [
     "get_campaign",
     "keep_traffic",
     "list_campaigns",
+    "merge_customers",
     "record_interaction",
     "select_ads",
     "set_status",
@@ -532,13 +533,33 @@ async def campaign_stats(deps: AdsDeps, campaign_id: str) -> tuple[Campaign, Sta
         return campaign, await uow.stats(campaign_id, day_of(deps.clock()))
 
 
+async def merge_customers(
+    deps: AdsDeps, source: str, target: str, campaign_ids: Sequence[str]
+) -> None:
+    """profile.merged: the source's interactions and cap history become the target's, so a
+    cookie's impressions count towards the customer's cap once the two are stitched.
+    Idempotent (a second run finds nothing left under the source)."""
+
+    async def attempt() -> set[str]:
+        async with deps.uow() as uow:
+            touched = await uow.campaigns_of(source)
+            await uow.merge_customer(source, target)
+            await uow.commit()
+            return touched
+
+    touched = await retry_conflicts(attempt, attempts=deps.attempts)
+    await deps.counters.merge_customer(source, target, sorted(touched | set(campaign_ids)))
+
+
 async def erase_customer(deps: AdsDeps, customer_id: str, campaign_ids: Sequence[str]) -> None:
     """profile.deleted: the customer's interactions, holds and cap history go. Idempotent."""
 
-    async def attempt() -> None:
+    async def attempt() -> set[str]:
         async with deps.uow() as uow:
+            touched = await uow.campaigns_of(customer_id)
             await uow.erase_customer(customer_id, deps.clock())
             await uow.commit()
+            return touched
 
-    await retry_conflicts(attempt, attempts=deps.attempts)
-    await deps.counters.erase_customer(customer_id, campaign_ids)
+    touched = await retry_conflicts(attempt, attempts=deps.attempts)
+    await deps.counters.erase_customer(customer_id, sorted(touched | set(campaign_ids)))

@@ -124,6 +124,15 @@ class AdsUnitOfWork(abc.ABC):
         """(day, hour, requests) from `day` on."""
 
     @abc.abstractmethod
+    async def campaigns_of(self, customer_id: str) -> set[str]:
+        """The campaigns the customer has interactions or slots in."""
+
+    @abc.abstractmethod
+    async def merge_customer(self, source: str, target: str) -> None:
+        """Moves the source customer's interactions and slots to the target (reach and caps
+        follow the merged profile)."""
+
+    @abc.abstractmethod
     async def guard_customer(self, customer_id: str) -> bool:
         """Holds the customer's guard (shared) until commit; False when it was erased."""
 
@@ -199,6 +208,10 @@ class Counters(abc.ABC):
     @abc.abstractmethod
     async def erase_customer(self, customer_id: str, campaign_ids: Sequence[str]) -> None:
         """Forgets the customer's frequency-cap history."""
+
+    @abc.abstractmethod
+    async def merge_customer(self, source: str, target: str, campaign_ids: Sequence[str]) -> None:
+        """Moves the source customer's frequency-cap history to the target."""
 
     async def close(self) -> None:
         return None

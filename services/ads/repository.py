@@ -235,6 +235,21 @@ class SqlAdsUnitOfWork(SqlUnitOfWork, AdsUnitOfWork):
         query = select(GUARDS.c.erased_at).where(GUARDS.c.customer_id == customer_id)
         return await self.s.scalar(query.with_for_update(read=not exclusive))
 
+    async def campaigns_of(self, customer_id: str) -> set[str]:
+        found: set[str] = set()
+        for table in (INTERACTIONS, SLOTS):
+            rows = await self.s.scalars(
+                select(table.c.campaign_id).where(table.c.customer_id == customer_id).distinct()
+            )
+            found.update(rows)
+        return found
+
+    async def merge_customer(self, source: str, target: str) -> None:
+        for table in (INTERACTIONS, SLOTS):
+            await self.s.execute(
+                update(table).where(table.c.customer_id == source).values(customer_id=target)
+            )
+
     async def guard_customer(self, customer_id: str) -> bool:
         return await self._guard(customer_id, exclusive=False) is None
 
@@ -398,3 +413,6 @@ class SqlCounters(Counters):
 
     async def erase_customer(self, customer_id: str, campaign_ids: Sequence[str]) -> None:
         return None  # the slots are anonymised with the interactions (SqlAdsUnitOfWork)
+
+    async def merge_customer(self, source: str, target: str, campaign_ids: Sequence[str]) -> None:
+        return None  # the slots move with the interactions (SqlAdsUnitOfWork)

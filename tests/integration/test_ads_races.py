@@ -21,12 +21,12 @@ from typing import TypeVar
 
 import pytest
 from backcrm.common.v1 import common_pb2
-from backcrm.profile.v1.profile_service_pb2 import ProfileDeleted
+from backcrm.profile.v1.profile_service_pb2 import ProfileDeleted, ProfilesMerged
 from sqlalchemy import func, select
 
 from libs.errors import CacheUnavailable
 from libs.runtime import Peers, Resources
-from libs.topics import PROFILE_DELETED
+from libs.topics import PROFILE_DELETED, PROFILE_MERGED
 from services.ads import handlers as h
 from services.ads.app import AdsApp
 from services.ads.counters import RedisCounters
@@ -346,3 +346,26 @@ async def test_an_unreachable_redis_fails_closed_for_limited_campaigns_only() ->
             await counters.settle(campaign, "u", "s1", time.time(), time.time())
     finally:
         await counters.close()
+
+
+async def test_profile_merged_moves_the_cap_history_to_the_target(two: World) -> None:
+    campaign = await two.campaign(cap_impressions=2, cap_period=3600.0, total_impressions=100)
+    cookie, known = uid(), uid()
+    for who in (cookie, known):
+        (slot,) = (await two.select(0, who, campaign)).slots
+        assert (await h.record_interaction(two.deps(0), slot.token, "IMPRESSION", None)).counted
+    # each has one of its two impressions; merged, the customer has both
+    merged = ProfilesMerged(source_customer_id=cookie, target_customer_id=known)
+    await two.apps[0].bus.publish(PROFILE_MERGED.name, [PROFILE_MERGED.pack(merged)])
+
+    async def moved() -> bool:
+        return await two.rows(campaign.campaign_id, customer_id=cookie) == 0
+
+    await eventually(moved, "the cookie's interactions to move to the customer")
+    assert await two.rows(campaign.campaign_id, customer_id=known) == 2
+    capped = await two.select(1, known, campaign, explain=True)
+    assert [e.reason for e in capped.excluded if e.campaign_id == campaign.campaign_id] == [
+        "FREQUENCY_CAP"
+    ]
+    _, stats = await h.campaign_stats(two.deps(0), campaign.campaign_id)
+    assert (stats.impressions, stats.reach) == (2, 1)

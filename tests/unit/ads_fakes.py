@@ -148,6 +148,17 @@ class FakeAdsUnitOfWork(AdsUnitOfWork):
     async def traffic_since(self, day: int) -> list[tuple[int, int, int]]:
         return [(d, h, n) for (d, h), n in self._s.traffic.items() if d >= day]
 
+    async def campaigns_of(self, customer_id: str) -> set[str]:
+        return {
+            i.campaign_id for i in self._s.interactions.values() if i.customer_id == customer_id
+        }
+
+    async def merge_customer(self, source: str, target: str) -> None:
+        self._s.interactions = {
+            k: replace(i, customer_id=target) if i.customer_id == source else i
+            for k, i in self._s.interactions.items()
+        }
+
     async def guard_customer(self, customer_id: str) -> bool:
         return customer_id not in self._s.erased
 
@@ -273,6 +284,11 @@ class FakeCounters(Counters):
         for key in lapsed:
             del self.slots[key]
         return len(lapsed)
+
+    async def merge_customer(self, source: str, target: str, campaign_ids: Sequence[str]) -> None:
+        for slot in self.slots.values():
+            if slot.customer_id == source:
+                slot.customer_id = target
 
     async def erase_customer(self, customer_id: str, campaign_ids: Sequence[str]) -> None:
         for slot in self.slots.values():
