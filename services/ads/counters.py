@@ -7,7 +7,7 @@ Keys, under the settings' prefix (one Redis primary; the script computes keys, s
     ads:c:<campaign>:d:<day>    settled impressions of a UTC day (expire after 2 days)
     ads:c:<campaign>:r          live reservations: ZSET "<slot>|<customer>" -> expiry (ms)
     ads:c:<campaign>:f:<cust>   the customer's holds: ZSET slot -> time (ms), reserved or settled
-    ads:s:<slot>                a settled slot's answer (its day, -1: no room), for 31 days
+    ads:s:<slot>                a settled slot's answer (its day, -1: no room), for an hour
 
 Every call first drops the campaign's lapsed reservations (and their holds on caps). A
 reservation is admitted when settled + live reservations < each budget and the customer's
@@ -102,7 +102,9 @@ if ttl > 0 then redis.call('PEXPIRE', dst, ttl) end
 redis.call('DEL', src)
 return 1
 """
-_KEEP_SECONDS = 31 * 86_400
+# A settled slot's answer is kept for the retries in flight; a later retry of a recorded
+# impression is answered from the database before it reaches the counters.
+_KEEP_SECONDS = 3600
 
 
 class RedisCounters(Counters):

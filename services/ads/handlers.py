@@ -447,6 +447,12 @@ async def record_interaction(
     day: int | None = day_of(now)
     campaign: Campaign | None = None
     if kind == "IMPRESSION":
+        async with deps.uow() as uow:  # a retry of a recorded impression settles nothing
+            earlier = await uow.recorded(ticket.token_id, kind)
+        if earlier is not None:
+            return Recorded(
+                False, ticket.campaign_id, ticket.creative_id, over_limit=not earlier.billable
+            )
         campaign = await _campaign_of(deps, ticket.campaign_id)
         if campaign is not None and campaign.limited:
             day = await deps.counters.settle(

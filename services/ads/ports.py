@@ -113,6 +113,10 @@ class AdsUnitOfWork(abc.ABC):
         publishes InteractionRecorded (outbox) when it was."""
 
     @abc.abstractmethod
+    async def recorded(self, token_id: str, kind: str) -> Interaction | None:
+        """The interaction recorded for (token, type), if any."""
+
+    @abc.abstractmethod
     async def stats(self, campaign_id: str, today: int) -> Stats: ...
 
     @abc.abstractmethod

@@ -170,6 +170,26 @@ class SqlAdsUnitOfWork(SqlUnitOfWork, AdsUnitOfWork):
         await self.write_outbox([self._encode_interaction(interaction)])
         return True
 
+    async def recorded(self, token_id: str, kind: str) -> Interaction | None:
+        t = INTERACTIONS.c
+        row = (
+            await self.s.execute(
+                select(
+                    t.token_id,
+                    t.type,
+                    t.campaign_id,
+                    t.creative_id,
+                    t.customer_id,
+                    t.placement,
+                    t.channel,
+                    t.occurred_at,
+                    t.day,
+                    t.billable,
+                ).where(t.token_id == token_id, t.type == kind)
+            )
+        ).first()
+        return Interaction(**row._mapping) if row is not None else None
+
     async def stats(self, campaign_id: str, today: int) -> Stats:
         t = INTERACTIONS.c
         counted = or_(t.type != "IMPRESSION", t.billable.is_(True))

@@ -82,6 +82,22 @@ class World:
         selection = await self.select(i, "", campaign)
         return campaign.campaign_id in {s.campaign.campaign_id for s in selection.slots}
 
+    async def cap_history(self, campaign_id: str, customer_id: str) -> int | None:
+        """The customer's holds on the campaign's cap in Redis (None without Redis: the SQL
+        counters' history moves in the same transaction as the rows)."""
+        settings = self.resources.settings
+        if not settings.redis_url:
+            return None
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(settings.redis_url)
+        try:
+            return int(
+                await redis.zcard(f"{settings.redis_prefix}ads:c:{campaign_id}:f:{customer_id}")
+            )
+        finally:
+            await redis.aclose()
+
     async def rows(self, campaign_id: str, **where: object) -> int:
         async with self.resources.sessions() as s:
             query = select(func.count()).where(InteractionRow.campaign_id == campaign_id)
@@ -260,6 +276,11 @@ async def test_profile_deleted_forgets_the_customer_but_not_the_counts(two: Worl
         return await two.rows(campaign.campaign_id, customer_id=who) == 0
 
     await eventually(forgotten, "the customer's interactions to be anonymised")
+
+    async def no_cap_history() -> bool:  # in Redis it goes after the rows
+        return not await two.cap_history(campaign.campaign_id, who)
+
+    await eventually(no_cap_history, "the cap history to go")
     assert await two.rows(campaign.campaign_id) == 2  # the counts stay
     _, stats = await h.campaign_stats(two.deps(0), campaign.campaign_id)
     assert (stats.impressions, stats.clicks, stats.reach) == (1, 1, 0)
@@ -362,6 +383,14 @@ async def test_profile_merged_moves_the_cap_history_to_the_target(two: World) ->
         return await two.rows(campaign.campaign_id, customer_id=cookie) == 0
 
     await eventually(moved, "the cookie's interactions to move to the customer")
+
+    async def cap_moved() -> bool:  # in Redis it moves after the rows
+        cid = campaign.campaign_id
+        return await two.cap_history(cid, known) in (None, 2) and not await two.cap_history(
+            cid, cookie
+        )
+
+    await eventually(cap_moved, "the cap history to move")
     assert await two.rows(campaign.campaign_id, customer_id=known) == 2
     capped = await two.select(1, known, campaign, explain=True)
     assert [e.reason for e in capped.excluded if e.campaign_id == campaign.campaign_id] == [

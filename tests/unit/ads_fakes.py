@@ -119,6 +119,9 @@ class FakeAdsUnitOfWork(AdsUnitOfWork):
         self._s.published.append(f"{interaction.token_id}:{interaction.type}")
         return True
 
+    async def recorded(self, token_id: str, kind: str) -> Interaction | None:
+        return self._s.interactions.get((token_id, kind))
+
     async def stats(self, campaign_id: str, today: int) -> Stats:
         out = Stats()
         reached: set[str] = set()
