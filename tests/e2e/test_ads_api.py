@@ -149,14 +149,25 @@ async def test_a_capped_partner_campaign_for_a_segment(suite: Suite) -> None:
     assert sum(d.impressions for d in days) == 2 and sum(d.clicks for d in days) == 1
     assert all(len(d.date) == 10 for d in days)
 
+    converted = pb.RecordInteractionRequest(
+        tracking_token=tokens[1], type=pb.INTERACTION_TYPE_CONVERSION
+    )
+    assert (await shop.RecordInteraction(converted)).counted
+
     async def on_profile() -> bool:
         got = await suite.client().profile.GetProfile(
             ppb.GetProfileRequest(customer=customer(member))
         )
         kinds = [e.type for e in got.profile.recent_events]
-        return kinds.count(ppb.EVENT_TYPE_AD_IMPRESSION) == 2 and ppb.EVENT_TYPE_AD_CLICK in kinds
+        # a conversion is a CUSTOM event ("ad_conversion" in its properties, which
+        # recent_events does not show)
+        return (
+            kinds.count(ppb.EVENT_TYPE_AD_IMPRESSION) == 2
+            and ppb.EVENT_TYPE_AD_CLICK in kinds
+            and kinds.count(ppb.EVENT_TYPE_CUSTOM) == 1
+        )
 
-    await eventually(on_profile, "the impressions and the click on the profile", timeout=20)
+    await eventually(on_profile, "the impressions, click and conversion on the profile", timeout=20)
 
     explained = await admin.SelectAds(
         pb.SelectAdsRequest(customer=customer(member), context=where, explain=True)
