@@ -249,3 +249,42 @@ async def test_pause_resume_list_and_hostile_calls(suite: Suite) -> None:
     assert error_reason(err) == ("CAMPAIGN_NOT_FOUND", "ads.backcrm")
     forged_page = await rpc_error(admin.ListCampaigns(pb.ListCampaignsRequest(page_token="x")))
     assert forged_page.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _nan_cart() -> c.Condition:
+    return c.Condition(
+        context=c.ContextCondition(
+            path="cart.total", op=c.OPERATOR_GT, value=struct_pb2.Value(number_value=float("nan"))
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("campaign", "field"),
+    [
+        (pb.Campaign(targeting=pb.Targeting(context=_nan_cart())), "campaign.targeting.context"),
+        (pb.Campaign(budget=pb.Budget(total_impressions=2**62)), "campaign.budget"),
+        (pb.Campaign(budget=pb.Budget(daily_impressions=-1)), "campaign.budget"),
+        (
+            pb.Campaign(
+                frequency_cap=pb.FrequencyCap(
+                    impressions=3, period=duration_pb2.Duration(seconds=-5)
+                )
+            ),
+            "campaign.frequency_cap.period",
+        ),
+        (pb.Campaign(weight=2**31 - 1), "campaign.weight"),
+        (pb.Campaign(priority=-(2**31)), "campaign.priority"),
+    ],
+    ids=["nan-condition", "huge-budget", "negative-daily", "negative-period", "weight", "prio"],
+)
+async def test_hostile_numbers_name_the_field(
+    suite: Suite, campaign: pb.Campaign, field: str
+) -> None:
+    whole = pb.Campaign(name="x", creatives=[pb.Creative(title="t")])
+    whole.MergeFrom(campaign)
+    err = await rpc_error(
+        suite.client().ads.CreateCampaign(pb.CreateCampaignRequest(campaign=whole))
+    )
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+    assert any(f.startswith(field) for f in field_violations(err)), field_violations(err)
