@@ -31,7 +31,7 @@ from services.ads import handlers as h
 from services.ads.app import AdsApp
 from services.ads.counters import RedisCounters
 from services.ads.domain import Campaign, Creative
-from services.ads.models import InteractionRow, TrafficRow
+from services.ads.models import CatalogRow, InteractionRow, TrafficRow
 from services.ads.pacing import EVEN, allowance
 from services.ads.translate import context_in
 from tests.support import Backend, eventually
@@ -398,3 +398,18 @@ async def test_profile_merged_moves_the_cap_history_to_the_target(two: World) ->
     ]
     _, stats = await h.campaign_stats(two.deps(0), campaign.campaign_id)
     assert (stats.impressions, stats.reach) == (2, 1)
+
+
+async def test_concurrent_pauses_change_and_publish_once(racing: World) -> None:
+    for _ in range(5):
+        campaign = await racing.campaign()
+        async with racing.resources.sessions() as s:
+            before = await s.scalar(select(CatalogRow.version))
+        paused = await asyncio.gather(
+            *(soon(h.set_status(racing.deps(i), campaign.campaign_id, "PAUSED")) for i in range(10))
+        )
+        assert {c.status for c in paused} == {"PAUSED"}
+        assert len({c.updated_at for c in paused}) == 1  # one change; the others found it
+        async with racing.resources.sessions() as s:
+            after = await s.scalar(select(CatalogRow.version))
+        assert after == before + 1  # one CampaignChanged in the outbox with it
