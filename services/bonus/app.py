@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 from dataclasses import dataclass, field
 
 from backcrm.common.v1 import common_pb2
-from backcrm.common.v1.common_pb2 import EventEnvelope
 
 from libs.bus.port import EventBus, Subscription
 from libs.outbox import OutboxRelay
 from libs.resolver import profile_resolver
 from libs.rpc.service import RpcService
 from libs.runtime import Peers, Resources, every
-from libs.topics import PROFILE_DELETED
+from services.bonus import consumers
 from services.bonus.entrypoint import bonus_service
-from services.bonus.handlers import BonusDeps, erase_customer, expire_due
+from services.bonus.handlers import BonusDeps, expire_due
 from services.bonus.models import BonusOutboxRow
 from services.bonus.render import encode_movement, encode_program
 from services.bonus.repository import SqlBonusUnitOfWork
@@ -34,7 +31,7 @@ class BonusApp:
     rpc: RpcService
     bus: EventBus
     expiry_seconds: float
-    subscription: Subscription | None = None
+    subscriptions: list[Subscription] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -66,10 +63,8 @@ class BonusApp:
 
     async def start(self) -> None:
         self.relay.start()
-        # An erased customer's loyalty accounts and history go too.
-        self.subscription = await self.bus.subscribe(
-            PROFILE_DELETED.name, "bonus", f"{socket.gethostname()}-{os.getpid()}", self._on_deleted
-        )
+        # Erasures and purchases from the profile service (services/bonus/consumers.py).
+        self.subscriptions = await consumers.subscribe(self.bus, self.deps)
 
         async def expire() -> None:
             while await expire_due(self.deps) > 0:
@@ -77,14 +72,11 @@ class BonusApp:
 
         self.tasks = [asyncio.create_task(every(self.expiry_seconds, expire), name="bonus-expiry")]
 
-    async def _on_deleted(self, envelope: EventEnvelope) -> None:
-        await erase_customer(self.deps, PROFILE_DELETED.unpack(envelope).customer_id)
-
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.subscription is not None:
-            await self.subscription.stop()
+        for subscription in self.subscriptions:
+            await subscription.stop()
         await self.relay.stop()

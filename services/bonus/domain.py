@@ -34,6 +34,8 @@ __all__ = [
     "account_view",
     "new_id",
     "order_points",
+    "order_value",
+    "returned_share",
     "tier_standing",
 ]
 
@@ -127,6 +129,29 @@ class OrderLine:
     category: str
     quantity: int  # negative: returned units
     unit_price_micros: int
+
+
+def order_value(program: Program, lines: Sequence[OrderLine]) -> int:
+    """The lines' value in micros weighed by the category multipliers (what the points rate
+    applies to), rounded down; negative when returns outweigh purchases. An accrual records
+    it, so a return can take back its share of the points (`returned_share`)."""
+    micros = sum(
+        (
+            Decimal(line.quantity * line.unit_price_micros)
+            * _decimal(program.category_multipliers.get(line.category, 1.0))
+            for line in lines
+        ),
+        Decimal(0),
+    )
+    return int(micros.to_integral_value(rounding=ROUND_FLOOR, context=_EXACT))
+
+
+def returned_share(points: int, value_micros: int, returned_micros: int) -> int:
+    """The points of an accrual (earned on `value_micros`) that returning lines worth
+    `returned_micros` takes back: floor(points x returned / value), at most all of them."""
+    if value_micros <= 0:
+        return 0
+    return min(points, points * returned_micros // value_micros)
 
 
 def order_points(program: Program, lines: Sequence[OrderLine], tier_multiplier: float) -> int:

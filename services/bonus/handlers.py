@@ -29,6 +29,7 @@ from services.bonus.domain import (
     account_view,
     new_id,
     order_points,
+    order_value,
     tier_standing,
 )
 from services.bonus.ports import AccountState, BonusUnitOfWork, CustomerSignals
@@ -291,6 +292,8 @@ async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accr
             idempotency_key=order.idempotency_key,
             fingerprint=print_,
             earned=points,
+            # what the points were earned on: a return takes back its share of them
+            value_micros=max(0, order_value(program, order.lines)),
         )
         return ledger.credit(movement, now + program.pending_days * 86_400.0)
 

@@ -104,6 +104,15 @@ class BonusUnitOfWork(abc.ABC):
     async def accrual_of(self, program_id: str, order_id: str) -> Movement | None: ...
 
     @abc.abstractmethod
+    async def enrolled_programs(self, customer_id: str) -> list[str]:
+        """The programs the customer has an account in."""
+
+    @abc.abstractmethod
+    async def open_accruals(self, program_id: str, customer_id: str) -> list[tuple[Movement, int]]:
+        """The account's ACCRUALs that still have points to reverse, newest first, each with
+        what is left to reverse of it (its points minus what its reversals undid)."""
+
+    @abc.abstractmethod
     async def reversed_so_far(self, transaction_id: str) -> int:
         """How much of a transaction its reversals have undone."""
 

@@ -257,6 +257,42 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
             LEDGER.c.program_id == program_id, LEDGER.c.accrued_order_id == order_id
         )
 
+    async def enrolled_programs(self, customer_id: str) -> list[str]:
+        rows = await self.s.scalars(
+            select(ACCOUNTS.c.program_id)
+            .where(ACCOUNTS.c.customer_id == customer_id)
+            .order_by(ACCOUNTS.c.program_id)
+        )
+        return list(rows)
+
+    async def open_accruals(self, program_id: str, customer_id: str) -> list[tuple[Movement, int]]:
+        undone = (
+            select(
+                LEDGER.c.reversed_transaction_id.label("id"),
+                func.sum(LEDGER.c.reverses).label("undone"),
+            )
+            .where(
+                LEDGER.c.program_id == program_id,
+                LEDGER.c.customer_id == customer_id,
+                LEDGER.c.type == "REVERSAL",
+            )
+            .group_by(LEDGER.c.reversed_transaction_id)
+            .subquery()
+        )
+        left = LEDGER.c.points - func.coalesce(undone.c.undone, 0)
+        rows = await self.s.execute(
+            select(*_COLUMNS, left)
+            .outerjoin(undone, undone.c.id == LEDGER.c.transaction_id)
+            .where(
+                LEDGER.c.program_id == program_id,
+                LEDGER.c.customer_id == customer_id,
+                LEDGER.c.type == "ACCRUAL",
+                left > 0,
+            )
+            .order_by(LEDGER.c.seq.desc())
+        )
+        return [(_movement(row[:-1]), int(row[-1])) for row in rows]
+
     async def reversed_so_far(self, transaction_id: str) -> int:
         total = await self.s.scalar(
             select(func.coalesce(func.sum(LEDGER.c.reverses), 0)).where(

@@ -151,6 +151,18 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
             None,
         )
 
+    async def enrolled_programs(self, customer_id: str) -> list[str]:
+        return sorted(p for p, c in self._s.accounts if c == customer_id)
+
+    async def open_accruals(self, program_id: str, customer_id: str) -> list[tuple[Movement, int]]:
+        out = []
+        for m in reversed(self._s.ledger):
+            if m.type == "ACCRUAL" and (m.program_id, m.customer_id) == (program_id, customer_id):
+                left = m.points - await self.reversed_so_far(m.transaction_id)
+                if left > 0:
+                    out.append((m, left))
+        return out
+
     async def reversed_so_far(self, transaction_id: str) -> int:
         return sum(
             m.reverses
