@@ -19,6 +19,7 @@ from backcrm.common.v1.common_pb2 import EventEnvelope
 from backcrm.profile.v1 import profile_service_pb2 as ppb
 
 from libs.bus.port import EventBus, Subscription
+from libs.protoutil import seconds_of
 from libs.topics import PROFILE_CHANGED, PROFILE_DELETED
 from services.bonus.domain import OrderLine
 from services.bonus.handlers import BonusDeps, erase_customer
@@ -62,6 +63,9 @@ def purchases_in(change: ppb.ProfileChanged) -> list[PurchaseEvent]:
                 currency=currencies.pop(),
                 total_micros=order.total.units_micros,
                 original_order_id=original.string_value if original is not None else "",
+                recorded_at=seconds_of(change.changed_at)
+                if change.HasField("changed_at")
+                else None,
             )
         )
     return out

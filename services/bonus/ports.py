@@ -104,8 +104,8 @@ class BonusUnitOfWork(abc.ABC):
     async def accrual_of(self, program_id: str, order_id: str) -> Movement | None: ...
 
     @abc.abstractmethod
-    async def enrolled_programs(self, customer_id: str) -> list[str]:
-        """The programs the customer has an account in."""
+    async def enrolled_programs(self, customer_id: str) -> list[tuple[str, float]]:
+        """(program_id, enrolled_at) of the customer's accounts."""
 
     @abc.abstractmethod
     async def open_accruals(self, program_id: str, customer_id: str) -> list[tuple[Movement, int]]:

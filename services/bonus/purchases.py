@@ -1,7 +1,10 @@
 """Purchases and returns that reach bonus as profile events (`profile.changed`).
 
-A PURCHASE event accrues in every program the customer has an account in (enrolment stays
-the customer's choice: a purchase never opens an account), under the idempotency key
+A PURCHASE event accrues in every program the customer was enrolled in when the profile
+service recorded the purchase (`ProfileChanged.changed_at` at or after the account's
+`enrolled_at`; enrolment stays the customer's choice: a purchase never opens an account, and
+a purchase recorded before the customer joined does not earn, however late its event
+arrives), under the idempotency key
 `event:<event_id>` and the event's order id, through the same `accrue` as the RPC: a
 redelivered event finds its movement and moves nothing, and an order that was already accrued
 (an explicit `Accrue` of it, concurrent or earlier) is left as it is.
@@ -71,6 +74,8 @@ class PurchaseEvent:
     currency: str
     total_micros: int
     original_order_id: str = ""
+    # when the profile service recorded it (None: unknown, every enrolled program counts)
+    recorded_at: float | None = None
 
     @property
     def is_return(self) -> bool:
@@ -89,9 +94,11 @@ async def record_purchase(deps: BonusDeps, event: PurchaseEvent) -> list[Outcome
     enrolled in. Refusals that retrying cannot change are logged and skip that program; the
     others (storage down) raise, so the bus delivers the event again."""
     async with deps.uow() as uow:
-        programs = await uow.enrolled_programs(event.customer_id)
+        accounts = await uow.enrolled_programs(event.customer_id)
     outcomes: list[Outcome] = []
-    for program_id in programs:
+    for program_id, enrolled_at in accounts:
+        if event.recorded_at is not None and event.recorded_at < enrolled_at:
+            continue
         try:
             if event.is_return:
                 outcomes.append(await take_back_return(deps, program_id, event))

@@ -257,13 +257,13 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
             LEDGER.c.program_id == program_id, LEDGER.c.accrued_order_id == order_id
         )
 
-    async def enrolled_programs(self, customer_id: str) -> list[str]:
-        rows = await self.s.scalars(
-            select(ACCOUNTS.c.program_id)
+    async def enrolled_programs(self, customer_id: str) -> list[tuple[str, float]]:
+        rows = await self.s.execute(
+            select(ACCOUNTS.c.program_id, ACCOUNTS.c.enrolled_at)
             .where(ACCOUNTS.c.customer_id == customer_id)
             .order_by(ACCOUNTS.c.program_id)
         )
-        return list(rows)
+        return [(program_id, enrolled_at) for program_id, enrolled_at in rows]
 
     async def open_accruals(self, program_id: str, customer_id: str) -> list[tuple[Movement, int]]:
         undone = (

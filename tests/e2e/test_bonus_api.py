@@ -221,3 +221,40 @@ async def test_a_deleted_profile_loses_its_loyalty_account(suite: Suite) -> None
         admin.bonus.Enroll(pb.EnrollRequest(program_id=program.program_id, customer=customer))
     )
     assert error_reason(err) == ("CUSTOMER_NOT_FOUND", "bonus.backcrm")
+
+
+async def test_tracked_purchases_earn_and_returns_take_back_once(suite: Suite) -> None:
+    """Purchases reach bonus as profile events: only once enrolled, once per event."""
+    program = await new_program(suite)
+    who = email(f"{uid()}@example.com")
+    admin = suite.client()
+    before = purchase(uid(), who, f"o-{uid()}", ("s", "c", 1, 7 * UNIT))
+    await admin.profile.TrackEvents(ppb.TrackEventsRequest(events=[before]))
+    await suite.settled()  # recorded before the customer joined: it earns nothing
+    enrolled = await admin.bonus.Enroll(
+        pb.EnrollRequest(program_id=program.program_id, customer=who)
+    )
+    customer = common_pb2.CustomerRef(customer_id=enrolled.account.customer_id)
+    order_id = f"o-{uid()}"
+    bought = purchase(uid(), who, order_id, ("a", "c", 2, 10 * UNIT), ("b", "c", 1, 5 * UNIT))
+    returned = purchase(uid(), who, f"r-{uid()}", ("a", "c", -1, 10 * UNIT))
+    returned.properties.update({"original_order_id": order_id})
+    for _ in range(2):  # the second time, profile drops the known event ids
+        await admin.profile.TrackEvents(ppb.TrackEventsRequest(events=[bought]))
+        await suite.settled()
+        await admin.profile.TrackEvents(ppb.TrackEventsRequest(events=[returned]))
+        await suite.settled()
+    request = pb.ListTransactionsRequest(program_id=program.program_id, customer=customer)
+    history = (await admin.bonus.ListTransactions(request)).transactions
+    assert [(t.type, t.points) for t in reversed(history)] == [
+        (pb.TRANSACTION_TYPE_WELCOME, 100),
+        (pb.TRANSACTION_TYPE_ACCRUAL, 25),
+        (pb.TRANSACTION_TYPE_REVERSAL, -10),
+    ]
+    assert history[1].order_id == order_id and history[0].idempotency_key.startswith("event:")
+    account = (
+        await admin.bonus.GetAccount(
+            pb.GetAccountRequest(program_id=program.program_id, customer=customer)
+        )
+    ).account
+    assert (account.balance, account.tier_points) == (115, 15)

@@ -358,7 +358,9 @@ async def test_redelivered_purchases_and_returns_racing_an_explicit_accrual_move
         # the explicit call may lose the order to the event (ORDER_ALREADY_ACCRUED): fine
         if any(getattr(r, "reason", "") != "ORDER_ALREADY_ACCRUED" for r in raised):
             raise AssertionError(raised)
-        partial = replace(_event(uid(), f"r-{uid()}", -1, ref=bought.order_id), customer_id=customer)
+        partial = replace(
+            _event(uid(), f"r-{uid()}", -1, ref=bought.order_id), customer_id=customer
+        )
         loose = replace(_event(uid(), f"C-{uid()}", -1), customer_id=customer)
         await asyncio.gather(
             *(soon(record_purchase(world.deps(i), e)) for i in range(3) for e in (partial, loose))

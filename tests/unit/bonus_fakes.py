@@ -151,8 +151,10 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
             None,
         )
 
-    async def enrolled_programs(self, customer_id: str) -> list[str]:
-        return sorted(p for p, c in self._s.accounts if c == customer_id)
+    async def enrolled_programs(self, customer_id: str) -> list[tuple[str, float]]:
+        return sorted(
+            (p, s.enrolled_at) for (p, c), s in self._s.accounts.items() if c == customer_id
+        )
 
     async def open_accruals(self, program_id: str, customer_id: str) -> list[tuple[Movement, int]]:
         out = []

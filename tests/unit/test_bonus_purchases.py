@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2 as ppb
 
@@ -160,6 +162,21 @@ def test_purchases_are_read_from_profile_changed() -> None:
             order_id="o8", lines=[line, common_pb2.CartLine(quantity=1, unit_price=mixed)]
         ),
     )
+    change.changed_at.FromSeconds(1_700_000_000)
     [event] = purchases_in(change)
-    assert event == PurchaseEvent("r", "c9", "C1", (OrderLine("k", -2, 2 * UNIT),), "GBP", 0, "o7")
+    assert event == PurchaseEvent(
+        "r", "c9", "C1", (OrderLine("k", -2, 2 * UNIT),), "GBP", 0, "o7", 1_700_000_000.0
+    )
     assert event.is_return and event.key == "event:r"
+
+
+async def test_a_purchase_recorded_before_the_customer_enrolled_does_not_earn() -> None:
+    w = World()
+    p = await w.program(welcome_points=0)
+    before = w.clock.now
+    w.clock.advance(60)
+    await h.enroll(w.deps, p.program_id, "c1")
+    early = PurchaseEvent("e1", "c1", "o1", (OrderLine("", 1, 9 * UNIT),), "GBP", 9 * UNIT)
+    assert await record_purchase(w.deps, dataclasses.replace(early, recorded_at=before)) == []
+    late = dataclasses.replace(early, event_id="e2", order_id="o2", recorded_at=w.clock.now)
+    assert [o.movement.points for o in await record_purchase(w.deps, late) if o.movement] == [9]
