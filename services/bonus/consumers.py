@@ -4,6 +4,7 @@ Like the entrypoint for RPCs, this module only translates (a payload into the ha
 values) and calls handlers; every handler is idempotent, since the bus delivers at least once.
 
 - `profile.deleted` erases the customer (`handlers.erase_customer`).
+- `profile.merged` moves the source's accounts to the target (`merges.merge_customers`).
 - `profile.changed` carries the events behind a change: each PURCHASE with an order accrues
   or, when all its lines are returned units, takes back (`purchases.record_purchase`).
 """
@@ -20,9 +21,10 @@ from backcrm.profile.v1 import profile_service_pb2 as ppb
 
 from libs.bus.port import EventBus, Subscription
 from libs.protoutil import seconds_of
-from libs.topics import PROFILE_CHANGED, PROFILE_DELETED
+from libs.topics import PROFILE_CHANGED, PROFILE_DELETED, PROFILE_MERGED
 from services.bonus.domain import OrderLine
 from services.bonus.handlers import BonusDeps, erase_customer
+from services.bonus.merges import merge_customers
 from services.bonus.purchases import PurchaseEvent, record_purchase
 
 __all__ = ["GROUP", "ORIGINAL_ORDER_PROPERTY", "purchases_in", "subscribe"]
@@ -78,12 +80,17 @@ async def subscribe(bus: EventBus, deps: BonusDeps) -> list[Subscription]:
     async def on_deleted(envelope: EventEnvelope) -> None:
         await erase_customer(deps, PROFILE_DELETED.unpack(envelope).customer_id)
 
+    async def on_merged(envelope: EventEnvelope) -> None:
+        merged = PROFILE_MERGED.unpack(envelope)
+        await merge_customers(deps, merged.source_customer_id, merged.target_customer_id)
+
     async def on_changed(envelope: EventEnvelope) -> None:
         for purchase in purchases_in(PROFILE_CHANGED.unpack(envelope)):
             await record_purchase(deps, purchase)
 
     handlers: list[tuple[str, Callable[[EventEnvelope], Awaitable[None]]]] = [
         (PROFILE_DELETED.name, on_deleted),
+        (PROFILE_MERGED.name, on_merged),
         (PROFILE_CHANGED.name, on_changed),
     ]
     return [await bus.subscribe(topic, GROUP, consumer, handler) for topic, handler in handlers]

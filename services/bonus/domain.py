@@ -357,6 +357,26 @@ class Ledger:
         assert left == 0, "spend beyond the balance"
         return self._record(movement)
 
+    def transfer_out(self, movement: Movement) -> list[Lot]:
+        """A merge: every lot still holding points leaves the account (as it is: amount,
+        availability, expiry), recorded as one debit of their sum. Expire first."""
+        moved = [lot for lot in self.lots if lot.remaining > 0]
+        self.lots = []
+        self._record(replace(movement, points=-sum(lot.remaining for lot in moved)))
+        return moved
+
+    def transfer_in(self, movement: Movement, lots: Sequence[Lot], lifetime: int) -> Movement:
+        """A merge: the lots another account gave up join this one, one credit of their sum
+        (the lots keep their ids, so they are moved, not inserted)."""
+        points = sum(lot.remaining for lot in lots)
+        if self.points + points > MAX_POINTS:
+            raise FailedPrecondition(
+                f"an account holds at most {MAX_POINTS} points", reason="BALANCE_LIMIT"
+            )
+        self.lots = sorted([*self.lots, *(replace(lot) for lot in lots)], key=_order)
+        self.lifetime += lifetime
+        return self._record(replace(movement, points=points))
+
     def take_back(self, movement: Movement, first_lot: str, points: int) -> Movement:
         """Reverses a credit: `points` from its own lot first, then from any lot (pending
         included), earliest expiry first; what the account no longer holds is unrecovered."""

@@ -208,7 +208,19 @@ async def _move(
         async with deps.uow() as uow:
             program = await _program(uow, program_id)
             if not await uow.guard_customer(customer_id):
-                raise NotFound(f"customer {customer_id!r} was erased", reason="CUSTOMER_NOT_FOUND")
+                target = await uow.merged_into(customer_id)
+                if target is None:
+                    raise NotFound(
+                        f"customer {customer_id!r} was erased", reason="CUSTOMER_NOT_FOUND"
+                    )
+                # a merged customer's keys keep answering; nothing else is written for it
+                if key and (prior := await _replay(uow, program_id, key, print_)) is not None:
+                    return Outcome(prior, await _view(uow, program, target, now), program)
+                raise NotFound(
+                    f"customer {customer_id!r} was merged into {target!r}",
+                    reason="CUSTOMER_MERGED",
+                    metadata={"target_customer_id": target},
+                )
             opened = enrol and await uow.open_account(program_id, customer_id, now)
             state = await uow.lock_account(program_id, customer_id)
             if key and (prior := await _replay(uow, program_id, key, print_)) is not None:
@@ -247,8 +259,10 @@ async def enroll(deps: BonusDeps, program_id: str, customer_id: str) -> Outcome:
 
 
 async def get_account(deps: BonusDeps, program_id: str, customer_id: str) -> AccountView:
+    """A merged customer's reads follow it to the customer it lives on as."""
     async with deps.uow() as uow:
         program = await _program(uow, program_id)
+        customer_id = await uow.merged_into(customer_id) or customer_id
         return await _view(uow, program, customer_id, deps.clock())
 
 
@@ -335,9 +349,13 @@ async def redeem(
 async def reverse(
     deps: BonusDeps, transaction_id: str, points: int, reason: str, key: str
 ) -> Outcome:
-    """Undoes `points` (0: all that is left) of a welcome, accrual or redemption."""
+    """Undoes `points` (0: all that is left) of a welcome, accrual or redemption, in the
+    account that holds it now (a merged customer's transactions are the target's)."""
     async with deps.uow() as uow:
         original = await uow.by_id(transaction_id)
+        owner = ""
+        if original is not None:
+            owner = await uow.merged_into(original.customer_id) or original.customer_id
     if original is None:
         raise NotFound(f"no transaction {transaction_id!r}", reason="TRANSACTION_NOT_FOUND")
     print_ = fingerprint("REVERSE", transaction_id, points, reason)
@@ -357,7 +375,7 @@ async def reverse(
         movement = Movement(
             new_id(),
             original.program_id,
-            original.customer_id,
+            ledger.customer_id,
             "REVERSAL",
             amount,
             ledger.now,
@@ -373,15 +391,17 @@ async def reverse(
             return ledger.take_back(movement, transaction_id, amount)
         return ledger.credit(movement, ledger.now)  # spent points come back, spendable now
 
-    return await _move(
-        deps,
-        original.program_id,
-        original.customer_id,
-        key=key,
-        print_=print_,
-        act=act,
-        enrol=False,
-    )
+    try:
+        return await _move(
+            deps, original.program_id, owner, key=key, print_=print_, act=act, enrol=False
+        )
+    except NotFound as exc:  # merged since it was looked up: the target holds it now
+        if exc.reason != "CUSTOMER_MERGED":
+            raise
+        target = exc.metadata["target_customer_id"]
+        return await _move(
+            deps, original.program_id, target, key=key, print_=print_, act=act, enrol=False
+        )
 
 
 async def list_transactions(
@@ -390,6 +410,7 @@ async def list_transactions(
     """A page, newest first, and the position the next page starts before (None: last)."""
     async with deps.uow() as uow:
         await _program(uow, program_id)
+        customer_id = await uow.merged_into(customer_id) or customer_id
         rows = await uow.history(program_id, customer_id, before, limit + 1)
     page = rows[:limit]
     following = page[-1][0] if len(rows) > limit else None

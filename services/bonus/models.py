@@ -101,9 +101,13 @@ class CustomerGuardRow(Base):
     after it see `erased_at` (kept for good, as a tombstone: customer ids are never reused)."""
 
     __tablename__ = "bonus_customers"
+    __table_args__ = (Index("ix_bonus_customers_merged_into", "merged_into"),)
 
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     erased_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # profile.merged: the customer this one lives on as (its accounts, lots and history
+    # follow that one; writes naming this one are refused). Migration bonus_0004.
+    merged_into: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class BonusOutboxRow(OutboxColumns, Base):

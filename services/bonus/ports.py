@@ -57,7 +57,27 @@ class BonusUnitOfWork(abc.ABC):
     @abc.abstractmethod
     async def erase_customer(self, customer_id: str, at: float) -> None:
         """Holds the guard exclusively, marks the customer erased and deletes its accounts,
-        lots and ledger rows in every program."""
+        lots and ledger rows in every program (and those of customers merged into it)."""
+
+    # merges: the source's guard names the target; reads of the target's history, tier
+    # points and accruals include the rows of the customers merged into it
+    @abc.abstractmethod
+    async def merged_into(self, customer_id: str) -> str | None:
+        """The customer a merged one lives on as (None: not merged)."""
+
+    @abc.abstractmethod
+    async def lock_merge(self, source_id: str, target_id: str) -> tuple[str | None, bool]:
+        """Holds both customers' guards until commit, in key order, the source's exclusively
+        (writes in flight on it finish first; later ones see the merge). Returns what the
+        source was merged into already (None) and whether either customer was erased."""
+
+    @abc.abstractmethod
+    async def mark_merged(self, source_id: str, target_id: str) -> None:
+        """The source lives on as the target, and so do the customers merged into it."""
+
+    @abc.abstractmethod
+    async def move_lots(self, program_id: str, source_id: str, target_id: str) -> None:
+        """The source's lots in the program become the target's, as they are."""
 
     # accounts: every write locks the account row first (`lock_account`) and keeps it locked
     # until commit, so two callers on one account (in one process or two) take turns

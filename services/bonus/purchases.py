@@ -139,7 +139,9 @@ async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEven
         program = ledger.program
         reference = event.original_order_id or event.order_id
         original = await uow.accrual_of(program_id, reference)
-        if original is not None and original.customer_id == customer_id:
+        if original is not None and customer_id == (
+            await uow.merged_into(original.customer_id) or original.customer_id
+        ):
             left = original.points - await uow.reversed_so_far(original.transaction_id)
             if original.value_micros > 0:
                 share = returned_share(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.db import OutboxMessage, SqlUnitOfWork
@@ -60,6 +60,12 @@ _COLUMNS = [LEDGER.c[name] for name in _FIELDS] + [LEDGER.c.idempotency_key]
 _SET_REMAINING = (
     update(LOTS).where(LOTS.c.lot_id == bindparam("b_id")).values(remaining=bindparam("b_left"))
 )
+
+
+def _members(column: Any, customer_id: str) -> ColumnElement[bool]:
+    """The customer's rows and those of the customers merged into it."""
+    merged = select(GUARDS.c.customer_id).where(GUARDS.c.merged_into == customer_id)
+    return or_(column == customer_id, column.in_(merged))
 
 
 def _movement(row: Any) -> Movement:
@@ -122,28 +128,58 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
 
     # customers
 
-    async def _guard(self, customer_id: str, *, exclusive: bool) -> float | None:
-        """Creates the guard row if needed, locks it, and returns its erased_at."""
+    async def _guard(self, customer_id: str, *, exclusive: bool) -> tuple[float | None, str | None]:
+        """Creates the guard row if needed, locks it, and returns (erased_at, merged_into)."""
         await self.s.execute(
             self._insert(GUARDS)
             .values(customer_id=customer_id, erased_at=None)
             .on_conflict_do_nothing()
         )
-        query = select(GUARDS.c.erased_at).where(GUARDS.c.customer_id == customer_id)
-        return await self.s.scalar(query.with_for_update(read=not exclusive))
+        query = select(GUARDS.c.erased_at, GUARDS.c.merged_into).where(
+            GUARDS.c.customer_id == customer_id
+        )
+        row = (await self.s.execute(query.with_for_update(read=not exclusive))).one()
+        return row.erased_at, row.merged_into
 
     async def guard_customer(self, customer_id: str) -> bool:
-        return await self._guard(customer_id, exclusive=False) is None
+        return await self._guard(customer_id, exclusive=False) == (None, None)
 
     async def erase_customer(self, customer_id: str, at: float) -> None:
-        erased_at = await self._guard(customer_id, exclusive=True)
+        erased_at, _ = await self._guard(customer_id, exclusive=True)
         await self.s.execute(
             update(GUARDS)
             .where(GUARDS.c.customer_id == customer_id)
             .values(erased_at=erased_at or at)
         )
         for table in (LEDGER, LOTS, ACCOUNTS):
-            await self.s.execute(delete(table).where(table.c.customer_id == customer_id))
+            await self.s.execute(delete(table).where(_members(table.c.customer_id, customer_id)))
+
+    async def merged_into(self, customer_id: str) -> str | None:
+        return await self.s.scalar(
+            select(GUARDS.c.merged_into).where(GUARDS.c.customer_id == customer_id)
+        )
+
+    async def lock_merge(self, source_id: str, target_id: str) -> tuple[str | None, bool]:
+        states = {
+            c: await self._guard(c, exclusive=c == source_id)
+            for c in sorted((source_id, target_id))
+        }
+        erased = any(erased_at is not None for erased_at, _ in states.values())
+        return states[source_id][1], erased
+
+    async def mark_merged(self, source_id: str, target_id: str) -> None:
+        await self.s.execute(
+            update(GUARDS)
+            .where(or_(GUARDS.c.customer_id == source_id, GUARDS.c.merged_into == source_id))
+            .values(merged_into=target_id)
+        )
+
+    async def move_lots(self, program_id: str, source_id: str, target_id: str) -> None:
+        await self.s.execute(
+            update(LOTS)
+            .where(LOTS.c.program_id == program_id, LOTS.c.customer_id == source_id)
+            .values(customer_id=target_id)
+        )
 
     # accounts
 
@@ -273,7 +309,7 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
             )
             .where(
                 LEDGER.c.program_id == program_id,
-                LEDGER.c.customer_id == customer_id,
+                _members(LEDGER.c.customer_id, customer_id),
                 LEDGER.c.type == "REVERSAL",
             )
             .group_by(LEDGER.c.reversed_transaction_id)
@@ -285,7 +321,7 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
             .outerjoin(undone, undone.c.id == LEDGER.c.transaction_id)
             .where(
                 LEDGER.c.program_id == program_id,
-                LEDGER.c.customer_id == customer_id,
+                _members(LEDGER.c.customer_id, customer_id),
                 LEDGER.c.type == "ACCRUAL",
                 left > 0,
             )
@@ -305,7 +341,7 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
         total = await self.s.scalar(
             select(func.coalesce(func.sum(LEDGER.c.earned), 0)).where(
                 LEDGER.c.program_id == program_id,
-                LEDGER.c.customer_id == customer_id,
+                _members(LEDGER.c.customer_id, customer_id),
                 LEDGER.c.created_at >= since,
             )
         )
@@ -316,7 +352,7 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
     ) -> list[tuple[int, Movement]]:
         query = (
             select(LEDGER.c.seq, *_COLUMNS)
-            .where(LEDGER.c.program_id == program_id, LEDGER.c.customer_id == customer_id)
+            .where(LEDGER.c.program_id == program_id, _members(LEDGER.c.customer_id, customer_id))
             .order_by(LEDGER.c.seq.desc())
             .limit(limit)
         )

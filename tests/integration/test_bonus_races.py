@@ -25,6 +25,7 @@ from libs.runtime import Peers, Resources
 from services.bonus import handlers as h
 from services.bonus.app import BonusApp
 from services.bonus.domain import OrderLine, Program
+from services.bonus.merges import merge_customers
 from services.bonus.models import AccountRow, CustomerGuardRow, LotRow, TransactionRow
 from services.bonus.purchases import PurchaseEvent, record_purchase
 from tests.support import Backend, count_rows
@@ -377,3 +378,57 @@ async def test_redelivered_purchases_and_returns_racing_an_explicit_accrual_move
         if accruals != 2:
             wrong += 1
     assert wrong == 0, f"{wrong} of {trials} trials moved points twice or lost them"
+
+
+# ----------------------------------------------------------------------------------- merges
+
+
+async def test_a_merge_racing_writes_to_both_accounts_moves_everything_once(world: World) -> None:
+    """Per trial: the merge delivered twice (both replicas) races accruals and redemptions on
+    the source and on the target. Whatever wins, nothing is lost or counted twice: the target
+    ends with both balances plus what the writes that succeeded moved, the source with none."""
+    program = await world.program(welcome_points=100)
+    wrong = 0
+    trials = 20
+    for _ in range(trials):
+        source, target = uid(), uid()
+        for c in (source, target):
+            await h.enroll(world.deps(0), program.program_id, c)
+
+        def accrue(i: int, customer: str) -> Awaitable[h.Outcome]:
+            line = (OrderLine("", 1, 10 * UNIT),)
+            order = h.Accrual(f"o-{uid()}", line, "GBP", 10 * UNIT, uid())
+            return h.accrue(world.deps(i), program.program_id, customer, order)
+
+        def redeem(i: int, customer: str) -> Awaitable[h.Outcome]:
+            return h.redeem(world.deps(i), program.program_id, customer, 3, "", uid())
+
+        writes = [accrue(0, source), redeem(1, source), accrue(1, target), redeem(0, target)]
+        results = await asyncio.gather(
+            *(soon(w) for w in writes),
+            soon(merge_customers(world.deps(0), source, target)),
+            soon(merge_customers(world.deps(1), source, target)),
+            return_exceptions=True,
+        )
+        calls, merges = results[:4], results[4:]
+        refused = [r for r in calls if isinstance(r, BaseException)]
+        if any(getattr(r, "reason", "") != "CUSTOMER_MERGED" for r in refused):
+            raise AssertionError(refused)
+        if sorted(merges) != [0, 1]:  # type: ignore[type-var]
+            raise AssertionError(merges)
+        moved = sum(r.movement.points for r in calls if isinstance(r, h.Outcome) and r.movement)
+        expected = 200 + moved
+        if await world.books(program.program_id, target) != (expected, expected, expected):
+            wrong += 1
+        if await world.books(program.program_id, source) != (0, 0, 0):
+            wrong += 1
+        transfers = await count_rows(world.resources.sessions, (TransactionRow,), source)
+        async with world.resources.sessions() as s:
+            outs = await s.scalar(
+                select(func.count())
+                .select_from(TransactionRow)
+                .where(TransactionRow.customer_id == source, TransactionRow.type == "TRANSFER_OUT")
+            )
+        if outs != 1 or transfers < 2:
+            wrong += 1
+    assert wrong == 0, f"{wrong} checks failed over {trials} trials"

@@ -36,6 +36,7 @@ class _State:
     ledger: list[Movement] = field(default_factory=list)
     published: list[str] = field(default_factory=list)  # outbox: "program:<id>" / tx ids
     erased: set[str] = field(default_factory=set)
+    merged: dict[str, str] = field(default_factory=dict)  # source -> the customer it lives on as
 
 
 @dataclass
@@ -78,14 +79,36 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
         self._s.published.append(f"program:{program.program_id}")
 
     async def guard_customer(self, customer_id: str) -> bool:
-        return customer_id not in self._s.erased
+        return customer_id not in self._s.erased and customer_id not in self._s.merged
+
+    def _members(self, customer_id: str) -> set[str]:
+        return {customer_id, *(s for s, t in self._s.merged.items() if t == customer_id)}
 
     async def erase_customer(self, customer_id: str, at: float) -> None:
         s = self._s
+        gone = self._members(customer_id)
         s.erased.add(customer_id)
-        s.accounts = {k: v for k, v in s.accounts.items() if k[1] != customer_id}
-        s.lots = {k: v for k, v in s.lots.items() if v[0][1] != customer_id}
-        s.ledger = [m for m in s.ledger if m.customer_id != customer_id]
+        s.accounts = {k: v for k, v in s.accounts.items() if k[1] not in gone}
+        s.lots = {k: v for k, v in s.lots.items() if v[0][1] not in gone}
+        s.ledger = [m for m in s.ledger if m.customer_id not in gone]
+
+    async def merged_into(self, customer_id: str) -> str | None:
+        return self._s.merged.get(customer_id)
+
+    async def lock_merge(self, source_id: str, target_id: str) -> tuple[str | None, bool]:
+        erased = bool({source_id, target_id} & self._s.erased)
+        return self._s.merged.get(source_id), erased
+
+    async def mark_merged(self, source_id: str, target_id: str) -> None:
+        for s, t in list(self._s.merged.items()):
+            if t == source_id:
+                self._s.merged[s] = target_id
+        self._s.merged[source_id] = target_id
+
+    async def move_lots(self, program_id: str, source_id: str, target_id: str) -> None:
+        for lot_id, (owner, lot) in list(self._s.lots.items()):
+            if owner == (program_id, source_id):
+                self._s.lots[lot_id] = ((program_id, target_id), lot)
 
     async def open_account(self, program_id: str, customer_id: str, at: float) -> bool:
         if (program_id, customer_id) in self._s.accounts:
@@ -158,8 +181,9 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
 
     async def open_accruals(self, program_id: str, customer_id: str) -> list[tuple[Movement, int]]:
         out = []
+        members = self._members(customer_id)
         for m in reversed(self._s.ledger):
-            if m.type == "ACCRUAL" and (m.program_id, m.customer_id) == (program_id, customer_id):
+            if m.type == "ACCRUAL" and m.program_id == program_id and m.customer_id in members:
                 left = m.points - await self.reversed_so_far(m.transaction_id)
                 if left > 0:
                     out.append((m, left))
@@ -173,19 +197,22 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
         )
 
     async def earned_since(self, program_id: str, customer_id: str, since: float) -> int:
+        members = self._members(customer_id)
         return sum(
             m.earned
             for m in self._s.ledger
-            if (m.program_id, m.customer_id) == (program_id, customer_id) and m.created_at >= since
+            if m.program_id == program_id and m.customer_id in members and m.created_at >= since
         )
 
     async def history(
         self, program_id: str, customer_id: str, before: int | None, limit: int
     ) -> list[tuple[int, Movement]]:
+        members = self._members(customer_id)
         rows = [
             (i + 1, m)
             for i, m in enumerate(self._s.ledger)
-            if (m.program_id, m.customer_id) == (program_id, customer_id)
+            if m.program_id == program_id
+            and m.customer_id in members
             and (before is None or i + 1 < before)
         ]
         return rows[::-1][:limit]
