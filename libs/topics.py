@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from backcrm.bonus.v1.bonus_service_pb2 import ProgramChanged, TransactionRecorded
+from backcrm.bonus.v1.bonus_service_pb2 import ProgramChanged, TierChanged, TransactionRecorded
 from backcrm.common.v1.common_pb2 import EventEnvelope
 from backcrm.profile.v1.profile_service_pb2 import ProfileChanged, ProfileDeleted, ProfilesMerged
 from backcrm.segmentation.v1.segmentation_service_pb2 import (
@@ -25,6 +25,7 @@ from libs.bus.envelope import new_envelope, unpack
 
 __all__ = [
     "BONUS_PROGRAMS",
+    "BONUS_TIERS",
     "BONUS_TRANSACTIONS",
     "PROFILE_CHANGED",
     "PROFILE_DELETED",
@@ -76,3 +77,5 @@ SEGMENTATION_SEGMENTS = Topic("segmentation.segments", SegmentChanged)
 BONUS_PROGRAMS = Topic("bonus.programs", ProgramChanged)
 # Every ledger movement, once recorded.
 BONUS_TRANSACTIONS = Topic("bonus.transactions", TransactionRecorded)
+# An account's tier changed (bonus publishes it to the profile as trait bonus.tier from here).
+BONUS_TIERS = Topic("bonus.tiers", TierChanged)

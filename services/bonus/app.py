@@ -17,7 +17,7 @@ from services.bonus import consumers
 from services.bonus.entrypoint import bonus_service
 from services.bonus.handlers import BonusDeps, expire_due
 from services.bonus.models import BonusOutboxRow
-from services.bonus.render import encode_movement, encode_program
+from services.bonus.render import encode_movement, encode_program, encode_tier
 from services.bonus.repository import SqlBonusUnitOfWork
 from services.bonus.signals import SegmentationSignals
 
@@ -45,7 +45,11 @@ class BonusApp:
 
         def uow() -> SqlBonusUnitOfWork:
             return SqlBonusUnitOfWork(
-                resources.sessions, encode_movement, encode_program, after_commit=relay.nudge
+                resources.sessions,
+                encode_movement,
+                encode_program,
+                after_commit=relay.nudge,
+                encode_tier=encode_tier,
             )
 
         async def resolve(ref: common_pb2.CustomerRef, field_name: str) -> str:

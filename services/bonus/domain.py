@@ -30,6 +30,7 @@ __all__ = [
     "OrderLine",
     "Program",
     "Tier",
+    "TierChange",
     "TierStanding",
     "account_view",
     "new_id",
@@ -171,6 +172,18 @@ def order_points(program: Program, lines: Sequence[OrderLine], tier_multiplier: 
     )
     whole = (points / Decimal(1_000_000)).quantize(Decimal(1), rounding=ROUND_FLOOR, context=_EXACT)
     return max(0, int(whole))
+
+
+@dataclass(frozen=True)
+class TierChange:
+    """An account's tier moved (proto TierChanged)."""
+
+    program_id: str
+    customer_id: str
+    previous: str
+    tier: str
+    points: int
+    at: float
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ what is committed now (`retry_conflicts`), where the duplicate is found.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from services.bonus.domain import (
     Movement,
     OrderLine,
     Program,
+    TierChange,
     account_view,
     new_id,
     order_points,
@@ -50,6 +52,8 @@ __all__ = [
     "list_transactions",
     "redeem",
     "reverse",
+    "settle_tier",
+    "tier_sweep",
     "update_program",
 ]
 
@@ -237,12 +241,11 @@ async def _move(
             if ledger.movements:
                 await uow.append(ledger.movements)
                 await uow.save_lots(program_id, customer_id, list(ledger.changed.values()))
-                await uow.save_account(
-                    program_id,
-                    customer_id,
-                    replace(state, points=ledger.points, lifetime_points=ledger.lifetime),
-                )
             earned = await uow.earned_since(program_id, customer_id, now - program.tier_period)
+            after = replace(state, points=ledger.points, lifetime_points=ledger.lifetime)
+            after = await settle_tier(uow, program, customer_id, after, earned, now)
+            if ledger.movements or after.tier != state.tier:
+                await uow.save_account(program_id, customer_id, after)
             view = account_view(
                 program, customer_id, state.enrolled_at, ledger.lifetime, ledger.lots, earned, now
             )
@@ -250,6 +253,48 @@ async def _move(
             return Outcome(movement, view, program)
 
     return await retry_conflicts(attempt, attempts=deps.attempts)
+
+
+async def settle_tier(
+    uow: BonusUnitOfWork,
+    program: Program,
+    customer_id: str,
+    state: AccountState,
+    earned: int,
+    now: float,
+) -> AccountState:
+    """The state with the tier `earned` gives; when it is not the tier last announced, a
+    TierChanged goes to the outbox in this transaction. The caller saves the state."""
+    tier = tier_standing(program, earned).name
+    if tier == state.tier:
+        return state
+    change = TierChange(program.program_id, customer_id, state.tier, tier, earned, now)
+    await uow.announce_tier(change)
+    return replace(state, tier=tier)
+
+
+async def tier_sweep(
+    deps: BonusDeps, after: tuple[str, str] | None, limit: int = 500
+) -> tuple[str, str] | None:
+    """Tiers go down with time alone: visits accounts holding a tier, in key order from
+    `after`, and re-settles (an ordinary locked write) those whose points over the rolling
+    period no longer reach it. Returns where the next call starts (None: the end)."""
+    now = deps.clock()
+    async with deps.uow() as uow:
+        page = await uow.tiered_accounts(after, limit)
+        stale: list[tuple[str, str]] = []
+        programs: dict[str, Program] = {}
+        for program_id, customer_id, tier in page:
+            if program_id not in programs:
+                programs[program_id] = await _program(uow, program_id)
+            program = programs[program_id]
+            earned = await uow.earned_since(program_id, customer_id, now - program.tier_period)
+            if tier_standing(program, earned).name != tier:
+                stale.append((program_id, customer_id))
+    for program_id, customer_id in stale:
+        with contextlib.suppress(NotFound):  # erased or merged meanwhile
+            await _move(deps, program_id, customer_id, enrol=False)
+    return (page[-1][0], page[-1][1]) if len(page) == limit else None
 
 
 async def enroll(deps: BonusDeps, program_id: str, customer_id: str) -> Outcome:

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 from libs.retry import retry_conflicts
 from services.bonus.domain import Ledger, Movement, new_id
-from services.bonus.handlers import BonusDeps, _program
+from services.bonus.handlers import BonusDeps, _program, settle_tier
 
 __all__ = ["merge_customers"]
 
@@ -47,6 +47,8 @@ async def merge_customers(deps: BonusDeps, source_id: str, target_id: str) -> in
                     )
                 return 0
             accounts = await uow.enrolled_programs(source_id)
+            # from here the source's rows count as the target's (tier points, history)
+            await uow.mark_merged(source_id, target_id)
             for program_id, enrolled_at in accounts:
                 program = await _program(uow, program_id)
                 await uow.open_account(program_id, target_id, enrolled_at)
@@ -101,15 +103,15 @@ async def merge_customers(deps: BonusDeps, source_id: str, target_id: str) -> in
                 await uow.save_lots(program_id, source_id, list(source.changed.values()))
                 await uow.save_lots(program_id, target_id, list(target.changed.values()))
                 await uow.move_lots(program_id, source_id, target_id)
+                # the source holds no tier any more (its profile is gone); the target's tier
+                # counts the points of both
                 await uow.save_account(
-                    program_id, source_id, replace(source_state, points=source.points)
+                    program_id, source_id, replace(source_state, points=source.points, tier="")
                 )
-                await uow.save_account(
-                    program_id,
-                    target_id,
-                    replace(target_state, points=target.points, lifetime_points=target.lifetime),
-                )
-            await uow.mark_merged(source_id, target_id)
+                earned = await uow.earned_since(program_id, target_id, now - program.tier_period)
+                after = replace(target_state, points=target.points, lifetime_points=target.lifetime)
+                after = await settle_tier(uow, program, target_id, after, earned, now)
+                await uow.save_account(program_id, target_id, after)
             await uow.commit()
             return len(accounts)
 

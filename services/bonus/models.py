@@ -45,6 +45,9 @@ class AccountRow(Base):
     enrolled_at: Mapped[float] = mapped_column(Float)
     points: Mapped[int] = mapped_column(BigInteger)  # sum of the ledger: balance + pending
     lifetime_points: Mapped[int] = mapped_column(BigInteger)
+    # The tier as last announced on bonus.tiers (migration bonus_0004): a write that changes
+    # it, or the tier sweep when points leave the period, announces the change.
+    tier: Mapped[str] = mapped_column(String(64), server_default="")
 
 
 class TransactionRow(Base):

@@ -14,7 +14,7 @@ from typing import Self
 from backcrm.common.v1 import common_pb2
 from backcrm.segmentation.v1 import condition_pb2
 
-from services.bonus.domain import Lot, Movement, Program
+from services.bonus.domain import Lot, Movement, Program, TierChange
 
 __all__ = ["AccountState", "BonusUnitOfWork", "CustomerSignals"]
 
@@ -24,6 +24,7 @@ class AccountState:
     enrolled_at: float
     points: int  # the ledger's sum: balance + pending
     lifetime_points: int
+    tier: str = ""  # as last announced (TierChanged)
 
 
 class BonusUnitOfWork(abc.ABC):
@@ -149,6 +150,18 @@ class BonusUnitOfWork(abc.ABC):
     @abc.abstractmethod
     async def announce_program(self, program: Program) -> None:
         """Publishes ProgramChanged (outbox) in this transaction."""
+
+    # tiers
+    @abc.abstractmethod
+    async def announce_tier(self, change: TierChange) -> None:
+        """Publishes TierChanged (outbox) in this transaction."""
+
+    @abc.abstractmethod
+    async def tiered_accounts(
+        self, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str, str]]:
+        """(program_id, customer_id, tier) of accounts holding a tier, in key order, strictly
+        after `after`."""
 
 
 class CustomerSignals(abc.ABC):

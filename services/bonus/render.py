@@ -6,13 +6,14 @@ from backcrm.bonus.v1 import bonus_service_pb2 as pb
 
 from libs.db import OutboxMessage
 from libs.protoutil import enum, money, ts
-from libs.topics import BONUS_PROGRAMS, BONUS_TRANSACTIONS
-from services.bonus.domain import AccountView, Movement, Program
+from libs.topics import BONUS_PROGRAMS, BONUS_TIERS, BONUS_TRANSACTIONS
+from services.bonus.domain import AccountView, Movement, Program, TierChange
 
 __all__ = [
     "account_to_proto",
     "encode_movement",
     "encode_program",
+    "encode_tier",
     "program_to_proto",
     "transaction_to_proto",
 ]
@@ -100,3 +101,15 @@ def encode_movement(movement: Movement) -> OutboxMessage:
 def encode_program(program: Program) -> OutboxMessage:
     payload = pb.ProgramChanged(program_id=program.program_id, changed_at=ts(program.updated_at))
     return (*BONUS_PROGRAMS.outbox_row(payload), "")
+
+
+def encode_tier(change: TierChange) -> OutboxMessage:
+    payload = pb.TierChanged(
+        program_id=change.program_id,
+        customer_id=change.customer_id,
+        previous_tier=change.previous,
+        tier=change.tier,
+        changed_at=ts(change.at),
+        tier_points=change.points,
+    )
+    return (*BONUS_TIERS.outbox_row(payload), "")

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Table, bindparam, delete, func, or_, selec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.db import OutboxMessage, SqlUnitOfWork
-from services.bonus.domain import Lot, Movement, Program
+from services.bonus.domain import Lot, Movement, Program, TierChange
 from services.bonus.models import (
     AccountRow,
     BonusOutboxRow,
@@ -87,10 +87,13 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
         encode_movement: Callable[[Movement], OutboxMessage],
         encode_program: Callable[[Program], OutboxMessage],
         after_commit: Callable[[], None] | None = None,
+        *,
+        encode_tier: Callable[[TierChange], OutboxMessage],
     ) -> None:
         super().__init__(sessions, BonusOutboxRow, after_commit)
         self._encode_movement = encode_movement
         self._encode_program = encode_program
+        self._encode_tier = encode_tier
 
     # programs
 
@@ -125,6 +128,27 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
 
     async def announce_program(self, program: Program) -> None:
         await self.write_outbox([self._encode_program(program)])
+
+    async def announce_tier(self, change: TierChange) -> None:
+        await self.write_outbox([self._encode_tier(change)])
+
+    async def tiered_accounts(
+        self, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str, str]]:
+        query = select(ACCOUNTS.c.program_id, ACCOUNTS.c.customer_id, ACCOUNTS.c.tier).where(
+            ACCOUNTS.c.tier != ""
+        )
+        if after is not None:
+            query = query.where(
+                or_(
+                    ACCOUNTS.c.program_id > after[0],
+                    (ACCOUNTS.c.program_id == after[0]) & (ACCOUNTS.c.customer_id > after[1]),
+                )
+            )
+        rows = await self.s.execute(
+            query.order_by(ACCOUNTS.c.program_id, ACCOUNTS.c.customer_id).limit(limit)
+        )
+        return [(p, c, t) for p, c, t in rows]
 
     # customers
 
@@ -192,6 +216,7 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
                 enrolled_at=at,
                 points=0,
                 lifetime_points=0,
+                tier="",
             )
             .on_conflict_do_nothing()
             .returning(ACCOUNTS.c.program_id)
@@ -201,9 +226,9 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
     async def _account(
         self, program_id: str, customer_id: str, for_update: bool
     ) -> AccountState | None:
-        query = select(ACCOUNTS.c.enrolled_at, ACCOUNTS.c.points, ACCOUNTS.c.lifetime_points).where(
-            ACCOUNTS.c.program_id == program_id, ACCOUNTS.c.customer_id == customer_id
-        )
+        query = select(
+            ACCOUNTS.c.enrolled_at, ACCOUNTS.c.points, ACCOUNTS.c.lifetime_points, ACCOUNTS.c.tier
+        ).where(ACCOUNTS.c.program_id == program_id, ACCOUNTS.c.customer_id == customer_id)
         if for_update:
             query = query.with_for_update()
         row = (await self.s.execute(query)).first()
@@ -219,7 +244,7 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
         await self.s.execute(
             update(ACCOUNTS)
             .where(ACCOUNTS.c.program_id == program_id, ACCOUNTS.c.customer_id == customer_id)
-            .values(points=state.points, lifetime_points=state.lifetime_points)
+            .values(points=state.points, lifetime_points=state.lifetime_points, tier=state.tier)
         )
 
     async def lots(self, program_id: str, customer_id: str) -> list[Lot]:

@@ -20,7 +20,7 @@ from backcrm.common.v1 import common_pb2
 from backcrm.segmentation.v1 import condition_pb2
 
 from libs.errors import Conflict
-from services.bonus.domain import Lot, Movement, Program
+from services.bonus.domain import Lot, Movement, Program, TierChange
 from services.bonus.ports import AccountState, BonusUnitOfWork, CustomerSignals
 
 __all__ = ["FakeBonusStore", "FakeBonusUnitOfWork", "FakeSignals"]
@@ -35,6 +35,7 @@ class _State:
     lots: dict[str, tuple[Account, Lot]] = field(default_factory=dict)
     ledger: list[Movement] = field(default_factory=list)
     published: list[str] = field(default_factory=list)  # outbox: "program:<id>" / tx ids
+    tiers: list[TierChange] = field(default_factory=list)  # outbox: TierChanged
     erased: set[str] = field(default_factory=set)
     merged: dict[str, str] = field(default_factory=dict)  # source -> the customer it lives on as
 
@@ -77,6 +78,16 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
 
     async def announce_program(self, program: Program) -> None:
         self._s.published.append(f"program:{program.program_id}")
+
+    async def announce_tier(self, change: TierChange) -> None:
+        self._s.tiers.append(change)
+
+    async def tiered_accounts(
+        self, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str, str]]:
+        keys = sorted(k for k, state in self._s.accounts.items() if state.tier)
+        keys = [k for k in keys if after is None or k > after]
+        return [(p, c, self._s.accounts[p, c].tier) for p, c in keys[:limit]]
 
     async def guard_customer(self, customer_id: str) -> bool:
         return customer_id not in self._s.erased and customer_id not in self._s.merged

@@ -1,4 +1,5 @@
-"""bonus: a merged customer's guard row names the customer it lives on as
+"""bonus: a merged customer's guard row names the customer it lives on as; accounts keep
+the tier last published
 
 Revision ID: bonus_0004
 Revises: bonus_0002
@@ -22,9 +23,13 @@ def upgrade() -> None:
     with op.batch_alter_table("bonus_customers") as batch:
         batch.add_column(sa.Column("merged_into", sa.String(64), nullable=True))
         batch.create_index("ix_bonus_customers_merged_into", ["merged_into"])
+    with op.batch_alter_table("bonus_accounts") as batch:
+        batch.add_column(sa.Column("tier", sa.String(64), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("bonus_accounts") as batch:
+        batch.drop_column("tier")
     with op.batch_alter_table("bonus_customers") as batch:
         batch.drop_index("ix_bonus_customers_merged_into")
         batch.drop_column("merged_into")

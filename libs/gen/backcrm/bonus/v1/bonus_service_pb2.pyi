@@ -581,18 +581,20 @@ class TransactionRecorded(_message.Message):
     def __init__(self, transaction: _Optional[_Union[Transaction, _Mapping]] = ...) -> None: ...
 
 class TierChanged(_message.Message):
-    __slots__ = ("program_id", "customer_id", "previous_tier", "tier", "changed_at")
+    __slots__ = ("program_id", "customer_id", "previous_tier", "tier", "changed_at", "tier_points")
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_TIER_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
     CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    TIER_POINTS_FIELD_NUMBER: _ClassVar[int]
     program_id: str
     customer_id: str
     previous_tier: str
     tier: str
     changed_at: _timestamp_pb2.Timestamp
-    def __init__(self, program_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., previous_tier: _Optional[str] = ..., tier: _Optional[str] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    tier_points: int
+    def __init__(self, program_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., previous_tier: _Optional[str] = ..., tier: _Optional[str] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tier_points: _Optional[int] = ...) -> None: ...
 
 class PromotionChanged(_message.Message):
     __slots__ = ("promotion_id", "program_id", "status", "changed_at")
