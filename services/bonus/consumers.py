@@ -5,6 +5,7 @@ values) and calls handlers; every handler is idempotent, since the bus delivers 
 
 - `profile.deleted` erases the customer (`handlers.erase_customer`).
 - `profile.merged` moves the source's accounts to the target (`merges.merge_customers`).
+- `bonus.tiers` (its own topic) writes the tier to the profile (`tiers.publish_tier`).
 - `profile.changed` carries the events behind a change: each PURCHASE with an order accrues
   or, when all its lines are returned units, takes back (`purchases.record_purchase`).
 """
@@ -21,11 +22,13 @@ from backcrm.profile.v1 import profile_service_pb2 as ppb
 
 from libs.bus.port import EventBus, Subscription
 from libs.protoutil import seconds_of
-from libs.topics import PROFILE_CHANGED, PROFILE_DELETED, PROFILE_MERGED
+from libs.topics import BONUS_TIERS, PROFILE_CHANGED, PROFILE_DELETED, PROFILE_MERGED
 from services.bonus.domain import OrderLine
 from services.bonus.handlers import BonusDeps, erase_customer
 from services.bonus.merges import merge_customers
+from services.bonus.ports import ProfileTraits
 from services.bonus.purchases import PurchaseEvent, record_purchase
+from services.bonus.tiers import publish_tier
 
 __all__ = ["GROUP", "ORIGINAL_ORDER_PROPERTY", "purchases_in", "subscribe"]
 
@@ -73,7 +76,7 @@ def purchases_in(change: ppb.ProfileChanged) -> list[PurchaseEvent]:
     return out
 
 
-async def subscribe(bus: EventBus, deps: BonusDeps) -> list[Subscription]:
+async def subscribe(bus: EventBus, deps: BonusDeps, traits: ProfileTraits) -> list[Subscription]:
     """Starts every bonus consumer; the caller stops the subscriptions."""
     consumer = f"{socket.gethostname()}-{os.getpid()}"
 
@@ -84,6 +87,10 @@ async def subscribe(bus: EventBus, deps: BonusDeps) -> list[Subscription]:
         merged = PROFILE_MERGED.unpack(envelope)
         await merge_customers(deps, merged.source_customer_id, merged.target_customer_id)
 
+    async def on_tier(envelope: EventEnvelope) -> None:
+        changed = BONUS_TIERS.unpack(envelope)
+        await publish_tier(deps, traits, changed.program_id, changed.customer_id)
+
     async def on_changed(envelope: EventEnvelope) -> None:
         for purchase in purchases_in(PROFILE_CHANGED.unpack(envelope)):
             await record_purchase(deps, purchase)
@@ -92,5 +99,6 @@ async def subscribe(bus: EventBus, deps: BonusDeps) -> list[Subscription]:
         (PROFILE_DELETED.name, on_deleted),
         (PROFILE_MERGED.name, on_merged),
         (PROFILE_CHANGED.name, on_changed),
+        (BONUS_TIERS.name, on_tier),
     ]
     return [await bus.subscribe(topic, GROUP, consumer, handler) for topic, handler in handlers]

@@ -7,7 +7,7 @@ in-memory fake (tests/unit/bonus_fakes.py).
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Self
 
@@ -16,7 +16,7 @@ from backcrm.segmentation.v1 import condition_pb2
 
 from services.bonus.domain import Lot, Movement, Program, TierChange
 
-__all__ = ["AccountState", "BonusUnitOfWork", "CustomerSignals"]
+__all__ = ["AccountState", "BonusUnitOfWork", "CustomerSignals", "ProfileTraits"]
 
 
 @dataclass(frozen=True)
@@ -191,3 +191,15 @@ class CustomerSignals(abc.ABC):
         timeout: float,
     ) -> list[bool] | None:
         """Whether the customer meets each condition, in order (EvaluateConditions)."""
+
+
+class ProfileTraits(abc.ABC):
+    """Where bonus publishes what it knows about a customer: the profile service's SetTraits
+    in the namespace `bonus`. The gRPC adapter is `services.bonus.traits.ProfileTraitsWriter`;
+    the unit tests use a fake (tests/unit/bonus_fakes.py)."""
+
+    @abc.abstractmethod
+    async def set_traits(self, customer_id: str, traits: Mapping[str, str | None]) -> bool:
+        """Writes the traits (None removes one). False when profile does not know the
+        customer; raises libs.errors.Unavailable when profile cannot be reached, so that the
+        caller (a bus consumer) tries again later instead of losing the write."""

@@ -9,12 +9,21 @@ import pytest
 from backcrm.bonus.v1 import bonus_service_pb2 as pb
 from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2 as ppb
-from google.protobuf import field_mask_pb2
+from backcrm.segmentation.v1 import condition_pb2 as c
+from backcrm.segmentation.v1 import segmentation_service_pb2 as spb
+from google.protobuf import field_mask_pb2, struct_pb2
 
 from libs.validation import encode_page_token
 from services.bonus.entrypoint import NOT_SERVED_YET
 from tests.e2e.conftest import Suite
-from tests.e2e.helpers import email, error_reason, field_violations, purchase, rpc_error
+from tests.e2e.helpers import (
+    email,
+    error_reason,
+    event,
+    field_violations,
+    purchase,
+    rpc_error,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -41,14 +50,16 @@ def an_order(order_id: str, *lines: tuple[str, int, int]) -> common_pb2.Order:
 
 
 async def new_program(suite: Suite, **fields: object) -> pb.Program:
+    defaults: dict[str, object] = {
+        "welcome_points": 100,
+        "point_value": gbp(10_000),
+        "tiers": [pb.Tier(name="silver", threshold_points=500)],
+    }
     program = pb.Program(
         name="Club",
         currency="GBP",
         points_per_unit=1.0,
-        welcome_points=100,
-        point_value=gbp(10_000),
-        tiers=[pb.Tier(name="silver", threshold_points=500)],
-        **fields,  # type: ignore[arg-type]
+        **{**defaults, **fields},  # type: ignore[arg-type]
     )
     reply = await suite.client().bonus.CreateProgram(pb.CreateProgramRequest(program=program))
     return reply.program
@@ -258,3 +269,40 @@ async def test_tracked_purchases_earn_and_returns_take_back_once(suite: Suite) -
         )
     ).account
     assert (account.balance, account.tier_points) == (115, 15)
+
+
+async def test_the_tier_reaches_the_profile_and_a_segment_on_it(suite: Suite) -> None:
+    """Points earned -> TierChanged on bonus.tiers -> SetTraits bonus.tier (with bonus's own
+    token) -> profile.changed -> segmentation: a segment on traits.bonus.tier has the customer."""
+    tier = f"gold_{uid()}"
+    program = await new_program(suite, tiers=[pb.Tier(name=tier, threshold_points=20)])
+    seg = suite.client().segmentation
+    condition = c.Condition(
+        property=c.PropertyCondition(
+            path="traits.bonus.tier", op=c.OPERATOR_EQ, value=struct_pb2.Value(string_value=tier)
+        )
+    )
+    segment = (
+        await seg.CreateSegment(
+            spb.CreateSegmentRequest(segment=spb.Segment(name="tiered", condition=condition))
+        )
+    ).segment
+    who = email(f"{uid()}@example.com")
+    admin = suite.client()
+    await admin.profile.TrackEvents(ppb.TrackEventsRequest(events=[event(uid(), who)]))
+    enrolled = await admin.bonus.Enroll(
+        pb.EnrollRequest(program_id=program.program_id, customer=who)
+    )
+    customer_id = enrolled.account.customer_id
+    bought = purchase(uid(), who, f"o-{uid()}", ("a", "c", 3, 10 * UNIT))
+    await admin.profile.TrackEvents(ppb.TrackEventsRequest(events=[bought]))
+    await suite.settled()
+    profile = (
+        await admin.profile.GetProfile(
+            ppb.GetProfileRequest(customer=common_pb2.CustomerRef(customer_id=customer_id))
+        )
+    ).profile
+    assert profile.traits["bonus.tier"].string_value == tier
+    assert profile.traits[f"bonus.tier_{program.program_id}"].string_value == tier
+    members = await seg.ListMembers(spb.ListMembersRequest(segment_id=segment.segment_id))
+    assert list(members.customer_ids) == [customer_id]

@@ -12,18 +12,18 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Self
 
 from backcrm.common.v1 import common_pb2
 from backcrm.segmentation.v1 import condition_pb2
 
-from libs.errors import Conflict
+from libs.errors import Conflict, Unavailable
 from services.bonus.domain import Lot, Movement, Program, TierChange
-from services.bonus.ports import AccountState, BonusUnitOfWork, CustomerSignals
+from services.bonus.ports import AccountState, BonusUnitOfWork, CustomerSignals, ProfileTraits
 
-__all__ = ["FakeBonusStore", "FakeBonusUnitOfWork", "FakeSignals"]
+__all__ = ["FakeBonusStore", "FakeBonusUnitOfWork", "FakeSignals", "FakeTraits"]
 
 Account = tuple[str, str]  # (program_id, customer_id)
 
@@ -265,3 +265,26 @@ class FakeSignals(CustomerSignals):
         return [
             self.verdicts.get(c.SerializeToString(deterministic=True), False) for c in conditions
         ]
+
+
+@dataclass
+class FakeTraits(ProfileTraits):
+    """The profile's traits per customer (`known`: customers profile has; None: all);
+    `down` makes every write raise Unavailable, as the adapter does when profile is down."""
+
+    traits: dict[str, dict[str, str]] = field(default_factory=dict)
+    known: set[str] | None = None
+    down: bool = False
+
+    async def set_traits(self, customer_id: str, traits: Mapping[str, str | None]) -> bool:
+        if self.down:
+            raise Unavailable("profile is down")
+        if self.known is not None and customer_id not in self.known:
+            return False
+        held = self.traits.setdefault(customer_id, {})
+        for key, value in traits.items():
+            if value is None:
+                held.pop(key, None)
+            else:
+                held[key] = value
+        return True

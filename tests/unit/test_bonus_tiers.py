@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
+from libs.errors import Unavailable
 from services.bonus import handlers as h
 from services.bonus.domain import DAY, Tier
 from services.bonus.merges import merge_customers
+from services.bonus.tiers import publish_tier
+from tests.unit.bonus_fakes import FakeTraits
 from tests.unit.test_bonus_handlers import UNIT, World, order
 
 
@@ -56,3 +61,34 @@ async def test_a_merge_carries_tier_points_to_the_target() -> None:
     await h.accrue(w.deps, p.program_id, "b", order("o2", ("", 1, 50 * UNIT)))
     await merge_customers(w.deps, "a", "b")
     assert announced(w) == [("b", "", "silver", 110)]
+
+
+async def test_the_tier_goes_to_the_profile_as_stored_when_published() -> None:
+    w = World()
+    traits = FakeTraits()
+    first = await w.program(welcome_points=0, tiers=(Tier("silver", 10),))
+    w.clock.advance(1)
+    second = await w.program(welcome_points=0, tiers=(Tier("gold", 5),))
+    await h.accrue(w.deps, first.program_id, "c1", order("o1", ("", 1, 4 * UNIT)))
+    w.clock.advance(1)
+    await h.accrue(w.deps, second.program_id, "c1", order("o2", ("", 1, 6 * UNIT)))
+    [change] = w.store.state.tiers
+    traits.down = True
+    with pytest.raises(Unavailable):  # the bus delivers it again later
+        await publish_tier(w.deps, traits, change.program_id, "c1")
+    traits.down = False
+    assert await publish_tier(w.deps, traits, change.program_id, "c1")
+    # bonus.tier is the first program's (no tier yet); the second's has its own key
+    assert traits.traits["c1"] == {f"tier_{second.program_id}": "gold"}
+    await h.accrue(w.deps, first.program_id, "c1", order("o3", ("", 1, 6 * UNIT)))
+    stale = change  # an old event delivered late still writes what is stored now
+    await publish_tier(w.deps, traits, stale.program_id, "c1")
+    await publish_tier(w.deps, traits, first.program_id, "c1")
+    assert traits.traits["c1"] == {
+        f"tier_{second.program_id}": "gold",
+        f"tier_{first.program_id}": "silver",
+        "tier": "silver",
+    }
+    traits.known = set()
+    assert not await publish_tier(w.deps, traits, first.program_id, "c1")  # unknown to profile
+    assert not await publish_tier(w.deps, traits, first.program_id, "nobody")
