@@ -37,6 +37,7 @@ __all__ = [
     "order_points",
     "order_value",
     "returned_share",
+    "segment_multiplier",
     "tier_standing",
 ]
 
@@ -155,9 +156,15 @@ def returned_share(points: int, value_micros: int, returned_micros: int) -> int:
     return min(points, points * returned_micros // value_micros)
 
 
-def order_points(program: Program, lines: Sequence[OrderLine], tier_multiplier: float) -> int:
+def order_points(
+    program: Program,
+    lines: Sequence[OrderLine],
+    tier_multiplier: float,
+    segment_multiplier: float = 1.0,
+) -> int:
     """Points an order earns: its value in whole currency units times the program's rate, the
-    line's category multiplier and the tier's, rounded down; returns reduce it, never below 0.
+    line's category multiplier, the tier's and the segment's, rounded down; returns reduce it,
+    never below 0.
     """
     micros = sum(
         (
@@ -168,7 +175,10 @@ def order_points(program: Program, lines: Sequence[OrderLine], tier_multiplier: 
         Decimal(0),
     )
     points = _EXACT.multiply(
-        _EXACT.multiply(micros, _decimal(program.points_per_unit)), _decimal(tier_multiplier)
+        _EXACT.multiply(
+            _EXACT.multiply(micros, _decimal(program.points_per_unit)), _decimal(tier_multiplier)
+        ),
+        _decimal(segment_multiplier),
     )
     whole = (points / Decimal(1_000_000)).quantize(Decimal(1), rounding=ROUND_FLOOR, context=_EXACT)
     return max(0, int(whole))
@@ -203,6 +213,14 @@ class TierStanding:
     @property
     def points_to_next(self) -> int:
         return self.next_tier.threshold_points - self.points if self.next_tier else 0
+
+
+def segment_multiplier(program: Program, segments: frozenset[str]) -> float:
+    """The highest multiplier among the program's segments the customer is in (1.0: none)."""
+    return max(
+        (m for segment, m in program.segment_multipliers.items() if segment in segments),
+        default=1.0,
+    )
 
 
 def tier_standing(program: Program, earned: int) -> TierStanding:

@@ -32,6 +32,7 @@ from services.bonus.domain import (
     new_id,
     order_points,
     order_value,
+    segment_multiplier,
     tier_standing,
 )
 from services.bonus.ports import AccountState, BonusUnitOfWork, CustomerSignals
@@ -58,6 +59,9 @@ __all__ = [
 ]
 
 INT64_MAX = 2**63 - 1
+# How long an accrual waits for segmentation's answer (segment multipliers) before it
+# accrues without them.
+SEGMENT_TIMEOUT = 0.3
 
 
 @dataclass(frozen=True)
@@ -311,7 +315,24 @@ async def get_account(deps: BonusDeps, program_id: str, customer_id: str) -> Acc
         return await _view(uow, program, customer_id, deps.clock())
 
 
+async def _segments(deps: BonusDeps, program_id: str, customer_id: str) -> frozenset[str] | None:
+    """The customer's segments among the program's segment_multipliers, asked before the
+    unit of work (no lock is held while segmentation answers); None when it does not answer
+    within SEGMENT_TIMEOUT."""
+    async with deps.uow() as uow:
+        program = await _program(uow, program_id)
+    if not program.segment_multipliers:
+        return frozenset()
+    return await deps.signals.segments(
+        customer_id, sorted(program.segment_multipliers), None, SEGMENT_TIMEOUT
+    )
+
+
 async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accrual) -> Outcome:
+    """Credits what the order earns. Segment multipliers: the highest among the segments the
+    customer is in applies; when segmentation does not answer, the order earns at the rate
+    without them and the transaction's description says so."""
+    segments = await _segments(deps, program_id, customer_id)
     print_ = fingerprint(
         "ACCRUE",
         customer_id,
@@ -337,7 +358,10 @@ async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accr
                 metadata={"transaction_id": earlier.transaction_id},
             )
         earned = await uow.earned_since(program_id, customer_id, now - program.tier_period)
-        points = order_points(program, order.lines, tier_standing(program, earned).multiplier)
+        by_segment = segment_multiplier(program, segments or frozenset())
+        points = order_points(
+            program, order.lines, tier_standing(program, earned).multiplier, by_segment
+        )
         if points > MAX_POINTS:
             raise InvalidArgument("order", f"earns more than {MAX_POINTS} points")
         movement = Movement(
@@ -353,12 +377,21 @@ async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accr
             earned=points,
             # what the points were earned on: a return takes back its share of them
             value_micros=max(0, order_value(program, order.lines)),
+            description=_segment_note(program, segments, by_segment),
         )
         return ledger.credit(movement, now + program.pending_days * 86_400.0)
 
     return await _move(
         deps, program_id, customer_id, key=order.idempotency_key, print_=print_, act=act, enrol=True
     )
+
+
+def _segment_note(program: Program, segments: frozenset[str] | None, multiplier: float) -> str:
+    if not program.segment_multipliers:
+        return ""
+    if segments is None:
+        return "segment multipliers not applied: segmentation did not answer"
+    return f"segment multiplier {multiplier:g}" if multiplier != 1.0 else ""
 
 
 async def redeem(

@@ -288,3 +288,30 @@ async def test_the_expiry_sweep_records_expired_points_of_idle_accounts() -> Non
     expired = [(m.customer_id, m.points) for m in w.store.state.ledger if m.type == "EXPIRATION"]
     assert sorted(expired) == [("c1", -7), ("c2", -5)]
     assert (w.ledger_sum(p.program_id, "c1"), w.ledger_sum(p.program_id, "c2")) == (0, 0)
+
+
+async def test_the_highest_matching_segment_multiplier_applies() -> None:
+    w = World()
+    p = await w.program(welcome_points=0, segment_multipliers={"vip": 2.0, "regular": 1.5})
+    w.signals.members["c1"] = {"vip", "regular"}
+    w.signals.members["c2"] = {"regular"}
+    vip = await h.accrue(w.deps, p.program_id, "c1", order("o1", ("", 1, 10 * UNIT)))
+    regular = await h.accrue(w.deps, p.program_id, "c2", order("o2", ("", 1, 10 * UNIT)))
+    nobody = await h.accrue(w.deps, p.program_id, "c3", order("o3", ("", 1, 10 * UNIT)))
+    assert [o.movement.points for o in (vip, regular, nobody) if o.movement] == [20, 15, 10]
+    assert vip.movement is not None and vip.movement.description == "segment multiplier 2"
+
+
+async def test_without_segmentation_an_accrual_earns_the_base_rate_and_says_so() -> None:
+    w = World()
+    p = await w.program(welcome_points=0, segment_multipliers={"vip": 3.0})
+    w.signals.members["c1"] = {"vip"}
+    w.signals.down = True
+    out = await h.accrue(w.deps, p.program_id, "c1", order("o1", ("", 1, 10 * UNIT)))
+    assert out.movement is not None and out.movement.points == 10
+    assert "segmentation did not answer" in out.movement.description
+    # a program without segment multipliers does not ask at all
+    plain = await w.program(welcome_points=0)
+    calls = w.signals.calls
+    await h.accrue(w.deps, plain.program_id, "c1", order("o2", ("", 1, 10 * UNIT)))
+    assert w.signals.calls == calls
