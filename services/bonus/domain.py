@@ -237,6 +237,8 @@ class Lot:
     remaining: int
     available_at: float
     expires_at: float | None
+    # credited pending, and its ACTIVATION not recorded yet
+    pending: bool = False
 
     def spendable(self, now: float) -> bool:
         return self.available_at <= now and not self.expired(now)
@@ -340,6 +342,27 @@ class Ledger:
         self.changed[lot.lot_id] = lot
         return taken
 
+    def activate(self) -> None:
+        """An ACTIVATION for every pending lot whose return window has ended: points 0 (balance
+        + pending stay), the lot's points move from pending to the balance."""
+        for lot in self.lots:
+            if lot.pending and lot.available_at <= self.now:
+                lot.pending = False
+                self.changed[lot.lot_id] = lot
+                if lot.remaining:
+                    self._record(
+                        Movement(
+                            new_id(),
+                            self.program.program_id,
+                            self.customer_id,
+                            "ACTIVATION",
+                            0,
+                            self.now,
+                            reversed_transaction_id=lot.lot_id,
+                            description=f"{lot.remaining} points of {lot.lot_id} became spendable",
+                        )
+                    )
+
     def expire(self) -> None:
         """An EXPIRATION for every lot past its expiry that still holds points."""
         for lot in self.lots:
@@ -365,7 +388,13 @@ class Ledger:
             )
         expires_at = self.program.expiry_after(available_at)
         if movement.points:  # an order that earns nothing is recorded, with no lot
-            lot = Lot(movement.transaction_id, movement.points, available_at, expires_at)
+            lot = Lot(
+                movement.transaction_id,
+                movement.points,
+                available_at,
+                expires_at,
+                pending=available_at > self.now,
+            )
             self.lots = sorted([*self.lots, lot], key=_order)
             self.changed[lot.lot_id] = lot
         if movement.type != "REVERSAL":

@@ -239,6 +239,7 @@ async def _move(
             movement = None
             if opened and program.welcome_points:
                 movement = ledger.credit(_welcome(program, customer_id, now), now)
+            ledger.activate()
             ledger.expire()
             if act is not None:
                 movement = await act(uow, ledger)

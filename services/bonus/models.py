@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from libs.db import Base, BigId
@@ -96,6 +96,8 @@ class LotRow(Base):
     remaining: Mapped[int] = mapped_column(BigInteger)
     available_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Credited pending, its ACTIVATION not recorded yet (migration bonus_0004).
+    pending: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class CustomerGuardRow(Base):

@@ -104,7 +104,8 @@ class BonusUnitOfWork(abc.ABC):
 
     @abc.abstractmethod
     async def due_for_expiry(self, now: float, limit: int) -> list[tuple[str, str]]:
-        """(program_id, customer_id) of accounts holding points past their expiry."""
+        """(program_id, customer_id) of accounts holding points past their expiry, or pending
+        points whose return window has ended (their ACTIVATION not recorded yet)."""
 
     @abc.abstractmethod
     async def save_lots(self, program_id: str, customer_id: str, lots: Sequence[Lot]) -> None:

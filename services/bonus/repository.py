@@ -58,7 +58,9 @@ _FIELDS = (
 )
 _COLUMNS = [LEDGER.c[name] for name in _FIELDS] + [LEDGER.c.idempotency_key]
 _SET_REMAINING = (
-    update(LOTS).where(LOTS.c.lot_id == bindparam("b_id")).values(remaining=bindparam("b_left"))
+    update(LOTS)
+    .where(LOTS.c.lot_id == bindparam("b_id"))
+    .values(remaining=bindparam("b_left"), pending=bindparam("b_pending"))
 )
 
 
@@ -249,7 +251,13 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
 
     async def lots(self, program_id: str, customer_id: str) -> list[Lot]:
         rows = await self.s.execute(
-            select(LOTS.c.lot_id, LOTS.c.remaining, LOTS.c.available_at, LOTS.c.expires_at).where(
+            select(
+                LOTS.c.lot_id,
+                LOTS.c.remaining,
+                LOTS.c.available_at,
+                LOTS.c.expires_at,
+                LOTS.c.pending,
+            ).where(
                 LOTS.c.program_id == program_id,
                 LOTS.c.customer_id == customer_id,
                 LOTS.c.remaining > 0,
@@ -260,7 +268,10 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
     async def due_for_expiry(self, now: float, limit: int) -> list[tuple[str, str]]:
         rows = await self.s.execute(
             select(LOTS.c.program_id, LOTS.c.customer_id)
-            .where(LOTS.c.remaining > 0, LOTS.c.expires_at <= now)
+            .where(
+                LOTS.c.remaining > 0,
+                or_(LOTS.c.expires_at <= now, LOTS.c.pending & (LOTS.c.available_at <= now)),
+            )
             .distinct()
             .limit(limit)
         )
@@ -281,12 +292,15 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
                 "remaining": lot.remaining,
                 "available_at": lot.available_at,
                 "expires_at": lot.expires_at,
+                "pending": lot.pending,
             }
             for lot in lots
             if lot.lot_id not in known
         ]
         changed = [
-            {"b_id": lot.lot_id, "b_left": lot.remaining} for lot in lots if lot.lot_id in known
+            {"b_id": lot.lot_id, "b_left": lot.remaining, "b_pending": lot.pending}
+            for lot in lots
+            if lot.lot_id in known
         ]
         if new:
             await self.s.execute(self._insert(LOTS), new)

@@ -432,3 +432,37 @@ async def test_a_merge_racing_writes_to_both_accounts_moves_everything_once(worl
         if outs != 1 or transfers < 2:
             wrong += 1
     assert wrong == 0, f"{wrong} checks failed over {trials} trials"
+
+
+async def test_replicas_sweeping_activations_at_once_record_each_once(world: World) -> None:
+    program = await world.program(welcome_points=0, pending_days=1)
+    customers = [uid() for _ in range(30)]
+    for c in customers:
+        line = (OrderLine("", 1, 3 * UNIT),)
+        await h.accrue(
+            world.deps(0), program.program_id, c, h.Accrual(uid(), line, "GBP", 0, uid())
+        )
+    later = replace(world.deps(0), clock=lambda: time.time() + 2 * 86_400)
+    other = replace(world.deps(1), clock=lambda: time.time() + 2 * 86_400)
+    writes = [
+        soon(h.redeem(d, program.program_id, c, 1, "", uid()))
+        for d, c in zip((later, other), customers[:2], strict=True)
+    ]
+    await asyncio.gather(
+        *(soon(h.expire_due(d, limit=10)) for d in (later, other, later, other)), *writes
+    )
+    while await h.expire_due(later) > 0:
+        pass
+    async with world.resources.sessions() as s:
+        activations = await s.scalar(
+            select(func.count())
+            .select_from(TransactionRow)
+            .where(
+                TransactionRow.program_id == program.program_id,
+                TransactionRow.type == "ACTIVATION",
+            )
+        )
+    assert activations == len(customers)
+    for i, c in enumerate(customers):
+        left = 2 if i < 2 else 3
+        assert await world.books(program.program_id, c) == (left, left, left)

@@ -145,7 +145,9 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
 
     async def due_for_expiry(self, now: float, limit: int) -> list[tuple[str, str]]:
         due = {
-            owner for owner, lot in self._s.lots.values() if lot.remaining > 0 and lot.expired(now)
+            owner
+            for owner, lot in self._s.lots.values()
+            if lot.remaining > 0 and (lot.expired(now) or (lot.pending and lot.available_at <= now))
         }
         return sorted(due)[:limit]
 

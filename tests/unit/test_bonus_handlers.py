@@ -315,3 +315,25 @@ async def test_without_segmentation_an_accrual_earns_the_base_rate_and_says_so()
     calls = w.signals.calls
     await h.accrue(w.deps, plain.program_id, "c1", order("o2", ("", 1, 10 * UNIT)))
     assert w.signals.calls == calls
+
+
+async def test_pending_points_becoming_spendable_are_recorded_once() -> None:
+    w = World()
+    p = await w.program(welcome_points=0, pending_days=14)
+    await h.accrue(w.deps, p.program_id, "c1", order("o1", ("", 1, 30 * UNIT)))
+    await h.accrue(w.deps, p.program_id, "c2", order("o2", ("", 1, 20 * UNIT)))
+    w.clock.advance(15 * DAY)
+    # the next write to the account records it before its own movement
+    spent = await h.redeem(w.deps, p.program_id, "c1", 5, "", "r1")
+    kinds = [(m.type, m.points, m.balance_after, m.pending_after) for m in w.store.state.ledger]
+    assert kinds[-2:] == [("ACTIVATION", 0, 30, 0), ("REDEMPTION", -5, 25, 0)]
+    assert spent.account.balance == 25
+    # the sweep records it for accounts nobody writes to, once
+    assert await h.expire_due(w.deps) == 1
+    assert await h.expire_due(w.deps) == 0
+    activations = [m for m in w.store.state.ledger if m.type == "ACTIVATION"]
+    assert [(m.customer_id, m.description.split()[0]) for m in activations] == [
+        ("c1", "30"),
+        ("c2", "20"),
+    ]
+    assert w.ledger_sum(p.program_id, "c2") == 20

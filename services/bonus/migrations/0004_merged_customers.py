@@ -1,5 +1,5 @@
 """bonus: a merged customer's guard row names the customer it lives on as; accounts keep
-the tier last published
+the tier last published; lots remember they were credited pending (ACTIVATION)
 
 Revision ID: bonus_0004
 Revises: bonus_0002
@@ -25,9 +25,15 @@ def upgrade() -> None:
         batch.create_index("ix_bonus_customers_merged_into", ["merged_into"])
     with op.batch_alter_table("bonus_accounts") as batch:
         batch.add_column(sa.Column("tier", sa.String(64), nullable=False, server_default=""))
+    with op.batch_alter_table("bonus_lots") as batch:
+        batch.add_column(
+            sa.Column("pending", sa.Boolean, nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("bonus_lots") as batch:
+        batch.drop_column("pending")
     with op.batch_alter_table("bonus_accounts") as batch:
         batch.drop_column("tier")
     with op.batch_alter_table("bonus_customers") as batch:
