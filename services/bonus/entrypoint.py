@@ -29,6 +29,7 @@ from services.bonus.translate import (
     points_in,
     program_in,
     program_patch_in,
+    signed_points_in,
 )
 
 __all__ = ["CONTRACT", "NOT_SERVED_YET", "SCOPES", "BonusServicer", "bonus_service"]
@@ -51,6 +52,8 @@ SCOPES = {
     "Redeem": WRITE,
     "Reverse": WRITE,
     "ListTransactions": READ,
+    # A correction outside every rule of the program: the admin's.
+    "AdjustPoints": ADMIN,
     "QuoteOffer": READ,
 }
 NOT_SERVED_YET = (
@@ -144,6 +147,16 @@ class BonusServicer:
         return pb.ReverseResponse(
             **self._moved(outcome), unrecovered_points=outcome.movement.unrecovered
         )
+
+    async def AdjustPoints(
+        self, request: pb.AdjustPointsRequest, _ctx: Any
+    ) -> pb.AdjustPointsResponse:
+        key = key_in(request.idempotency_key)
+        points = signed_points_in(request.points, "points")
+        reason = check_text(request.reason, "reason", max_len=512, required=True)
+        program_id, customer_id = await self._account_of(request)
+        outcome = await h.adjust_points(self.deps, program_id, customer_id, points, reason, key)
+        return pb.AdjustPointsResponse(**self._moved(outcome))
 
     async def ListTransactions(
         self, request: pb.ListTransactionsRequest, _ctx: Any

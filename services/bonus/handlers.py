@@ -44,6 +44,7 @@ __all__ = [
     "Outcome",
     "ProgramPatch",
     "accrue",
+    "adjust_points",
     "create_program",
     "enroll",
     "erase_customer",
@@ -420,6 +421,43 @@ async def redeem(
             fingerprint=print_,
             value_micros=value,
         )
+        return ledger.spend(movement)
+
+    return await _move(deps, program_id, customer_id, key=key, print_=print_, act=act, enrol=False)
+
+
+async def adjust_points(
+    deps: BonusDeps, program_id: str, customer_id: str, points: int, reason: str, key: str
+) -> Outcome:
+    """An administrator's correction of an enrolled account: a credit spendable at once, or a
+    debit of spendable points (earliest expiry first) that never goes below zero."""
+    print_ = fingerprint("ADJUST", customer_id, points, reason)
+
+    async def act(uow: BonusUnitOfWork, ledger: Ledger) -> Movement:
+        if await uow.account(program_id, customer_id) is None:
+            raise NotFound(
+                f"customer {customer_id!r} is not enrolled in program {program_id!r}",
+                reason="ACCOUNT_NOT_FOUND",
+            )
+        movement = Movement(
+            new_id(),
+            program_id,
+            customer_id,
+            "ADJUSTMENT",
+            points,
+            ledger.now,
+            idempotency_key=key,
+            fingerprint=print_,
+            description=reason,
+        )
+        if points > 0:
+            return ledger.credit(movement, ledger.now)
+        if ledger.balance < -points:
+            raise FailedPrecondition(
+                f"the balance is {ledger.balance} points, {-points} asked",
+                reason="INSUFFICIENT_POINTS",
+                metadata={"balance": str(ledger.balance)},
+            )
         return ledger.spend(movement)
 
     return await _move(deps, program_id, customer_id, key=key, print_=print_, act=act, enrol=False)

@@ -306,3 +306,41 @@ async def test_the_tier_reaches_the_profile_and_a_segment_on_it(suite: Suite) ->
     assert profile.traits[f"bonus.tier_{program.program_id}"].string_value == tier
     members = await seg.ListMembers(spb.ListMembersRequest(segment_id=segment.segment_id))
     assert list(members.customer_ids) == [customer_id]
+
+
+async def test_adjustments_need_admin_and_name_bad_fields(suite: Suite) -> None:
+    program = await new_program(suite)
+    who = common_pb2.CustomerRef(customer_id=f"c-{uid()}")
+    admin = suite.client().bonus
+    await admin.Enroll(pb.EnrollRequest(program_id=program.program_id, customer=who))
+    request = pb.AdjustPointsRequest(
+        program_id=program.program_id,
+        customer=who,
+        points=-40,
+        reason="duplicate welcome",
+        idempotency_key=f"adj-{uid()}",
+    )
+    err = await rpc_error(suite.client("shop").bonus.AdjustPoints(request))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    reply = await admin.AdjustPoints(request)
+    assert (reply.transaction.type, reply.transaction.points) == (
+        pb.TRANSACTION_TYPE_ADJUSTMENT,
+        -40,
+    )
+    assert reply.account.balance == 60 and reply.transaction.description == "duplicate welcome"
+    for field, bad in (("points", {"points": 0}), ("reason", {"reason": ""})):
+        wrong = pb.AdjustPointsRequest()
+        wrong.CopyFrom(request)
+        for name, value in bad.items():
+            setattr(wrong, name, value)
+        err = await rpc_error(admin.AdjustPoints(wrong))
+        assert field_violations(err) == [field]
+    err = await rpc_error(admin.AdjustPoints(replace_points(request, -61)))
+    assert error_reason(err) == ("INSUFFICIENT_POINTS", "bonus.backcrm")
+
+
+def replace_points(request: pb.AdjustPointsRequest, points: int) -> pb.AdjustPointsRequest:
+    out = pb.AdjustPointsRequest()
+    out.CopyFrom(request)
+    out.points, out.idempotency_key = points, f"adj-{uid()}"
+    return out

@@ -337,3 +337,25 @@ async def test_pending_points_becoming_spendable_are_recorded_once() -> None:
         ("c2", "20"),
     ]
     assert w.ledger_sum(p.program_id, "c2") == 20
+
+
+async def test_adjustments_credit_and_debit_but_never_below_zero() -> None:
+    w = World()
+    p = await w.program(welcome_points=10)
+    with pytest.raises(NotFound) as missing:
+        await h.adjust_points(w.deps, p.program_id, "c1", 5, "goodwill", "a0")
+    assert missing.value.reason == "ACCOUNT_NOT_FOUND"
+    await h.enroll(w.deps, p.program_id, "c1")
+    up = await h.adjust_points(w.deps, p.program_id, "c1", 5, "goodwill", "a1")
+    assert up.movement is not None and (up.movement.type, up.account.balance) == ("ADJUSTMENT", 15)
+    again = await h.adjust_points(w.deps, p.program_id, "c1", 5, "goodwill", "a1")
+    assert again.movement == up.movement and again.account.balance == 15
+    with pytest.raises(FailedPrecondition) as reused:
+        await h.adjust_points(w.deps, p.program_id, "c1", 6, "goodwill", "a1")
+    assert reused.value.reason == "IDEMPOTENCY_KEY_REUSED"
+    with pytest.raises(FailedPrecondition) as short:
+        await h.adjust_points(w.deps, p.program_id, "c1", -16, "fraud", "a2")
+    assert short.value.reason == "INSUFFICIENT_POINTS"
+    down = await h.adjust_points(w.deps, p.program_id, "c1", -15, "fraud", "a3")
+    assert down.movement is not None and down.movement.description == "fraud"
+    assert down.account.balance == 0 and w.ledger_sum(p.program_id, "c1") == 0
