@@ -344,3 +344,53 @@ def replace_points(request: pb.AdjustPointsRequest, points: int) -> pb.AdjustPoi
     out.CopyFrom(request)
     out.points, out.idempotency_key = points, f"adj-{uid()}"
     return out
+
+
+async def test_merged_profiles_merge_their_loyalty_accounts_once(suite: Suite) -> None:
+    program = await new_program(suite)
+    admin = suite.client()
+    source, target = email(f"{uid()}@example.com"), email(f"{uid()}@example.com")
+    await admin.profile.TrackEvents(
+        ppb.TrackEventsRequest(events=[event(uid(), source), event(uid(), target)])
+    )
+    ids = {}
+    for who in (source, target):
+        enrolled = await admin.bonus.Enroll(
+            pb.EnrollRequest(program_id=program.program_id, customer=who)
+        )
+        ids[enrolled.account.customer_id] = who
+    source_id, target_id = list(ids)
+    spent = await admin.bonus.Redeem(
+        pb.RedeemRequest(
+            program_id=program.program_id, customer=source, points=30, idempotency_key=uid()
+        )
+    )
+    assert spent.account.balance == 70
+    await suite.client("merger").profile.MergeProfiles(
+        ppb.MergeProfilesRequest(target=target, source=source)
+    )
+    await suite.settled()
+    by_id = common_pb2.CustomerRef(customer_id=target_id)
+    account = (
+        await admin.bonus.GetAccount(
+            pb.GetAccountRequest(program_id=program.program_id, customer=by_id)
+        )
+    ).account
+    assert account.balance == 170
+    history = (
+        await admin.bonus.ListTransactions(
+            pb.ListTransactionsRequest(program_id=program.program_id, customer=by_id)
+        )
+    ).transactions
+    assert sorted(t.type for t in history).count(pb.TRANSACTION_TYPE_TRANSFER_IN) == 1
+    assert {t.customer_id for t in history} == {source_id, target_id}
+    old = common_pb2.CustomerRef(customer_id=source_id)
+    err = await rpc_error(
+        admin.bonus.Redeem(
+            pb.RedeemRequest(
+                program_id=program.program_id, customer=old, points=1, idempotency_key=uid()
+            )
+        )
+    )
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    assert error_reason(err) == ("CUSTOMER_MERGED", "bonus.backcrm")
