@@ -5,7 +5,10 @@ PostgreSQL; the embedded SQLite engine has one connection, so units of work alre
 turns). Before it, every write holds its customer's guard row shared (FOR SHARE), which an
 erasure takes exclusively: the erasure waits for the writes in flight (and then deletes what
 they committed, in statements that see it), and a write after it finds the customer erased.
-Ledger rows are only ever inserted, and deleted only by an erasure.
+A merge takes the source's guard exclusively the same way and then records `merged_into` on
+it; reads of a customer's history, tier points and accruals include the rows of the customers
+merged into it (`_members`). Ledger rows are only ever inserted, and deleted only by an
+erasure.
 """
 
 from __future__ import annotations
