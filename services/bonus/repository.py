@@ -7,8 +7,8 @@ erasure takes exclusively: the erasure waits for the writes in flight (and then 
 they committed, in statements that see it), and a write after it finds the customer erased.
 A merge takes the source's guard exclusively the same way and then records `merged_into` on
 it; reads of a customer's history, tier points and accruals include the rows of the customers
-merged into it (`_members`). Ledger rows are only ever inserted, and deleted only by an
-erasure.
+merged into it (`_members`, one indexed look-up). Ledger rows are only ever inserted, and
+deleted only by an erasure.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.db import OutboxMessage, SqlUnitOfWork
@@ -65,12 +65,6 @@ _SET_REMAINING = (
     .where(LOTS.c.lot_id == bindparam("b_id"))
     .values(remaining=bindparam("b_left"), pending=bindparam("b_pending"))
 )
-
-
-def _members(column: Any, customer_id: str) -> ColumnElement[bool]:
-    """The customer's rows and those of the customers merged into it."""
-    merged = select(GUARDS.c.customer_id).where(GUARDS.c.merged_into == customer_id)
-    return or_(column == customer_id, column.in_(merged))
 
 
 def _movement(row: Any) -> Movement:
@@ -181,7 +175,17 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
             .values(erased_at=erased_at or at)
         )
         for table in (LEDGER, LOTS, ACCOUNTS):
-            await self.s.execute(delete(table).where(_members(table.c.customer_id, customer_id)))
+            await self.s.execute(
+                delete(table).where(table.c.customer_id.in_(await self._members(customer_id)))
+            )
+
+    async def _members(self, customer_id: str) -> list[str]:
+        """The customer and the customers merged into it: whose ledger rows are its history.
+        A list of ids (not a subquery), so the account index serves the queries using it."""
+        merged = await self.s.scalars(
+            select(GUARDS.c.customer_id).where(GUARDS.c.merged_into == customer_id)
+        )
+        return [customer_id, *merged]
 
     async def merged_into(self, customer_id: str) -> str | None:
         return await self.s.scalar(
@@ -351,7 +355,7 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
             )
             .where(
                 LEDGER.c.program_id == program_id,
-                _members(LEDGER.c.customer_id, customer_id),
+                LEDGER.c.customer_id.in_(await self._members(customer_id)),
                 LEDGER.c.type == "REVERSAL",
             )
             .group_by(LEDGER.c.reversed_transaction_id)
@@ -363,7 +367,7 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
             .outerjoin(undone, undone.c.id == LEDGER.c.transaction_id)
             .where(
                 LEDGER.c.program_id == program_id,
-                _members(LEDGER.c.customer_id, customer_id),
+                LEDGER.c.customer_id.in_(await self._members(customer_id)),
                 LEDGER.c.type == "ACCRUAL",
                 left > 0,
             )
@@ -383,7 +387,7 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
         total = await self.s.scalar(
             select(func.coalesce(func.sum(LEDGER.c.earned), 0)).where(
                 LEDGER.c.program_id == program_id,
-                _members(LEDGER.c.customer_id, customer_id),
+                LEDGER.c.customer_id.in_(await self._members(customer_id)),
                 LEDGER.c.created_at >= since,
             )
         )
@@ -394,7 +398,10 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
     ) -> list[tuple[int, Movement]]:
         query = (
             select(LEDGER.c.seq, *_COLUMNS)
-            .where(LEDGER.c.program_id == program_id, _members(LEDGER.c.customer_id, customer_id))
+            .where(
+                LEDGER.c.program_id == program_id,
+                LEDGER.c.customer_id.in_(await self._members(customer_id)),
+            )
             .order_by(LEDGER.c.seq.desc())
             .limit(limit)
         )
