@@ -18,15 +18,23 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import pytest
+from backcrm.common.v1.common_pb2 import EventEnvelope
 from sqlalchemy import func, select
 
 from libs.errors import FailedPrecondition
 from libs.runtime import Peers, Resources
+from libs.topics import BONUS_TIERS
 from services.bonus import handlers as h
 from services.bonus.app import BonusApp
-from services.bonus.domain import OrderLine, Program
+from services.bonus.domain import OrderLine, Program, Tier
 from services.bonus.merges import merge_customers
-from services.bonus.models import AccountRow, CustomerGuardRow, LotRow, TransactionRow
+from services.bonus.models import (
+    AccountRow,
+    BonusOutboxRow,
+    CustomerGuardRow,
+    LotRow,
+    TransactionRow,
+)
 from services.bonus.purchases import PurchaseEvent, record_purchase
 from tests.support import Backend, count_rows
 
@@ -466,3 +474,40 @@ async def test_replicas_sweeping_activations_at_once_record_each_once(world: Wor
     for i, c in enumerate(customers):
         left = 2 if i < 2 else 3
         assert await world.books(program.program_id, c) == (left, left, left)
+
+
+async def test_replicas_sweeping_tiers_at_once_announce_each_downgrade_once(world: World) -> None:
+    program = await world.program(welcome_points=0, tiers=(Tier("silver", 3),), tier_period_days=1)
+    customers = [uid() for _ in range(30)]
+    for c in customers:
+        line = (OrderLine("", 1, 3 * UNIT),)
+        await h.accrue(
+            world.deps(0), program.program_id, c, h.Accrual(uid(), line, "GBP", 0, uid())
+        )
+    later = replace(world.deps(0), clock=lambda: time.time() + 2 * 86_400)
+    other = replace(world.deps(1), clock=lambda: time.time() + 2 * 86_400)
+
+    async def sweep(deps: h.BonusDeps) -> None:
+        after = await h.tier_sweep(deps, None, limit=7)
+        while after is not None:
+            after = await h.tier_sweep(deps, after, limit=7)
+
+    await asyncio.gather(*(soon(sweep(d)) for d in (later, other, later, other)))
+    async with world.resources.sessions() as s:
+        payloads = (
+            await s.scalars(
+                select(BonusOutboxRow.payload).where(BonusOutboxRow.topic == "bonus.tiers")
+            )
+        ).all()
+    changes = [BONUS_TIERS.unpack(EventEnvelope.FromString(p)) for p in payloads]
+    mine = [t for t in changes if t.program_id == program.program_id]
+    ups = sorted(t.customer_id for t in mine if t.tier == "silver")
+    downs = sorted(t.customer_id for t in mine if t.tier == "" and t.previous_tier == "silver")
+    assert ups == downs == sorted(customers)
+    async with world.resources.sessions() as s:
+        tiers = (
+            await s.scalars(
+                select(AccountRow.tier).where(AccountRow.program_id == program.program_id)
+            )
+        ).all()
+    assert set(tiers) == {""}
