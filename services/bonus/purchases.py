@@ -16,10 +16,13 @@ multiplier), and it takes back, in one unit of work under the key `event:<event_
 - from the *original* accrual — the order named by the event's property `original_order_id`,
   or else the order with the return's own order id, when the customer has an accrual of it in
   the program — its share of that accrual's points, floor(points x returned value / the
-  order's value), at most what is left to reverse of it;
-- without such an accrual, the points the returned lines earn at the program's base rate
-  (`order_points` without the tier's multiplier), from the customer's accruals newest first,
-  each up to what is left to reverse of it; what no accrual covers is not taken.
+  order's value), at most what is left to reverse of it; an order named by the property
+  that has no accrual of the customer's in the program (bought before joining, say) takes
+  nothing back;
+- without a property and without an accrual of its own order id, the points the returned
+  lines earn at the program's base rate (`order_points` without the tier's or a segment's
+  multiplier), from the customer's accruals newest first, each up to what is left to reverse
+  of it; what no accrual covers is not taken.
 
 Each part is a REVERSAL of its accrual (`reversed_transaction_id`); points already spent are
 its `unrecovered` points, never taken below zero (`Ledger.take_back`). A return with nothing
@@ -151,6 +154,8 @@ async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEven
                 share = order_points(program, returned, 1.0)
             amount = min(left, share)
             return [(original.transaction_id, amount)] if amount > 0 else []
+        if event.original_order_id:  # named, but it earned nothing here: nothing to take back
+            return []
         rest = order_points(program, returned, 1.0)
         parts: list[tuple[str, int]] = []
         for accrual, left in await uow.open_accruals(program_id, customer_id):

@@ -180,3 +180,14 @@ async def test_a_purchase_recorded_before_the_customer_enrolled_does_not_earn() 
     assert await record_purchase(w.deps, dataclasses.replace(early, recorded_at=before)) == []
     late = dataclasses.replace(early, event_id="e2", order_id="o2", recorded_at=w.clock.now)
     assert [o.movement.points for o in await record_purchase(w.deps, late) if o.movement] == [9]
+
+
+async def test_a_return_naming_an_order_that_earned_nothing_here_takes_nothing() -> None:
+    w = World()
+    p = await w.program(welcome_points=0)
+    await h.enroll(w.deps, p.program_id, "c1")
+    await record_purchase(w.deps, purchase("e1", "o1", ("", 1, 40 * UNIT)))
+    # o0 was bought before the customer joined: returning it leaves o1's points alone
+    [outcome] = await record_purchase(w.deps, purchase("e2", "r0", ("", -1, 30 * UNIT), ref="o0"))
+    assert outcome.movement is not None and outcome.movement.points == 0
+    assert outcome.account.balance == 40
