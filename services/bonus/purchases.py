@@ -4,7 +4,8 @@ A PURCHASE event accrues in every program the customer was enrolled in when the 
 service recorded the purchase (`ProfileChanged.changed_at` at or after the account's
 `enrolled_at`; enrolment stays the customer's choice: a purchase never opens an account, and
 a purchase recorded before the customer joined does not earn, however late its event
-arrives), under the idempotency key
+arrives; a purchase of a customer merged meanwhile counts for the customer it lives on as),
+under the idempotency key
 `event:<event_id>` and the event's order id, through the same `accrue` as the RPC: a
 redelivered event finds its movement and moves nothing, and an order that was already accrued
 (an explicit `Accrue` of it, concurrent or earlier) is left as it is.
@@ -34,9 +35,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from libs.errors import DomainError, InvalidArgument
+from libs.errors import DomainError, InvalidArgument, NotFound
 from services.bonus.domain import (
     Ledger,
     Movement,
@@ -98,18 +99,23 @@ async def record_purchase(deps: BonusDeps, event: PurchaseEvent) -> list[Outcome
     others (storage down) raise, so the bus delivers the event again."""
     async with deps.uow() as uow:
         accounts = await uow.enrolled_programs(event.customer_id)
+        owner = await uow.merged_into(event.customer_id)
     outcomes: list[Outcome] = []
     for program_id, enrolled_at in accounts:
         if event.recorded_at is not None and event.recorded_at < enrolled_at:
             continue
         try:
-            if event.is_return:
-                outcomes.append(await take_back_return(deps, program_id, event))
-            else:
-                order = Accrual(
-                    event.order_id, event.lines, event.currency, event.total_micros, event.key
+            try:
+                outcomes.append(
+                    await _apply(deps, program_id, await _buyer(deps, program_id, event, owner))
                 )
-                outcomes.append(await accrue(deps, program_id, event.customer_id, order))
+            except NotFound as exc:
+                # merged since the purchase: unless this event was applied before the merge
+                # (then its key answers), it counts for the customer the buyer lives on as
+                if exc.reason != "CUSTOMER_MERGED":
+                    raise
+                target = exc.metadata["target_customer_id"]
+                outcomes.append(await _apply(deps, program_id, replace(event, customer_id=target)))
         except DomainError as exc:
             if exc.reason not in _EXPECTED:
                 log.warning(
@@ -120,6 +126,27 @@ async def record_purchase(deps: BonusDeps, event: PurchaseEvent) -> list[Outcome
                     exc.reason,
                 )
     return outcomes
+
+
+async def _buyer(
+    deps: BonusDeps, program_id: str, event: PurchaseEvent, owner: str | None
+) -> PurchaseEvent:
+    """The event as it applies now: a buyer merged into another customer (`owner`) buys as
+    that one, unless the event was applied before the merge (its key answers for the buyer)."""
+    if owner is None:
+        return event
+    async with deps.uow() as uow:
+        prior = await uow.by_key(program_id, event.key)
+    if prior is not None and prior.customer_id == event.customer_id:
+        return event
+    return replace(event, customer_id=owner)
+
+
+async def _apply(deps: BonusDeps, program_id: str, event: PurchaseEvent) -> Outcome:
+    if event.is_return:
+        return await take_back_return(deps, program_id, event)
+    order = Accrual(event.order_id, event.lines, event.currency, event.total_micros, event.key)
+    return await accrue(deps, program_id, event.customer_id, order)
 
 
 async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEvent) -> Outcome:

@@ -6,8 +6,9 @@ import pytest
 
 from libs.errors import NotFound
 from services.bonus import handlers as h
-from services.bonus.domain import DAY
+from services.bonus.domain import DAY, OrderLine
 from services.bonus.merges import merge_customers
+from services.bonus.purchases import PurchaseEvent, record_purchase
 from tests.unit.test_bonus_handlers import UNIT, World, order
 
 
@@ -73,3 +74,23 @@ async def test_a_merge_opens_the_targets_account_and_chains_follow() -> None:
     assert w.store.state.merged == {"a": "c", "b": "c"}
     await h.erase_customer(w.deps, "c")  # the erasure takes the merged customers' rows too
     assert w.store.state.ledger == []
+
+
+async def test_a_purchase_event_arriving_after_its_buyer_was_merged_earns_for_the_target(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    w = World()
+    p = await w.program(welcome_points=0)
+    for c in ("src", "dst"):
+        await h.enroll(w.deps, p.program_id, c)
+    early = PurchaseEvent("e1", "src", "o1", (OrderLine("", 1, 5 * UNIT),), "GBP", 5 * UNIT)
+    late = PurchaseEvent("e2", "src", "o2", (OrderLine("", 1, 7 * UNIT),), "GBP", 7 * UNIT)
+    await record_purchase(w.deps, early)
+    await merge_customers(w.deps, "src", "dst")
+    await record_purchase(w.deps, early)  # redelivered: its key answers, nothing moves
+    [outcome] = await record_purchase(w.deps, late)
+    assert outcome.movement is not None and outcome.movement.customer_id == "dst"
+    assert outcome.account.balance == 12
+    await record_purchase(w.deps, late)
+    assert (await h.get_account(w.deps, p.program_id, "dst")).balance == 12
+    assert not [r for r in caplog.records if r.name == "services.bonus.purchases"]  # no refusal
