@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 from backcrm.bonus.v1.bonus_service_pb2 import (
     ProgramChanged,
     PromotionChanged,
+    TierChanged,
     TransactionRecorded,
 )
 from backcrm.common.v1.common_pb2 import EventEnvelope
@@ -30,6 +31,7 @@ from libs.bus.envelope import new_envelope, unpack
 __all__ = [
     "BONUS_PROGRAMS",
     "BONUS_PROMOTIONS",
+    "BONUS_TIERS",
     "BONUS_TRANSACTIONS",
     "PROFILE_CHANGED",
     "PROFILE_DELETED",
@@ -83,3 +85,5 @@ BONUS_PROGRAMS = Topic("bonus.programs", ProgramChanged)
 BONUS_PROMOTIONS = Topic("bonus.promotions", PromotionChanged)
 # Every ledger movement, once recorded.
 BONUS_TRANSACTIONS = Topic("bonus.transactions", TransactionRecorded)
+# An account's tier changed (bonus publishes it to the profile as trait bonus.tier from here).
+BONUS_TIERS = Topic("bonus.tiers", TierChanged)
