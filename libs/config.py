@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         default="",
         description="bearer token services use to call each other; minted per process when empty",
     )
+    bonus_service_token: str = Field(
+        default="",
+        description="bearer token bonus writes its profile traits (bonus.tier) with: name "
+        "`bonus`, scopes profile:read and profile:write; minted per process when empty",
+    )
     segment_reconcile_seconds: float = Field(
         default=300.0, description="set-wise re-check of time-dependent segments"
     )
@@ -90,6 +95,11 @@ class Settings(BaseSettings):
         default=0.5,
         gt=0,
         description="how often each bonus process compares its cached configuration's version",
+    )
+    bonus_tier_sweep_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="how often bonus lowers tiers whose points left the rolling period",
     )
     ads_tracking_keys: str = Field(
         default="",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -85,29 +85,41 @@ class Peers:
 
     The client is made on first use: a service hosted in this process is reached on this
     process's own port, known only once the server listens.
+
+    A service that writes under its own name (bonus writes its traits, which profile lets
+    only a caller named like the namespace do) has a token of its own in `service_tokens`
+    and asks for `client(<its name>)`; the others share the process's token.
     """
 
-    def __init__(self, settings: Settings, token: str, own_address: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        token: str,
+        own_address: Callable[[], str],
+        service_tokens: Mapping[str, str] | None = None,
+    ) -> None:
         self._settings = settings
-        self._token = token
+        self._tokens = {"": token, **(service_tokens or {})}
         self._own_address = own_address
-        self._client: Client | None = None
+        self._clients: dict[str, Client] = {}
 
-    def client(self) -> Client:
-        if self._client is None:
+    def client(self, service: str = "") -> Client:
+        """A client with `service`'s own token when it has one, else the shared token."""
+        key = service if service in self._tokens else ""
+        if key not in self._clients:
             addresses = {"profile": self._settings.profile_address}
-            self._client = Client(
+            self._clients[key] = Client(
                 self._own_address(),
-                self._token,
+                self._tokens[key],
                 addresses={name: a for name, a in addresses.items() if a},
                 deadline=5.0,
             )
-        return self._client
+        return self._clients[key]
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
 
 
 class App(Protocol):

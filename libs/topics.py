@@ -15,6 +15,7 @@ from backcrm.ads.v1.ads_service_pb2 import CampaignChanged, InteractionRecorded
 from backcrm.bonus.v1.bonus_service_pb2 import (
     ProgramChanged,
     PromotionChanged,
+    TierChanged,
     TransactionRecorded,
 )
 from backcrm.common.v1.common_pb2 import EventEnvelope
@@ -33,6 +34,7 @@ __all__ = [
     "ADS_INTERACTIONS",
     "BONUS_PROGRAMS",
     "BONUS_PROMOTIONS",
+    "BONUS_TIERS",
     "BONUS_TRANSACTIONS",
     "PROFILE_CHANGED",
     "PROFILE_DELETED",
@@ -86,6 +88,8 @@ BONUS_PROGRAMS = Topic("bonus.programs", ProgramChanged)
 BONUS_PROMOTIONS = Topic("bonus.promotions", PromotionChanged)
 # Every ledger movement, once recorded.
 BONUS_TRANSACTIONS = Topic("bonus.transactions", TransactionRecorded)
+# An account's tier changed (bonus publishes it to the profile as trait bonus.tier from here).
+BONUS_TIERS = Topic("bonus.tiers", TierChanged)
 # An ads campaign created or changed (every ads process refreshes its campaign cache).
 ADS_CAMPAIGNS = Topic("ads.campaigns", CampaignChanged)
 # A counted ad interaction (impression, click, conversion); duplicates are not published.

@@ -54,8 +54,17 @@ class Suite:
             tokens.add(
                 "segmentation", service_token, ["profile:read", "profile:write", "segments:read"]
             )
+        # Bonus writes traits in its own namespace, which needs a token named "bonus".
+        bonus_token = settings.bonus_service_token or mint_token()
+        if not settings.bonus_service_token:
+            tokens.add("bonus", bonus_token, ["profile:read", "profile:write"])
         self.resources = resources = Resources.open(settings)
-        self.peers = peers = Peers(settings, service_token, lambda: f"127.0.0.1:{self.port}")
+        self.peers = peers = Peers(
+            settings,
+            service_token,
+            lambda: f"127.0.0.1:{self.port}",
+            service_tokens={"bonus": bonus_token},
+        )
         self.apps = [
             entry.build(resources, peers) for name, entry in SERVICES.items() if name in self.names
         ]

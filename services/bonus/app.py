@@ -6,12 +6,9 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
-import socket
 from dataclasses import dataclass, field
 
 from backcrm.common.v1 import common_pb2
-from backcrm.common.v1.common_pb2 import EventEnvelope
 
 from libs.bus.port import EventBus, Subscription
 from libs.config import Settings
@@ -20,14 +17,17 @@ from libs.resolver import profile_resolver
 from libs.rpc.service import RpcService
 from libs.runtime import Peers, Resources, every
 from libs.signals import SegmentationSignals
-from libs.topics import BONUS_PROGRAMS, BONUS_PROMOTIONS, PROFILE_DELETED
+from libs.topics import BONUS_PROGRAMS, BONUS_PROMOTIONS
+from services.bonus import consumers
 from services.bonus.config import ConfigCache
 from services.bonus.entrypoint import bonus_service
-from services.bonus.handlers import BonusDeps, erase_customer, expire_due
+from services.bonus.handlers import BonusDeps, expire_due, tier_sweep
 from services.bonus.models import BonusOutboxRow
 from services.bonus.offers import OfferDeps, end_scheduled, flush_exposures
-from services.bonus.render import encode_movement, encode_program, encode_promotion
+from services.bonus.ports import ProfileTraits
+from services.bonus.render import encode_movement, encode_program, encode_promotion, encode_tier
 from services.bonus.repository import SqlBonusUnitOfWork
+from services.bonus.traits import ProfileTraitsWriter
 
 __all__ = ["BonusApp", "quote_key"]
 
@@ -56,7 +56,9 @@ class BonusApp:
     bus: EventBus
     expiry_seconds: float
     config_check_seconds: float
-    subscription: Subscription | None = None
+    traits: ProfileTraits
+    tier_seconds: float
+    subscriptions: list[Subscription] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -75,6 +77,7 @@ class BonusApp:
                 encode_program,
                 encode_promotion,
                 after_commit=relay.nudge,
+                encode_tier=encode_tier,
             )
 
         async def resolve(ref: common_pb2.CustomerRef, field_name: str) -> str:
@@ -98,21 +101,29 @@ class BonusApp:
             bus=resources.bus,
             expiry_seconds=settings.bonus_expiry_seconds,
             config_check_seconds=settings.bonus_config_check_seconds,
+            # bonus.tier goes to the profile with bonus's own token (namespace "bonus")
+            traits=ProfileTraitsWriter(lambda: peers.client("bonus")),
+            tier_seconds=settings.bonus_tier_sweep_seconds,
         )
 
     async def start(self) -> None:
         self.relay.start()
-        # An erased customer's loyalty accounts and history go too.
-        self.subscription = await self.bus.subscribe(
-            PROFILE_DELETED.name, "bonus", f"{socket.gethostname()}-{os.getpid()}", self._on_deleted
-        )
+        # Erasures, merges and purchases from the profile service, tiers to it
+        # (services/bonus/consumers.py).
+        self.subscriptions = await consumers.subscribe(self.bus, self.deps, self.traits)
 
         async def expire() -> None:
             while await expire_due(self.deps) > 0:
                 pass
 
+        async def tiers() -> None:  # tiers go down with time alone
+            after = await tier_sweep(self.deps, None)
+            while after is not None:
+                after = await tier_sweep(self.deps, after)
+
         self.tasks = [
             asyncio.create_task(every(self.expiry_seconds, expire), name="bonus-expiry"),
+            asyncio.create_task(every(self.tier_seconds, tiers), name="bonus-tiers"),
             # Every process drops its cached configuration on every change (a fan-out tail, not
             # a group), and compares the version row as a safety net for a missed event.
             asyncio.create_task(self._watch_config(), name="bonus-config"),
@@ -150,16 +161,13 @@ class BonusApp:
 
         await asyncio.gather(follow(BONUS_PROMOTIONS.name), follow(BONUS_PROGRAMS.name))
 
-    async def _on_deleted(self, envelope: EventEnvelope) -> None:
-        await erase_customer(self.deps, PROFILE_DELETED.unpack(envelope).customer_id)
-
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.subscription is not None:
-            await self.subscription.stop()
+        for subscription in self.subscriptions:
+            await subscription.stop()
         with contextlib.suppress(Exception):
             await flush_exposures(self.offers)  # what this process saw, before it goes
         await self.relay.stop()

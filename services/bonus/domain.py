@@ -30,10 +30,14 @@ __all__ = [
     "OrderLine",
     "Program",
     "Tier",
+    "TierChange",
     "TierStanding",
     "account_view",
     "new_id",
     "order_points",
+    "order_value",
+    "returned_share",
+    "segment_multiplier",
     "tier_standing",
 ]
 
@@ -129,9 +133,38 @@ class OrderLine:
     unit_price_micros: int
 
 
-def order_points(program: Program, lines: Sequence[OrderLine], tier_multiplier: float) -> int:
+def order_value(program: Program, lines: Sequence[OrderLine]) -> int:
+    """The lines' value in micros weighed by the category multipliers (what the points rate
+    applies to), rounded down; negative when returns outweigh purchases. An accrual records
+    it, so a return can take back its share of the points (`returned_share`)."""
+    micros = sum(
+        (
+            Decimal(line.quantity * line.unit_price_micros)
+            * _decimal(program.category_multipliers.get(line.category, 1.0))
+            for line in lines
+        ),
+        Decimal(0),
+    )
+    return int(micros.to_integral_value(rounding=ROUND_FLOOR, context=_EXACT))
+
+
+def returned_share(points: int, value_micros: int, returned_micros: int) -> int:
+    """The points of an accrual (earned on `value_micros`) that returning lines worth
+    `returned_micros` takes back: floor(points x returned / value), at most all of them."""
+    if value_micros <= 0:
+        return 0
+    return min(points, points * returned_micros // value_micros)
+
+
+def order_points(
+    program: Program,
+    lines: Sequence[OrderLine],
+    tier_multiplier: float,
+    segment_multiplier: float = 1.0,
+) -> int:
     """Points an order earns: its value in whole currency units times the program's rate, the
-    line's category multiplier and the tier's, rounded down; returns reduce it, never below 0.
+    line's category multiplier, the tier's and the segment's, rounded down; returns reduce it,
+    never below 0.
     """
     micros = sum(
         (
@@ -142,10 +175,25 @@ def order_points(program: Program, lines: Sequence[OrderLine], tier_multiplier: 
         Decimal(0),
     )
     points = _EXACT.multiply(
-        _EXACT.multiply(micros, _decimal(program.points_per_unit)), _decimal(tier_multiplier)
+        _EXACT.multiply(
+            _EXACT.multiply(micros, _decimal(program.points_per_unit)), _decimal(tier_multiplier)
+        ),
+        _decimal(segment_multiplier),
     )
     whole = (points / Decimal(1_000_000)).quantize(Decimal(1), rounding=ROUND_FLOOR, context=_EXACT)
     return max(0, int(whole))
+
+
+@dataclass(frozen=True)
+class TierChange:
+    """An account's tier moved (proto TierChanged)."""
+
+    program_id: str
+    customer_id: str
+    previous: str
+    tier: str
+    points: int
+    at: float
 
 
 @dataclass(frozen=True)
@@ -167,6 +215,14 @@ class TierStanding:
         return self.next_tier.threshold_points - self.points if self.next_tier else 0
 
 
+def segment_multiplier(program: Program, segments: frozenset[str]) -> float:
+    """The highest multiplier among the program's segments the customer is in (1.0: none)."""
+    return max(
+        (m for segment, m in program.segment_multipliers.items() if segment in segments),
+        default=1.0,
+    )
+
+
 def tier_standing(program: Program, earned: int) -> TierStanding:
     reached = [t for t in program.tiers if earned >= t.threshold_points]
     above = [t for t in program.tiers if earned < t.threshold_points]
@@ -181,6 +237,8 @@ class Lot:
     remaining: int
     available_at: float
     expires_at: float | None
+    # credited pending, and its ACTIVATION not recorded yet
+    pending: bool = False
 
     def spendable(self, now: float) -> bool:
         return self.available_at <= now and not self.expired(now)
@@ -284,6 +342,27 @@ class Ledger:
         self.changed[lot.lot_id] = lot
         return taken
 
+    def activate(self) -> None:
+        """An ACTIVATION for every pending lot whose return window has ended: points 0 (balance
+        + pending stay), the lot's points move from pending to the balance."""
+        for lot in self.lots:
+            if lot.pending and lot.available_at <= self.now:
+                lot.pending = False
+                self.changed[lot.lot_id] = lot
+                if lot.remaining:
+                    self._record(
+                        Movement(
+                            new_id(),
+                            self.program.program_id,
+                            self.customer_id,
+                            "ACTIVATION",
+                            0,
+                            self.now,
+                            reversed_transaction_id=lot.lot_id,
+                            description=f"{lot.remaining} points of {lot.lot_id} became spendable",
+                        )
+                    )
+
     def expire(self) -> None:
         """An EXPIRATION for every lot past its expiry that still holds points."""
         for lot in self.lots:
@@ -309,7 +388,13 @@ class Ledger:
             )
         expires_at = self.program.expiry_after(available_at)
         if movement.points:  # an order that earns nothing is recorded, with no lot
-            lot = Lot(movement.transaction_id, movement.points, available_at, expires_at)
+            lot = Lot(
+                movement.transaction_id,
+                movement.points,
+                available_at,
+                expires_at,
+                pending=available_at > self.now,
+            )
             self.lots = sorted([*self.lots, lot], key=_order)
             self.changed[lot.lot_id] = lot
         if movement.type != "REVERSAL":
@@ -331,6 +416,26 @@ class Ledger:
                 left -= self._take(lot, left)
         assert left == 0, "spend beyond the balance"
         return self._record(movement)
+
+    def transfer_out(self, movement: Movement) -> list[Lot]:
+        """A merge: every lot still holding points leaves the account (as it is: amount,
+        availability, expiry), recorded as one debit of their sum. Expire first."""
+        moved = [lot for lot in self.lots if lot.remaining > 0]
+        self.lots = []
+        self._record(replace(movement, points=-sum(lot.remaining for lot in moved)))
+        return moved
+
+    def transfer_in(self, movement: Movement, lots: Sequence[Lot], lifetime: int) -> Movement:
+        """A merge: the lots another account gave up join this one, one credit of their sum
+        (the lots keep their ids, so they are moved, not inserted)."""
+        points = sum(lot.remaining for lot in lots)
+        if self.points + points > MAX_POINTS:
+            raise FailedPrecondition(
+                f"an account holds at most {MAX_POINTS} points", reason="BALANCE_LIMIT"
+            )
+        self.lots = sorted([*self.lots, *(replace(lot) for lot in lots)], key=_order)
+        self.lifetime += lifetime
+        return self._record(replace(movement, points=points))
 
     def take_back(self, movement: Movement, first_lot: str, points: int) -> Movement:
         """Reverses a credit: `points` from its own lot first, then from any lot (pending

@@ -33,6 +33,7 @@ from services.bonus.translate import (
     promotion_in,
     promotion_patch_in,
     quote_request_in,
+    signed_points_in,
 )
 
 __all__ = ["CONTRACT", "SCOPES", "BonusServicer", "bonus_service"]
@@ -55,6 +56,8 @@ SCOPES = {
     "Redeem": WRITE,
     "Reverse": WRITE,
     "ListTransactions": READ,
+    # A correction outside every rule of the program: the admin's.
+    "AdjustPoints": ADMIN,
     "QuoteOffer": READ,
     "GetPromotionReport": READ,
 }
@@ -133,6 +136,16 @@ class BonusServicer:
         return pb.ReverseResponse(
             **self._moved(outcome), unrecovered_points=outcome.movement.unrecovered
         )
+
+    async def AdjustPoints(
+        self, request: pb.AdjustPointsRequest, _ctx: Any
+    ) -> pb.AdjustPointsResponse:
+        key = key_in(request.idempotency_key)
+        points = signed_points_in(request.points, "points")
+        reason = check_text(request.reason, "reason", max_len=512, required=True)
+        program_id, customer_id = await self._account_of(request)
+        outcome = await h.adjust_points(self.deps, program_id, customer_id, points, reason, key)
+        return pb.AdjustPointsResponse(**self._moved(outcome))
 
     async def ListTransactions(
         self, request: pb.ListTransactionsRequest, _ctx: Any

@@ -10,6 +10,7 @@ what is committed now (`retry_conflicts`), where the duplicate is found.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
@@ -26,9 +27,12 @@ from services.bonus.domain import (
     Movement,
     OrderLine,
     Program,
+    TierChange,
     account_view,
     new_id,
     order_points,
+    order_value,
+    segment_multiplier,
     tier_standing,
 )
 from services.bonus.offers import Claim, claim_quote, note_conversion, release_quote
@@ -41,6 +45,7 @@ __all__ = [
     "Outcome",
     "ProgramPatch",
     "accrue",
+    "adjust_points",
     "create_program",
     "enroll",
     "erase_customer",
@@ -50,10 +55,15 @@ __all__ = [
     "list_transactions",
     "redeem",
     "reverse",
+    "settle_tier",
+    "tier_sweep",
     "update_program",
 ]
 
 INT64_MAX = 2**63 - 1
+# How long an accrual waits for segmentation's answer (segment multipliers) before it
+# accrues without them.
+SEGMENT_TIMEOUT = 0.3
 
 
 @dataclass(frozen=True)
@@ -210,7 +220,19 @@ async def _move(
         async with deps.uow() as uow:
             program = await _program(uow, program_id)
             if not await uow.guard_customer(customer_id):
-                raise NotFound(f"customer {customer_id!r} was erased", reason="CUSTOMER_NOT_FOUND")
+                target = await uow.merged_into(customer_id)
+                if target is None:
+                    raise NotFound(
+                        f"customer {customer_id!r} was erased", reason="CUSTOMER_NOT_FOUND"
+                    )
+                # a merged customer's keys keep answering; nothing else is written for it
+                if key and (prior := await _replay(uow, program_id, key, print_)) is not None:
+                    return Outcome(prior, await _view(uow, program, target, now), program)
+                raise NotFound(
+                    f"customer {customer_id!r} was merged into {target!r}",
+                    reason="CUSTOMER_MERGED",
+                    metadata={"target_customer_id": target},
+                )
             opened = enrol and await uow.open_account(program_id, customer_id, now)
             state = await uow.lock_account(program_id, customer_id)
             if key and (prior := await _replay(uow, program_id, key, print_)) is not None:
@@ -221,18 +243,18 @@ async def _move(
             movement = None
             if opened and program.welcome_points:
                 movement = ledger.credit(_welcome(program, customer_id, now), now)
+            ledger.activate()
             ledger.expire()
             if act is not None:
                 movement = await act(uow, ledger)
             if ledger.movements:
                 await uow.append(ledger.movements)
                 await uow.save_lots(program_id, customer_id, list(ledger.changed.values()))
-                await uow.save_account(
-                    program_id,
-                    customer_id,
-                    replace(state, points=ledger.points, lifetime_points=ledger.lifetime),
-                )
             earned = await uow.earned_since(program_id, customer_id, now - program.tier_period)
+            after = replace(state, points=ledger.points, lifetime_points=ledger.lifetime)
+            after = await settle_tier(uow, program, customer_id, after, earned, now)
+            if ledger.movements or after.tier != state.tier:
+                await uow.save_account(program_id, customer_id, after)
             view = account_view(
                 program, customer_id, state.enrolled_at, ledger.lifetime, ledger.lots, earned, now
             )
@@ -242,6 +264,48 @@ async def _move(
     return await retry_conflicts(attempt, attempts=deps.attempts)
 
 
+async def settle_tier(
+    uow: BonusUnitOfWork,
+    program: Program,
+    customer_id: str,
+    state: AccountState,
+    earned: int,
+    now: float,
+) -> AccountState:
+    """The state with the tier `earned` gives; when it is not the tier last announced, a
+    TierChanged goes to the outbox in this transaction. The caller saves the state."""
+    tier = tier_standing(program, earned).name
+    if tier == state.tier:
+        return state
+    change = TierChange(program.program_id, customer_id, state.tier, tier, earned, now)
+    await uow.announce_tier(change)
+    return replace(state, tier=tier)
+
+
+async def tier_sweep(
+    deps: BonusDeps, after: tuple[str, str] | None, limit: int = 500
+) -> tuple[str, str] | None:
+    """Tiers go down with time alone: visits accounts holding a tier, in key order from
+    `after`, and re-settles (an ordinary locked write) those whose points over the rolling
+    period no longer reach it. Returns where the next call starts (None: the end)."""
+    now = deps.clock()
+    async with deps.uow() as uow:
+        page = await uow.tiered_accounts(after, limit)
+        stale: list[tuple[str, str]] = []
+        programs: dict[str, Program] = {}
+        for program_id, customer_id, tier in page:
+            if program_id not in programs:
+                programs[program_id] = await _program(uow, program_id)
+            program = programs[program_id]
+            earned = await uow.earned_since(program_id, customer_id, now - program.tier_period)
+            if tier_standing(program, earned).name != tier:
+                stale.append((program_id, customer_id))
+    for program_id, customer_id in stale:
+        with contextlib.suppress(NotFound):  # erased or merged meanwhile
+            await _move(deps, program_id, customer_id, enrol=False)
+    return (page[-1][0], page[-1][1]) if len(page) == limit else None
+
+
 async def enroll(deps: BonusDeps, program_id: str, customer_id: str) -> Outcome:
     """Opens the account and credits the welcome points; movement None when the customer was
     already enrolled or the program has no welcome points."""
@@ -249,12 +313,31 @@ async def enroll(deps: BonusDeps, program_id: str, customer_id: str) -> Outcome:
 
 
 async def get_account(deps: BonusDeps, program_id: str, customer_id: str) -> AccountView:
+    """A merged customer's reads follow it to the customer it lives on as."""
     async with deps.uow() as uow:
         program = await _program(uow, program_id)
+        customer_id = await uow.merged_into(customer_id) or customer_id
         return await _view(uow, program, customer_id, deps.clock())
 
 
+async def _segments(deps: BonusDeps, program_id: str, customer_id: str) -> frozenset[str] | None:
+    """The customer's segments among the program's segment_multipliers, asked before the
+    unit of work (no lock is held while segmentation answers); None when it does not answer
+    within SEGMENT_TIMEOUT."""
+    async with deps.uow() as uow:
+        program = await _program(uow, program_id)
+    if not program.segment_multipliers:
+        return frozenset()
+    return await deps.signals.segments(
+        customer_id, sorted(program.segment_multipliers), None, SEGMENT_TIMEOUT
+    )
+
+
 async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accrual) -> Outcome:
+    """Credits what the order earns. Segment multipliers: the highest among the segments the
+    customer is in applies; when segmentation does not answer, the order earns at the rate
+    without them and the transaction's description says so."""
+    segments = await _segments(deps, program_id, customer_id)
     print_ = fingerprint(
         "ACCRUE",
         customer_id,
@@ -281,7 +364,10 @@ async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accr
                 metadata={"transaction_id": earlier.transaction_id},
             )
         earned = await uow.earned_since(program_id, customer_id, now - program.tier_period)
-        points = order_points(program, order.lines, tier_standing(program, earned).multiplier)
+        by_segment = segment_multiplier(program, segments or frozenset())
+        points = order_points(
+            program, order.lines, tier_standing(program, earned).multiplier, by_segment
+        )
         transaction_id = new_id()
         # --- promotions (services/bonus/offers.py): the quote's uses, its bonus points, and
         # the order for holdout reports
@@ -304,12 +390,23 @@ async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accr
             idempotency_key=order.idempotency_key,
             fingerprint=print_,
             earned=points,
+            # what the points were earned on: a return takes back its share of them
+            value_micros=max(0, order_value(program, order.lines)),
+            description=_segment_note(program, segments, by_segment),
         )
         return ledger.credit(movement, now + program.pending_days * 86_400.0)
 
     return await _move(
         deps, program_id, customer_id, key=order.idempotency_key, print_=print_, act=act, enrol=True
     )
+
+
+def _segment_note(program: Program, segments: frozenset[str] | None, multiplier: float) -> str:
+    if not program.segment_multipliers:
+        return ""
+    if segments is None:
+        return "segment multipliers not applied: segmentation did not answer"
+    return f"segment multiplier {multiplier:g}" if multiplier != 1.0 else ""
 
 
 async def redeem(
@@ -342,12 +439,53 @@ async def redeem(
     return await _move(deps, program_id, customer_id, key=key, print_=print_, act=act, enrol=False)
 
 
+async def adjust_points(
+    deps: BonusDeps, program_id: str, customer_id: str, points: int, reason: str, key: str
+) -> Outcome:
+    """An administrator's correction of an enrolled account: a credit spendable at once, or a
+    debit of spendable points (earliest expiry first) that never goes below zero."""
+    print_ = fingerprint("ADJUST", customer_id, points, reason)
+
+    async def act(uow: BonusUnitOfWork, ledger: Ledger) -> Movement:
+        if await uow.account(program_id, customer_id) is None:
+            raise NotFound(
+                f"customer {customer_id!r} is not enrolled in program {program_id!r}",
+                reason="ACCOUNT_NOT_FOUND",
+            )
+        movement = Movement(
+            new_id(),
+            program_id,
+            customer_id,
+            "ADJUSTMENT",
+            points,
+            ledger.now,
+            idempotency_key=key,
+            fingerprint=print_,
+            description=reason,
+        )
+        if points > 0:
+            return ledger.credit(movement, ledger.now)
+        if ledger.balance < -points:
+            raise FailedPrecondition(
+                f"the balance is {ledger.balance} points, {-points} asked",
+                reason="INSUFFICIENT_POINTS",
+                metadata={"balance": str(ledger.balance)},
+            )
+        return ledger.spend(movement)
+
+    return await _move(deps, program_id, customer_id, key=key, print_=print_, act=act, enrol=False)
+
+
 async def reverse(
     deps: BonusDeps, transaction_id: str, points: int, reason: str, key: str
 ) -> Outcome:
-    """Undoes `points` (0: all that is left) of a welcome, accrual or redemption."""
+    """Undoes `points` (0: all that is left) of a welcome, accrual or redemption, in the
+    account that holds it now (a merged customer's transactions are the target's)."""
     async with deps.uow() as uow:
         original = await uow.by_id(transaction_id)
+        owner = ""
+        if original is not None:
+            owner = await uow.merged_into(original.customer_id) or original.customer_id
     if original is None:
         raise NotFound(f"no transaction {transaction_id!r}", reason="TRANSACTION_NOT_FOUND")
     print_ = fingerprint("REVERSE", transaction_id, points, reason)
@@ -367,7 +505,7 @@ async def reverse(
         movement = Movement(
             new_id(),
             original.program_id,
-            original.customer_id,
+            ledger.customer_id,
             "REVERSAL",
             amount,
             ledger.now,
@@ -387,15 +525,17 @@ async def reverse(
             return ledger.take_back(movement, transaction_id, amount)
         return ledger.credit(movement, ledger.now)  # spent points come back, spendable now
 
-    return await _move(
-        deps,
-        original.program_id,
-        original.customer_id,
-        key=key,
-        print_=print_,
-        act=act,
-        enrol=False,
-    )
+    try:
+        return await _move(
+            deps, original.program_id, owner, key=key, print_=print_, act=act, enrol=False
+        )
+    except NotFound as exc:  # merged since it was looked up: the target holds it now
+        if exc.reason != "CUSTOMER_MERGED":
+            raise
+        target = exc.metadata["target_customer_id"]
+        return await _move(
+            deps, original.program_id, target, key=key, print_=print_, act=act, enrol=False
+        )
 
 
 async def list_transactions(
@@ -404,6 +544,7 @@ async def list_transactions(
     """A page, newest first, and the position the next page starts before (None: last)."""
     async with deps.uow() as uow:
         await _program(uow, program_id)
+        customer_id = await uow.merged_into(customer_id) or customer_id
         rows = await uow.history(program_id, customer_id, before, limit + 1)
     page = rows[:limit]
     following = page[-1][0] if len(rows) > limit else None

@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from libs.db import Base, BigId
@@ -50,6 +60,9 @@ class AccountRow(Base):
     enrolled_at: Mapped[float] = mapped_column(Float)
     points: Mapped[int] = mapped_column(BigInteger)  # sum of the ledger: balance + pending
     lifetime_points: Mapped[int] = mapped_column(BigInteger)
+    # The tier as last announced on bonus.tiers (migration bonus_0004): a write that changes
+    # it, or the tier sweep when points leave the period, announces the change.
+    tier: Mapped[str] = mapped_column(String(64), server_default="")
 
 
 class TransactionRow(Base):
@@ -98,6 +111,8 @@ class LotRow(Base):
     remaining: Mapped[int] = mapped_column(BigInteger)
     available_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Credited pending, its ACTIVATION not recorded yet (migration bonus_0004).
+    pending: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class CustomerGuardRow(Base):
@@ -106,9 +121,13 @@ class CustomerGuardRow(Base):
     after it see `erased_at` (kept for good, as a tombstone: customer ids are never reused)."""
 
     __tablename__ = "bonus_customers"
+    __table_args__ = (Index("ix_bonus_customers_merged_into", "merged_into"),)
 
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     erased_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # profile.merged: the customer this one lives on as (its accounts, lots and history
+    # follow that one; writes naming this one are refused). Migration bonus_0004.
+    merged_into: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class PromotionRow(Base):

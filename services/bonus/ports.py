@@ -7,12 +7,12 @@ in-memory fake (tests/unit/bonus_fakes.py).
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Self
 
 from libs.signals import CustomerSignals  # re-exported: the port bonus asks segmentation by
-from services.bonus.domain import Lot, Movement, Program
+from services.bonus.domain import Lot, Movement, Program, TierChange
 from services.bonus.promotions import Promotion
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "CustomerSignals",
     "Exposure",
     "GroupFigures",
+    "ProfileTraits",
     "PromotionUse",
 ]
 
@@ -30,6 +31,7 @@ class AccountState:
     enrolled_at: float
     points: int  # the ledger's sum: balance + pending
     lifetime_points: int
+    tier: str = ""  # as last announced (TierChanged)
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,27 @@ class BonusUnitOfWork(abc.ABC):
     @abc.abstractmethod
     async def erase_customer(self, customer_id: str, at: float) -> None:
         """Holds the guard exclusively, marks the customer erased and deletes its accounts,
-        lots and ledger rows in every program."""
+        lots and ledger rows in every program (and those of customers merged into it)."""
+
+    # merges: the source's guard names the target; reads of the target's history, tier
+    # points and accruals include the rows of the customers merged into it
+    @abc.abstractmethod
+    async def merged_into(self, customer_id: str) -> str | None:
+        """The customer a merged one lives on as (None: not merged)."""
+
+    @abc.abstractmethod
+    async def lock_merge(self, source_id: str, target_id: str) -> tuple[str | None, bool]:
+        """Holds both customers' guards until commit, in key order, the source's exclusively
+        (writes in flight on it finish first; later ones see the merge). Returns what the
+        source was merged into already (None) and whether either customer was erased."""
+
+    @abc.abstractmethod
+    async def mark_merged(self, source_id: str, target_id: str) -> None:
+        """The source lives on as the target, and so do the customers merged into it."""
+
+    @abc.abstractmethod
+    async def move_lots(self, program_id: str, source_id: str, target_id: str) -> None:
+        """The source's lots in the program become the target's, as they are."""
 
     # accounts: every write locks the account row first (`lock_account`) and keeps it locked
     # until commit, so two callers on one account (in one process or two) take turns
@@ -123,7 +145,8 @@ class BonusUnitOfWork(abc.ABC):
 
     @abc.abstractmethod
     async def due_for_expiry(self, now: float, limit: int) -> list[tuple[str, str]]:
-        """(program_id, customer_id) of accounts holding points past their expiry."""
+        """(program_id, customer_id) of accounts holding points past their expiry, or pending
+        points whose return window has ended (their ACTIVATION not recorded yet)."""
 
     @abc.abstractmethod
     async def save_lots(self, program_id: str, customer_id: str, lots: Sequence[Lot]) -> None:
@@ -144,6 +167,15 @@ class BonusUnitOfWork(abc.ABC):
     async def accrual_of(self, program_id: str, order_id: str) -> Movement | None: ...
 
     @abc.abstractmethod
+    async def enrolled_programs(self, customer_id: str) -> list[tuple[str, float]]:
+        """(program_id, enrolled_at) of the customer's accounts."""
+
+    @abc.abstractmethod
+    async def open_accruals(self, program_id: str, customer_id: str) -> list[tuple[Movement, int]]:
+        """The account's ACCRUALs that still have points to reverse, newest first, each with
+        what is left to reverse of it (its points minus what its reversals undid)."""
+
+    @abc.abstractmethod
     async def reversed_so_far(self, transaction_id: str) -> int:
         """How much of a transaction its reversals have undone."""
 
@@ -161,6 +193,18 @@ class BonusUnitOfWork(abc.ABC):
     async def announce_program(self, program: Program) -> None:
         """Publishes ProgramChanged (outbox) and moves the configuration version, in this
         transaction."""
+
+    # tiers
+    @abc.abstractmethod
+    async def announce_tier(self, change: TierChange) -> None:
+        """Publishes TierChanged (outbox) in this transaction."""
+
+    @abc.abstractmethod
+    async def tiered_accounts(
+        self, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str, str]]:
+        """(program_id, customer_id, tier) of accounts holding a tier, in key order, strictly
+        after `after`."""
 
     # promotions (services/bonus/offers.py); every change to one is announced
     @abc.abstractmethod
@@ -245,3 +289,15 @@ class BonusUnitOfWork(abc.ABC):
     @abc.abstractmethod
     async def holdout_report(self, promotion_id: str) -> dict[bool, GroupFigures]:
         """held_out -> the group's figures (both keys always present)."""
+
+
+class ProfileTraits(abc.ABC):
+    """Where bonus publishes what it knows about a customer: the profile service's SetTraits
+    in the namespace `bonus`. The gRPC adapter is `services.bonus.traits.ProfileTraitsWriter`;
+    the unit tests use a fake (tests/unit/bonus_fakes.py)."""
+
+    @abc.abstractmethod
+    async def set_traits(self, customer_id: str, traits: Mapping[str, str | None]) -> bool:
+        """Writes the traits (None removes one). False when profile does not know the
+        customer; raises libs.errors.Unavailable when profile cannot be reached, so that the
+        caller (a bus consumer) tries again later instead of losing the write."""

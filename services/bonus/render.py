@@ -9,8 +9,8 @@ from backcrm.bonus.v1 import bonus_service_pb2 as pb
 
 from libs.db import OutboxMessage
 from libs.protoutil import enum, money, ts
-from libs.topics import BONUS_PROGRAMS, BONUS_PROMOTIONS, BONUS_TRANSACTIONS
-from services.bonus.domain import AccountView, Movement, Program
+from libs.topics import BONUS_PROGRAMS, BONUS_PROMOTIONS, BONUS_TIERS, BONUS_TRANSACTIONS
+from services.bonus.domain import AccountView, Movement, Program, TierChange
 from services.bonus.offers import QuoteResult, Report
 from services.bonus.ports import GroupFigures
 from services.bonus.pricing import CURRENCY_EXPONENTS, minor_unit_micros, round_half_up
@@ -21,6 +21,7 @@ __all__ = [
     "encode_movement",
     "encode_program",
     "encode_promotion",
+    "encode_tier",
     "program_to_proto",
     "promotion_to_proto",
     "quote_to_proto",
@@ -269,3 +270,15 @@ def report_to_proto(report: Report) -> pb.GetPromotionReportResponse:
         treated=_group(report.groups[False], report.currency),
         held_out=_group(report.groups[True], report.currency),
     )
+
+
+def encode_tier(change: TierChange) -> OutboxMessage:
+    payload = pb.TierChanged(
+        program_id=change.program_id,
+        customer_id=change.customer_id,
+        previous_tier=change.previous,
+        tier=change.tier,
+        changed_at=ts(change.at),
+        tier_points=change.points,
+    )
+    return (*BONUS_TIERS.outbox_row(payload), "")

@@ -5,7 +5,10 @@ PostgreSQL; the embedded SQLite engine has one connection, so units of work alre
 turns). Before it, every write holds its customer's guard row shared (FOR SHARE), which an
 erasure takes exclusively: the erasure waits for the writes in flight (and then deletes what
 they committed, in statements that see it), and a write after it finds the customer erased.
-Ledger rows are only ever inserted, and deleted only by an erasure.
+A merge takes the source's guard exclusively the same way and then records `merged_into` on
+it; reads of a customer's history, tier points and accruals include the rows of the customers
+merged into it (`_members`, one indexed look-up). Ledger rows are only ever inserted, and
+deleted only by an erasure.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from sqlalchemy import Table, and_, bindparam, delete, distinct, func, or_, sele
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.db import OutboxMessage, SqlUnitOfWork
-from services.bonus.domain import Lot, Movement, Program
+from services.bonus.domain import Lot, Movement, Program, TierChange
 from services.bonus.models import (
     AccountRow,
     BonusOutboxRow,
@@ -96,7 +99,9 @@ _FIELDS = (
 )
 _COLUMNS = [LEDGER.c[name] for name in _FIELDS] + [LEDGER.c.idempotency_key]
 _SET_REMAINING = (
-    update(LOTS).where(LOTS.c.lot_id == bindparam("b_id")).values(remaining=bindparam("b_left"))
+    update(LOTS)
+    .where(LOTS.c.lot_id == bindparam("b_id"))
+    .values(remaining=bindparam("b_left"), pending=bindparam("b_pending"))
 )
 
 
@@ -156,11 +161,14 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
         encode_program: Callable[[Program], OutboxMessage],
         encode_promotion: Callable[[Promotion], OutboxMessage],
         after_commit: Callable[[], None] | None = None,
+        *,
+        encode_tier: Callable[[TierChange], OutboxMessage],
     ) -> None:
         super().__init__(sessions, BonusOutboxRow, after_commit)
         self._encode_movement = encode_movement
         self._encode_program = encode_program
         self._encode_promotion = encode_promotion
+        self._encode_tier = encode_tier
 
     # programs
 
@@ -330,30 +338,91 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
     async def drop_uses(self, transaction_id: str) -> None:
         await self.s.execute(delete(USES).where(USES.c.transaction_id == transaction_id))
 
+    async def announce_tier(self, change: TierChange) -> None:
+        await self.write_outbox([self._encode_tier(change)])
+
+    async def tiered_accounts(
+        self, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str, str]]:
+        query = select(ACCOUNTS.c.program_id, ACCOUNTS.c.customer_id, ACCOUNTS.c.tier).where(
+            ACCOUNTS.c.tier != ""
+        )
+        if after is not None:
+            query = query.where(
+                or_(
+                    ACCOUNTS.c.program_id > after[0],
+                    (ACCOUNTS.c.program_id == after[0]) & (ACCOUNTS.c.customer_id > after[1]),
+                )
+            )
+        rows = await self.s.execute(
+            query.order_by(ACCOUNTS.c.program_id, ACCOUNTS.c.customer_id).limit(limit)
+        )
+        return [(p, c, t) for p, c, t in rows]
+
     # customers
 
-    async def _guard(self, customer_id: str, *, exclusive: bool) -> float | None:
-        """Creates the guard row if needed, locks it, and returns its erased_at."""
+    async def _guard(self, customer_id: str, *, exclusive: bool) -> tuple[float | None, str | None]:
+        """Creates the guard row if needed, locks it, and returns (erased_at, merged_into)."""
         await self.s.execute(
             self._insert(GUARDS)
             .values(customer_id=customer_id, erased_at=None)
             .on_conflict_do_nothing()
         )
-        query = select(GUARDS.c.erased_at).where(GUARDS.c.customer_id == customer_id)
-        return await self.s.scalar(query.with_for_update(read=not exclusive))
+        query = select(GUARDS.c.erased_at, GUARDS.c.merged_into).where(
+            GUARDS.c.customer_id == customer_id
+        )
+        row = (await self.s.execute(query.with_for_update(read=not exclusive))).one()
+        return row.erased_at, row.merged_into
 
     async def guard_customer(self, customer_id: str) -> bool:
-        return await self._guard(customer_id, exclusive=False) is None
+        return await self._guard(customer_id, exclusive=False) == (None, None)
 
     async def erase_customer(self, customer_id: str, at: float) -> None:
-        erased_at = await self._guard(customer_id, exclusive=True)
+        erased_at, _ = await self._guard(customer_id, exclusive=True)
         await self.s.execute(
             update(GUARDS)
             .where(GUARDS.c.customer_id == customer_id)
             .values(erased_at=erased_at or at)
         )
         for table in (LEDGER, LOTS, ACCOUNTS, USES, EXPOSURES, CONVERSIONS):
-            await self.s.execute(delete(table).where(table.c.customer_id == customer_id))
+            await self.s.execute(
+                delete(table).where(table.c.customer_id.in_(await self._members(customer_id)))
+            )
+
+    async def _members(self, customer_id: str) -> list[str]:
+        """The customer and the customers merged into it: whose ledger rows are its history.
+        A list of ids (not a subquery), so the account index serves the queries using it."""
+        merged = await self.s.scalars(
+            select(GUARDS.c.customer_id).where(GUARDS.c.merged_into == customer_id)
+        )
+        return [customer_id, *merged]
+
+    async def merged_into(self, customer_id: str) -> str | None:
+        return await self.s.scalar(
+            select(GUARDS.c.merged_into).where(GUARDS.c.customer_id == customer_id)
+        )
+
+    async def lock_merge(self, source_id: str, target_id: str) -> tuple[str | None, bool]:
+        states = {
+            c: await self._guard(c, exclusive=c == source_id)
+            for c in sorted((source_id, target_id))
+        }
+        erased = any(erased_at is not None for erased_at, _ in states.values())
+        return states[source_id][1], erased
+
+    async def mark_merged(self, source_id: str, target_id: str) -> None:
+        await self.s.execute(
+            update(GUARDS)
+            .where(or_(GUARDS.c.customer_id == source_id, GUARDS.c.merged_into == source_id))
+            .values(merged_into=target_id)
+        )
+
+    async def move_lots(self, program_id: str, source_id: str, target_id: str) -> None:
+        await self.s.execute(
+            update(LOTS)
+            .where(LOTS.c.program_id == program_id, LOTS.c.customer_id == source_id)
+            .values(customer_id=target_id)
+        )
 
     # accounts
 
@@ -366,6 +435,7 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
                 enrolled_at=at,
                 points=0,
                 lifetime_points=0,
+                tier="",
             )
             .on_conflict_do_nothing()
             .returning(ACCOUNTS.c.program_id)
@@ -375,9 +445,9 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
     async def _account(
         self, program_id: str, customer_id: str, for_update: bool
     ) -> AccountState | None:
-        query = select(ACCOUNTS.c.enrolled_at, ACCOUNTS.c.points, ACCOUNTS.c.lifetime_points).where(
-            ACCOUNTS.c.program_id == program_id, ACCOUNTS.c.customer_id == customer_id
-        )
+        query = select(
+            ACCOUNTS.c.enrolled_at, ACCOUNTS.c.points, ACCOUNTS.c.lifetime_points, ACCOUNTS.c.tier
+        ).where(ACCOUNTS.c.program_id == program_id, ACCOUNTS.c.customer_id == customer_id)
         if for_update:
             query = query.with_for_update()
         row = (await self.s.execute(query)).first()
@@ -393,12 +463,18 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
         await self.s.execute(
             update(ACCOUNTS)
             .where(ACCOUNTS.c.program_id == program_id, ACCOUNTS.c.customer_id == customer_id)
-            .values(points=state.points, lifetime_points=state.lifetime_points)
+            .values(points=state.points, lifetime_points=state.lifetime_points, tier=state.tier)
         )
 
     async def lots(self, program_id: str, customer_id: str) -> list[Lot]:
         rows = await self.s.execute(
-            select(LOTS.c.lot_id, LOTS.c.remaining, LOTS.c.available_at, LOTS.c.expires_at).where(
+            select(
+                LOTS.c.lot_id,
+                LOTS.c.remaining,
+                LOTS.c.available_at,
+                LOTS.c.expires_at,
+                LOTS.c.pending,
+            ).where(
                 LOTS.c.program_id == program_id,
                 LOTS.c.customer_id == customer_id,
                 LOTS.c.remaining > 0,
@@ -409,7 +485,10 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
     async def due_for_expiry(self, now: float, limit: int) -> list[tuple[str, str]]:
         rows = await self.s.execute(
             select(LOTS.c.program_id, LOTS.c.customer_id)
-            .where(LOTS.c.remaining > 0, LOTS.c.expires_at <= now)
+            .where(
+                LOTS.c.remaining > 0,
+                or_(LOTS.c.expires_at <= now, LOTS.c.pending & (LOTS.c.available_at <= now)),
+            )
             .distinct()
             .limit(limit)
         )
@@ -430,12 +509,15 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
                 "remaining": lot.remaining,
                 "available_at": lot.available_at,
                 "expires_at": lot.expires_at,
+                "pending": lot.pending,
             }
             for lot in lots
             if lot.lot_id not in known
         ]
         changed = [
-            {"b_id": lot.lot_id, "b_left": lot.remaining} for lot in lots if lot.lot_id in known
+            {"b_id": lot.lot_id, "b_left": lot.remaining, "b_pending": lot.pending}
+            for lot in lots
+            if lot.lot_id in known
         ]
         if new:
             await self.s.execute(self._insert(LOTS), new)
@@ -467,6 +549,42 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
             LEDGER.c.program_id == program_id, LEDGER.c.accrued_order_id == order_id
         )
 
+    async def enrolled_programs(self, customer_id: str) -> list[tuple[str, float]]:
+        rows = await self.s.execute(
+            select(ACCOUNTS.c.program_id, ACCOUNTS.c.enrolled_at)
+            .where(ACCOUNTS.c.customer_id == customer_id)
+            .order_by(ACCOUNTS.c.program_id)
+        )
+        return [(program_id, enrolled_at) for program_id, enrolled_at in rows]
+
+    async def open_accruals(self, program_id: str, customer_id: str) -> list[tuple[Movement, int]]:
+        undone = (
+            select(
+                LEDGER.c.reversed_transaction_id.label("id"),
+                func.sum(LEDGER.c.reverses).label("undone"),
+            )
+            .where(
+                LEDGER.c.program_id == program_id,
+                LEDGER.c.customer_id.in_(await self._members(customer_id)),
+                LEDGER.c.type == "REVERSAL",
+            )
+            .group_by(LEDGER.c.reversed_transaction_id)
+            .subquery()
+        )
+        left = LEDGER.c.points - func.coalesce(undone.c.undone, 0)
+        rows = await self.s.execute(
+            select(*_COLUMNS, left)
+            .outerjoin(undone, undone.c.id == LEDGER.c.transaction_id)
+            .where(
+                LEDGER.c.program_id == program_id,
+                LEDGER.c.customer_id.in_(await self._members(customer_id)),
+                LEDGER.c.type == "ACCRUAL",
+                left > 0,
+            )
+            .order_by(LEDGER.c.seq.desc())
+        )
+        return [(_movement(row[:-1]), int(row[-1])) for row in rows]
+
     async def reversed_so_far(self, transaction_id: str) -> int:
         total = await self.s.scalar(
             select(func.coalesce(func.sum(LEDGER.c.reverses), 0)).where(
@@ -479,7 +597,7 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
         total = await self.s.scalar(
             select(func.coalesce(func.sum(LEDGER.c.earned), 0)).where(
                 LEDGER.c.program_id == program_id,
-                LEDGER.c.customer_id == customer_id,
+                LEDGER.c.customer_id.in_(await self._members(customer_id)),
                 LEDGER.c.created_at >= since,
             )
         )
@@ -490,7 +608,10 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
     ) -> list[tuple[int, Movement]]:
         query = (
             select(LEDGER.c.seq, *_COLUMNS)
-            .where(LEDGER.c.program_id == program_id, LEDGER.c.customer_id == customer_id)
+            .where(
+                LEDGER.c.program_id == program_id,
+                LEDGER.c.customer_id.in_(await self._members(customer_id)),
+            )
             .order_by(LEDGER.c.seq.desc())
             .limit(limit)
         )

@@ -34,6 +34,7 @@ __all__ = [
     "promotion_in",
     "promotion_patch_in",
     "quote_request_in",
+    "signed_points_in",
 ]
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -58,6 +59,13 @@ def points_in(value: int, field: str, *, allow_zero: bool = False) -> int:
     if value < 0 or (value == 0 and not allow_zero) or value > MAX_POINTS:
         low = 0 if allow_zero else 1
         raise InvalidArgument(field, f"must be between {low} and {MAX_POINTS}")
+    return value
+
+
+def signed_points_in(value: int, field: str) -> int:
+    """Non-zero points, either sign, within ±MAX_POINTS."""
+    if value == 0 or abs(value) > MAX_POINTS:
+        raise InvalidArgument(field, f"must be non-zero, within ±{MAX_POINTS}")
     return value
 
 

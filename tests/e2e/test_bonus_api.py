@@ -10,11 +10,19 @@ from backcrm.bonus.v1 import bonus_service_pb2 as pb
 from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2 as ppb
 from backcrm.segmentation.v1 import condition_pb2 as cpb
+from backcrm.segmentation.v1 import segmentation_service_pb2 as spb
 from google.protobuf import field_mask_pb2, struct_pb2, timestamp_pb2
 
 from libs.validation import encode_page_token
 from tests.e2e.conftest import Suite
-from tests.e2e.helpers import email, error_reason, field_violations, purchase, rpc_error
+from tests.e2e.helpers import (
+    email,
+    error_reason,
+    event,
+    field_violations,
+    purchase,
+    rpc_error,
+)
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
@@ -42,14 +50,16 @@ def an_order(order_id: str, *lines: tuple[str, int, int]) -> common_pb2.Order:
 
 
 async def new_program(suite: Suite, **fields: object) -> pb.Program:
+    defaults: dict[str, object] = {
+        "welcome_points": 100,
+        "point_value": gbp(10_000),
+        "tiers": [pb.Tier(name="silver", threshold_points=500)],
+    }
     program = pb.Program(
         name="Club",
         currency="GBP",
         points_per_unit=1.0,
-        welcome_points=100,
-        point_value=gbp(10_000),
-        tiers=[pb.Tier(name="silver", threshold_points=500)],
-        **fields,  # type: ignore[arg-type]
+        **{**defaults, **fields},  # type: ignore[arg-type]
     )
     reply = await suite.client().bonus.CreateProgram(pb.CreateProgramRequest(program=program))
     return reply.program
@@ -501,3 +511,177 @@ async def test_huge_carts_and_rates_are_invalid_argument_not_internal(suite: Sui
         api.QuoteOffer(pb.QuoteOfferRequest(program_id=program.program_id, context=many))
     )
     assert field_violations(err) == ["context.cart"]
+
+
+async def test_tracked_purchases_earn_and_returns_take_back_once(suite: Suite) -> None:
+    """Purchases reach bonus as profile events: only once enrolled, once per event."""
+    program = await new_program(suite)
+    who = email(f"{uid()}@example.com")
+    admin = suite.client()
+    before = purchase(uid(), who, f"o-{uid()}", ("s", "c", 1, 7 * UNIT))
+    await admin.profile.TrackEvents(ppb.TrackEventsRequest(events=[before]))
+    await suite.settled()  # recorded before the customer joined: it earns nothing
+    enrolled = await admin.bonus.Enroll(
+        pb.EnrollRequest(program_id=program.program_id, customer=who)
+    )
+    customer = common_pb2.CustomerRef(customer_id=enrolled.account.customer_id)
+    order_id = f"o-{uid()}"
+    bought = purchase(uid(), who, order_id, ("a", "c", 2, 10 * UNIT), ("b", "c", 1, 5 * UNIT))
+    returned = purchase(uid(), who, f"r-{uid()}", ("a", "c", -1, 10 * UNIT))
+    returned.properties.update({"original_order_id": order_id})
+    for _ in range(2):  # the second time, profile drops the known event ids
+        await admin.profile.TrackEvents(ppb.TrackEventsRequest(events=[bought]))
+        await suite.settled()
+        await admin.profile.TrackEvents(ppb.TrackEventsRequest(events=[returned]))
+        await suite.settled()
+    request = pb.ListTransactionsRequest(program_id=program.program_id, customer=customer)
+    history = (await admin.bonus.ListTransactions(request)).transactions
+    assert [(t.type, t.points) for t in reversed(history)] == [
+        (pb.TRANSACTION_TYPE_WELCOME, 100),
+        (pb.TRANSACTION_TYPE_ACCRUAL, 25),
+        (pb.TRANSACTION_TYPE_REVERSAL, -10),
+    ]
+    assert history[1].order_id == order_id and history[0].idempotency_key.startswith("event:")
+    account = (
+        await admin.bonus.GetAccount(
+            pb.GetAccountRequest(program_id=program.program_id, customer=customer)
+        )
+    ).account
+    assert (account.balance, account.tier_points) == (115, 15)
+
+
+async def test_the_tier_reaches_the_profile_and_a_segment_on_it(suite: Suite) -> None:
+    """Points earned -> TierChanged on bonus.tiers -> SetTraits bonus.tier (with bonus's own
+    token) -> profile.changed -> segmentation: a segment on traits.bonus.tier has the customer."""
+    tier = f"gold_{uid()}"
+    program = await new_program(suite, tiers=[pb.Tier(name=tier, threshold_points=20)])
+    seg = suite.client().segmentation
+    condition = cpb.Condition(
+        property=cpb.PropertyCondition(
+            path="traits.bonus.tier", op=cpb.OPERATOR_EQ, value=struct_pb2.Value(string_value=tier)
+        )
+    )
+    segment = (
+        await seg.CreateSegment(
+            spb.CreateSegmentRequest(segment=spb.Segment(name="tiered", condition=condition))
+        )
+    ).segment
+
+    async def built() -> bool:  # the incremental path follows the data once the build is done
+        got = await seg.GetSegment(spb.GetSegmentRequest(segment_id=segment.segment_id))
+        return bool(got.segment.state == spb.SEGMENT_STATE_READY)
+
+    await eventually(built, "the segment to become READY", timeout=20)
+    who = email(f"{uid()}@example.com")
+    admin = suite.client()
+    await admin.profile.TrackEvents(ppb.TrackEventsRequest(events=[event(uid(), who)]))
+    enrolled = await admin.bonus.Enroll(
+        pb.EnrollRequest(program_id=program.program_id, customer=who)
+    )
+    customer_id = enrolled.account.customer_id
+    bought = purchase(uid(), who, f"o-{uid()}", ("a", "c", 3, 10 * UNIT))
+    await admin.profile.TrackEvents(ppb.TrackEventsRequest(events=[bought]))
+    await suite.settled()
+    profile = (
+        await admin.profile.GetProfile(
+            ppb.GetProfileRequest(customer=common_pb2.CustomerRef(customer_id=customer_id))
+        )
+    ).profile
+    assert profile.traits["bonus.tier"].string_value == tier
+    assert profile.traits[f"bonus.tier_{program.program_id}"].string_value == tier
+
+    async def member() -> bool:
+        # segmentation follows the trait's profile.changed (on Redis, settled() can return
+        # while that last message is still on its way to the group)
+        got = await seg.ListMembers(spb.ListMembersRequest(segment_id=segment.segment_id))
+        return list(got.customer_ids) == [customer_id]
+
+    await eventually(member, "the segment on traits.bonus.tier to list the customer")
+
+
+async def test_adjustments_need_admin_and_name_bad_fields(suite: Suite) -> None:
+    program = await new_program(suite)
+    who = common_pb2.CustomerRef(customer_id=f"c-{uid()}")
+    admin = suite.client().bonus
+    await admin.Enroll(pb.EnrollRequest(program_id=program.program_id, customer=who))
+    request = pb.AdjustPointsRequest(
+        program_id=program.program_id,
+        customer=who,
+        points=-40,
+        reason="duplicate welcome",
+        idempotency_key=f"adj-{uid()}",
+    )
+    err = await rpc_error(suite.client("shop").bonus.AdjustPoints(request))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    reply = await admin.AdjustPoints(request)
+    assert (reply.transaction.type, reply.transaction.points) == (
+        pb.TRANSACTION_TYPE_ADJUSTMENT,
+        -40,
+    )
+    assert reply.account.balance == 60 and reply.transaction.description == "duplicate welcome"
+    for field, bad in (("points", {"points": 0}), ("reason", {"reason": ""})):
+        wrong = pb.AdjustPointsRequest()
+        wrong.CopyFrom(request)
+        for name, value in bad.items():
+            setattr(wrong, name, value)
+        err = await rpc_error(admin.AdjustPoints(wrong))
+        assert field_violations(err) == [field]
+    err = await rpc_error(admin.AdjustPoints(replace_points(request, -61)))
+    assert error_reason(err) == ("INSUFFICIENT_POINTS", "bonus.backcrm")
+
+
+def replace_points(request: pb.AdjustPointsRequest, points: int) -> pb.AdjustPointsRequest:
+    out = pb.AdjustPointsRequest()
+    out.CopyFrom(request)
+    out.points, out.idempotency_key = points, f"adj-{uid()}"
+    return out
+
+
+async def test_merged_profiles_merge_their_loyalty_accounts_once(suite: Suite) -> None:
+    program = await new_program(suite)
+    admin = suite.client()
+    source, target = email(f"{uid()}@example.com"), email(f"{uid()}@example.com")
+    await admin.profile.TrackEvents(
+        ppb.TrackEventsRequest(events=[event(uid(), source), event(uid(), target)])
+    )
+    ids = {}
+    for who in (source, target):
+        enrolled = await admin.bonus.Enroll(
+            pb.EnrollRequest(program_id=program.program_id, customer=who)
+        )
+        ids[enrolled.account.customer_id] = who
+    source_id, target_id = list(ids)
+    spent = await admin.bonus.Redeem(
+        pb.RedeemRequest(
+            program_id=program.program_id, customer=source, points=30, idempotency_key=uid()
+        )
+    )
+    assert spent.account.balance == 70
+    await suite.client("merger").profile.MergeProfiles(
+        ppb.MergeProfilesRequest(target=target, source=source)
+    )
+    await suite.settled()
+    by_id = common_pb2.CustomerRef(customer_id=target_id)
+    account = (
+        await admin.bonus.GetAccount(
+            pb.GetAccountRequest(program_id=program.program_id, customer=by_id)
+        )
+    ).account
+    assert account.balance == 170
+    history = (
+        await admin.bonus.ListTransactions(
+            pb.ListTransactionsRequest(program_id=program.program_id, customer=by_id)
+        )
+    ).transactions
+    assert sorted(t.type for t in history).count(pb.TRANSACTION_TYPE_TRANSFER_IN) == 1
+    assert {t.customer_id for t in history} == {source_id, target_id}
+    old = common_pb2.CustomerRef(customer_id=source_id)
+    err = await rpc_error(
+        admin.bonus.Redeem(
+            pb.RedeemRequest(
+                program_id=program.program_id, customer=old, points=1, idempotency_key=uid()
+            )
+        )
+    )
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    assert error_reason(err) == ("CUSTOMER_MERGED", "bonus.backcrm")

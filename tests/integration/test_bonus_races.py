@@ -18,14 +18,24 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import pytest
+from backcrm.common.v1.common_pb2 import EventEnvelope
 from sqlalchemy import func, select
 
 from libs.errors import FailedPrecondition
 from libs.runtime import Peers, Resources
+from libs.topics import BONUS_TIERS
 from services.bonus import handlers as h
 from services.bonus.app import BonusApp
-from services.bonus.domain import OrderLine, Program
-from services.bonus.models import AccountRow, CustomerGuardRow, LotRow, TransactionRow
+from services.bonus.domain import OrderLine, Program, Tier
+from services.bonus.merges import merge_customers
+from services.bonus.models import (
+    AccountRow,
+    BonusOutboxRow,
+    CustomerGuardRow,
+    LotRow,
+    TransactionRow,
+)
+from services.bonus.purchases import PurchaseEvent, record_purchase
 from tests.support import Backend, count_rows
 
 pytestmark = pytest.mark.integration
@@ -322,3 +332,182 @@ async def test_replicas_sweeping_expiry_at_once_expire_each_lot_once(world: Worl
     assert expirations == len(customers)
     for c in customers:
         assert await world.books(program.program_id, c) == (0, 0, 0)
+
+
+# ------------------------------------------------------------- purchases from profile events
+
+
+def _event(event_id: str, order_id: str, quantity: int, ref: str = "") -> PurchaseEvent:
+    lines = (OrderLine("", quantity, 10 * UNIT),)
+    return PurchaseEvent(event_id, "", order_id, lines, "GBP", quantity * 10 * UNIT, ref)
+
+
+async def test_redelivered_purchases_and_returns_racing_an_explicit_accrual_move_once(
+    world: World,
+) -> None:
+    """Per trial: a purchase event delivered three times (two replicas) races an explicit
+    Accrue of its order under the shop's key and another order's event; then a partial return
+    naming the order and an unreferenced one, each delivered three times at once."""
+    program = await world.program(welcome_points=0)
+    wrong = 0
+    trials = 25
+    for _ in range(trials):
+        customer = uid()
+        await h.enroll(world.deps(0), program.program_id, customer)
+        bought = replace(_event(uid(), f"o-{uid()}", 3), customer_id=customer)  # 30 points
+        other = replace(_event(uid(), f"o-{uid()}", 2), customer_id=customer)  # 20 points
+        explicit = h.Accrual(bought.order_id, bought.lines, "GBP", bought.total_micros, uid())
+        results = await asyncio.gather(
+            *(soon(record_purchase(world.deps(i), bought)) for i in range(3)),
+            soon(h.accrue(world.deps(1), program.program_id, customer, explicit)),
+            soon(record_purchase(world.deps(0), other)),
+            return_exceptions=True,
+        )
+        raised = [r for r in results if isinstance(r, BaseException)]
+        # the explicit call may lose the order to the event (ORDER_ALREADY_ACCRUED): fine
+        if any(getattr(r, "reason", "") != "ORDER_ALREADY_ACCRUED" for r in raised):
+            raise AssertionError(raised)
+        partial = replace(
+            _event(uid(), f"r-{uid()}", -1, ref=bought.order_id), customer_id=customer
+        )
+        loose = replace(_event(uid(), f"C-{uid()}", -1), customer_id=customer)
+        await asyncio.gather(
+            *(soon(record_purchase(world.deps(i), e)) for i in range(3) for e in (partial, loose))
+        )
+        books = await world.books(program.program_id, customer)
+        if books != (30, 30, 30):  # 50 earned, 10 of the order and 10 of the newest taken back
+            wrong += 1
+        async with world.resources.sessions() as s:
+            accruals = await s.scalar(
+                select(func.count())
+                .select_from(TransactionRow)
+                .where(TransactionRow.customer_id == customer, TransactionRow.type == "ACCRUAL")
+            )
+        if accruals != 2:
+            wrong += 1
+    assert wrong == 0, f"{wrong} of {trials} trials moved points twice or lost them"
+
+
+# ----------------------------------------------------------------------------------- merges
+
+
+async def test_a_merge_racing_writes_to_both_accounts_moves_everything_once(world: World) -> None:
+    """Per trial: the merge delivered twice (both replicas) races accruals and redemptions on
+    the source and on the target. Whatever wins, nothing is lost or counted twice: the target
+    ends with both balances plus what the writes that succeeded moved, the source with none."""
+    program = await world.program(welcome_points=100)
+    wrong = 0
+    trials = 20
+    for _ in range(trials):
+        source, target = uid(), uid()
+        for c in (source, target):
+            await h.enroll(world.deps(0), program.program_id, c)
+
+        def accrue(i: int, customer: str) -> Awaitable[h.Outcome]:
+            line = (OrderLine("", 1, 10 * UNIT),)
+            order = h.Accrual(f"o-{uid()}", line, "GBP", 10 * UNIT, uid())
+            return h.accrue(world.deps(i), program.program_id, customer, order)
+
+        def redeem(i: int, customer: str) -> Awaitable[h.Outcome]:
+            return h.redeem(world.deps(i), program.program_id, customer, 3, "", uid())
+
+        writes = [accrue(0, source), redeem(1, source), accrue(1, target), redeem(0, target)]
+        results = await asyncio.gather(
+            *(soon(w) for w in writes),
+            soon(merge_customers(world.deps(0), source, target)),
+            soon(merge_customers(world.deps(1), source, target)),
+            return_exceptions=True,
+        )
+        calls, merges = results[:4], results[4:]
+        refused = [r for r in calls if isinstance(r, BaseException)]
+        if any(getattr(r, "reason", "") != "CUSTOMER_MERGED" for r in refused):
+            raise AssertionError(refused)
+        if sorted(merges) != [0, 1]:  # type: ignore[type-var]
+            raise AssertionError(merges)
+        moved = sum(r.movement.points for r in calls if isinstance(r, h.Outcome) and r.movement)
+        expected = 200 + moved
+        if await world.books(program.program_id, target) != (expected, expected, expected):
+            wrong += 1
+        if await world.books(program.program_id, source) != (0, 0, 0):
+            wrong += 1
+        transfers = await count_rows(world.resources.sessions, (TransactionRow,), source)
+        async with world.resources.sessions() as s:
+            outs = await s.scalar(
+                select(func.count())
+                .select_from(TransactionRow)
+                .where(TransactionRow.customer_id == source, TransactionRow.type == "TRANSFER_OUT")
+            )
+        if outs != 1 or transfers < 2:
+            wrong += 1
+    assert wrong == 0, f"{wrong} checks failed over {trials} trials"
+
+
+async def test_replicas_sweeping_activations_at_once_record_each_once(world: World) -> None:
+    program = await world.program(welcome_points=0, pending_days=1)
+    customers = [uid() for _ in range(30)]
+    for c in customers:
+        line = (OrderLine("", 1, 3 * UNIT),)
+        await h.accrue(
+            world.deps(0), program.program_id, c, h.Accrual(uid(), line, "GBP", 0, uid())
+        )
+    later = replace(world.deps(0), clock=lambda: time.time() + 2 * 86_400)
+    other = replace(world.deps(1), clock=lambda: time.time() + 2 * 86_400)
+    writes = [
+        soon(h.redeem(d, program.program_id, c, 1, "", uid()))
+        for d, c in zip((later, other), customers[:2], strict=True)
+    ]
+    await asyncio.gather(
+        *(soon(h.expire_due(d, limit=10)) for d in (later, other, later, other)), *writes
+    )
+    while await h.expire_due(later) > 0:
+        pass
+    async with world.resources.sessions() as s:
+        activations = await s.scalar(
+            select(func.count())
+            .select_from(TransactionRow)
+            .where(
+                TransactionRow.program_id == program.program_id,
+                TransactionRow.type == "ACTIVATION",
+            )
+        )
+    assert activations == len(customers)
+    for i, c in enumerate(customers):
+        left = 2 if i < 2 else 3
+        assert await world.books(program.program_id, c) == (left, left, left)
+
+
+async def test_replicas_sweeping_tiers_at_once_announce_each_downgrade_once(world: World) -> None:
+    program = await world.program(welcome_points=0, tiers=(Tier("silver", 3),), tier_period_days=1)
+    customers = [uid() for _ in range(30)]
+    for c in customers:
+        line = (OrderLine("", 1, 3 * UNIT),)
+        await h.accrue(
+            world.deps(0), program.program_id, c, h.Accrual(uid(), line, "GBP", 0, uid())
+        )
+    later = replace(world.deps(0), clock=lambda: time.time() + 2 * 86_400)
+    other = replace(world.deps(1), clock=lambda: time.time() + 2 * 86_400)
+
+    async def sweep(deps: h.BonusDeps) -> None:
+        after = await h.tier_sweep(deps, None, limit=7)
+        while after is not None:
+            after = await h.tier_sweep(deps, after, limit=7)
+
+    await asyncio.gather(*(soon(sweep(d)) for d in (later, other, later, other)))
+    async with world.resources.sessions() as s:
+        payloads = (
+            await s.scalars(
+                select(BonusOutboxRow.payload).where(BonusOutboxRow.topic == "bonus.tiers")
+            )
+        ).all()
+    changes = [BONUS_TIERS.unpack(EventEnvelope.FromString(p)) for p in payloads]
+    mine = [t for t in changes if t.program_id == program.program_id]
+    ups = sorted(t.customer_id for t in mine if t.tier == "silver")
+    downs = sorted(t.customer_id for t in mine if t.tier == "" and t.previous_tier == "silver")
+    assert ups == downs == sorted(customers)
+    async with world.resources.sessions() as s:
+        tiers = (
+            await s.scalars(
+                select(AccountRow.tier).where(AccountRow.program_id == program.program_id)
+            )
+        ).all()
+    assert set(tiers) == {""}

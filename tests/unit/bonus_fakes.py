@@ -12,23 +12,24 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Self
 
-from libs.errors import Conflict
-from services.bonus.domain import Lot, Movement, Program
+from libs.errors import Conflict, Unavailable
+from services.bonus.domain import Lot, Movement, Program, TierChange
 from services.bonus.ports import (
     AccountState,
     BonusUnitOfWork,
     Exposure,
     GroupFigures,
+    ProfileTraits,
     PromotionUse,
 )
 from services.bonus.promotions import Promotion, coupon_key
 from tests.unit.signal_fakes import FakeSignals
 
-__all__ = ["FakeBonusStore", "FakeBonusUnitOfWork", "FakeSignals"]
+__all__ = ["FakeBonusStore", "FakeBonusUnitOfWork", "FakeSignals", "FakeTraits"]
 
 Account = tuple[str, str]  # (program_id, customer_id)
 
@@ -40,12 +41,14 @@ class _State:
     lots: dict[str, tuple[Account, Lot]] = field(default_factory=dict)
     ledger: list[Movement] = field(default_factory=list)
     published: list[str] = field(default_factory=list)  # outbox: "program:<id>" / tx ids
+    tiers: list[TierChange] = field(default_factory=list)  # outbox: TierChanged
     erased: set[str] = field(default_factory=set)
     promotions: dict[str, Promotion] = field(default_factory=dict)
     uses: list[PromotionUse] = field(default_factory=list)
     version: int = 0
     exposures: dict[tuple[str, str], Exposure] = field(default_factory=dict)
     conversions: dict[tuple[str, str], tuple[str, int, float]] = field(default_factory=dict)
+    merged: dict[str, str] = field(default_factory=dict)  # source -> the customer it lives on as
 
 
 @dataclass
@@ -216,18 +219,50 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
     async def drop_uses(self, transaction_id: str) -> None:
         self._s.uses = [u for u in self._s.uses if u.transaction_id != transaction_id]
 
+    async def announce_tier(self, change: TierChange) -> None:
+        self._s.tiers.append(change)
+
+    async def tiered_accounts(
+        self, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str, str]]:
+        keys = sorted(k for k, state in self._s.accounts.items() if state.tier)
+        keys = [k for k in keys if after is None or k > after]
+        return [(p, c, self._s.accounts[p, c].tier) for p, c in keys[:limit]]
+
     async def guard_customer(self, customer_id: str) -> bool:
-        return customer_id not in self._s.erased
+        return customer_id not in self._s.erased and customer_id not in self._s.merged
+
+    def _members(self, customer_id: str) -> set[str]:
+        return {customer_id, *(s for s, t in self._s.merged.items() if t == customer_id)}
 
     async def erase_customer(self, customer_id: str, at: float) -> None:
         s = self._s
+        gone = self._members(customer_id)
         s.erased.add(customer_id)
-        s.accounts = {k: v for k, v in s.accounts.items() if k[1] != customer_id}
-        s.lots = {k: v for k, v in s.lots.items() if v[0][1] != customer_id}
-        s.ledger = [m for m in s.ledger if m.customer_id != customer_id]
-        s.uses = [u for u in s.uses if u.customer_id != customer_id]
-        s.exposures = {k: e for k, e in s.exposures.items() if e.customer_id != customer_id}
-        s.conversions = {k: v for k, v in s.conversions.items() if v[0] != customer_id}
+        s.accounts = {k: v for k, v in s.accounts.items() if k[1] not in gone}
+        s.lots = {k: v for k, v in s.lots.items() if v[0][1] not in gone}
+        s.ledger = [m for m in s.ledger if m.customer_id not in gone]
+        s.uses = [u for u in s.uses if u.customer_id not in gone]
+        s.exposures = {k: e for k, e in s.exposures.items() if e.customer_id not in gone}
+        s.conversions = {k: v for k, v in s.conversions.items() if v[0] not in gone}
+
+    async def merged_into(self, customer_id: str) -> str | None:
+        return self._s.merged.get(customer_id)
+
+    async def lock_merge(self, source_id: str, target_id: str) -> tuple[str | None, bool]:
+        erased = bool({source_id, target_id} & self._s.erased)
+        return self._s.merged.get(source_id), erased
+
+    async def mark_merged(self, source_id: str, target_id: str) -> None:
+        for s, t in list(self._s.merged.items()):
+            if t == source_id:
+                self._s.merged[s] = target_id
+        self._s.merged[source_id] = target_id
+
+    async def move_lots(self, program_id: str, source_id: str, target_id: str) -> None:
+        for lot_id, (owner, lot) in list(self._s.lots.items()):
+            if owner == (program_id, source_id):
+                self._s.lots[lot_id] = ((program_id, target_id), lot)
 
     async def open_account(self, program_id: str, customer_id: str, at: float) -> bool:
         if (program_id, customer_id) in self._s.accounts:
@@ -253,7 +288,9 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
 
     async def due_for_expiry(self, now: float, limit: int) -> list[tuple[str, str]]:
         due = {
-            owner for owner, lot in self._s.lots.values() if lot.remaining > 0 and lot.expired(now)
+            owner
+            for owner, lot in self._s.lots.values()
+            if lot.remaining > 0 and (lot.expired(now) or (lot.pending and lot.available_at <= now))
         }
         return sorted(due)[:limit]
 
@@ -293,6 +330,21 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
             None,
         )
 
+    async def enrolled_programs(self, customer_id: str) -> list[tuple[str, float]]:
+        return sorted(
+            (p, s.enrolled_at) for (p, c), s in self._s.accounts.items() if c == customer_id
+        )
+
+    async def open_accruals(self, program_id: str, customer_id: str) -> list[tuple[Movement, int]]:
+        out = []
+        members = self._members(customer_id)
+        for m in reversed(self._s.ledger):
+            if m.type == "ACCRUAL" and m.program_id == program_id and m.customer_id in members:
+                left = m.points - await self.reversed_so_far(m.transaction_id)
+                if left > 0:
+                    out.append((m, left))
+        return out
+
     async def reversed_so_far(self, transaction_id: str) -> int:
         return sum(
             m.reverses
@@ -301,19 +353,45 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
         )
 
     async def earned_since(self, program_id: str, customer_id: str, since: float) -> int:
+        members = self._members(customer_id)
         return sum(
             m.earned
             for m in self._s.ledger
-            if (m.program_id, m.customer_id) == (program_id, customer_id) and m.created_at >= since
+            if m.program_id == program_id and m.customer_id in members and m.created_at >= since
         )
 
     async def history(
         self, program_id: str, customer_id: str, before: int | None, limit: int
     ) -> list[tuple[int, Movement]]:
+        members = self._members(customer_id)
         rows = [
             (i + 1, m)
             for i, m in enumerate(self._s.ledger)
-            if (m.program_id, m.customer_id) == (program_id, customer_id)
+            if m.program_id == program_id
+            and m.customer_id in members
             and (before is None or i + 1 < before)
         ]
         return rows[::-1][:limit]
+
+
+@dataclass
+class FakeTraits(ProfileTraits):
+    """The profile's traits per customer (`known`: customers profile has; None: all);
+    `down` makes every write raise Unavailable, as the adapter does when profile is down."""
+
+    traits: dict[str, dict[str, str]] = field(default_factory=dict)
+    known: set[str] | None = None
+    down: bool = False
+
+    async def set_traits(self, customer_id: str, traits: Mapping[str, str | None]) -> bool:
+        if self.down:
+            raise Unavailable("profile is down")
+        if self.known is not None and customer_id not in self.known:
+            return False
+        held = self.traits.setdefault(customer_id, {})
+        for key, value in traits.items():
+            if value is None:
+                held.pop(key, None)
+            else:
+                held[key] = value
+        return True

@@ -288,3 +288,74 @@ async def test_the_expiry_sweep_records_expired_points_of_idle_accounts() -> Non
     expired = [(m.customer_id, m.points) for m in w.store.state.ledger if m.type == "EXPIRATION"]
     assert sorted(expired) == [("c1", -7), ("c2", -5)]
     assert (w.ledger_sum(p.program_id, "c1"), w.ledger_sum(p.program_id, "c2")) == (0, 0)
+
+
+async def test_the_highest_matching_segment_multiplier_applies() -> None:
+    w = World()
+    p = await w.program(welcome_points=0, segment_multipliers={"vip": 2.0, "regular": 1.5})
+    w.signals.members["c1"] = {"vip", "regular"}
+    w.signals.members["c2"] = {"regular"}
+    vip = await h.accrue(w.deps, p.program_id, "c1", order("o1", ("", 1, 10 * UNIT)))
+    regular = await h.accrue(w.deps, p.program_id, "c2", order("o2", ("", 1, 10 * UNIT)))
+    nobody = await h.accrue(w.deps, p.program_id, "c3", order("o3", ("", 1, 10 * UNIT)))
+    assert [o.movement.points for o in (vip, regular, nobody) if o.movement] == [20, 15, 10]
+    assert vip.movement is not None and vip.movement.description == "segment multiplier 2"
+
+
+async def test_without_segmentation_an_accrual_earns_the_base_rate_and_says_so() -> None:
+    w = World()
+    p = await w.program(welcome_points=0, segment_multipliers={"vip": 3.0})
+    w.signals.members["c1"] = {"vip"}
+    w.signals.down = True
+    out = await h.accrue(w.deps, p.program_id, "c1", order("o1", ("", 1, 10 * UNIT)))
+    assert out.movement is not None and out.movement.points == 10
+    assert "segmentation did not answer" in out.movement.description
+    # a program without segment multipliers does not ask at all
+    plain = await w.program(welcome_points=0)
+    calls = w.signals.calls
+    await h.accrue(w.deps, plain.program_id, "c1", order("o2", ("", 1, 10 * UNIT)))
+    assert w.signals.calls == calls
+
+
+async def test_pending_points_becoming_spendable_are_recorded_once() -> None:
+    w = World()
+    p = await w.program(welcome_points=0, pending_days=14)
+    await h.accrue(w.deps, p.program_id, "c1", order("o1", ("", 1, 30 * UNIT)))
+    await h.accrue(w.deps, p.program_id, "c2", order("o2", ("", 1, 20 * UNIT)))
+    w.clock.advance(15 * DAY)
+    # the next write to the account records it before its own movement
+    spent = await h.redeem(w.deps, p.program_id, "c1", 5, "", "r1")
+    kinds = [(m.type, m.points, m.balance_after, m.pending_after) for m in w.store.state.ledger]
+    assert kinds[-2:] == [("ACTIVATION", 0, 30, 0), ("REDEMPTION", -5, 25, 0)]
+    assert spent.account.balance == 25
+    # the sweep records it for accounts nobody writes to, once
+    assert await h.expire_due(w.deps) == 1
+    assert await h.expire_due(w.deps) == 0
+    activations = [m for m in w.store.state.ledger if m.type == "ACTIVATION"]
+    assert [(m.customer_id, m.description.split()[0]) for m in activations] == [
+        ("c1", "30"),
+        ("c2", "20"),
+    ]
+    assert w.ledger_sum(p.program_id, "c2") == 20
+
+
+async def test_adjustments_credit_and_debit_but_never_below_zero() -> None:
+    w = World()
+    p = await w.program(welcome_points=10)
+    with pytest.raises(NotFound) as missing:
+        await h.adjust_points(w.deps, p.program_id, "c1", 5, "goodwill", "a0")
+    assert missing.value.reason == "ACCOUNT_NOT_FOUND"
+    await h.enroll(w.deps, p.program_id, "c1")
+    up = await h.adjust_points(w.deps, p.program_id, "c1", 5, "goodwill", "a1")
+    assert up.movement is not None and (up.movement.type, up.account.balance) == ("ADJUSTMENT", 15)
+    again = await h.adjust_points(w.deps, p.program_id, "c1", 5, "goodwill", "a1")
+    assert again.movement == up.movement and again.account.balance == 15
+    with pytest.raises(FailedPrecondition) as reused:
+        await h.adjust_points(w.deps, p.program_id, "c1", 6, "goodwill", "a1")
+    assert reused.value.reason == "IDEMPOTENCY_KEY_REUSED"
+    with pytest.raises(FailedPrecondition) as short:
+        await h.adjust_points(w.deps, p.program_id, "c1", -16, "fraud", "a2")
+    assert short.value.reason == "INSUFFICIENT_POINTS"
+    down = await h.adjust_points(w.deps, p.program_id, "c1", -15, "fraud", "a3")
+    assert down.movement is not None and down.movement.description == "fraud"
+    assert down.account.balance == 0 and w.ledger_sum(p.program_id, "c1") == 0

@@ -8,7 +8,22 @@ from backcrm.common.v1 import common_pb2
 from google.protobuf import field_mask_pb2
 
 from libs.errors import InvalidArgument
-from services.bonus.translate import order_in, program_in, program_patch_in
+from services.bonus.domain import Movement
+from services.bonus.render import transaction_to_proto
+from services.bonus.translate import order_in, program_in, program_patch_in, signed_points_in
+
+# Every type of row the ledger writes (handlers, purchases, merges, Ledger).
+MOVEMENT_TYPES = {
+    "WELCOME",
+    "ACCRUAL",
+    "ACTIVATION",
+    "REDEMPTION",
+    "REVERSAL",
+    "EXPIRATION",
+    "ADJUSTMENT",
+    "TRANSFER_IN",
+    "TRANSFER_OUT",
+}
 
 
 def program(**fields: object) -> pb.Program:
@@ -122,3 +137,17 @@ def _order(**fields: object) -> common_pb2.Order:
 )
 def test_a_bad_order_field_is_named(fields: dict[str, object], field: str) -> None:
     assert violation(lambda: order_in(_order(**fields), "k")) == field
+
+
+@pytest.mark.parametrize("points", [0, 10**15 + 1, -(10**15) - 1, -(2**63)])
+def test_adjusted_points_are_non_zero_and_bounded(points: int) -> None:
+    assert violation(lambda: signed_points_in(points, "points")) == "points"
+    assert signed_points_in(-5, "points") == -5
+
+
+@pytest.mark.parametrize("kind", sorted(MOVEMENT_TYPES))
+def test_every_movement_type_has_its_transaction_type(kind: str) -> None:
+    movement = Movement("t", "p", "c", kind, 0, 1_700_000_000.0)
+    assert transaction_to_proto(movement).type == pb.TransactionType.Value(
+        f"TRANSACTION_TYPE_{kind}"
+    )

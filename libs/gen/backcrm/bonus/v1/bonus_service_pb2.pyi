@@ -52,6 +52,8 @@ class TransactionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRANSACTION_TYPE_EXPIRATION: _ClassVar[TransactionType]
     TRANSACTION_TYPE_TRANSFER_IN: _ClassVar[TransactionType]
     TRANSACTION_TYPE_TRANSFER_OUT: _ClassVar[TransactionType]
+    TRANSACTION_TYPE_ACTIVATION: _ClassVar[TransactionType]
+    TRANSACTION_TYPE_ADJUSTMENT: _ClassVar[TransactionType]
 EFFECT_TYPE_UNSPECIFIED: EffectType
 EFFECT_TYPE_PERCENT_OFF: EffectType
 EFFECT_TYPE_AMOUNT_OFF: EffectType
@@ -77,6 +79,8 @@ TRANSACTION_TYPE_REVERSAL: TransactionType
 TRANSACTION_TYPE_EXPIRATION: TransactionType
 TRANSACTION_TYPE_TRANSFER_IN: TransactionType
 TRANSACTION_TYPE_TRANSFER_OUT: TransactionType
+TRANSACTION_TYPE_ACTIVATION: TransactionType
+TRANSACTION_TYPE_ADJUSTMENT: TransactionType
 
 class Tier(_message.Message):
     __slots__ = ("name", "threshold_points", "discount_percent", "points_multiplier")
@@ -490,6 +494,28 @@ class ReverseResponse(_message.Message):
     unrecovered_points: int
     def __init__(self, transaction: _Optional[_Union[Transaction, _Mapping]] = ..., account: _Optional[_Union[Account, _Mapping]] = ..., unrecovered_points: _Optional[int] = ...) -> None: ...
 
+class AdjustPointsRequest(_message.Message):
+    __slots__ = ("program_id", "customer", "points", "reason", "idempotency_key")
+    PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    program_id: str
+    customer: _common_pb2.CustomerRef
+    points: int
+    reason: str
+    idempotency_key: str
+    def __init__(self, program_id: _Optional[str] = ..., customer: _Optional[_Union[_common_pb2.CustomerRef, _Mapping]] = ..., points: _Optional[int] = ..., reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class AdjustPointsResponse(_message.Message):
+    __slots__ = ("transaction", "account")
+    TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    transaction: Transaction
+    account: Account
+    def __init__(self, transaction: _Optional[_Union[Transaction, _Mapping]] = ..., account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
+
 class ListTransactionsRequest(_message.Message):
     __slots__ = ("program_id", "customer", "page_size", "page_token")
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -675,18 +701,20 @@ class TransactionRecorded(_message.Message):
     def __init__(self, transaction: _Optional[_Union[Transaction, _Mapping]] = ...) -> None: ...
 
 class TierChanged(_message.Message):
-    __slots__ = ("program_id", "customer_id", "previous_tier", "tier", "changed_at")
+    __slots__ = ("program_id", "customer_id", "previous_tier", "tier", "changed_at", "tier_points")
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_TIER_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
     CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    TIER_POINTS_FIELD_NUMBER: _ClassVar[int]
     program_id: str
     customer_id: str
     previous_tier: str
     tier: str
     changed_at: _timestamp_pb2.Timestamp
-    def __init__(self, program_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., previous_tier: _Optional[str] = ..., tier: _Optional[str] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    tier_points: int
+    def __init__(self, program_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., previous_tier: _Optional[str] = ..., tier: _Optional[str] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tier_points: _Optional[int] = ...) -> None: ...
 
 class PromotionChanged(_message.Message):
     __slots__ = ("promotion_id", "program_id", "status", "changed_at")

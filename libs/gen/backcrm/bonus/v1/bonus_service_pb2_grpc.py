@@ -116,6 +116,11 @@ class BonusServiceStub:
                 request_serializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.ListTransactionsRequest.SerializeToString,
                 response_deserializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.ListTransactionsResponse.FromString,
                 _registered_method=True)
+        self.AdjustPoints = channel.unary_unary(
+                '/backcrm.bonus.v1.BonusService/AdjustPoints',
+                request_serializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.AdjustPointsRequest.SerializeToString,
+                response_deserializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.AdjustPointsResponse.FromString,
+                _registered_method=True)
         self.QuoteOffer = channel.unary_unary(
                 '/backcrm.bonus.v1.BonusService/QuoteOffer',
                 request_serializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.QuoteOfferRequest.SerializeToString,
@@ -241,6 +246,14 @@ class BonusServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AdjustPoints(self, request, context):
+        """An administrator's correction of an enrolled account (scope admin): signed points, a
+        reason, idempotent by key; a debit never takes the balance below zero.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def QuoteOffer(self, request, context):
         """Personal prices, promotions, gifts and points for a cart, in real time. Read-only: it
         spends no budget and moves no points.
@@ -329,6 +342,11 @@ def add_BonusServiceServicer_to_server(servicer, server):
                     servicer.ListTransactions,
                     request_deserializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.ListTransactionsRequest.FromString,
                     response_serializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.ListTransactionsResponse.SerializeToString,
+            ),
+            'AdjustPoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdjustPoints,
+                    request_deserializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.AdjustPointsRequest.FromString,
+                    response_serializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.AdjustPointsResponse.SerializeToString,
             ),
             'QuoteOffer': grpc.unary_unary_rpc_method_handler(
                     servicer.QuoteOffer,
@@ -731,6 +749,33 @@ class BonusService:
             '/backcrm.bonus.v1.BonusService/ListTransactions',
             backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.ListTransactionsRequest.SerializeToString,
             backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.ListTransactionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdjustPoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/backcrm.bonus.v1.BonusService/AdjustPoints',
+            backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.AdjustPointsRequest.SerializeToString,
+            backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.AdjustPointsResponse.FromString,
             options,
             channel_credentials,
             insecure,

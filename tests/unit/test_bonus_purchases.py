@@ -1,0 +1,193 @@
+"""Purchases and returns from profile events (services/bonus/purchases.py, consumers.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from backcrm.common.v1 import common_pb2
+from backcrm.profile.v1 import profile_service_pb2 as ppb
+
+from services.bonus import handlers as h
+from services.bonus.consumers import purchases_in
+from services.bonus.domain import OrderLine
+from services.bonus.purchases import PurchaseEvent, record_purchase
+from tests.unit.test_bonus_handlers import UNIT, World, order
+
+
+def purchase(
+    event_id: str, order_id: str, *lines: tuple[str, int, int], customer: str = "c1", ref: str = ""
+) -> PurchaseEvent:
+    return PurchaseEvent(
+        event_id,
+        customer,
+        order_id,
+        tuple(OrderLine(c, q, p) for c, q, p in lines),
+        "GBP",
+        sum(q * p for _, q, p in lines),
+        ref,
+    )
+
+
+def moved(w: World, program_id: str, customer: str = "c1") -> list[tuple[str, int]]:
+    return [
+        (m.type, m.points)
+        for m in w.store.state.ledger
+        if (m.program_id, m.customer_id) == (program_id, customer)
+    ]
+
+
+async def test_a_purchase_accrues_once_in_every_program_the_customer_is_enrolled_in() -> None:
+    w = World()
+    member, other, stranger = await w.program(), await w.program(), await w.program()
+    await h.enroll(w.deps, member.program_id, "c1")
+    await h.enroll(w.deps, other.program_id, "c1")
+    event = purchase("e1", "o1", ("", 2, 5 * UNIT))
+    first = await record_purchase(w.deps, event)
+    again = await record_purchase(w.deps, event)  # redelivered
+    assert [o.movement.points for o in first if o.movement] == [10, 10]
+    assert [o.movement.transaction_id for o in again if o.movement] == [
+        o.movement.transaction_id for o in first if o.movement
+    ]
+    for p in (member, other):
+        assert moved(w, p.program_id) == [("WELCOME", 50), ("ACCRUAL", 10)]
+        assert w.ledger_sum(p.program_id, "c1") == 60
+    assert moved(w, stranger.program_id) == []  # a purchase never enrols
+
+
+async def test_an_order_accrued_explicitly_is_left_alone_by_its_event() -> None:
+    w = World()
+    p = await w.program()
+    await h.accrue(w.deps, p.program_id, "c1", order("o1", ("", 1, 7 * UNIT), key="shop-o1"))
+    outcomes = await record_purchase(w.deps, purchase("e1", "o1", ("", 1, 7 * UNIT)))
+    assert outcomes == []  # ORDER_ALREADY_ACCRUED: done already, not a failure
+    assert moved(w, p.program_id) == [("WELCOME", 50), ("ACCRUAL", 7)]
+
+
+async def test_a_return_naming_its_order_takes_back_that_orders_share() -> None:
+    w = World()
+    p = await w.program(welcome_points=0)
+    await h.enroll(w.deps, p.program_id, "c1")
+    await record_purchase(w.deps, purchase("e1", "o1", ("", 3, 10 * UNIT), ("", 1, 5 * UNIT)))
+    await record_purchase(w.deps, purchase("e2", "o2", ("", 1, 100 * UNIT)))
+    # 35 points on 35.00: returning one of the 10.00 units takes back 10 of o1's points
+    part = purchase("e3", "r1", ("", -1, 10 * UNIT), ref="o1")
+    [outcome] = await record_purchase(w.deps, part)
+    assert outcome.movement is not None and outcome.movement.points == -10
+    assert outcome.account.balance == 125
+    await record_purchase(w.deps, part)  # redelivered: nothing moves
+    # returning more than is left of o1 takes back what is left (25), never o2's points
+    rest = purchase("e4", "r2", ("", -3, 10 * UNIT), ("", -1, 5 * UNIT), ref="o1")
+    [outcome] = await record_purchase(w.deps, rest)
+    assert outcome.movement is not None and outcome.movement.points == -25
+    assert moved(w, p.program_id) == [
+        ("ACCRUAL", 35),
+        ("ACCRUAL", 100),
+        ("REVERSAL", -10),
+        ("REVERSAL", -25),
+    ]
+    assert outcome.account.balance == 100
+
+
+async def test_a_return_with_the_orders_own_id_reverses_that_order() -> None:
+    # The importer splits an invoice mixing bought and returned lines into two events with one
+    # order id: the return finds its purchase by that id.
+    w = World()
+    p = await w.program(welcome_points=0, category_multipliers={"x": 2.0})
+    await h.enroll(w.deps, p.program_id, "c1")
+    await record_purchase(w.deps, purchase("e1", "o1", ("x", 1, 3 * UNIT), ("", 1, 4 * UNIT)))
+    await record_purchase(w.deps, purchase("e2", "o1", ("x", -1, 3 * UNIT)))
+    # o1 earned 6 + 4 = 10 on a weighed value of 10.00; the x line is 6.00 of it
+    assert moved(w, p.program_id) == [("ACCRUAL", 10), ("REVERSAL", -6)]
+
+
+async def test_a_return_without_a_reference_takes_back_newest_accruals_first() -> None:
+    w = World()
+    p = await w.program(welcome_points=0)
+    await h.enroll(w.deps, p.program_id, "c1")
+    for i, amount in enumerate((20, 30, 5)):
+        await record_purchase(w.deps, purchase(f"e{i}", f"o{i}", ("", 1, amount * UNIT)))
+    # 40 points back: all of o2 (5), all of o1 (30), then 5 of o0
+    [outcome] = await record_purchase(w.deps, purchase("c1", "C1", ("", -4, 10 * UNIT)))
+    ledger = [m for m in w.store.state.ledger if m.type == "REVERSAL"]
+    accruals = {m.order_id: m.transaction_id for m in w.store.state.ledger if m.type == "ACCRUAL"}
+    assert [(m.reversed_transaction_id, m.points) for m in ledger] == [
+        (accruals["o2"], -5),
+        (accruals["o1"], -30),
+        (accruals["o0"], -5),
+    ]
+    assert outcome.account.balance == 15
+    # more than every accrual holds: what none covers is not taken
+    await record_purchase(w.deps, purchase("c2", "C2", ("", -100, UNIT)))
+    assert w.ledger_sum(p.program_id, "c1") == 0
+    # a return with nothing left to take back is recorded (0 points), so that redelivering
+    # it after a later purchase takes nothing from that purchase
+    late = purchase("c3", "C3", ("", -1, 3 * UNIT))
+    await record_purchase(w.deps, late)
+    await record_purchase(w.deps, purchase("e9", "o9", ("", 1, 8 * UNIT)))
+    await record_purchase(w.deps, late)
+    assert moved(w, p.program_id)[-2:] == [("REVERSAL", 0), ("ACCRUAL", 8)]
+    assert w.ledger_sum(p.program_id, "c1") == 8
+
+
+async def test_a_return_of_spent_points_records_them_unrecovered() -> None:
+    w = World()
+    p = await w.program(welcome_points=0)
+    await h.enroll(w.deps, p.program_id, "c1")
+    await record_purchase(w.deps, purchase("e1", "o1", ("", 1, 50 * UNIT)))
+    await h.redeem(w.deps, p.program_id, "c1", 45, "", "spend")
+    [outcome] = await record_purchase(w.deps, purchase("e2", "r1", ("", -1, 50 * UNIT), ref="o1"))
+    assert outcome.movement is not None
+    assert (outcome.movement.points, outcome.movement.unrecovered) == (-5, 45)
+    assert outcome.account.balance == 0
+
+
+def test_purchases_are_read_from_profile_changed() -> None:
+    gbp = common_pb2.Money(currency="GBP", units_micros=2 * UNIT)
+    line = common_pb2.CartLine(sku="s", category="k", quantity=-2, unit_price=gbp)
+    change = ppb.ProfileChanged(customer_id="c9")
+    change.events.add(event_id="v", type=ppb.EVENT_TYPE_PAGE_VIEW)
+    returned = change.events.add(
+        event_id="r",
+        type=ppb.EVENT_TYPE_PURCHASE,
+        order=common_pb2.Order(
+            order_id="C1", lines=[line], total=common_pb2.Money(currency="GBP", units_micros=0)
+        ),
+    )
+    returned.properties.update({"original_order_id": "o7"})
+    mixed = common_pb2.Money(currency="EUR", units_micros=UNIT)
+    change.events.add(
+        event_id="bad",
+        type=ppb.EVENT_TYPE_PURCHASE,
+        order=common_pb2.Order(
+            order_id="o8", lines=[line, common_pb2.CartLine(quantity=1, unit_price=mixed)]
+        ),
+    )
+    change.changed_at.FromSeconds(1_700_000_000)
+    [event] = purchases_in(change)
+    assert event == PurchaseEvent(
+        "r", "c9", "C1", (OrderLine("k", -2, 2 * UNIT),), "GBP", 0, "o7", 1_700_000_000.0
+    )
+    assert event.is_return and event.key == "event:r"
+
+
+async def test_a_purchase_recorded_before_the_customer_enrolled_does_not_earn() -> None:
+    w = World()
+    p = await w.program(welcome_points=0)
+    before = w.clock.now
+    w.clock.advance(60)
+    await h.enroll(w.deps, p.program_id, "c1")
+    early = PurchaseEvent("e1", "c1", "o1", (OrderLine("", 1, 9 * UNIT),), "GBP", 9 * UNIT)
+    assert await record_purchase(w.deps, dataclasses.replace(early, recorded_at=before)) == []
+    late = dataclasses.replace(early, event_id="e2", order_id="o2", recorded_at=w.clock.now)
+    assert [o.movement.points for o in await record_purchase(w.deps, late) if o.movement] == [9]
+
+
+async def test_a_return_naming_an_order_that_earned_nothing_here_takes_nothing() -> None:
+    w = World()
+    p = await w.program(welcome_points=0)
+    await h.enroll(w.deps, p.program_id, "c1")
+    await record_purchase(w.deps, purchase("e1", "o1", ("", 1, 40 * UNIT)))
+    # o0 was bought before the customer joined: returning it leaves o1's points alone
+    [outcome] = await record_purchase(w.deps, purchase("e2", "r0", ("", -1, 30 * UNIT), ref="o0"))
+    assert outcome.movement is not None and outcome.movement.points == 0
+    assert outcome.account.balance == 40
