@@ -141,9 +141,7 @@ async def racing(backend: Backend, request: pytest.FixtureRequest) -> AsyncItera
     overrides: dict[str, object] = {
         "ads_reservation_seconds": 0.05 if request.param.endswith("lapsing") else 30.0
     }
-    if request.param.startswith("sql"):
-        if backend.name != "postgres":
-            pytest.skip("the embedded default always counts in SQL (the cases above)")
+    if request.param.startswith("sql"):  # postgres only (tests/integration/conftest.py)
         overrides["redis_url"] = ""
     async for world in _world(backend, 2 if backend.name == "postgres" else 1, **overrides):
         yield world
