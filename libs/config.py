@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         default="",
         description="bearer token services use to call each other; minted per process when empty",
     )
+    ads_service_token: str = Field(
+        default="",
+        description="bearer token ads records ad events on profiles (TrackEvents) with: name "
+        "`ads`, scope profile:write; minted per process when empty",
+    )
     bonus_service_token: str = Field(
         default="",
         description="bearer token bonus writes its profile traits (bonus.tier) with: name "

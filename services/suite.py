@@ -49,21 +49,22 @@ class Suite:
         if not settings.service_token:
             # Known only to this process: the services it hosts call each other with it.
             # profile:read to resolve identities (and for ads, interests); segments:read for
-            # bonus and ads asking segmentation about a customer; profile:write for ads
-            # recording ad events on profiles.
-            tokens.add(
-                "segmentation", service_token, ["profile:read", "profile:write", "segments:read"]
-            )
+            # bonus and ads asking segmentation about a customer.
+            tokens.add("segmentation", service_token, ["profile:read", "segments:read"])
         # Bonus writes traits in its own namespace, which needs a token named "bonus".
         bonus_token = settings.bonus_service_token or mint_token()
         if not settings.bonus_service_token:
             tokens.add("bonus", bonus_token, ["profile:read", "profile:write"])
+        # Ads records ad events on profiles (TrackEvents) with a token of its own.
+        ads_token = settings.ads_service_token or mint_token()
+        if not settings.ads_service_token:
+            tokens.add("ads", ads_token, ["profile:write"])
         self.resources = resources = Resources.open(settings)
         self.peers = peers = Peers(
             settings,
             service_token,
             lambda: f"127.0.0.1:{self.port}",
-            service_tokens={"bonus": bonus_token},
+            service_tokens={"bonus": bonus_token, "ads": ads_token},
         )
         self.apps = [
             entry.build(resources, peers) for name, entry in SERVICES.items() if name in self.names

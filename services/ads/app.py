@@ -183,7 +183,8 @@ class AdsApp:
             properties=properties,
         )
         try:
-            reply = await self.peers.client().profile.TrackEvents(
+            # with ads's own token: the one write ads makes to profiles
+            reply = await self.peers.client("ads").profile.TrackEvents(
                 profile_pb.TrackEventsRequest(events=[event])
             )
         except grpc.aio.AioRpcError as err:
