@@ -258,7 +258,8 @@ class BonusUnitOfWork(abc.ABC):
     async def customer_uses(
         self, program_id: str, customer_id: str, promotion_ids: Sequence[str]
     ) -> dict[str, int]:
-        """How many uses of each promotion the customer has (one indexed read)."""
+        """How many uses of each promotion the customer has, the uses of customers merged into
+        it included (indexed reads)."""
 
     @abc.abstractmethod
     async def add_uses(self, uses: Sequence[PromotionUse]) -> None: ...

@@ -55,6 +55,7 @@ from services.bonus.handlers import (
     accrue,
     fingerprint,
 )
+from services.bonus.offers import release_quote
 from services.bonus.ports import BonusUnitOfWork
 
 __all__ = ["PurchaseEvent", "record_purchase", "take_back_return"]
@@ -203,6 +204,13 @@ async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEven
         parts = await plan(uow, ledger) or [("", 0)]
         recorded: list[Movement] = []
         for i, (accrual_id, amount) in enumerate(parts):
+            # a part that takes back all that is left of an accrual frees the uses its quote
+            # counted, as a Reverse of all of it does (services/bonus/offers.py)
+            accrued = await uow.by_id(accrual_id) if accrual_id else None
+            if accrued is not None and amount == accrued.points - await uow.reversed_so_far(
+                accrual_id
+            ):
+                await release_quote(uow, accrual_id)
             movement = Movement(
                 new_id(),
                 program_id,

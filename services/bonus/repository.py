@@ -303,11 +303,13 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
     ) -> dict[str, int]:
         if not promotion_ids:
             return {}
+        # the uses of customers merged into this one are its uses (a merge does not reset a
+        # per-customer limit)
         rows = await self.s.execute(
             select(USES.c.promotion_id, func.count())
             .where(
                 USES.c.program_id == program_id,
-                USES.c.customer_id == customer_id,
+                USES.c.customer_id.in_(await self._members(customer_id)),
                 USES.c.promotion_id.in_(sorted(set(promotion_ids))),
             )
             .group_by(USES.c.promotion_id)
@@ -622,6 +624,24 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
     # holdout
 
     async def add_exposures(self, exposures: Sequence[Exposure]) -> None:
+        # Quotes note exposures in memory and a flush may come after the customer's erasure:
+        # hold the customers' guards shared (as every write does, in key order) and leave out
+        # the erased ones, so an erasure either waits for this flush and deletes what it wrote,
+        # or came first and nothing of the customer is written.
+        customers = sorted({e.customer_id for e in exposures})
+        if customers:
+            await self.s.execute(
+                self._insert(GUARDS).on_conflict_do_nothing(),
+                [{"customer_id": c, "erased_at": None} for c in customers],
+            )
+            guards = await self.s.execute(
+                select(GUARDS.c.customer_id, GUARDS.c.erased_at)
+                .where(GUARDS.c.customer_id.in_(customers))
+                .order_by(GUARDS.c.customer_id)
+                .with_for_update(read=True)
+            )
+            erased = {c for c, erased_at in guards if erased_at is not None}
+            exposures = [e for e in exposures if e.customer_id not in erased]
         if exposures:
             await self.s.execute(
                 self._insert(EXPOSURES).on_conflict_do_nothing(),
