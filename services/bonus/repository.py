@@ -634,13 +634,26 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
                 self._insert(GUARDS).on_conflict_do_nothing(),
                 [{"customer_id": c, "erased_at": None} for c in customers],
             )
-            guards = await self.s.execute(
-                select(GUARDS.c.customer_id, GUARDS.c.erased_at)
-                .where(GUARDS.c.customer_id.in_(customers))
-                .order_by(GUARDS.c.customer_id)
-                .with_for_update(read=True)
-            )
-            erased = {c for c, erased_at in guards if erased_at is not None}
+            guards = (
+                await self.s.execute(
+                    select(GUARDS.c.customer_id, GUARDS.c.erased_at, GUARDS.c.merged_into)
+                    .where(GUARDS.c.customer_id.in_(customers))
+                    .order_by(GUARDS.c.customer_id)
+                    .with_for_update(read=True)
+                )
+            ).all()
+            erased = {c for c, erased_at, _ in guards if erased_at is not None}
+            # a customer merged into another lives on as that one: gone when it is erased
+            owners = sorted({t for _, _, t in guards if t is not None})
+            if owners:
+                rows = await self.s.execute(
+                    select(GUARDS.c.customer_id, GUARDS.c.erased_at)
+                    .where(GUARDS.c.customer_id.in_(owners))
+                    .order_by(GUARDS.c.customer_id)
+                    .with_for_update(read=True)
+                )
+                gone = {c for c, erased_at in rows if erased_at is not None}
+                erased |= {c for c, _, t in guards if t in gone}
             exposures = [e for e in exposures if e.customer_id not in erased]
         if exposures:
             await self.s.execute(

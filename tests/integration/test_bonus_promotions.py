@@ -587,6 +587,15 @@ async def test_no_exposure_of_an_erased_customer_is_written(world: World) -> Non
     for app in world.replicas:
         await o.flush_exposures(app.offers)
     assert await exposure_rows(world, customer) == 0
+    # a customer merged into an erased one is gone too (quotes may still name its old id)
+    source, target = f"s-{uid()}", f"t-{uid()}"
+    await h.enroll(world.app(0).deps, program.program_id, source)
+    await h.enroll(world.app(0).deps, program.program_id, target)
+    await merge_customers(world.app(0).deps, source, target)
+    await h.erase_customer(world.app(0).deps, target)
+    await world.quote(0, program, source, cart)
+    await o.flush_exposures(world.app(0).offers)
+    assert await exposure_rows(world, source) == 0
     # an erasure racing the flush of the customer's exposures, 20 trials
     for _ in range(20):
         customer = f"e-{uid()}"

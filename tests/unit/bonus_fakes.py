@@ -184,7 +184,8 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
 
     async def add_exposures(self, exposures: Sequence[Exposure]) -> None:
         for e in exposures:
-            if e.customer_id not in self._s.erased:
+            owner = self._s.merged.get(e.customer_id)
+            if e.customer_id not in self._s.erased and owner not in self._s.erased:
                 self._s.exposures.setdefault((e.promotion_id, e.customer_id), e)
 
     async def exposed(self, program_id: str, customer_id: str) -> bool:
