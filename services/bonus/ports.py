@@ -180,6 +180,11 @@ class BonusUnitOfWork(abc.ABC):
         """How much of a transaction its reversals have undone."""
 
     @abc.abstractmethod
+    async def returned_value_so_far(self, transaction_id: str) -> int:
+        """The value (micros, as order_value weighs it) of the returns recorded against an
+        accrual so far: the sum of its return REVERSALs' value_micros."""
+
+    @abc.abstractmethod
     async def earned_since(self, program_id: str, customer_id: str, since: float) -> int:
         """Points counted towards tiers from `since` on."""
 

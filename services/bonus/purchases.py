@@ -165,6 +165,9 @@ async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEven
         event.currency,
     )
 
+    # accrual's transaction id -> the value this return takes off it (REVERSAL.value_micros)
+    returned_value: dict[str, int] = {}
+
     async def plan(uow: BonusUnitOfWork, ledger: Ledger) -> list[tuple[str, int]]:
         """(accrual's transaction id, points to take back of it)."""
         program = ledger.program
@@ -175,13 +178,19 @@ async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEven
         ):
             left = original.points - await uow.reversed_so_far(original.transaction_id)
             if original.value_micros > 0:
+                # the returns' cumulative share less what the earlier ones took, so parts
+                # add up to the whole (each part's own floor would leave points behind)
+                value = order_value(program, returned)
+                before = await uow.returned_value_so_far(original.transaction_id)
                 share = returned_share(
-                    original.points, original.value_micros, order_value(program, returned)
-                )
+                    original.points, original.value_micros, before + value
+                ) - returned_share(original.points, original.value_micros, before)
+                returned_value[original.transaction_id] = value
             else:  # an accrual recorded before accruals kept their order's value
                 share = order_points(program, returned, 1.0)
             amount = min(left, share)
-            return [(original.transaction_id, amount)] if amount > 0 else []
+            # recorded even when it takes nothing yet (its value counts for the next part)
+            return [(original.transaction_id, amount)] if left > 0 else []
         if event.original_order_id:  # named, but it earned nothing here: nothing to take back
             return []
         rest = order_points(program, returned, 1.0)
@@ -225,6 +234,7 @@ async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEven
                 fingerprint=print_ if i == 0 else "",
                 earned=-amount,
                 reverses=amount,
+                value_micros=returned_value.get(accrual_id, 0),
                 description=f"return {event.order_id}"
                 if accrual_id
                 else f"return {event.order_id}: nothing left to take back",

@@ -595,6 +595,14 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
         )
         return int(total or 0)
 
+    async def returned_value_so_far(self, transaction_id: str) -> int:
+        total = await self.s.scalar(
+            select(func.coalesce(func.sum(LEDGER.c.value_micros), 0)).where(
+                LEDGER.c.reversed_transaction_id == transaction_id, LEDGER.c.type == "REVERSAL"
+            )
+        )
+        return int(total or 0)
+
     async def earned_since(self, program_id: str, customer_id: str, since: float) -> int:
         total = await self.s.scalar(
             select(func.coalesce(func.sum(LEDGER.c.earned), 0)).where(

@@ -388,6 +388,41 @@ async def test_redelivered_purchases_and_returns_racing_an_explicit_accrual_move
     assert wrong == 0, f"{wrong} of {trials} trials moved points twice or lost them"
 
 
+async def test_an_order_returned_in_racing_parts_takes_back_exactly_its_points(
+    world: World,
+) -> None:
+    """Per trial: 7 points on three units of 2.50; the three units returned as three events
+    naming the order, each delivered three times at once (two replicas): whatever the order,
+    the parts take back exactly 7 (each part's own floor, 2 + 2 + 2, would leave 1)."""
+    program = await world.program(welcome_points=0)
+    wrong = 0
+    trials = 25
+    for _ in range(trials):
+        customer = uid()
+        await h.enroll(world.deps(0), program.program_id, customer)
+        line = (OrderLine("", 3, 2_500_000),)
+        bought = PurchaseEvent(uid(), customer, f"o-{uid()}", line, "GBP", 7_500_000)
+        await record_purchase(world.deps(0), bought)
+        parts = [
+            PurchaseEvent(
+                uid(),
+                customer,
+                f"r-{uid()}",
+                (OrderLine("", -1, 2_500_000),),
+                "GBP",
+                -2_500_000,
+                bought.order_id,
+            )
+            for _ in range(3)
+        ]
+        await asyncio.gather(
+            *(soon(record_purchase(world.deps(i), e)) for i in range(3) for e in parts)
+        )
+        if await world.books(program.program_id, customer) != (0, 0, 0):
+            wrong += 1
+    assert wrong == 0, f"{wrong} of {trials} trials left points of a returned order"
+
+
 # ----------------------------------------------------------------------------------- merges
 
 

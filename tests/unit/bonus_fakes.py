@@ -350,6 +350,13 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
                     out.append((m, left))
         return out
 
+    async def returned_value_so_far(self, transaction_id: str) -> int:
+        return sum(
+            m.value_micros
+            for m in self._s.ledger
+            if m.type == "REVERSAL" and m.reversed_transaction_id == transaction_id
+        )
+
     async def reversed_so_far(self, transaction_id: str) -> int:
         return sum(
             m.reverses
