@@ -180,8 +180,10 @@ async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEven
             if original.value_micros > 0:
                 # the returns' cumulative share less what the earlier ones took, so parts
                 # add up to the whole (each part's own floor would leave points behind)
-                value = order_value(program, returned)
                 before = await uow.returned_value_so_far(original.transaction_id)
+                # at most the value not returned yet: the recorded values add up to no more
+                # than the accrual's (an int64), however much a return claims
+                value = min(order_value(program, returned), max(0, original.value_micros - before))
                 share = returned_share(
                     original.points, original.value_micros, before + value
                 ) - returned_share(original.points, original.value_micros, before)

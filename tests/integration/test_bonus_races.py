@@ -21,7 +21,7 @@ import pytest
 from backcrm.common.v1.common_pb2 import EventEnvelope
 from sqlalchemy import func, select
 
-from libs.errors import FailedPrecondition
+from libs.errors import FailedPrecondition, InvalidArgument
 from libs.runtime import Peers, Resources
 from libs.topics import BONUS_TIERS
 from services.bonus import handlers as h
@@ -546,3 +546,29 @@ async def test_replicas_sweeping_tiers_at_once_announce_each_downgrade_once(worl
             )
         ).all()
     assert set(tiers) == {""}
+
+
+# --------------------------------------------------------------------------- hostile amounts
+
+
+async def test_an_order_worth_more_than_int64_is_refused_naming_its_lines(world: World) -> None:
+    """Every line the RPC accepts (a million units of a billion pounds, in a category weighing
+    1000) can make an order worth more than an int64 of micros; at a small points rate it
+    earns few points, and its value used to reach the ledger's int64 column: INTERNAL on the
+    RPC, an event the bonus consumer could never apply. It is INVALID_ARGUMENT `order.lines`
+    (an event with it is logged and skipped), and the account is untouched."""
+    program = await world.program(
+        points_per_unit=0.000001, category_multipliers={"gold": 1000.0}, welcome_points=0
+    )
+    customer = uid()
+    lines = (OrderLine("gold", 1_000_000, 10**15),)
+    order = h.Accrual(f"o-{uid()}", lines, "GBP", 10**15, uid())
+    with pytest.raises(InvalidArgument) as refused:
+        await h.accrue(world.deps(0), program.program_id, customer, order)
+    assert [f for f, _ in refused.value.violations] == ["order.lines"]
+    await h.enroll(world.deps(0), program.program_id, customer)
+    event = PurchaseEvent(
+        uid(), customer, f"o-{uid()}", (OrderLine("gold", 9, 10**18),), "GBP", 9 * 10**18
+    )
+    assert await record_purchase(world.deps(0), event) == []
+    assert await world.books(program.program_id, customer) == (0, 0, 0)
