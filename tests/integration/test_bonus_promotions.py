@@ -640,3 +640,28 @@ async def test_a_purchase_event_first_still_counts_the_quote_of_its_order(world:
     # the coupon is counted once, for the first order, and the second is refused
     assert outcomes(results) == ["ORDER_ALREADY_ACCRUED", "PROMOTION_BUDGET_SPENT"]
     assert (await o.get_promotion(world.app(0).offers, promotion.promotion_id)).uses == 1
+
+
+async def test_a_promotions_discount_counter_never_passes_int64(world: World) -> None:
+    """A quote of a 1000-line cart at 100 % off gives 10^18 micros of discount (the cart is
+    not checked at the accrual): ten accruals with it would pass the int64 counter
+    (INTERNAL, and every later accrual of the promotion too). The one that would pass it is
+    refused as the budget it is, and the counter keeps its value."""
+    program = await world.program(points_per_unit=0.000001)
+    promotion = await world.promotion(program, Effect("PERCENT_OFF", percent=100))
+    customer = uid()
+    lines = [CartLine(f"s{i}", "", 1_000, 10**12) for i in range(1000)]
+    q = await world.quote(0, program, customer, *lines)
+    assert q.quote.applied[0].discount_micros == 10**18
+    app = world.app(0)
+    claim = o.read_quote_id(app.offers.quote_key, q.quote_id)
+    results = []
+    for _ in range(10):
+        order = h.Accrual(f"o-{uid()}", (OrderLine("", 1, UNIT),), "GBP", UNIT, uid(), claim)
+        try:
+            results.append(await h.accrue(app.deps, program.program_id, customer, order))
+        except FailedPrecondition as exc:
+            results.append(exc)
+    assert outcomes(results) == ["PROMOTION_BUDGET_SPENT"] + ["ok"] * 9
+    after = await o.get_promotion(app.offers, promotion.promotion_id)
+    assert (after.uses, after.discount_given_micros) == (9, 9 * 10**18)
