@@ -363,6 +363,13 @@ async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accr
                 reason="ORDER_ALREADY_ACCRUED",
                 metadata={"transaction_id": earlier.transaction_id},
             )
+        # what the points were earned on (a return takes back its share of them): an int64
+        # column, which lines the RPC and events accept can pass once categories weigh them
+        value = order_value(program, order.lines)
+        if value > INT64_MAX:
+            raise InvalidArgument(
+                "order.lines", f"are worth more than {INT64_MAX} micros with their categories"
+            )
         earned = await uow.earned_since(program_id, customer_id, now - program.tier_period)
         by_segment = segment_multiplier(program, segments or frozenset())
         points = order_points(
@@ -391,7 +398,7 @@ async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accr
             fingerprint=print_,
             earned=points,
             # what the points were earned on: a return takes back its share of them
-            value_micros=max(0, order_value(program, order.lines)),
+            value_micros=max(0, value),
             description=_segment_note(program, segments, by_segment),
         )
         return ledger.credit(movement, now + program.pending_days * 86_400.0)

@@ -30,6 +30,7 @@ from services.bonus.config import ConfigCache, ProgramConfig
 from services.bonus.domain import MAX_POINTS, Program, new_id, tier_standing
 from services.bonus.ports import BonusUnitOfWork, Exposure, GroupFigures, PromotionUse
 from services.bonus.pricing import (
+    INT64_MAX,
     CartLine,
     Customer,
     Quote,
@@ -595,9 +596,12 @@ async def claim_quote(
             raise FailedPrecondition(
                 f"promotion {a.promotion_id} no longer exists", reason="PROMOTION_NOT_FOUND"
             )
-        if (p.max_uses and p.uses + 1 > p.max_uses) or (
-            p.max_discount_micros
-            and p.discount_given_micros + a.discount_micros > p.max_discount_micros
+        given = p.discount_given_micros + a.discount_micros
+        if (
+            (p.max_uses and p.uses + 1 > p.max_uses)
+            or (p.max_discount_micros and given > p.max_discount_micros)
+            # the counter is an int64 column: past it is a budget spent, never an overflow
+            or given > INT64_MAX
         ):
             raise FailedPrecondition(
                 f"promotion {p.promotion_id} has spent its budget",

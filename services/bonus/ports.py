@@ -180,6 +180,11 @@ class BonusUnitOfWork(abc.ABC):
         """How much of a transaction its reversals have undone."""
 
     @abc.abstractmethod
+    async def returned_value_so_far(self, transaction_id: str) -> int:
+        """The value (micros, as order_value weighs it) of the returns recorded against an
+        accrual so far: the sum of its return REVERSALs' value_micros."""
+
+    @abc.abstractmethod
     async def earned_since(self, program_id: str, customer_id: str, since: float) -> int:
         """Points counted towards tiers from `since` on."""
 
@@ -258,7 +263,8 @@ class BonusUnitOfWork(abc.ABC):
     async def customer_uses(
         self, program_id: str, customer_id: str, promotion_ids: Sequence[str]
     ) -> dict[str, int]:
-        """How many uses of each promotion the customer has (one indexed read)."""
+        """How many uses of each promotion the customer has, the uses of customers merged into
+        it included (indexed reads)."""
 
     @abc.abstractmethod
     async def add_uses(self, uses: Sequence[PromotionUse]) -> None: ...

@@ -306,8 +306,8 @@ def _discounts(
     return [0] * len(lines)
 
 
-def _points(program: Program, category: str, paid: int, multiplier: float) -> int:
-    return order_points(program, [OrderLine(category, 1, paid)], multiplier)
+def _points(program: Program, category: str, paid: int, tier: float, segment: float) -> int:
+    return order_points(program, [OrderLine(category, 1, paid)], tier, segment)
 
 
 def price_cart(
@@ -442,12 +442,14 @@ def price_cart(
         for i in range(len(lines)):
             current[i] -= min(round_half_up(Decimal(current[i]) * percent / 100, unit), current[i])
 
-    multiplier = customer.tier_multiplier * customer.segment_multiplier
+    # the tier's and the segment's multipliers one after the other, in exact decimals, as
+    # Accrue applies them (their float product can fall short by a point)
+    tier, segment = customer.tier_multiplier, customer.segment_multiplier
     by_id = {a.promotion.promotion_id: a for a in applied}
     for i, line in enumerate(lines):
         line.line_total_micros = current[i]
         line.personal_price_micros = round_half_up(Decimal(current[i]) / line.quantity, unit)
-        earned = _points(program, line.category, current[i], multiplier)
+        earned = _points(program, line.category, current[i], tier, segment)
         line.points_to_earn = earned
         for p in multipliers:
             if p.effect.matches(line.sku, line.category):
@@ -457,7 +459,10 @@ def price_cart(
     # The order's own points as Accrue computes them (rounded down once, over the whole order);
     # line figures are each rounded down, so they may add up to a point or so less.
     base_points = order_points(
-        program, [OrderLine(line.category, 1, line.line_total_micros) for line in lines], multiplier
+        program,
+        [OrderLine(line.category, 1, line.line_total_micros) for line in lines],
+        tier,
+        segment,
     )
     total = sum(current)
     bonus = sum(a.bonus_points for a in applied)

@@ -55,6 +55,7 @@ from services.bonus.handlers import (
     accrue,
     fingerprint,
 )
+from services.bonus.offers import release_quote
 from services.bonus.ports import BonusUnitOfWork
 
 __all__ = ["PurchaseEvent", "record_purchase", "take_back_return"]
@@ -164,6 +165,9 @@ async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEven
         event.currency,
     )
 
+    # accrual's transaction id -> the value this return takes off it (REVERSAL.value_micros)
+    returned_value: dict[str, int] = {}
+
     async def plan(uow: BonusUnitOfWork, ledger: Ledger) -> list[tuple[str, int]]:
         """(accrual's transaction id, points to take back of it)."""
         program = ledger.program
@@ -174,13 +178,21 @@ async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEven
         ):
             left = original.points - await uow.reversed_so_far(original.transaction_id)
             if original.value_micros > 0:
+                # the returns' cumulative share less what the earlier ones took, so parts
+                # add up to the whole (each part's own floor would leave points behind)
+                before = await uow.returned_value_so_far(original.transaction_id)
+                # at most the value not returned yet: the recorded values add up to no more
+                # than the accrual's (an int64), however much a return claims
+                value = min(order_value(program, returned), max(0, original.value_micros - before))
                 share = returned_share(
-                    original.points, original.value_micros, order_value(program, returned)
-                )
+                    original.points, original.value_micros, before + value
+                ) - returned_share(original.points, original.value_micros, before)
+                returned_value[original.transaction_id] = value
             else:  # an accrual recorded before accruals kept their order's value
                 share = order_points(program, returned, 1.0)
             amount = min(left, share)
-            return [(original.transaction_id, amount)] if amount > 0 else []
+            # recorded even when it takes nothing yet (its value counts for the next part)
+            return [(original.transaction_id, amount)] if left > 0 else []
         if event.original_order_id:  # named, but it earned nothing here: nothing to take back
             return []
         rest = order_points(program, returned, 1.0)
@@ -203,6 +215,13 @@ async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEven
         parts = await plan(uow, ledger) or [("", 0)]
         recorded: list[Movement] = []
         for i, (accrual_id, amount) in enumerate(parts):
+            # a part that takes back all that is left of an accrual frees the uses its quote
+            # counted, as a Reverse of all of it does (services/bonus/offers.py)
+            accrued = await uow.by_id(accrual_id) if accrual_id else None
+            if accrued is not None and amount == accrued.points - await uow.reversed_so_far(
+                accrual_id
+            ):
+                await release_quote(uow, accrual_id)
             movement = Movement(
                 new_id(),
                 program_id,
@@ -217,6 +236,7 @@ async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEven
                 fingerprint=print_ if i == 0 else "",
                 earned=-amount,
                 reverses=amount,
+                value_micros=returned_value.get(accrual_id, 0),
                 description=f"return {event.order_id}"
                 if accrual_id
                 else f"return {event.order_id}: nothing left to take back",

@@ -303,11 +303,13 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
     ) -> dict[str, int]:
         if not promotion_ids:
             return {}
+        # the uses of customers merged into this one are its uses (a merge does not reset a
+        # per-customer limit)
         rows = await self.s.execute(
             select(USES.c.promotion_id, func.count())
             .where(
                 USES.c.program_id == program_id,
-                USES.c.customer_id == customer_id,
+                USES.c.customer_id.in_(await self._members(customer_id)),
                 USES.c.promotion_id.in_(sorted(set(promotion_ids))),
             )
             .group_by(USES.c.promotion_id)
@@ -593,6 +595,14 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
         )
         return int(total or 0)
 
+    async def returned_value_so_far(self, transaction_id: str) -> int:
+        total = await self.s.scalar(
+            select(func.coalesce(func.sum(LEDGER.c.value_micros), 0)).where(
+                LEDGER.c.reversed_transaction_id == transaction_id, LEDGER.c.type == "REVERSAL"
+            )
+        )
+        return int(total or 0)
+
     async def earned_since(self, program_id: str, customer_id: str, since: float) -> int:
         total = await self.s.scalar(
             select(func.coalesce(func.sum(LEDGER.c.earned), 0)).where(
@@ -622,6 +632,37 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
     # holdout
 
     async def add_exposures(self, exposures: Sequence[Exposure]) -> None:
+        # Quotes note exposures in memory and a flush may come after the customer's erasure:
+        # hold the customers' guards shared (as every write does, in key order) and leave out
+        # the erased ones, so an erasure either waits for this flush and deletes what it wrote,
+        # or came first and nothing of the customer is written.
+        customers = sorted({e.customer_id for e in exposures})
+        if customers:
+            await self.s.execute(
+                self._insert(GUARDS).on_conflict_do_nothing(),
+                [{"customer_id": c, "erased_at": None} for c in customers],
+            )
+            guards = (
+                await self.s.execute(
+                    select(GUARDS.c.customer_id, GUARDS.c.erased_at, GUARDS.c.merged_into)
+                    .where(GUARDS.c.customer_id.in_(customers))
+                    .order_by(GUARDS.c.customer_id)
+                    .with_for_update(read=True)
+                )
+            ).all()
+            erased = {c for c, erased_at, _ in guards if erased_at is not None}
+            # a customer merged into another lives on as that one: gone when it is erased
+            owners = sorted({t for _, _, t in guards if t is not None})
+            if owners:
+                rows = await self.s.execute(
+                    select(GUARDS.c.customer_id, GUARDS.c.erased_at)
+                    .where(GUARDS.c.customer_id.in_(owners))
+                    .order_by(GUARDS.c.customer_id)
+                    .with_for_update(read=True)
+                )
+                gone = {c for c, erased_at in rows if erased_at is not None}
+                erased |= {c for c, _, t in guards if t in gone}
+            exposures = [e for e in exposures if e.customer_id not in erased]
         if exposures:
             await self.s.execute(
                 self._insert(EXPOSURES).on_conflict_do_nothing(),

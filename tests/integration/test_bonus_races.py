@@ -21,7 +21,7 @@ import pytest
 from backcrm.common.v1.common_pb2 import EventEnvelope
 from sqlalchemy import func, select
 
-from libs.errors import FailedPrecondition
+from libs.errors import FailedPrecondition, InvalidArgument
 from libs.runtime import Peers, Resources
 from libs.topics import BONUS_TIERS
 from services.bonus import handlers as h
@@ -388,6 +388,41 @@ async def test_redelivered_purchases_and_returns_racing_an_explicit_accrual_move
     assert wrong == 0, f"{wrong} of {trials} trials moved points twice or lost them"
 
 
+async def test_an_order_returned_in_racing_parts_takes_back_exactly_its_points(
+    world: World,
+) -> None:
+    """Per trial: 7 points on three units of 2.50; the three units returned as three events
+    naming the order, each delivered three times at once (two replicas): whatever the order,
+    the parts take back exactly 7 (each part's own floor, 2 + 2 + 2, would leave 1)."""
+    program = await world.program(welcome_points=0)
+    wrong = 0
+    trials = 25
+    for _ in range(trials):
+        customer = uid()
+        await h.enroll(world.deps(0), program.program_id, customer)
+        line = (OrderLine("", 3, 2_500_000),)
+        bought = PurchaseEvent(uid(), customer, f"o-{uid()}", line, "GBP", 7_500_000)
+        await record_purchase(world.deps(0), bought)
+        parts = [
+            PurchaseEvent(
+                uid(),
+                customer,
+                f"r-{uid()}",
+                (OrderLine("", -1, 2_500_000),),
+                "GBP",
+                -2_500_000,
+                bought.order_id,
+            )
+            for _ in range(3)
+        ]
+        await asyncio.gather(
+            *(soon(record_purchase(world.deps(i), e)) for i in range(3) for e in parts)
+        )
+        if await world.books(program.program_id, customer) != (0, 0, 0):
+            wrong += 1
+    assert wrong == 0, f"{wrong} of {trials} trials left points of a returned order"
+
+
 # ----------------------------------------------------------------------------------- merges
 
 
@@ -511,3 +546,29 @@ async def test_replicas_sweeping_tiers_at_once_announce_each_downgrade_once(worl
             )
         ).all()
     assert set(tiers) == {""}
+
+
+# --------------------------------------------------------------------------- hostile amounts
+
+
+async def test_an_order_worth_more_than_int64_is_refused_naming_its_lines(world: World) -> None:
+    """Every line the RPC accepts (a million units of a billion pounds, in a category weighing
+    1000) can make an order worth more than an int64 of micros; at a small points rate it
+    earns few points, and its value used to reach the ledger's int64 column: INTERNAL on the
+    RPC, an event the bonus consumer could never apply. It is INVALID_ARGUMENT `order.lines`
+    (an event with it is logged and skipped), and the account is untouched."""
+    program = await world.program(
+        points_per_unit=0.000001, category_multipliers={"gold": 1000.0}, welcome_points=0
+    )
+    customer = uid()
+    lines = (OrderLine("gold", 1_000_000, 10**15),)
+    order = h.Accrual(f"o-{uid()}", lines, "GBP", 10**15, uid())
+    with pytest.raises(InvalidArgument) as refused:
+        await h.accrue(world.deps(0), program.program_id, customer, order)
+    assert [f for f, _ in refused.value.violations] == ["order.lines"]
+    await h.enroll(world.deps(0), program.program_id, customer)
+    event = PurchaseEvent(
+        uid(), customer, f"o-{uid()}", (OrderLine("gold", 9, 10**18),), "GBP", 9 * 10**18
+    )
+    assert await record_purchase(world.deps(0), event) == []
+    assert await world.books(program.program_id, customer) == (0, 0, 0)

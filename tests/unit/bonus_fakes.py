@@ -164,9 +164,12 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
         self, program_id: str, customer_id: str, promotion_ids: Sequence[str]
     ) -> dict[str, int]:
         counts: dict[str, int] = {}
+        members = self._members(customer_id)
         for u in self._s.uses:
-            if (u.program_id, u.customer_id) == (program_id, customer_id) and (
-                u.promotion_id in promotion_ids
+            if (
+                u.program_id == program_id
+                and u.customer_id in members
+                and (u.promotion_id in promotion_ids)
             ):
                 counts[u.promotion_id] = counts.get(u.promotion_id, 0) + 1
         return counts
@@ -181,7 +184,9 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
 
     async def add_exposures(self, exposures: Sequence[Exposure]) -> None:
         for e in exposures:
-            self._s.exposures.setdefault((e.promotion_id, e.customer_id), e)
+            owner = self._s.merged.get(e.customer_id)
+            if e.customer_id not in self._s.erased and owner not in self._s.erased:
+                self._s.exposures.setdefault((e.promotion_id, e.customer_id), e)
 
     async def exposed(self, program_id: str, customer_id: str) -> bool:
         return any(
@@ -344,6 +349,13 @@ class FakeBonusUnitOfWork(BonusUnitOfWork):
                 if left > 0:
                     out.append((m, left))
         return out
+
+    async def returned_value_so_far(self, transaction_id: str) -> int:
+        return sum(
+            m.value_micros
+            for m in self._s.ledger
+            if m.type == "REVERSAL" and m.reversed_transaction_id == transaction_id
+        )
 
     async def reversed_so_far(self, transaction_id: str) -> int:
         return sum(

@@ -13,7 +13,7 @@ from libs.errors import FailedPrecondition, InvalidArgument
 from services.bonus import handlers as h
 from services.bonus import offers as o
 from services.bonus.config import ConfigCache
-from services.bonus.domain import OrderLine, Program
+from services.bonus.domain import OrderLine, Program, Tier
 from services.bonus.pricing import CartLine
 from services.bonus.promotions import Effect, Promotion
 from services.bonus.translate import _context
@@ -220,3 +220,23 @@ async def test_a_budget_lowered_to_its_uses_ends_the_promotion_and_ended_is_fina
     with pytest.raises(FailedPrecondition) as info:
         await o.update_promotion(w.deps, p.promotion_id, o.PromotionPatch({"status": "ACTIVE"}))
     assert info.value.reason == "PROMOTION_ENDED"
+
+
+async def test_a_quotes_points_to_earn_are_what_the_accrual_of_its_cart_earns() -> None:
+    """Tier and segment multipliers are applied one after the other in exact decimals, as
+    Accrue does: 1.2 x 1.5 on 100.00 is 180 points in both (their float product, 1.7999...,
+    would give 179)."""
+    w = World()
+    program = await w.program(
+        tiers=(Tier("member", 0, points_multiplier=1.2),), segment_multipliers={"vip": 1.5}
+    )
+    w.signals.members["c"] = {"vip"}
+    w.signals.verdicts[serialized(segment("vip"))] = True
+    await h.enroll(w.deps.bonus, program.program_id, "c")
+    result = await w.quote(program, "c", units=100)
+    assert result.quote.tier == "member" and not result.quote.degraded
+    lines = tuple(OrderLine(x.category, 1, x.line_total_micros) for x in result.quote.lines)
+    order = h.Accrual("o-1", lines, "GBP", result.quote.total_micros, "k-1")
+    accrued = await h.accrue(w.deps.bonus, program.program_id, "c", order)
+    assert accrued.movement is not None and accrued.movement.points == 180
+    assert result.quote.points_to_earn == accrued.movement.points

@@ -191,3 +191,19 @@ async def test_a_return_naming_an_order_that_earned_nothing_here_takes_nothing()
     [outcome] = await record_purchase(w.deps, purchase("e2", "r0", ("", -1, 30 * UNIT), ref="o0"))
     assert outcome.movement is not None and outcome.movement.points == 0
     assert outcome.account.balance == 40
+
+
+async def test_an_order_returned_in_parts_takes_back_all_its_points() -> None:
+    """Each part takes back the returns' cumulative share less what earlier parts took, so
+    the parts add up to the whole: 5 points on two units of 2.50, returned one at a time,
+    take back 2 then 3 (floor of each part's own share alone would leave 1 point behind)."""
+    w = World()
+    p = await w.program(welcome_points=0)
+    await h.enroll(w.deps, p.program_id, "c1")
+    await record_purchase(w.deps, purchase("e1", "o1", ("", 2, 2_500_000)))
+    for i in (2, 3):
+        part = purchase(f"e{i}", f"r{i}", ("", -1, 2_500_000), ref="o1")
+        await record_purchase(w.deps, part)
+        await record_purchase(w.deps, part)  # redelivered: nothing moves
+    assert moved(w, p.program_id) == [("ACCRUAL", 5), ("REVERSAL", -2), ("REVERSAL", -3)]
+    assert w.ledger_sum(p.program_id, "c1") == 0
