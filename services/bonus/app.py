@@ -85,11 +85,16 @@ class BonusApp:
             return await profile_resolver(peers.client())(ref, field_name)
 
         settings = resources.settings
-        deps = BonusDeps(uow=uow, clock=resources.clock, signals=SegmentationSignals(peers.client))
+        deps = BonusDeps(
+            uow=uow,
+            clock=resources.clock,
+            signals=SegmentationSignals(peers.client),
+            quote_key=quote_key(settings),
+        )
         offers = OfferDeps(
             bonus=deps,
             config=ConfigCache(uow, resources.clock, settings.bonus_config_check_seconds),
-            quote_key=quote_key(settings),
+            quote_key=deps.quote_key,
             quote_ttl=settings.bonus_quote_ttl_seconds,
             signals_timeout=settings.bonus_signals_timeout_seconds,
         )

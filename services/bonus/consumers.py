@@ -30,13 +30,15 @@ from services.bonus.ports import ProfileTraits
 from services.bonus.purchases import PurchaseEvent, record_purchase
 from services.bonus.tiers import publish_tier
 
-__all__ = ["GROUP", "ORIGINAL_ORDER_PROPERTY", "purchases_in", "subscribe"]
+__all__ = ["GROUP", "ORIGINAL_ORDER_PROPERTY", "QUOTE_PROPERTY", "purchases_in", "subscribe"]
 
 log = logging.getLogger(__name__)
 
 GROUP = "bonus"
 # The event property naming the order a return belongs to (docs/bonus.md, "Purchases").
 ORIGINAL_ORDER_PROPERTY = "original_order_id"
+# The event property carrying the quote id the order was priced with (docs/bonus.md).
+QUOTE_PROPERTY = "quote_id"
 
 
 def purchases_in(change: ppb.ProfileChanged) -> list[PurchaseEvent]:
@@ -59,6 +61,7 @@ def purchases_in(change: ppb.ProfileChanged) -> list[PurchaseEvent]:
             log.warning("purchase event %s has no order bonus can read", event.event_id)
             continue
         original = event.properties.fields.get(ORIGINAL_ORDER_PROPERTY)
+        quote = event.properties.fields.get(QUOTE_PROPERTY)
         out.append(
             PurchaseEvent(
                 event_id=event.event_id,
@@ -71,6 +74,7 @@ def purchases_in(change: ppb.ProfileChanged) -> list[PurchaseEvent]:
                 recorded_at=seconds_of(change.changed_at)
                 if change.HasField("changed_at")
                 else None,
+                quote_id=quote.string_value if quote is not None else "",
             )
         )
     return out

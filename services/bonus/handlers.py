@@ -13,11 +13,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from libs.errors import FailedPrecondition, InvalidArgument, NotFound
+from libs.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
 from libs.retry import retry_conflicts
 from services.bonus.domain import (
     MAX_POINTS,
@@ -60,7 +61,11 @@ __all__ = [
     "update_program",
 ]
 
+log = logging.getLogger(__name__)
+
 INT64_MAX = 2**63 - 1
+# The idempotency keys of the purchase consumer's accruals (services/bonus/purchases.py).
+EVENT_KEY_PREFIX = "event:"
 # How long an accrual waits for segmentation's answer (segment multipliers) before it
 # accrues without them.
 SEGMENT_TIMEOUT = 0.3
@@ -75,6 +80,9 @@ class BonusDeps:
     # Runs of a unit of work that keeps losing races; each run waits for the account's lock,
     # so only races on keys and orders claimed for another account come back.
     attempts: int = 8
+    # The key quote ids are signed with (the same as OfferDeps.quote_key): the purchase
+    # consumer reads the quote id a PURCHASE event carries with it.
+    quote_key: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,9 @@ class Accrual:
     idempotency_key: str
     # the QuoteOffer the order was placed with (its promotions' uses are counted)
     quote: Claim | None = None
+    # the quote came with a purchase event: the purchase happened, so a quote refused
+    # (expired, another customer's, a budget spent) is logged and the order accrues without it
+    quote_from_event: bool = False
 
 
 def fingerprint(*content: Any) -> str:
@@ -379,9 +390,19 @@ async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accr
         # --- promotions (services/bonus/offers.py): the quote's uses, its bonus points, and
         # the order for holdout reports
         if order.quote is not None:
-            points += await claim_quote(
-                uow, order.quote, program_id, customer_id, order.order_id, transaction_id, now
-            )
+            try:
+                points += await claim_quote(
+                    uow, order.quote, program_id, customer_id, order.order_id, transaction_id, now
+                )
+            except DomainError as exc:  # claim_quote refuses before it writes anything
+                if not order.quote_from_event:
+                    raise
+                log.warning(
+                    "order %s accrued without the quote of its event: %s (%s)",
+                    order.order_id,
+                    exc.message,
+                    exc.reason,
+                )
         await note_conversion(uow, program_id, customer_id, order.order_id, order.total_micros, now)
         # ---
         if points > MAX_POINTS:
@@ -403,9 +424,63 @@ async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accr
         )
         return ledger.credit(movement, now + program.pending_days * 86_400.0)
 
-    return await _move(
-        deps, program_id, customer_id, key=order.idempotency_key, print_=print_, act=act, enrol=True
-    )
+    try:
+        return await _move(
+            deps,
+            program_id,
+            customer_id,
+            key=order.idempotency_key,
+            print_=print_,
+            act=act,
+            enrol=True,
+        )
+    except FailedPrecondition as exc:
+        if exc.reason != "ORDER_ALREADY_ACCRUED" or order.quote is None or order.quote_from_event:
+            raise
+        # --- promotions: the order's purchase event came first
+        await _count_late_quote(deps, program_id, customer_id, order.order_id, order.quote)
+        # ---
+        raise
+
+
+async def _count_late_quote(
+    deps: BonusDeps, program_id: str, customer_id: str, order_id: str, quote: Claim
+) -> None:
+    """The shop's Accrue with a quote, after the order's PURCHASE event accrued it without
+    one (services/bonus/purchases.py): the quote's uses count against that accrual, in a unit
+    of work of their own that commits (the caller still answers ORDER_ALREADY_ACCRUED).
+    Refused as an Accrue with the quote is (PROMOTION_BUDGET_SPENT, ...), counting nothing.
+    Only for an accrual the consumer made (its key `event:...`) for this customer or one
+    merged into it, not reversed whole; once per order (`claim_quote(late=True)`). Its
+    bonus points are not credited: the order's one ACCRUAL is in the ledger already."""
+
+    async def attempt() -> None:
+        async with deps.uow() as uow:
+            if not await uow.guard_customer(customer_id):
+                return
+            # the locks an accrual takes, in its order: the account, then the promotions
+            await uow.lock_account(program_id, customer_id)
+            earlier = await uow.accrual_of(program_id, order_id)
+            if earlier is None or not earlier.idempotency_key.startswith(EVENT_KEY_PREFIX):
+                return
+            if (await uow.merged_into(earlier.customer_id) or earlier.customer_id) != customer_id:
+                return
+            left = earlier.points - await uow.reversed_so_far(earlier.transaction_id)
+            if earlier.points > 0 and left <= 0:  # returned whole: nothing to count for
+                return
+            await claim_quote(
+                uow,
+                quote,
+                program_id,
+                customer_id,
+                order_id,
+                earlier.transaction_id,
+                deps.clock(),
+                late=True,
+            )
+            await uow.commit()
+
+    await retry_conflicts(attempt, attempts=deps.attempts)
 
 
 def _segment_note(program: Program, segments: frozenset[str] | None, multiplier: float) -> str:

@@ -569,13 +569,20 @@ async def claim_quote(
     order_id: str,
     transaction_id: str,
     now: float,
+    *,
+    late: bool = False,
 ) -> int:
     """Counts the uses of the quote's promotions for this accrual, in its unit of work, and
     returns the bonus points its POINTS_MULTIPLIER effects add. The promotions' rows are
     locked in id order first, so concurrent accruals (in any replica) count one at a time;
     when a budget or a per-customer limit would be overshot the accrual is refused
     (FAILED_PRECONDITION) and nothing moves. A promotion whose budget is reached ends here
-    (PromotionChanged: every cache drops it)."""
+    (PromotionChanged: every cache drops it).
+
+    `late`: the accrual `transaction_id` exists already (a purchase event accrued the order
+    before the shop's Accrue with its quote): when it has uses counted (an earlier call, a
+    quote the event carried), checked under the promotions' locks, nothing is counted again
+    (uses are one per promotion and order)."""
     if claim.program_id != program_id:
         raise InvalidArgument("quote_id", "was issued for another program")
     if claim.customer_id != customer_id:
@@ -588,6 +595,8 @@ async def claim_quote(
         p.promotion_id: p
         for p in await uow.lock_promotions([a.promotion_id for a in claim.applied])
     }
+    if late and await uow.uses_of(transaction_id):
+        return 0
     limited = [p.promotion_id for p in locked.values() if p.max_uses_per_customer]
     mine = await uow.customer_uses(program_id, customer_id, limited) if limited else {}
     for a in claim.applied:

@@ -48,6 +48,7 @@ from services.bonus.domain import (
     returned_share,
 )
 from services.bonus.handlers import (
+    EVENT_KEY_PREFIX,
     Accrual,
     BonusDeps,
     Outcome,
@@ -55,7 +56,7 @@ from services.bonus.handlers import (
     accrue,
     fingerprint,
 )
-from services.bonus.offers import release_quote
+from services.bonus.offers import Claim, read_quote_id, release_quote
 from services.bonus.ports import BonusUnitOfWork
 
 __all__ = ["PurchaseEvent", "record_purchase", "take_back_return"]
@@ -81,6 +82,8 @@ class PurchaseEvent:
     original_order_id: str = ""
     # when the profile service recorded it (None: unknown, every enrolled program counts)
     recorded_at: float | None = None
+    # the quote the order was priced with (the event's property `quote_id`; "" when none)
+    quote_id: str = ""
 
     @property
     def is_return(self) -> bool:
@@ -88,9 +91,9 @@ class PurchaseEvent:
 
     @property
     def key(self) -> str:
-        key = f"event:{self.event_id}"
+        key = f"{EVENT_KEY_PREFIX}{self.event_id}"
         if len(key) > _MAX_KEY:  # event ids are at most 128 characters; keep keys within too
-            key = "event:sha256:" + hashlib.sha256(self.event_id.encode()).hexdigest()
+            key = f"{EVENT_KEY_PREFIX}sha256:" + hashlib.sha256(self.event_id.encode()).hexdigest()
         return key
 
 
@@ -146,8 +149,30 @@ async def _buyer(
 async def _apply(deps: BonusDeps, program_id: str, event: PurchaseEvent) -> Outcome:
     if event.is_return:
         return await take_back_return(deps, program_id, event)
-    order = Accrual(event.order_id, event.lines, event.currency, event.total_micros, event.key)
+    order = Accrual(
+        event.order_id,
+        event.lines,
+        event.currency,
+        event.total_micros,
+        event.key,
+        quote=_quote(deps, event),
+        quote_from_event=True,
+    )
     return await accrue(deps, program_id, event.customer_id, order)
+
+
+def _quote(deps: BonusDeps, event: PurchaseEvent) -> Claim | None:
+    """The quote the event carries, when this service signed it; otherwise (forged, altered,
+    no key configured) the order accrues without it, and the log says so."""
+    if not event.quote_id:
+        return None
+    try:
+        if not deps.quote_key:
+            raise InvalidArgument("quote_id", "cannot be read: no quote key is configured")
+        return read_quote_id(deps.quote_key, event.quote_id)
+    except InvalidArgument as exc:
+        log.warning("event %s: quote left out: %s", event.event_id, exc.message)
+        return None
 
 
 async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEvent) -> Outcome:

@@ -608,11 +608,6 @@ async def test_no_exposure_of_an_erased_customer_is_written(world: World) -> Non
         assert await exposure_rows(world, customer) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open design question (review): a purchase event that accrues an order before the "
-    "shop's Accrue with its quote leaves the quote's uses uncounted",
-)
 async def test_a_purchase_event_first_still_counts_the_quote_of_its_order(world: World) -> None:
     """The profile event of an order can reach bonus before the shop's Accrue with the quote
     it was priced with: the event accrues the order without the quote, the Accrue is
