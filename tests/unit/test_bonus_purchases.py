@@ -153,7 +153,7 @@ def test_purchases_are_read_from_profile_changed() -> None:
             order_id="C1", lines=[line], total=common_pb2.Money(currency="GBP", units_micros=0)
         ),
     )
-    returned.properties.update({"original_order_id": "o7"})
+    returned.properties.update({"original_order_id": "o7", "quote_id": "q.sig"})
     mixed = common_pb2.Money(currency="EUR", units_micros=UNIT)
     change.events.add(
         event_id="bad",
@@ -165,7 +165,7 @@ def test_purchases_are_read_from_profile_changed() -> None:
     change.changed_at.FromSeconds(1_700_000_000)
     [event] = purchases_in(change)
     assert event == PurchaseEvent(
-        "r", "c9", "C1", (OrderLine("k", -2, 2 * UNIT),), "GBP", 0, "o7", 1_700_000_000.0
+        "r", "c9", "C1", (OrderLine("k", -2, 2 * UNIT),), "GBP", 0, "o7", 1_700_000_000.0, "q.sig"
     )
     assert event.is_return and event.key == "event:r"
 
