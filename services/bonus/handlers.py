@@ -468,6 +468,8 @@ async def _count_late_quote(
             left = earlier.points - await uow.reversed_so_far(earlier.transaction_id)
             if earlier.points > 0 and left <= 0:  # returned whole: nothing to count for
                 return
+            if await uow.uses_of(earlier.transaction_id):  # counted: a retry answers as the
+                return  # first did, even once the quote has expired (checked again locked)
             await claim_quote(
                 uow,
                 quote,

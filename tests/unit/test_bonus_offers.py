@@ -14,8 +14,10 @@ from services.bonus import handlers as h
 from services.bonus import offers as o
 from services.bonus.config import ConfigCache
 from services.bonus.domain import OrderLine, Program, Tier
+from services.bonus.merges import merge_customers
 from services.bonus.pricing import CartLine
 from services.bonus.promotions import Effect, Promotion
+from services.bonus.purchases import PurchaseEvent, record_purchase
 from services.bonus.translate import _context
 from tests.unit.bonus_fakes import FakeBonusStore, FakeBonusUnitOfWork, FakeSignals
 from tests.unit.fakes import FakeClock
@@ -42,7 +44,10 @@ class World:
 
     def __post_init__(self) -> None:
         deps = h.BonusDeps(
-            uow=lambda: FakeBonusUnitOfWork(self.store), clock=self.clock, signals=self.signals
+            uow=lambda: FakeBonusUnitOfWork(self.store),
+            clock=self.clock,
+            signals=self.signals,
+            quote_key=KEY,
         )
         self.offers = o.OfferDeps(deps, ConfigCache(deps.uow, self.clock), KEY)
 
@@ -240,3 +245,130 @@ async def test_a_quotes_points_to_earn_are_what_the_accrual_of_its_cart_earns() 
     accrued = await h.accrue(w.deps.bonus, program.program_id, "c", order)
     assert accrued.movement is not None and accrued.movement.points == 180
     assert result.quote.points_to_earn == accrued.movement.points
+
+
+def bought(
+    event_id: str, customer: str, order_id: str, units: int, quote_id: str = ""
+) -> PurchaseEvent:
+    line = OrderLine("", 1, units * UNIT)
+    return PurchaseEvent(
+        event_id, customer, order_id, (line,), "GBP", units * UNIT, quote_id=quote_id
+    )
+
+
+def accrual(result: o.QuoteResult, order_id: str, key: str) -> h.Accrual:
+    total = result.quote.total_micros
+    claim = o.read_quote_id(KEY, result.quote_id)
+    return h.Accrual(order_id, (OrderLine("", 1, total),), "GBP", total, key, claim)
+
+
+async def test_the_shops_accrue_after_the_orders_event_counts_the_quote_once() -> None:
+    """The event accrued the order first: the Accrue with the quote counts its use against the
+    event's accrual and answers ORDER_ALREADY_ACCRUED; retried (same key, another key, after
+    the quote expired) it counts nothing more. Its bonus points are not credited."""
+    w = World()
+    program = await w.program(welcome_points=0)
+    promotion = await w.promotion(
+        program, Effect("POINTS_MULTIPLIER", multiplier=2.0), coupon_code="", max_uses=5
+    )
+    await h.enroll(w.deps.bonus, program.program_id, "c1")
+    q = await w.quote(program, "c1")
+    assert applied(q) == [promotion.promotion_id]
+    [event] = await record_purchase(w.deps.bonus, bought("e1", "c1", "o1", 10))
+    assert event.movement is not None and event.movement.points == 10
+    for key in ("k1", "k1", "k2"):
+        with pytest.raises(FailedPrecondition) as refused:
+            await h.accrue(w.deps.bonus, program.program_id, "c1", accrual(q, "o1", key))
+        assert refused.value.reason == "ORDER_ALREADY_ACCRUED"
+        assert refused.value.metadata == {"transaction_id": event.movement.transaction_id}
+        w.clock.advance(600)  # the third one comes after the quote expired
+    [use] = w.store.state.uses
+    assert (use.order_id, use.transaction_id) == ("o1", event.movement.transaction_id)
+    assert (await o.get_promotion(w.deps, promotion.promotion_id)).uses == 1
+    account = await h.get_account(w.deps.bonus, program.program_id, "c1")
+    assert account.pending + account.balance == 10  # the multiplier's bonus is not credited
+
+
+async def test_the_late_quote_is_refused_as_an_accrue_with_it_would_be() -> None:
+    """Spent budget: PROMOTION_BUDGET_SPENT, nothing counted; an order the shop accrued itself
+    (not the event) and a customer's order accrued for another customer count nothing; an
+    order of a customer merged since counts for the customer it lives on as."""
+    w = World()
+    program = await w.program(welcome_points=0)
+    promotion = await w.promotion(
+        program, Effect("AMOUNT_OFF", amount_micros=UNIT), coupon_code="", max_uses=2
+    )
+    for c in ("c1", "c2", "src", "dst"):
+        await h.enroll(w.deps.bonus, program.program_id, c)
+    # the shop's own accrual of o1 (no quote), then its Accrue with one: not counted
+    plain = h.Accrual("o1", (OrderLine("", 1, 9 * UNIT),), "GBP", 9 * UNIT, "shop-o1")
+    await h.accrue(w.deps.bonus, program.program_id, "c1", plain)
+    with pytest.raises(FailedPrecondition) as refused:
+        await h.accrue(
+            w.deps.bonus,
+            program.program_id,
+            "c1",
+            accrual(await w.quote(program, "c1"), "o1", "k1"),
+        )
+    assert refused.value.reason == "ORDER_ALREADY_ACCRUED" and not w.store.state.uses
+    # an order bought by src, merged into dst since: dst's Accrue with its quote counts
+    await record_purchase(w.deps.bonus, bought("e2", "src", "o2", 9))
+    await merge_customers(w.deps.bonus, "src", "dst")
+    with pytest.raises(FailedPrecondition) as refused:
+        await h.accrue(
+            w.deps.bonus,
+            program.program_id,
+            "dst",
+            accrual(await w.quote(program, "dst"), "o2", "k2"),
+        )
+    assert refused.value.reason == "ORDER_ALREADY_ACCRUED"
+    assert [(u.order_id, u.customer_id) for u in w.store.state.uses] == [("o2", "dst")]
+    # another customer's evented order: not counted for c2
+    await record_purchase(w.deps.bonus, bought("e3", "c1", "o3", 9))
+    with pytest.raises(FailedPrecondition) as refused:
+        await h.accrue(
+            w.deps.bonus,
+            program.program_id,
+            "c2",
+            accrual(await w.quote(program, "c2"), "o3", "k3"),
+        )
+    assert refused.value.reason == "ORDER_ALREADY_ACCRUED" and len(w.store.state.uses) == 1
+    # the budget: one more use spends it, and the late quote after that is refused
+    late = await w.quote(program, "c1")  # taken before the budget is spent
+    assert applied(late) == [promotion.promotion_id]
+    await h.accrue(
+        w.deps.bonus, program.program_id, "c2", accrual(await w.quote(program, "c2"), "o4", "k4")
+    )
+    await record_purchase(w.deps.bonus, bought("e5", "c1", "o5", 9))
+    with pytest.raises(FailedPrecondition) as spent:
+        await h.accrue(w.deps.bonus, program.program_id, "c1", accrual(late, "o5", "k5"))
+    assert spent.value.reason == "PROMOTION_BUDGET_SPENT"
+    assert (await o.get_promotion(w.deps, promotion.promotion_id)).uses == 2
+
+
+async def test_a_purchase_event_with_a_quote_id_counts_it_or_accrues_without_it() -> None:
+    w = World()
+    program = await w.program(welcome_points=0)
+    promotion = await w.promotion(
+        program, Effect("POINTS_MULTIPLIER", multiplier=2.0), coupon_code="", max_uses=1
+    )
+    for c in ("c1", "c2", "c3"):
+        await h.enroll(w.deps.bonus, program.program_id, c)
+    q1, q2, q3 = [await w.quote(program, c) for c in ("c1", "c2", "c3")]
+    # forged: accrued without it
+    [forged] = await record_purchase(w.deps.bonus, bought("e0", "c3", "o0", 10, "x" + q3.quote_id))
+    assert forged.movement is not None and forged.movement.points == 10 and not w.store.state.uses
+    # counted with the event's accrual, bonus points included, once however often it comes
+    for _ in range(2):
+        [counted] = await record_purchase(w.deps.bonus, bought("e1", "c1", "o1", 10, q1.quote_id))
+        assert counted.movement is not None and counted.movement.points == 20
+    assert [u.order_id for u in w.store.state.uses] == ["o1"]
+    # spent: the purchase still earns, without the promotion
+    [plain] = await record_purchase(w.deps.bonus, bought("e2", "c2", "o2", 10, q2.quote_id))
+    assert plain.movement is not None and plain.movement.points == 10
+    # expired, or another customer's: the same
+    w.clock.advance(3600)
+    [late] = await record_purchase(w.deps.bonus, bought("e3", "c3", "o3", 10, q3.quote_id))
+    [other] = await record_purchase(w.deps.bonus, bought("e4", "c2", "o4", 10, q1.quote_id))
+    assert [x.movement.points for x in (late, other) if x.movement] == [10, 10]
+    assert (await o.get_promotion(w.deps, promotion.promotion_id)).uses == 1
