@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from backcrm.ads.v1 import ads_service_pb2 as pb
+from backcrm.bonus.v1 import bonus_service_pb2 as bpb
 from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2 as ppb
 from backcrm.segmentation.v1 import condition_pb2 as c
@@ -288,3 +289,98 @@ async def test_hostile_numbers_name_the_field(
     )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
     assert any(f.startswith(field) for f in field_violations(err)), field_violations(err)
+
+
+async def test_a_rewarded_click_credits_bonus_points_once(suite: Suite) -> None:
+    """The ad-loyalty reward through the suite: a click on a campaign that rewards clicks
+    puts its points in the customer's bonus account (ads's own token, scope bonus:reward),
+    once however often the click is reported; the conversion earns nothing here."""
+    program = (
+        await suite.client().bonus.CreateProgram(
+            bpb.CreateProgramRequest(
+                program=bpb.Program(name="Club", currency="GBP", points_per_unit=1.0)
+            )
+        )
+    ).program
+    who = await profile_in(suite, "anywhere")
+    await suite.client().bonus.Enroll(
+        bpb.EnrollRequest(program_id=program.program_id, customer=customer(who))
+    )
+    placement = f"home-{uid()}.top"
+    reward = pb.Reward(
+        program_id=program.program_id, points=25, interaction_type=pb.INTERACTION_TYPE_CLICK
+    )
+    campaign = (
+        await suite.client().ads.CreateCampaign(
+            pb.CreateCampaignRequest(
+                campaign=pb.Campaign(
+                    name="Click for points",
+                    brand="acme",
+                    creatives=[pb.Creative(title="Boots", placements=[placement])],
+                    reward=reward,
+                )
+            )
+        )
+    ).campaign
+    assert campaign.reward == reward
+    shop = suite.client("channel").ads
+    (slot,) = (
+        await shop.SelectAds(
+            pb.SelectAdsRequest(
+                customer=customer(who), context=common_pb2.Context(placement=placement)
+            )
+        )
+    ).slots
+    for kind in (
+        pb.INTERACTION_TYPE_CLICK,
+        pb.INTERACTION_TYPE_CLICK,
+        pb.INTERACTION_TYPE_CONVERSION,
+    ):
+        await shop.RecordInteraction(
+            pb.RecordInteractionRequest(tracking_token=slot.tracking_token, type=kind)
+        )
+
+    async def balance() -> int:
+        reply = await suite.client().bonus.GetAccount(
+            bpb.GetAccountRequest(program_id=program.program_id, customer=customer(who))
+        )
+        return int(reply.account.balance)
+
+    async def credited() -> bool:
+        return await balance() > 0
+
+    await eventually(credited, "the reward in the bonus account", timeout=20)
+    transactions = (
+        await suite.client().bonus.ListTransactions(
+            bpb.ListTransactionsRequest(program_id=program.program_id, customer=customer(who))
+        )
+    ).transactions
+    rewards = [t for t in transactions if t.points == 25]
+    assert len(rewards) == 1 and await balance() == 25
+
+    # RewardPoints is a narrow scope: the shop's token (bonus:write) cannot grant points,
+    # and a reward never takes points away
+    err = await rpc_error(
+        suite.client("shop").bonus.RewardPoints(
+            bpb.RewardPointsRequest(
+                program_id=program.program_id,
+                customer=customer(who),
+                points=5,
+                reason="x",
+                idempotency_key=uid(),
+            )
+        )
+    )
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    err = await rpc_error(
+        suite.client().bonus.RewardPoints(
+            bpb.RewardPointsRequest(
+                program_id=program.program_id,
+                customer=customer(who),
+                points=-5,
+                reason="x",
+                idempotency_key=uid(),
+            )
+        )
+    )
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and field_violations(err) == ["points"]
