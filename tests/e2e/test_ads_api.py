@@ -318,6 +318,8 @@ async def test_a_rewarded_click_credits_bonus_points_once(suite: Suite) -> None:
                     brand="acme",
                     creatives=[pb.Creative(title="Boots", placements=[placement])],
                     reward=reward,
+                    # above the other tests' campaigns that fit any placement
+                    priority=1_000_000,
                 )
             )
         )
@@ -327,10 +329,12 @@ async def test_a_rewarded_click_credits_bonus_points_once(suite: Suite) -> None:
     (slot,) = (
         await shop.SelectAds(
             pb.SelectAdsRequest(
-                customer=customer(who), context=common_pb2.Context(placement=placement)
+                customer=customer(who),
+                context=common_pb2.Context(placement=placement, channel=common_pb2.CHANNEL_WEB),
             )
         )
     ).slots
+    assert slot.campaign_id == campaign.campaign_id
     for kind in (
         pb.INTERACTION_TYPE_CLICK,
         pb.INTERACTION_TYPE_CLICK,
