@@ -17,6 +17,7 @@ from backcrm.segmentation.v1 import condition_pb2 as c
 from backcrm.segmentation.v1 import segmentation_service_pb2 as spb
 from google.protobuf import duration_pb2, field_mask_pb2, struct_pb2
 
+from services.ads.app import AdsApp
 from tests.e2e.conftest import Suite
 from tests.e2e.helpers import error_reason, field_violations, rpc_error
 from tests.support import BACKENDS, Backend, backend_settings, eventually
@@ -361,6 +362,35 @@ async def test_a_rewarded_click_credits_bonus_points_once(suite: Suite) -> None:
     ).transactions
     rewards = [t for t in transactions if t.points == 25]
     assert len(rewards) == 1 and await balance() == 25
+
+    # a customer not enrolled: bonus refuses (NOT_FOUND over gRPC), ads records it, no retry
+    stranger = await profile_in(suite, "anywhere")
+    (other,) = (
+        await shop.SelectAds(
+            pb.SelectAdsRequest(
+                customer=customer(stranger),
+                context=common_pb2.Context(placement=placement, channel=common_pb2.CHANNEL_WEB),
+            )
+        )
+    ).slots
+    await shop.RecordInteraction(
+        pb.RecordInteractionRequest(
+            tracking_token=other.tracking_token, type=pb.INTERACTION_TYPE_CLICK
+        )
+    )
+    assert suite.running is not None
+    ads = suite.running.app(AdsApp).deps
+    token_id = ads.signer.verify(other.tracking_token, ads.clock()).token_id
+
+    async def refusal() -> str | None:
+        async with ads.uow() as uow:
+            return await uow.reward_noted(token_id, "CLICK")
+
+    async def refused() -> bool:
+        return await refusal() is not None
+
+    await eventually(refused, "the refusal recorded", timeout=20)
+    assert await refusal() == "REFUSED NOT_FOUND ACCOUNT_NOT_FOUND"
 
     # RewardPoints is a narrow scope: the shop's token (bonus:write) cannot grant points,
     # and a reward never takes points away

@@ -10,7 +10,8 @@ Every server under test runs in its own process (tests.load.bench_server) and th
 generator in this one, the echo server exactly like the profile service, so on a 2-core
 machine each side gets a core. The segmentation suite (tests.load.segbench) serves profile and
 segmentation together, as `backcrm serve all`, the bonus suite (tests.load.bonusbench) all
-three, and the ads suite (tests.load.adsbench) profile, segmentation and ads. See docs/benchmarks.md for what is measured and how.
+three, and the ads suite (tests.load.adsbench) profile, segmentation and ads. See
+docs/benchmarks.md for what is measured and how.
 
 It is a report, not a test: targets are printed with PASS/MISS and the exit code is 0
 unless the harness itself broke.
