@@ -65,8 +65,9 @@ class Settings(BaseSettings):
     )
     ads_service_token: str = Field(
         default="",
-        description="bearer token ads records ad events on profiles (TrackEvents) with: name "
-        "`ads`, scope profile:write; minted per process when empty",
+        description="bearer token ads records ad events on profiles (TrackEvents) and credits "
+        "ad rewards (bonus RewardPoints) with: name `ads`, scopes profile:write and "
+        "bonus:reward; minted per process when empty",
     )
     bonus_service_token: str = Field(
         default="",

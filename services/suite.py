@@ -55,10 +55,11 @@ class Suite:
         bonus_token = settings.bonus_service_token or mint_token()
         if not settings.bonus_service_token:
             tokens.add("bonus", bonus_token, ["profile:read", "profile:write"])
-        # Ads records ad events on profiles (TrackEvents) with a token of its own.
+        # Ads records ad events on profiles (TrackEvents) and credits ad rewards
+        # (bonus RewardPoints: positive credits only) with a token of its own.
         ads_token = settings.ads_service_token or mint_token()
         if not settings.ads_service_token:
-            tokens.add("ads", ads_token, ["profile:write"])
+            tokens.add("ads", ads_token, ["profile:write", "bonus:reward"])
         self.resources = resources = Resources.open(settings)
         self.peers = peers = Peers(
             settings,

@@ -29,10 +29,16 @@ from libs.signals import SegmentationSignals
 from libs.topics import ADS_CAMPAIGNS, ADS_INTERACTIONS, PROFILE_DELETED, PROFILE_MERGED
 from services.ads.catalog import CampaignCache
 from services.ads.entrypoint import ads_service
-from services.ads.handlers import AdsDeps, erase_customer, keep_traffic, merge_customers
+from services.ads.handlers import (
+    AdsDeps,
+    erase_customer,
+    grant_reward,
+    keep_traffic,
+    merge_customers,
+)
 from services.ads.models import AdsOutboxRow
 from services.ads.ports import Counters
-from services.ads.remote import ProfileInterests, SegmentationDirectory
+from services.ads.remote import BonusRewards, ProfileInterests, SegmentationDirectory
 from services.ads.render import encode_change, encode_interaction
 from services.ads.repository import SqlAdsUnitOfWork, SqlCounters
 from services.ads.tokens import Signer, dev_keys
@@ -94,6 +100,7 @@ class AdsApp:
             signer=signer,
             interests=ProfileInterests(peers.client),
             segments=SegmentationDirectory(peers.client),
+            rewards=BonusRewards(lambda: peers.client("ads")),
             segment_timeout=settings.ads_segment_timeout_seconds,
             reservation_seconds=settings.ads_reservation_seconds,
         )
@@ -114,6 +121,7 @@ class AdsApp:
             await self.bus.subscribe(
                 ADS_INTERACTIONS.name, "ads-profile", consumer, self._to_profile
             ),
+            await self.bus.subscribe(ADS_INTERACTIONS.name, "ads-reward", consumer, self._reward),
         ]
         self.relay.start()
 
@@ -197,6 +205,24 @@ class AdsApp:
             raise
         if reply.rejected:
             log.warning("profile rejected an ad event: %s", reply.rejected[0].reason)
+
+    async def _reward(self, envelope: EventEnvelope) -> None:
+        """A counted click or conversion that earns its campaign's reward: the points, once
+        per (token, type) whatever the redeliveries (the bonus key is derived from them);
+        bonus down raises Unavailable, retried in place; a refusal is recorded, not retried."""
+        recorded = ADS_INTERACTIONS.unpack(envelope)
+        if not recorded.customer_id or not recorded.HasField("reward"):
+            return
+        kind = pb.InteractionType.Name(recorded.type).removeprefix("INTERACTION_TYPE_")
+        await grant_reward(
+            self.deps,
+            recorded.token_id,
+            kind,
+            recorded.campaign_id,
+            recorded.customer_id,
+            recorded.reward.program_id,
+            recorded.reward.points,
+        )
 
     async def stop(self) -> None:
         for task in self.tasks:

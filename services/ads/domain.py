@@ -85,6 +85,10 @@ class Campaign:
     updated_at: float = 0.0
     # what the campaign is about: the customer's interest in them raises its weight
     categories: tuple[str, ...] = ()
+    # the ad-loyalty reward: points of a bonus program per counted interaction of one type
+    reward_program_id: str = ""  # "": no reward
+    reward_points: int = 0
+    reward_type: str = ""  # CLICK or CONVERSION
 
     # --- state
 
@@ -103,6 +107,12 @@ class Campaign:
     def limited(self) -> bool:
         """Whether selecting it must reserve room (a budget or a frequency cap)."""
         return bool(self.total_impressions or self.daily_impressions or self.cap_impressions)
+
+    def reward_for(self, kind: str) -> tuple[str, int] | None:
+        """(program id, points) when a counted interaction of this kind earns a reward."""
+        if self.reward_program_id and self.reward_points > 0 and self.reward_type == kind:
+            return self.reward_program_id, self.reward_points
+        return None
 
     @property
     def targeted(self) -> bool:

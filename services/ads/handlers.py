@@ -42,6 +42,9 @@ from services.ads.ports import (
     CustomerSignals,
     Interaction,
     NoInterests,
+    NoRewards,
+    RewardRefused,
+    Rewards,
     SegmentDirectory,
     Stats,
 )
@@ -60,6 +63,7 @@ __all__ = [
     "create_campaign",
     "erase_customer",
     "get_campaign",
+    "grant_reward",
     "keep_traffic",
     "list_campaigns",
     "merge_customers",
@@ -96,6 +100,8 @@ class AdsDeps:
     attempts: int = 8
     rng: random.Random = field(default_factory=random.Random)
     traffic: TrafficProfile = field(default_factory=TrafficProfile)
+    # the bonus service, for the ad-loyalty reward
+    rewards: Rewards = field(default_factory=lambda: NoRewards())
 
 
 @dataclass(frozen=True)
@@ -458,6 +464,8 @@ async def record_interaction(
             day = await deps.counters.settle(
                 campaign, ticket.customer_id, ticket.token_id, ticket.issued_at, now
             )
+    else:  # a click or conversion may earn the campaign's reward (as the campaign is now)
+        campaign = await _campaign_of(deps, ticket.campaign_id)
     interaction = Interaction(
         token_id=ticket.token_id,
         type=kind,
@@ -469,6 +477,7 @@ async def record_interaction(
         occurred_at=occurred_at if occurred_at is not None else now,
         day=day if day is not None else day_of(now),
         billable=day is not None,
+        reward=campaign.reward_for(kind) if campaign is not None else None,
     )
 
     async def attempt() -> bool:
@@ -537,6 +546,53 @@ async def campaign_stats(deps: AdsDeps, campaign_id: str) -> tuple[Campaign, Sta
     async with deps.uow() as uow:
         campaign = await _campaign(uow, campaign_id)
         return campaign, await uow.stats(campaign_id, day_of(deps.clock()))
+
+
+def reward_key(token_id: str, kind: str) -> str:
+    """The bonus idempotency key of a token's reward: one per (token, type), whatever the
+    redeliveries, consumers or retries."""
+    return f"ads-reward-{token_id}-{kind}"
+
+
+async def grant_reward(
+    deps: AdsDeps,
+    token_id: str,
+    kind: str,
+    campaign_id: str,
+    customer_id: str,
+    program_id: str,
+    points: int,
+) -> str:
+    """Credits a counted interaction's reward once and records the outcome on the
+    interaction. Bonus down: `Unavailable` propagates (the bus retries the event; the key
+    makes the retry credit once). A refusal (not enrolled, erased, no such program) is
+    logged and recorded, never retried. Returns the recorded outcome."""
+    try:
+        transaction_id = await deps.rewards.reward(
+            program_id,
+            customer_id,
+            points,
+            f"ad reward: {kind.lower()} on campaign {campaign_id}",
+            reward_key(token_id, kind),
+        )
+        outcome = f"REWARDED {transaction_id}"
+    except RewardRefused as refused:
+        log.warning(
+            "bonus refused the reward of %s %s (campaign %s): %s",
+            kind.lower(),
+            token_id,
+            campaign_id,
+            refused.reason,
+        )
+        outcome = f"REFUSED {refused.reason}"
+
+    async def attempt() -> None:
+        async with deps.uow() as uow:
+            await uow.note_reward(token_id, kind, outcome)
+            await uow.commit()
+
+    await retry_conflicts(attempt, attempts=deps.attempts)
+    return outcome
 
 
 async def merge_customers(

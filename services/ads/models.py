@@ -90,6 +90,10 @@ class InteractionRow(Base):
     # IMPRESSION: whether it counted against the budget (False: its reservation had lapsed
     # and no room was left).
     billable: Mapped[bool] = mapped_column(Boolean)
+    # CLICK/CONVERSION of a rewarding campaign: what became of the reward, once the bonus
+    # service answered ("REWARDED <transaction id>" or "REFUSED <reason>"); NULL: no reward,
+    # or not answered yet.
+    reward: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class CustomerGuardRow(Base):

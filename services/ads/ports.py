@@ -24,6 +24,9 @@ __all__ = [
     "CustomerSignals",
     "Interaction",
     "NoInterests",
+    "NoRewards",
+    "RewardRefused",
+    "Rewards",
     "SegmentDirectory",
     "Stats",
 ]
@@ -44,6 +47,8 @@ class Interaction:
     occurred_at: float
     day: int  # the UTC day it counts in
     billable: bool = True
+    # the campaign's reward for it, when it earns one: (bonus program id, points)
+    reward: tuple[str, int] | None = None
 
 
 @dataclass
@@ -117,6 +122,14 @@ class AdsUnitOfWork(abc.ABC):
         """The interaction recorded for (token, type), if any."""
 
     @abc.abstractmethod
+    async def note_reward(self, token_id: str, kind: str, outcome: str) -> None:
+        """Records what became of the interaction's reward (the first answer stays)."""
+
+    @abc.abstractmethod
+    async def reward_noted(self, token_id: str, kind: str) -> str | None:
+        """What became of the interaction's reward; None: not answered yet (or none)."""
+
+    @abc.abstractmethod
     async def stats(self, campaign_id: str, today: int) -> Stats: ...
 
     @abc.abstractmethod
@@ -160,6 +173,36 @@ class SegmentDirectory(abc.ABC):
 
     @abc.abstractmethod
     async def unknown(self, segment_ids: Sequence[str], timeout: float) -> set[str] | None: ...
+
+
+class RewardRefused(Exception):
+    """The bonus service refused a reward for good (not enrolled, erased, no such program):
+    retrying cannot help. `reason` is its reason code."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Rewards(abc.ABC):
+    """Credits a reward's points to the customer's bonus account, idempotent by `key` (a
+    repeated key returns the first credit). Returns the transaction id; raises
+    `libs.errors.Unavailable` while the bonus service cannot answer (retry) and
+    `RewardRefused` when it refuses (do not)."""
+
+    @abc.abstractmethod
+    async def reward(
+        self, program_id: str, customer_id: str, points: int, reason: str, key: str
+    ) -> str: ...
+
+
+class NoRewards(Rewards):
+    """No bonus service: every reward is refused (and recorded as such)."""
+
+    async def reward(
+        self, program_id: str, customer_id: str, points: int, reason: str, key: str
+    ) -> str:
+        raise RewardRefused("NO_BONUS_SERVICE")
 
 
 class AnySegment(SegmentDirectory):

@@ -67,6 +67,14 @@ def campaign_to_proto(c: Campaign, now: float) -> pb.Campaign:
         period = duration_pb2.Duration()
         period.FromNanoseconds(round(c.cap_period * 1e9))
         out.frequency_cap.CopyFrom(pb.FrequencyCap(impressions=c.cap_impressions, period=period))
+    if c.reward_program_id:
+        out.reward.CopyFrom(
+            pb.Reward(
+                program_id=c.reward_program_id,
+                points=c.reward_points,
+                interaction_type=enum(pb.InteractionType, f"INTERACTION_TYPE_{c.reward_type}"),
+            )
+        )
     return out
 
 
@@ -139,5 +147,14 @@ def encode_interaction(i: Interaction) -> OutboxMessage:
         occurred_at=ts(i.occurred_at),
         placement=i.placement,
         channel=cast(Any, i.channel),
+        token_id=i.token_id,
     )
+    if i.reward is not None and i.customer_id:
+        payload.reward.CopyFrom(
+            pb.Reward(
+                program_id=i.reward[0],
+                points=i.reward[1],
+                interaction_type=enum(pb.InteractionType, f"INTERACTION_TYPE_{i.type}"),
+            )
+        )
     return (*ADS_INTERACTIONS.outbox_row(payload), "")

@@ -190,6 +190,21 @@ class SqlAdsUnitOfWork(SqlUnitOfWork, AdsUnitOfWork):
         ).first()
         return Interaction(**row._mapping) if row is not None else None
 
+    async def note_reward(self, token_id: str, kind: str, outcome: str) -> None:
+        t = INTERACTIONS.c
+        await self.s.execute(
+            update(INTERACTIONS)
+            .where(t.token_id == token_id, t.type == kind, t.reward.is_(None))
+            .values(reward=outcome[:200])
+        )
+
+    async def reward_noted(self, token_id: str, kind: str) -> str | None:
+        t = INTERACTIONS.c
+        return cast(
+            "str | None",
+            await self.s.scalar(select(t.reward).where(t.token_id == token_id, t.type == kind)),
+        )
+
     async def stats(self, campaign_id: str, today: int) -> Stats:
         t = INTERACTIONS.c
         counted = or_(t.type != "IMPRESSION", t.billable.is_(True))

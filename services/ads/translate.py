@@ -174,6 +174,26 @@ def _weight(value: int, field: str) -> int:
     return value or 1
 
 
+MAX_REWARD_POINTS = 1_000_000
+_REWARDED = ("CLICK", "CONVERSION")
+
+
+def _reward(r: pb.Reward, field: str) -> dict[str, Any]:
+    """Unset (all zero): no reward; otherwise a well-formed program id, 1..10^6 points and
+    CLICK or CONVERSION."""
+    if not (r.program_id or r.points or r.interaction_type):
+        return {"reward_program_id": "", "reward_points": 0, "reward_type": ""}
+    program_id = check_text(r.program_id, f"{field}.program_id", max_len=64, required=True)
+    if not _SEGMENT_ID.fullmatch(program_id):
+        raise InvalidArgument(f"{field}.program_id", "must be 1-64 of A-Z a-z 0-9 _ -")
+    if not 1 <= r.points <= MAX_REWARD_POINTS:
+        raise InvalidArgument(f"{field}.points", f"must be between 1 and {MAX_REWARD_POINTS}")
+    kind = check_enum(r.interaction_type, pb.InteractionType, f"{field}.interaction_type")
+    if kind not in _REWARDED:
+        raise InvalidArgument(f"{field}.interaction_type", "must be CLICK or CONVERSION")
+    return {"reward_program_id": program_id, "reward_points": r.points, "reward_type": kind}
+
+
 # Top-level mask path -> the domain fields it sets, read from the proto campaign.
 _FIELDS: dict[str, Callable[[pb.Campaign, str], dict[str, Any]]] = {
     "name": lambda c, f: {"name": check_text(c.name, f"{f}.name", max_len=200, required=True)},
@@ -197,6 +217,7 @@ _FIELDS: dict[str, Callable[[pb.Campaign, str], dict[str, Any]]] = {
     "frequency_cap": lambda c, f: _cap(c.frequency_cap, f"{f}.frequency_cap"),
     "status": lambda c, f: {"status": _status(c.status, f"{f}.status")},
     "categories": lambda c, f: {"categories": _categories(c.categories, f"{f}.categories")},
+    "reward": lambda c, f: _reward(c.reward, f"{f}.reward"),
 }
 _GROUPS = {
     "targeting": (

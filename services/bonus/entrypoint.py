@@ -40,6 +40,8 @@ __all__ = ["CONTRACT", "SCOPES", "BonusServicer", "bonus_service"]
 
 CONTRACT = pb.DESCRIPTOR.services_by_name["BonusService"]
 READ, WRITE, ADMIN = "bonus:read", "bonus:write", "admin"
+# Positive credits another service grants (the ads service's rewarded clicks): nothing else.
+REWARD = "bonus:reward"
 SCOPES = {
     # A program decides what every customer earns: the admin's, like segment definitions.
     "CreateProgram": ADMIN,
@@ -58,6 +60,7 @@ SCOPES = {
     "ListTransactions": READ,
     # A correction outside every rule of the program: the admin's.
     "AdjustPoints": ADMIN,
+    "RewardPoints": REWARD,
     "QuoteOffer": READ,
     "GetPromotionReport": READ,
 }
@@ -146,6 +149,17 @@ class BonusServicer:
         program_id, customer_id = await self._account_of(request)
         outcome = await h.adjust_points(self.deps, program_id, customer_id, points, reason, key)
         return pb.AdjustPointsResponse(**self._moved(outcome))
+
+    async def RewardPoints(
+        self, request: pb.RewardPointsRequest, _ctx: Any
+    ) -> pb.RewardPointsResponse:
+        # AdjustPoints restricted to a credit: a reward can never take points away
+        key = key_in(request.idempotency_key)
+        points = points_in(request.points, "points")
+        reason = check_text(request.reason, "reason", max_len=512, required=True)
+        program_id, customer_id = await self._account_of(request)
+        outcome = await h.adjust_points(self.deps, program_id, customer_id, points, reason, key)
+        return pb.RewardPointsResponse(**self._moved(outcome))
 
     async def ListTransactions(
         self, request: pb.ListTransactionsRequest, _ctx: Any

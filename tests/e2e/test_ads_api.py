@@ -10,12 +10,14 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from backcrm.ads.v1 import ads_service_pb2 as pb
+from backcrm.bonus.v1 import bonus_service_pb2 as bpb
 from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2 as ppb
 from backcrm.segmentation.v1 import condition_pb2 as c
 from backcrm.segmentation.v1 import segmentation_service_pb2 as spb
 from google.protobuf import duration_pb2, field_mask_pb2, struct_pb2
 
+from services.ads.app import AdsApp
 from tests.e2e.conftest import Suite
 from tests.e2e.helpers import error_reason, field_violations, rpc_error
 from tests.support import BACKENDS, Backend, backend_settings, eventually
@@ -288,3 +290,131 @@ async def test_hostile_numbers_name_the_field(
     )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
     assert any(f.startswith(field) for f in field_violations(err)), field_violations(err)
+
+
+async def test_a_rewarded_click_credits_bonus_points_once(suite: Suite) -> None:
+    """The ad-loyalty reward through the suite: a click on a campaign that rewards clicks
+    puts its points in the customer's bonus account (ads's own token, scope bonus:reward),
+    once however often the click is reported; the conversion earns nothing here."""
+    program = (
+        await suite.client().bonus.CreateProgram(
+            bpb.CreateProgramRequest(
+                program=bpb.Program(name="Club", currency="GBP", points_per_unit=1.0)
+            )
+        )
+    ).program
+    who = await profile_in(suite, "anywhere")
+    await suite.client().bonus.Enroll(
+        bpb.EnrollRequest(program_id=program.program_id, customer=customer(who))
+    )
+    placement = f"home-{uid()}.top"
+    reward = pb.Reward(
+        program_id=program.program_id, points=25, interaction_type=pb.INTERACTION_TYPE_CLICK
+    )
+    campaign = (
+        await suite.client().ads.CreateCampaign(
+            pb.CreateCampaignRequest(
+                campaign=pb.Campaign(
+                    name="Click for points",
+                    brand="acme",
+                    creatives=[pb.Creative(title="Boots", placements=[placement])],
+                    reward=reward,
+                    # above the other tests' campaigns that fit any placement
+                    priority=1_000_000,
+                )
+            )
+        )
+    ).campaign
+    assert campaign.reward == reward
+    shop = suite.client("channel").ads
+    (slot,) = (
+        await shop.SelectAds(
+            pb.SelectAdsRequest(
+                customer=customer(who),
+                context=common_pb2.Context(placement=placement, channel=common_pb2.CHANNEL_WEB),
+            )
+        )
+    ).slots
+    assert slot.campaign_id == campaign.campaign_id
+    for kind in (
+        pb.INTERACTION_TYPE_CLICK,
+        pb.INTERACTION_TYPE_CLICK,
+        pb.INTERACTION_TYPE_CONVERSION,
+    ):
+        await shop.RecordInteraction(
+            pb.RecordInteractionRequest(tracking_token=slot.tracking_token, type=kind)
+        )
+
+    async def balance() -> int:
+        reply = await suite.client().bonus.GetAccount(
+            bpb.GetAccountRequest(program_id=program.program_id, customer=customer(who))
+        )
+        return int(reply.account.balance)
+
+    async def credited() -> bool:
+        return await balance() > 0
+
+    await eventually(credited, "the reward in the bonus account", timeout=20)
+    transactions = (
+        await suite.client().bonus.ListTransactions(
+            bpb.ListTransactionsRequest(program_id=program.program_id, customer=customer(who))
+        )
+    ).transactions
+    rewards = [t for t in transactions if t.points == 25]
+    assert len(rewards) == 1 and await balance() == 25
+
+    # a customer not enrolled: bonus refuses (NOT_FOUND over gRPC), ads records it, no retry
+    stranger = await profile_in(suite, "anywhere")
+    (other,) = (
+        await shop.SelectAds(
+            pb.SelectAdsRequest(
+                customer=customer(stranger),
+                context=common_pb2.Context(placement=placement, channel=common_pb2.CHANNEL_WEB),
+            )
+        )
+    ).slots
+    await shop.RecordInteraction(
+        pb.RecordInteractionRequest(
+            tracking_token=other.tracking_token, type=pb.INTERACTION_TYPE_CLICK
+        )
+    )
+    assert suite.running is not None
+    ads = suite.running.app(AdsApp).deps
+    token_id = ads.signer.verify(other.tracking_token, ads.clock()).token_id
+
+    async def refusal() -> str | None:
+        async with ads.uow() as uow:
+            return await uow.reward_noted(token_id, "CLICK")
+
+    async def refused() -> bool:
+        return await refusal() is not None
+
+    await eventually(refused, "the refusal recorded", timeout=20)
+    assert await refusal() == "REFUSED NOT_FOUND ACCOUNT_NOT_FOUND"
+
+    # RewardPoints is a narrow scope: the shop's token (bonus:write) cannot grant points,
+    # and a reward never takes points away
+    err = await rpc_error(
+        suite.client("shop").bonus.RewardPoints(
+            bpb.RewardPointsRequest(
+                program_id=program.program_id,
+                customer=customer(who),
+                points=5,
+                reason="x",
+                idempotency_key=uid(),
+            )
+        )
+    )
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    err = await rpc_error(
+        suite.client().bonus.RewardPoints(
+            bpb.RewardPointsRequest(
+                program_id=program.program_id,
+                customer=customer(who),
+                points=-5,
+                reason="x",
+                idempotency_key=uid(),
+            )
+        )
+    )
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and field_violations(err) == ["points"]

@@ -2,15 +2,16 @@
 
     python -m tests.load.bench [--duration 10] [--concurrency 16,64]
                                [--backends embedded,postgres] [--skip-import]
-                               [--suites profile,segmentation,bonus] [--seg-customers 1000]
+                               [--suites profile,segmentation,bonus,ads] [--seg-customers 1000]
                                [--lag-seconds 20] [--build-customers 1000000]
                                [--output FILE.md] [--json FILE.json]
 
 Every server under test runs in its own process (tests.load.bench_server) and the load
 generator in this one, the echo server exactly like the profile service, so on a 2-core
 machine each side gets a core. The segmentation suite (tests.load.segbench) serves profile and
-segmentation together, as `backcrm serve all`, and the bonus suite (tests.load.bonusbench) all
-three. See docs/benchmarks.md for what is measured and how.
+segmentation together, as `backcrm serve all`, the bonus suite (tests.load.bonusbench) all
+three, and the ads suite (tests.load.adsbench) profile, segmentation and ads. See
+docs/benchmarks.md for what is measured and how.
 
 It is a report, not a test: targets are printed with PASS/MISS and the exit code is 0
 unless the harness itself broke.
@@ -114,6 +115,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     segmentation: Any = None  # tests.load.segbench.SegmentationResults
     bonus: Any = None  # tests.load.bonusbench.BonusResults
+    ads: Any = None  # tests.load.adsbench.AdsResults
 
 
 def _progress(message: str) -> None:
@@ -512,6 +514,10 @@ def _targets(report: Report) -> list[str]:
         from tests.load.bonusbench import bonus_targets
 
         lines += bonus_targets(report.bonus)
+    if report.ads is not None:
+        from tests.load.adsbench import ads_targets
+
+        lines += ads_targets(report.ads)
     for result in report.imports:
         if result.seconds is None:
             lines.append(
@@ -579,6 +585,12 @@ def render(report: Report) -> str:
         lines += render_bonus(report.bonus)
         notes += [f"- {n}" for n in report.bonus.notes]
         notes += [f"- pause, {p.backend}: {p.note}" for p in report.bonus.pauses if p.note]
+    if report.ads is not None:
+        from tests.load.adsbench import render_ads
+
+        lines += render_ads(report.ads)
+        notes += [f"- {n}" for n in report.ads.notes]
+        notes += [f"- ads pause, {p.backend}: {p.note}" for p in report.ads.pauses if p.note]
     lines += ["### Targets", "", *_targets(report), ""]
     if notes or errors or report.notes:
         lines += ["### Notes", "", *notes, *errors, *(f"- {n}" for n in report.notes), ""]
@@ -618,6 +630,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "imports": [i.__dict__ for i in report.imports],
         "segmentation": _segmentation_json(report),
         "bonus": _bonus_json(report),
+        "ads": _ads_json(report),
         "targets": _targets(report),
     }
 
@@ -636,6 +649,14 @@ def _bonus_json(report: Report) -> dict[str, Any] | None:
     from tests.load.bonusbench import bonus_json
 
     return bonus_json(report.bonus)
+
+
+def _ads_json(report: Report) -> dict[str, Any] | None:
+    if report.ads is None:
+        return None
+    from tests.load.adsbench import ads_json
+
+    return ads_json(report.ads)
 
 
 # ---------------------------------------------------------------- orchestration
@@ -680,6 +701,11 @@ def run(opts: Options) -> Report:
 
             report.bonus = run_bonus(opts, workdir, echo)
             report.rows += report.bonus.rows
+        if "ads" in opts.suites:
+            from tests.load.adsbench import run_ads
+
+            report.ads = run_ads(opts, workdir, echo)
+            report.rows += report.ads.rows
         if not opts.skip_import and "profile" in opts.suites:
             for backend in opts.backends:
                 print(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Self
 
-from libs.errors import Conflict
+from libs.errors import Conflict, Unavailable
 from services.ads.domain import ENDED, Campaign, day_of
 from services.ads.ports import (
     BUDGET,
@@ -25,6 +25,8 @@ from services.ads.ports import (
     Counters,
     CustomerInterests,
     Interaction,
+    RewardRefused,
+    Rewards,
     SegmentDirectory,
     Stats,
 )
@@ -35,6 +37,7 @@ __all__ = [
     "FakeAdsUnitOfWork",
     "FakeCounters",
     "FakeInterests",
+    "FakeRewards",
     "FakeSegments",
     "FakeSignals",
 ]
@@ -48,6 +51,7 @@ class _State:
     published: list[str] = field(default_factory=list)  # "<campaign id>:<status>" / token ids
     traffic: dict[tuple[int, int], int] = field(default_factory=dict)
     erased: set[str] = field(default_factory=set)
+    rewards: dict[tuple[str, str], str] = field(default_factory=dict)  # (token, type) -> outcome
 
 
 @dataclass
@@ -119,6 +123,13 @@ class FakeAdsUnitOfWork(AdsUnitOfWork):
         self._s.published.append(f"{interaction.token_id}:{interaction.type}")
         return True
 
+    async def note_reward(self, token_id: str, kind: str, outcome: str) -> None:
+        if (token_id, kind) in self._s.interactions:
+            self._s.rewards.setdefault((token_id, kind), outcome)
+
+    async def reward_noted(self, token_id: str, kind: str) -> str | None:
+        return self._s.rewards.get((token_id, kind))
+
     async def recorded(self, token_id: str, kind: str) -> Interaction | None:
         return self._s.interactions.get((token_id, kind))
 
@@ -183,6 +194,31 @@ class FakeInterests(CustomerInterests):
 
     async def interests(self, customer_id: str, timeout: float) -> dict[str, float] | None:
         return None if self.down else self.by_customer.get(customer_id, {})
+
+
+@dataclass
+class FakeRewards(Rewards):
+    """Bonus's RewardPoints: credits enrolled (program, customer) accounts once per key (a
+    repeated key answers the first transaction); `down` raises Unavailable."""
+
+    enrolled: set[tuple[str, str]] = field(default_factory=set)
+    down: bool = False
+    credits: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # key -> credit
+    calls: int = 0
+
+    async def reward(
+        self, program_id: str, customer_id: str, points: int, reason: str, key: str
+    ) -> str:
+        self.calls += 1
+        if self.down:
+            raise Unavailable("bonus RewardPoints: UNAVAILABLE")
+        if (program_id, customer_id) not in self.enrolled:
+            raise RewardRefused("NOT_FOUND ACCOUNT_NOT_FOUND")
+        self.credits.setdefault(key, (program_id, customer_id, points))
+        return f"tx-{key}"
+
+    def balance(self, program_id: str, customer_id: str) -> int:
+        return sum(p for (g, c, p) in self.credits.values() if (g, c) == (program_id, customer_id))
 
 
 @dataclass

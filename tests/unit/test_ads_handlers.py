@@ -8,11 +8,14 @@ from dataclasses import dataclass, field
 import pytest
 from backcrm.ads.v1 import ads_service_pb2 as pb
 from backcrm.common.v1 import common_pb2
+from backcrm.common.v1.common_pb2 import EventEnvelope
 from backcrm.segmentation.v1 import condition_pb2
 from google.protobuf import field_mask_pb2, struct_pb2
 
-from libs.errors import FailedPrecondition, InvalidArgument, NotFound
+from libs.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from libs.topics import ADS_INTERACTIONS
 from services.ads import handlers as h
+from services.ads import render
 from services.ads.catalog import CampaignCache
 from services.ads.domain import Campaign, Creative, placement_matches
 from services.ads.tokens import Signer, Ticket, dev_keys
@@ -22,6 +25,7 @@ from tests.unit.ads_fakes import (
     FakeAdsUnitOfWork,
     FakeCounters,
     FakeInterests,
+    FakeRewards,
     FakeSegments,
     FakeSignals,
 )
@@ -39,6 +43,7 @@ class World:
     signer: Signer = field(default_factory=lambda: Signer(dev_keys("unit"), "dev"))
     interests: FakeInterests = field(default_factory=FakeInterests)
     segments: FakeSegments = field(default_factory=FakeSegments)
+    rewards: FakeRewards = field(default_factory=FakeRewards)
     deps: h.AdsDeps = field(init=False)
 
     def __post_init__(self) -> None:
@@ -54,6 +59,7 @@ class World:
             signer=self.signer,
             interests=self.interests,
             segments=self.segments,
+            rewards=self.rewards,
             rng=random.Random(7),
         )
 
@@ -136,6 +142,35 @@ def _proto(**changes: object) -> pb.Campaign:
                 )
             ),
             "campaign.targeting.context",
+        ),
+        (_proto(reward=pb.Reward(points=5)), "campaign.reward.program_id"),
+        (
+            _proto(reward=pb.Reward(program_id="no spaces", points=5)),
+            "campaign.reward.program_id",
+        ),
+        (
+            _proto(reward=pb.Reward(program_id="p1", interaction_type=pb.INTERACTION_TYPE_CLICK)),
+            "campaign.reward.points",
+        ),
+        (
+            _proto(
+                reward=pb.Reward(
+                    program_id="p1", points=2**62, interaction_type=pb.INTERACTION_TYPE_CLICK
+                )
+            ),
+            "campaign.reward.points",
+        ),
+        (
+            _proto(
+                reward=pb.Reward(
+                    program_id="p1", points=5, interaction_type=pb.INTERACTION_TYPE_IMPRESSION
+                )
+            ),
+            "campaign.reward.interaction_type",
+        ),
+        (
+            _proto(reward=pb.Reward(program_id="p1", points=5, interaction_type=9)),
+            "campaign.reward.interaction_type",
         ),
     ],
 )
@@ -470,3 +505,91 @@ async def test_an_identity_profile_cannot_resolve_selects_anonymously_and_says_s
     reply = await AdsServicer(w.deps, profile_down).SelectAds(request, None)
     assert [s.campaign_id for s in reply.slots] == [open_.campaign_id]
     assert reply.targeting_degraded and reply.customer_id == ""
+
+
+# ------------------------------------------------------------------------------ rewards
+
+
+def test_a_reward_reads_and_renders_and_unset_means_none() -> None:
+    reward = pb.Reward(program_id="p1", points=50, interaction_type=pb.INTERACTION_TYPE_CLICK)
+    campaign = campaign_in(_proto(reward=reward))
+    assert campaign.reward_for("CLICK") == ("p1", 50)
+    assert campaign.reward_for("CONVERSION") is None and campaign.reward_for("IMPRESSION") is None
+    assert campaign_in(_proto()).reward_for("CLICK") is None
+    assert render.campaign_to_proto(campaign, T0).reward == reward
+    stored = Campaign.from_json("x", campaign.to_json(), "ACTIVE", T0, T0)
+    assert stored.reward_for("CLICK") == ("p1", 50)
+    _, fields = campaign_patch_in(
+        _proto(campaign_id="x"), field_mask_pb2.FieldMask(paths=["reward"])
+    )
+    assert fields == {"reward_program_id": "", "reward_points": 0, "reward_type": ""}
+
+
+async def test_a_rewarded_click_carries_the_reward_and_other_interactions_do_not() -> None:
+    w = World()
+    await w.campaign(reward_program_id="p1", reward_points=50, reward_type="CLICK")
+    (slot,) = (await w.select("c1")).slots
+    for kind in ("IMPRESSION", "CLICK", "CONVERSION"):
+        assert (await h.record_interaction(w.deps, slot.token, kind, None)).counted
+    rewards = {k: i.reward for (_, k), i in w.store.state.interactions.items()}
+    assert rewards == {"IMPRESSION": None, "CLICK": ("p1", 50), "CONVERSION": None}
+    token_id = token_of(w, slot)
+    for kind, reward in (("CLICK", ("p1", 50, pb.INTERACTION_TYPE_CLICK)), ("IMPRESSION", None)):
+        topic, body = render.encode_interaction(w.store.state.interactions[(token_id, kind)])[:2]
+        event = ADS_INTERACTIONS.unpack(EventEnvelope.FromString(body))
+        assert topic == ADS_INTERACTIONS.name and event.token_id == token_id
+        got = event.reward
+        assert ((got.program_id, got.points, got.interaction_type) if got.points else None) == (
+            reward
+        )
+
+
+def token_of(w: World, slot: h.Slot) -> str:
+    return w.signer.verify(slot.token, w.clock()).token_id
+
+
+async def _grant(w: World, token_id: str, customer: str = "c1") -> str:
+    return await h.grant_reward(w.deps, token_id, "CLICK", "camp", customer, "p1", 50)
+
+
+async def test_a_reward_credits_once_per_token_whatever_the_redeliveries() -> None:
+    w = World()
+    await w.campaign(reward_program_id="p1", reward_points=50, reward_type="CLICK")
+    w.rewards.enrolled.add(("p1", "c1"))
+    (slot,) = (await w.select("c1")).slots
+    await h.record_interaction(w.deps, slot.token, "CLICK", None)
+    outcomes = {await _grant(w, token_of(w, slot)) for _ in range(3)}  # redelivered thrice
+    assert w.rewards.balance("p1", "c1") == 50 and len(w.rewards.credits) == 1
+    assert outcomes == {f"REWARDED tx-{h.reward_key(token_of(w, slot), 'CLICK')}"}
+    async with w.deps.uow() as uow:
+        assert await uow.reward_noted(token_of(w, slot), "CLICK") == outcomes.pop()
+
+
+async def test_bonus_down_raises_unavailable_and_the_retry_credits_once() -> None:
+    w = World()
+    w.rewards.enrolled.add(("p1", "c1"))
+    await w.campaign(reward_program_id="p1", reward_points=50, reward_type="CLICK")
+    (slot,) = (await w.select("c1")).slots
+    await h.record_interaction(w.deps, slot.token, "CLICK", None)
+    w.rewards.down = True
+    for _ in range(3):
+        with pytest.raises(Unavailable):
+            await _grant(w, token_of(w, slot))
+    async with w.deps.uow() as uow:
+        assert await uow.reward_noted(token_of(w, slot), "CLICK") is None  # nothing recorded yet
+    w.rewards.down = False
+    await _grant(w, token_of(w, slot))
+    assert w.rewards.balance("p1", "c1") == 50
+
+
+async def test_a_refused_reward_is_recorded_not_raised() -> None:
+    w = World()  # c1 is not enrolled in p1
+    await w.campaign(reward_program_id="p1", reward_points=50, reward_type="CLICK")
+    (slot,) = (await w.select("c1")).slots
+    await h.record_interaction(w.deps, slot.token, "CLICK", None)
+    assert await _grant(w, token_of(w, slot)) == "REFUSED NOT_FOUND ACCOUNT_NOT_FOUND"
+    async with w.deps.uow() as uow:
+        assert await uow.reward_noted(token_of(w, slot), "CLICK") == (
+            "REFUSED NOT_FOUND ACCOUNT_NOT_FOUND"
+        )
+    assert w.rewards.credits == {}

@@ -108,7 +108,7 @@ class FrequencyCap(_message.Message):
     def __init__(self, impressions: _Optional[int] = ..., period: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Campaign(_message.Message):
-    __slots__ = ("campaign_id", "name", "brand", "creatives", "targeting", "schedule", "priority", "weight", "budget", "frequency_cap", "status", "created_at", "updated_at", "categories")
+    __slots__ = ("campaign_id", "name", "brand", "creatives", "targeting", "schedule", "priority", "weight", "budget", "frequency_cap", "status", "created_at", "updated_at", "categories", "reward")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     BRAND_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +123,7 @@ class Campaign(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    REWARD_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     name: str
     brand: str
@@ -137,7 +138,18 @@ class Campaign(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     categories: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., brand: _Optional[str] = ..., creatives: _Optional[_Iterable[_Union[Creative, _Mapping]]] = ..., targeting: _Optional[_Union[Targeting, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., frequency_cap: _Optional[_Union[FrequencyCap, _Mapping]] = ..., status: _Optional[_Union[CampaignStatus, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., categories: _Optional[_Iterable[str]] = ...) -> None: ...
+    reward: Reward
+    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., brand: _Optional[str] = ..., creatives: _Optional[_Iterable[_Union[Creative, _Mapping]]] = ..., targeting: _Optional[_Union[Targeting, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., frequency_cap: _Optional[_Union[FrequencyCap, _Mapping]] = ..., status: _Optional[_Union[CampaignStatus, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., categories: _Optional[_Iterable[str]] = ..., reward: _Optional[_Union[Reward, _Mapping]] = ...) -> None: ...
+
+class Reward(_message.Message):
+    __slots__ = ("program_id", "points", "interaction_type")
+    PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    INTERACTION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    program_id: str
+    points: int
+    interaction_type: InteractionType
+    def __init__(self, program_id: _Optional[str] = ..., points: _Optional[int] = ..., interaction_type: _Optional[_Union[InteractionType, str]] = ...) -> None: ...
 
 class CreateCampaignRequest(_message.Message):
     __slots__ = ("campaign",)
@@ -342,7 +354,7 @@ class DayStats(_message.Message):
     def __init__(self, date: _Optional[str] = ..., impressions: _Optional[int] = ..., clicks: _Optional[int] = ..., conversions: _Optional[int] = ...) -> None: ...
 
 class InteractionRecorded(_message.Message):
-    __slots__ = ("campaign_id", "creative_id", "customer_id", "type", "occurred_at", "placement", "channel")
+    __slots__ = ("campaign_id", "creative_id", "customer_id", "type", "occurred_at", "placement", "channel", "token_id", "reward")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     CREATIVE_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -350,6 +362,8 @@ class InteractionRecorded(_message.Message):
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    REWARD_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     creative_id: str
     customer_id: str
@@ -357,7 +371,9 @@ class InteractionRecorded(_message.Message):
     occurred_at: _timestamp_pb2.Timestamp
     placement: str
     channel: _common_pb2.Channel
-    def __init__(self, campaign_id: _Optional[str] = ..., creative_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., type: _Optional[_Union[InteractionType, str]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., placement: _Optional[str] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ...) -> None: ...
+    token_id: str
+    reward: Reward
+    def __init__(self, campaign_id: _Optional[str] = ..., creative_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., type: _Optional[_Union[InteractionType, str]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., placement: _Optional[str] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., token_id: _Optional[str] = ..., reward: _Optional[_Union[Reward, _Mapping]] = ...) -> None: ...
 
 class CampaignChanged(_message.Message):
     __slots__ = ("campaign_id", "status", "changed_at")

@@ -516,6 +516,28 @@ class AdjustPointsResponse(_message.Message):
     account: Account
     def __init__(self, transaction: _Optional[_Union[Transaction, _Mapping]] = ..., account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
 
+class RewardPointsRequest(_message.Message):
+    __slots__ = ("program_id", "customer", "points", "reason", "idempotency_key")
+    PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    program_id: str
+    customer: _common_pb2.CustomerRef
+    points: int
+    reason: str
+    idempotency_key: str
+    def __init__(self, program_id: _Optional[str] = ..., customer: _Optional[_Union[_common_pb2.CustomerRef, _Mapping]] = ..., points: _Optional[int] = ..., reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class RewardPointsResponse(_message.Message):
+    __slots__ = ("transaction", "account")
+    TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    transaction: Transaction
+    account: Account
+    def __init__(self, transaction: _Optional[_Union[Transaction, _Mapping]] = ..., account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
+
 class ListTransactionsRequest(_message.Message):
     __slots__ = ("program_id", "customer", "page_size", "page_token")
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]

@@ -121,6 +121,11 @@ class BonusServiceStub:
                 request_serializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.AdjustPointsRequest.SerializeToString,
                 response_deserializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.AdjustPointsResponse.FromString,
                 _registered_method=True)
+        self.RewardPoints = channel.unary_unary(
+                '/backcrm.bonus.v1.BonusService/RewardPoints',
+                request_serializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.RewardPointsRequest.SerializeToString,
+                response_deserializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.RewardPointsResponse.FromString,
+                _registered_method=True)
         self.QuoteOffer = channel.unary_unary(
                 '/backcrm.bonus.v1.BonusService/QuoteOffer',
                 request_serializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.QuoteOfferRequest.SerializeToString,
@@ -254,6 +259,15 @@ class BonusServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RewardPoints(self, request, context):
+        """A reward another service grants an enrolled account (scope bonus:reward, e.g. the ads
+        service for a rewarded click): a credit of positive points only, idempotent by key. Not
+        enrolled is NOT_FOUND (ACCOUNT_NOT_FOUND): the caller's permanent refusal.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def QuoteOffer(self, request, context):
         """Personal prices, promotions, gifts and points for a cart, in real time. Read-only: it
         spends no budget and moves no points.
@@ -347,6 +361,11 @@ def add_BonusServiceServicer_to_server(servicer, server):
                     servicer.AdjustPoints,
                     request_deserializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.AdjustPointsRequest.FromString,
                     response_serializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.AdjustPointsResponse.SerializeToString,
+            ),
+            'RewardPoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.RewardPoints,
+                    request_deserializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.RewardPointsRequest.FromString,
+                    response_serializer=backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.RewardPointsResponse.SerializeToString,
             ),
             'QuoteOffer': grpc.unary_unary_rpc_method_handler(
                     servicer.QuoteOffer,
@@ -776,6 +795,33 @@ class BonusService:
             '/backcrm.bonus.v1.BonusService/AdjustPoints',
             backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.AdjustPointsRequest.SerializeToString,
             backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.AdjustPointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RewardPoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/backcrm.bonus.v1.BonusService/RewardPoints',
+            backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.RewardPointsRequest.SerializeToString,
+            backcrm_dot_bonus_dot_v1_dot_bonus__service__pb2.RewardPointsResponse.FromString,
             options,
             channel_credentials,
             insecure,
