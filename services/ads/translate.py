@@ -265,7 +265,9 @@ def limit_in(value: int, field: str = "limit") -> int:
 
 def context_in(context: common_pb2.Context, now: float, field: str = "context") -> RequestContext:
     placement = check_text(context.placement, f"{field}.placement", max_len=128)
-    check_enum(context.channel, common_pb2.Channel, f"{field}.channel", required=False)
+    # the channel the ad is shown on: every interaction with it goes to the profile as an
+    # event, which names its channel
+    check_enum(context.channel, common_pb2.Channel, f"{field}.channel")
     check_text(context.region, f"{field}.region", max_len=128)
     check_text(context.current_sku, f"{field}.current_sku", max_len=128)
     if len(context.cart) > 1000:

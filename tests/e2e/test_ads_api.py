@@ -191,8 +191,13 @@ async def test_pause_resume_list_and_hostile_calls(suite: Suite) -> None:
         )
     ).campaign
     shop = suite.client("channel").ads
-    select = pb.SelectAdsRequest(context=common_pb2.Context(placement=placement))
+    select = pb.SelectAdsRequest(
+        context=common_pb2.Context(placement=placement, channel=common_pb2.CHANNEL_WEB)
+    )
     (slot,) = (await shop.SelectAds(select)).slots
+    # every interaction becomes a profile event, which names its channel: the request must
+    nameless = pb.SelectAdsRequest(context=common_pb2.Context(placement=placement))
+    assert field_violations(await rpc_error(shop.SelectAds(nameless))) == ["context.channel"]
     paused = await admin.PauseCampaign(pb.PauseCampaignRequest(campaign_id=made.campaign_id))
     assert paused.campaign.status == pb.CAMPAIGN_STATUS_PAUSED
     again = await admin.PauseCampaign(pb.PauseCampaignRequest(campaign_id=made.campaign_id))

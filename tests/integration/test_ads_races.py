@@ -75,7 +75,9 @@ class World:
     ) -> h.Selection:
         deps = self.deps(i)
         placement = campaign.creatives[0].placements[0].replace("*", "top")
-        context = context_in(common_pb2.Context(placement=placement), deps.clock())
+        context = context_in(
+            common_pb2.Context(placement=placement, channel=common_pb2.CHANNEL_WEB), deps.clock()
+        )
         return await h.select_ads(deps, customer, context, 5, explain=explain)
 
     async def serves(self, i: int, campaign: Campaign) -> bool:

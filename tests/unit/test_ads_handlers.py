@@ -75,6 +75,7 @@ class World:
     async def select(
         self, customer: str = "c1", placement: str = "home.top", limit: int = 5, **ctx: object
     ) -> h.Selection:
+        ctx.setdefault("channel", common_pb2.CHANNEL_WEB)
         context = context_in(common_pb2.Context(placement=placement, **ctx), self.clock())  # type: ignore[arg-type]
         return await h.select_ads(self.deps, customer, context, limit, explain=True)
 
@@ -499,7 +500,7 @@ async def test_an_identity_profile_cannot_resolve_selects_anonymously_and_says_s
         customer=common_pb2.CustomerRef(
             identity=common_pb2.Identity(type=common_pb2.IDENTITY_TYPE_EMAIL, value="a@b.c")
         ),
-        context=common_pb2.Context(placement="home.top"),
+        context=common_pb2.Context(placement="home.top", channel=common_pb2.CHANNEL_WEB),
         limit=5,
     )
     reply = await AdsServicer(w.deps, profile_down).SelectAds(request, None)

@@ -83,7 +83,9 @@ def simulate_day(history: bool, daily: int = 120, scale: int = 3) -> list[tuple[
             shown = 0
             for i in range(n * scale):
                 clock.set(DAY0 * DAY + hour * 3600 + (i + 0.5) * 3600 / (n * scale))
-                context = context_in(common_pb2.Context(placement="home"), clock())
+                context = context_in(
+                    common_pb2.Context(placement="home", channel=common_pb2.CHANNEL_WEB), clock()
+                )
                 picked = await h.select_ads(deps, "", context, 1, explain=False)
                 for slot in picked.slots:
                     recorded = await h.record_interaction(deps, slot.token, "IMPRESSION", None)
