@@ -11,8 +11,8 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Self
 
+from libs.ports import UnitOfWork
 from libs.signals import CustomerSignals  # re-exported: the port ads asks segmentation by
 from services.ads.domain import Campaign
 
@@ -64,19 +64,7 @@ class Stats:
     days: dict[int, list[int]] = field(default_factory=dict)
 
 
-class AdsUnitOfWork(abc.ABC):
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
-        await self.rollback()
-
-    @abc.abstractmethod
-    async def commit(self) -> None: ...
-
-    @abc.abstractmethod
-    async def rollback(self) -> None: ...
-
+class AdsUnitOfWork(UnitOfWork):
     # campaigns
     @abc.abstractmethod
     async def campaign(self, campaign_id: str, *, for_update: bool = False) -> Campaign | None: ...

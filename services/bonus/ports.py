@@ -9,8 +9,8 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Self
 
+from libs.ports import UnitOfWork
 from libs.signals import CustomerSignals  # re-exported: the port bonus asks segmentation by
 from services.bonus.domain import Lot, Movement, Program, TierChange
 from services.bonus.promotions import Promotion
@@ -68,19 +68,7 @@ class GroupFigures:
     revenue_micros: int = 0
 
 
-class BonusUnitOfWork(abc.ABC):
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
-        await self.rollback()
-
-    @abc.abstractmethod
-    async def commit(self) -> None: ...
-
-    @abc.abstractmethod
-    async def rollback(self) -> None: ...
-
+class BonusUnitOfWork(UnitOfWork):
     # programs
     @abc.abstractmethod
     async def program(self, program_id: str, *, for_update: bool = False) -> Program | None: ...

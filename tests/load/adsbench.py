@@ -38,10 +38,18 @@ from backcrm.segmentation.v1 import segmentation_service_pb2_grpc as spb_grpc
 from google.protobuf import duration_pb2
 
 from libs.config import Settings
-from tests.load.loadgen import Measurement, Target, measure, open_channel, percentile
+from tests.load.loadgen import Measurement, Target, measure, open_channel
+from tests.load.report import (
+    PAUSE_TARGET_SECONDS,
+    PAUSE_TRIALS,
+    PauseResult,
+    pause_json,
+    pause_table,
+    verdict,
+)
 from tests.load.segments import CATEGORIES, context, typical_segments
 
-__all__ = ["AdsResults", "PauseResult", "ads_json", "ads_targets", "render_ads", "run_ads"]
+__all__ = ["AdsResults", "ads_json", "ads_targets", "render_ads", "run_ads"]
 
 ADS = "/backcrm.ads.v1.AdsService"
 SELECT = f"{ADS}/SelectAds"
@@ -49,21 +57,9 @@ CUSTOMERS = 200
 CAMPAIGNS = 200
 LIMIT = 3
 PLACEMENTS = ("home.top", "home.side", "product.detail", "cart.top")
-PAUSE_TRIALS = 10
 PAUSE_PLACEMENT = "bench.pause"
 SELECT_RATIO_TARGET = 0.25
 SELECT_P99_TARGET_MS = 25.0
-PAUSE_TARGET_SECONDS = 1.0
-
-
-@dataclass
-class PauseResult:
-    backend: str
-    seconds: list[float] = field(default_factory=list)  # sorted
-    note: str = ""
-
-    def pct(self, p: float) -> float:
-        return percentile(self.seconds, p)
 
 
 @dataclass
@@ -320,10 +316,6 @@ def run_ads(opts: Any, workdir: Path, echo: dict[int, Measurement]) -> AdsResult
 # ---------------------------------------------------------------- report
 
 
-def _verdict(ok: bool) -> str:
-    return "**PASS**" if ok else "**MISS**"
-
-
 def ads_targets(results: AdsResults) -> list[str]:
     lines = []
     for row in results.rows:
@@ -335,44 +327,20 @@ def ads_targets(results: AdsResults) -> list[str]:
                 f"- {m.name} ≥ {SELECT_RATIO_TARGET}x echo throughput and p99 ≤ "
                 f"{SELECT_P99_TARGET_MS:g} ms, {row.backend}, c=16: {ratio:.2f}x "
                 f"({m.calls_per_second:,.0f} calls/s), p99 {m.p99_ms:.1f} ms — "
-                f"{_verdict(ok and not m.errors)}"
+                f"{verdict(ok and not m.errors)}"
             )
     for pause in results.pauses:
-        ok = len(pause.seconds) == PAUSE_TRIALS and pause.pct(100) <= PAUSE_TARGET_SECONDS
-        worst = f"{pause.pct(100) * 1000:,.0f} ms" if pause.seconds else "n/a"
         lines.append(
             f"- PauseCampaign → last selection of it by another ads process ≤ "
-            f"{PAUSE_TARGET_SECONDS:g} s, {pause.backend}: worst {worst} of "
-            f"{len(pause.seconds)} trials — {_verdict(ok)}"
+            f"{PAUSE_TARGET_SECONDS:g} s, {pause.backend}: worst {pause.worst} of "
+            f"{len(pause.seconds)} trials — {verdict(pause.passed)}"
         )
     return lines
 
 
 def render_ads(results: AdsResults) -> list[str]:
-    if not results.pauses:
-        return []
-    lines = [
-        "",
-        "### Ads: pause → last selection on another process",
-        "",
-        "| backend | trials | p50 | max |",
-        "|---|---:|---:|---:|",
-    ]
-    for pause in results.pauses:
-        if pause.seconds:
-            lines.append(
-                f"| {pause.backend} | {len(pause.seconds)} | {pause.pct(50) * 1000:,.0f} ms "
-                f"| {pause.pct(100) * 1000:,.0f} ms |"
-            )
-        else:
-            lines.append(f"| {pause.backend} | 0 | n/a | n/a |")
-    return lines
+    return pause_table("Ads: pause → last selection on another process", results.pauses)
 
 
 def ads_json(results: AdsResults) -> dict[str, Any]:
-    return {
-        "pauses": [
-            {"backend": p.backend, "seconds": p.seconds, "note": p.note} for p in results.pauses
-        ],
-        "notes": results.notes,
-    }
+    return pause_json(results.pauses, results.notes)

@@ -52,6 +52,7 @@ from tests.load.payloads import (
     register_requests,
     track_events_requests,
 )
+from tests.load.report import verdict
 
 __all__ = ["main"]
 
@@ -486,10 +487,6 @@ def _table(report: Report) -> list[str]:
     return lines
 
 
-def _verdict(ok: bool) -> str:
-    return "**PASS**" if ok else "**MISS**"
-
-
 def _targets(report: Report) -> list[str]:
     lines = []
     for row in report.rows:
@@ -498,13 +495,13 @@ def _targets(report: Report) -> list[str]:
             ratio = m.calls_per_second / e.calls_per_second if e.calls_per_second else 0.0
             lines.append(
                 f"- GetProfile ≥ {GET_PROFILE_RATIO_TARGET}x echo throughput, {row.backend}, "
-                f"c={m.concurrency}: {ratio:.2f}x — {_verdict(ratio >= GET_PROFILE_RATIO_TARGET)}"
+                f"c={m.concurrency}: {ratio:.2f}x — {verdict(ratio >= GET_PROFILE_RATIO_TARGET)}"
             )
         if m.name == "TrackEvents" and row.backend == "postgres":
             lines.append(
                 f"- TrackEvents ≥ {TRACK_EVENTS_TARGET:,.0f} events/s on PostgreSQL + Redis, "
                 f"c={m.concurrency}: {m.items_per_second:,.0f} events/s — "
-                f"{_verdict(m.items_per_second >= TRACK_EVENTS_TARGET)}"
+                f"{verdict(m.items_per_second >= TRACK_EVENTS_TARGET)}"
             )
     if report.segmentation is not None:
         from tests.load.segbench import segmentation_targets
@@ -527,7 +524,7 @@ def _targets(report: Report) -> list[str]:
         else:
             lines.append(
                 f"- Online Retail import ≤ {IMPORT_TARGET_SECONDS:.0f} s, {result.backend}: "
-                f"{result.seconds:.1f} s — {_verdict(result.seconds <= IMPORT_TARGET_SECONDS)}"
+                f"{result.seconds:.1f} s — {verdict(result.seconds <= IMPORT_TARGET_SECONDS)}"
             )
     return lines
 

@@ -35,10 +35,18 @@ from backcrm.segmentation.v1 import condition_pb2 as cpb
 from backcrm.segmentation.v1 import segmentation_service_pb2_grpc as spb_grpc
 
 from libs.config import Settings
-from tests.load.loadgen import Measurement, Target, measure, open_channel, percentile
+from tests.load.loadgen import Measurement, Target, measure, open_channel
+from tests.load.report import (
+    PAUSE_TARGET_SECONDS,
+    PAUSE_TRIALS,
+    PauseResult,
+    pause_json,
+    pause_table,
+    verdict,
+)
 from tests.load.segments import CATEGORIES, all_of, context, event, prop
 
-__all__ = ["BonusResults", "PauseResult", "bonus_targets", "render_bonus", "run_bonus"]
+__all__ = ["BonusResults", "bonus_targets", "render_bonus", "run_bonus"]
 
 BONUS = "/backcrm.bonus.v1.BonusService"
 QUOTE = f"{BONUS}/QuoteOffer"
@@ -46,20 +54,8 @@ ACCRUE = f"{BONUS}/Accrue"
 CUSTOMERS = 300
 PROMOTIONS = 20
 CART_LINES = 5
-PAUSE_TRIALS = 10
 QUOTE_RATIO_TARGET = 0.25
-PAUSE_TARGET_SECONDS = 1.0
 CURRENCY = "EUR"
-
-
-@dataclass
-class PauseResult:
-    backend: str
-    seconds: list[float] = field(default_factory=list)  # sorted
-    note: str = ""
-
-    def pct(self, p: float) -> float:
-        return percentile(self.seconds, p)
 
 
 @dataclass
@@ -396,10 +392,6 @@ def run_bonus(opts: Any, workdir: Path, echo: dict[int, Measurement]) -> BonusRe
 # ---------------------------------------------------------------- report
 
 
-def _verdict(ok: bool) -> str:
-    return "**PASS**" if ok else "**MISS**"
-
-
 def bonus_targets(results: BonusResults) -> list[str]:
     lines = []
     for row in results.rows:
@@ -409,44 +401,20 @@ def bonus_targets(results: BonusResults) -> list[str]:
             lines.append(
                 f"- {m.name} ≥ {QUOTE_RATIO_TARGET}x echo throughput, {row.backend}, c=16: "
                 f"{ratio:.2f}x ({m.calls_per_second:,.0f} calls/s) — "
-                f"{_verdict(ratio >= QUOTE_RATIO_TARGET and not m.errors)}"
+                f"{verdict(ratio >= QUOTE_RATIO_TARGET and not m.errors)}"
             )
     for pause in results.pauses:
-        ok = len(pause.seconds) == PAUSE_TRIALS and pause.pct(100) <= PAUSE_TARGET_SECONDS
-        worst = f"{pause.pct(100) * 1000:,.0f} ms" if pause.seconds else "n/a"
         lines.append(
             f"- PausePromotion → first quote from another bonus process without it ≤ "
-            f"{PAUSE_TARGET_SECONDS:g} s, {pause.backend}: worst {worst} of "
-            f"{len(pause.seconds)} trials — {_verdict(ok)}"
+            f"{PAUSE_TARGET_SECONDS:g} s, {pause.backend}: worst {pause.worst} of "
+            f"{len(pause.seconds)} trials — {verdict(pause.passed)}"
         )
     return lines
 
 
 def render_bonus(results: BonusResults) -> list[str]:
-    if not results.pauses:
-        return []
-    lines = [
-        "",
-        "### Bonus: pause → quote on another process",
-        "",
-        "| backend | trials | p50 | max |",
-        "|---|---:|---:|---:|",
-    ]
-    for pause in results.pauses:
-        if pause.seconds:
-            lines.append(
-                f"| {pause.backend} | {len(pause.seconds)} | {pause.pct(50) * 1000:,.0f} ms "
-                f"| {pause.pct(100) * 1000:,.0f} ms |"
-            )
-        else:
-            lines.append(f"| {pause.backend} | 0 | n/a | n/a |")
-    return lines
+    return pause_table("Bonus: pause → quote on another process", results.pauses)
 
 
 def bonus_json(results: BonusResults) -> dict[str, Any]:
-    return {
-        "pauses": [
-            {"backend": p.backend, "seconds": p.seconds, "note": p.note} for p in results.pauses
-        ],
-        "notes": results.notes,
-    }
+    return pause_json(results.pauses, results.notes)

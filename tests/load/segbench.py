@@ -31,6 +31,7 @@ from backcrm.segmentation.v1 import segmentation_service_pb2_grpc as pb_grpc
 from libs.config import Settings
 from tests.load.loadgen import Measurement, Target, measure, open_channel, percentile, process_cpu
 from tests.load.payloads import cycle
+from tests.load.report import verdict
 from tests.load.segments import (
     CATEGORIES,
     DAY,
@@ -830,10 +831,6 @@ BUILD_TARGET_SECONDS = 60.0
 COST_RATIO_TARGET = 1.5  # 500 vs 10 segments, the same 5 reading the change
 
 
-def _verdict(ok: bool) -> str:
-    return "**PASS**" if ok else "**MISS**"
-
-
 def _cost_pairs(results: SegmentationResults) -> list[tuple[CostResult, CostResult]]:
     by_backend: dict[str, dict[int, CostResult]] = {}
     for cost in results.costs:
@@ -849,13 +846,13 @@ def segmentation_targets(results: SegmentationResults) -> list[str]:
             ratio = m.calls_per_second / e.calls_per_second if e.calls_per_second else 0.0
             lines.append(
                 f"- {m.name} ≥ {EVALUATE_RATIO_TARGET}x echo throughput, {row.backend}, "
-                f"c={m.concurrency}: {ratio:.2f}x — {_verdict(ratio >= EVALUATE_RATIO_TARGET)}"
+                f"c={m.concurrency}: {ratio:.2f}x — {verdict(ratio >= EVALUATE_RATIO_TARGET)}"
             )
         if m.name == "GetMemberships":
             lines.append(
                 f"- GetMemberships p99 ≤ {MEMBERSHIPS_P99_TARGET_MS:g} ms under load, "
                 f"{row.backend}, c={m.concurrency}: {m.p99_ms:.2f} ms — "
-                f"{_verdict(m.p99_ms <= MEMBERSHIPS_P99_TARGET_MS)}"
+                f"{verdict(m.p99_ms <= MEMBERSHIPS_P99_TARGET_MS)}"
             )
     for lag in results.lags:
         ok = (
@@ -865,13 +862,13 @@ def segmentation_targets(results: SegmentationResults) -> list[str]:
             f"- TrackEvents → ENTERED lag p99 ≤ {LAG_P99_TARGET_MS:,.0f} ms at "
             f"{LAG_CALLS_PER_SECOND * LAG_BATCH:,} events/s offered, {lag.backend}: "
             f"{lag.lag_ms(99):,.0f} ms ({lag.events_per_second:,.0f} events/s achieved, "
-            f"{len(lag.lags):,}/{lag.expected:,} seen) — {_verdict(ok)}"
+            f"{len(lag.lags):,}/{lag.expected:,} seen) — {verdict(ok)}"
         )
     for build in results.builds:
         lines.append(
             f"- 50 segments built over {build.customers:,} customers ≤ "
             f"{BUILD_TARGET_SECONDS:.0f} s, postgres: {build.total_seconds:.1f} s — "
-            f"{_verdict(build.total_seconds <= BUILD_TARGET_SECONDS)}"
+            f"{verdict(build.total_seconds <= BUILD_TARGET_SECONDS)}"
         )
     for few, many in _cost_pairs(results):
         ratio = many.ms_per_update / few.ms_per_update if few.ms_per_update else 0.0
@@ -880,7 +877,7 @@ def segmentation_targets(results: SegmentationResults) -> list[str]:
             f"all segments (500 vs 10 segments, {many.affected} vs {few.affected} affected, "
             f"ratio ≤ {COST_RATIO_TARGET}), {few.backend}: {few.ms_per_update:.2f} → "
             f"{many.ms_per_update:.2f} ms/update, {ratio:.2f}x — "
-            f"{_verdict(ratio <= COST_RATIO_TARGET)}"
+            f"{verdict(ratio <= COST_RATIO_TARGET)}"
         )
     return lines
 

@@ -9,11 +9,8 @@ needs room again; a slot settles once).
 
 from __future__ import annotations
 
-import asyncio
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Self
 
 from libs.errors import Conflict, Unavailable
 from services.ads.domain import ENDED, Campaign, day_of
@@ -30,6 +27,7 @@ from services.ads.ports import (
     SegmentDirectory,
     Stats,
 )
+from tests.unit.fake_store import FakeStore, FakeUnitOfWork
 from tests.unit.signal_fakes import FakeSignals
 
 __all__ = [
@@ -55,30 +53,11 @@ class _State:
 
 
 @dataclass
-class FakeAdsStore:
+class FakeAdsStore(FakeStore[_State]):
     state: _State = field(default_factory=_State)
-    turn: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-class FakeAdsUnitOfWork(AdsUnitOfWork):
-    def __init__(self, store: FakeAdsStore) -> None:
-        self._store = store
-        self._s = _State()
-
-    async def __aenter__(self) -> Self:
-        await self._store.turn.acquire()
-        self._s = copy.deepcopy(self._store.state)
-        return self
-
-    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._store.turn.release()
-
-    async def commit(self) -> None:
-        self._store.state = copy.deepcopy(self._s)
-
-    async def rollback(self) -> None:
-        self._s = copy.deepcopy(self._store.state)
-
+class FakeAdsUnitOfWork(FakeUnitOfWork[_State], AdsUnitOfWork):
     async def campaign(self, campaign_id: str, *, for_update: bool = False) -> Campaign | None:
         return self._s.campaigns.get(campaign_id)
 

@@ -9,12 +9,9 @@ and the ledger's unique keys (a key per program, an accrued order per program) r
 
 from __future__ import annotations
 
-import asyncio
-import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Self
 
 from libs.errors import Conflict, Unavailable
 from services.bonus.domain import Lot, Movement, Program, TierChange
@@ -27,6 +24,7 @@ from services.bonus.ports import (
     PromotionUse,
 )
 from services.bonus.promotions import Promotion, coupon_key
+from tests.unit.fake_store import FakeStore, FakeUnitOfWork
 from tests.unit.signal_fakes import FakeSignals
 
 __all__ = ["FakeBonusStore", "FakeBonusUnitOfWork", "FakeSignals", "FakeTraits"]
@@ -52,30 +50,11 @@ class _State:
 
 
 @dataclass
-class FakeBonusStore:
+class FakeBonusStore(FakeStore[_State]):
     state: _State = field(default_factory=_State)
-    turn: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-class FakeBonusUnitOfWork(BonusUnitOfWork):
-    def __init__(self, store: FakeBonusStore) -> None:
-        self._store = store
-        self._s = _State()
-
-    async def __aenter__(self) -> Self:
-        await self._store.turn.acquire()
-        self._s = copy.deepcopy(self._store.state)
-        return self
-
-    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._store.turn.release()
-
-    async def commit(self) -> None:
-        self._store.state = copy.deepcopy(self._s)
-
-    async def rollback(self) -> None:
-        self._s = copy.deepcopy(self._store.state)
-
+class FakeBonusUnitOfWork(FakeUnitOfWork[_State], BonusUnitOfWork):
     async def program(self, program_id: str, *, for_update: bool = False) -> Program | None:
         return self._s.programs.get(program_id)
 
