@@ -28,6 +28,7 @@ __all__ = [
     "CoOccurrence",
     "Related",
     "basket_deltas",
+    "join_deltas",
 ]
 
 PURCHASE_WEIGHT = 1.0
@@ -125,3 +126,16 @@ class CoOccurrence:
                     best[other] = (part, seed)
         ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[: max(0, limit)]
         return [Related(sku, score, best[sku][1]) for sku, score in ranked]
+
+
+def join_deltas(
+    sku: str, basket: Iterable[str], weight: float = VIEW_WEIGHT
+) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
+    """What adding `sku` to an existing basket adds (a view joining the customer's current
+    view session): the new item's count and its pairs with the basket's items. Nothing when
+    the item is already in the basket."""
+    others = _distinct(basket)
+    if not sku or sku in others:
+        return {}, {}
+    others = others[: MAX_BASKET - 1]
+    return {sku: weight}, {(min(sku, o), max(sku, o)): weight for o in others}
