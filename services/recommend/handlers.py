@@ -124,6 +124,8 @@ class RequestContext:
 class Shelf:
     customer_id: str
     items: list[Mixed]
+    # the catalogue the shelf was made from (to render its items)
+    catalogue: Mapping[str, Item]
     degraded: bool = False
 
 
@@ -444,12 +446,10 @@ async def recommend(
             for rank, item in enumerate(catalogue.newest[:pool])
         ]
     shelf = mix(candidates, showcase.spec(), catalogue.info, limit, purchased, set(context.cart))
-    return Shelf(customer_id, shelf, degraded)
+    return Shelf(customer_id, shelf, catalogue.items, degraded)
 
 
-async def similar_items(
-    deps: RecommendDeps, sku: str, limit: int, strategy: Strategy
-) -> list[Mixed]:
+async def similar_items(deps: RecommendDeps, sku: str, limit: int, strategy: Strategy) -> Shelf:
     """Bought together and/or similar by content; never the sku itself, never an
     unavailable item; the reason names the sku."""
     catalogue = await deps.cache.current()
@@ -465,7 +465,7 @@ async def similar_items(
             for other, score, _ in catalogue.content.similar({sku: 1.0}, pool)
         ]
     spec = MixSpec(weights={s: 1.0 for s in candidates}, only_available=True, fallback=())
-    return mix(candidates, spec, catalogue.info, limit, cart=())
+    return Shelf("", mix(candidates, spec, catalogue.info, limit), catalogue.items)
 
 
 # ---------------------------------------------------------------------------------- training
