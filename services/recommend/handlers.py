@@ -404,7 +404,7 @@ async def recommend(
     if Strategy.PERSONAL in wanted:
         model = deps.models.model
         found = (
-            model.recommend(customer_id, personal_history, pool)
+            model.recommend(customer_id, personal_history, pool, exclude=purchased)
             if model is not None and (customer_id or personal_history)
             else []
         )
