@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from backcrm.common.v1 import common_pb2
@@ -35,14 +36,16 @@ from services.recommend.handlers import (
     load_model,
     merge_customers,
     record_behaviour,
+    train,
     train_if_due,
 )
 from services.recommend.models import RecommendOutboxRow
+from services.recommend.personal import PersonalModel
 from services.recommend.render import encode_items, encode_showcase
 from services.recommend.repository import SqlRecommendUnitOfWork
 from services.recommend.translate import behaviours_of
 
-__all__ = ["RecommendApp"]
+__all__ = ["RecommendApp", "train_now"]
 
 log = logging.getLogger(__name__)
 
@@ -155,3 +158,22 @@ class RecommendApp:
         for subscription in self.subscriptions:
             await subscription.stop()
         await self.relay.stop()
+
+
+async def train_now(
+    resources: Resources, progress: Callable[[int], None] | None = None
+) -> tuple[int, PersonalModel]:
+    """`backcrm train recommend`: trains and stores the next model version on the configured
+    storage; serving processes switch to it when they next look (every few seconds)."""
+
+    def uow() -> SqlRecommendUnitOfWork:
+        return SqlRecommendUnitOfWork(resources.sessions, encode_items, encode_showcase)
+
+    peers = Peers(resources.settings, "", lambda: resources.settings.address)  # never called
+    deps = RecommendDeps(
+        uow=uow,
+        clock=resources.clock,
+        signals=SegmentationSignals(peers.client),
+        cache=CatalogueCache(uow),
+    )
+    return await train(deps, progress)
