@@ -123,9 +123,10 @@ class PersonalModel:
         out = []
         for i in order:
             because = ""
-            if seeds:
-                sims = self._unit_items[seeds] @ self._unit_items[i]
-                because = self.items[seeds[int(np.argmax(sims))]]
+            others = [j for j in seeds if j != i]  # never "because of" the item itself
+            if others:
+                sims = self._unit_items[others] @ self._unit_items[i]
+                because = self.items[others[int(np.argmax(sims))]]
             out.append(Scored(self.items[i], float(scores[i]), because))
         return out
 

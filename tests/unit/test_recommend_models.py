@@ -165,3 +165,10 @@ def test_mix_rules_and_diversity() -> None:
     # The cap defers the third mug only while something else can fill the place.
     two = MixSpec(weights={Strategy.POPULAR: 1.0}, max_per_category=1, fallback=())
     assert [m.sku for m in mix(candidates, two, ITEMS, 3)] == ["p1", "p4", "p2"]
+
+
+def test_als_reason_is_never_the_item_itself() -> None:
+    model = fit(_triples(3), Hyper(factors=4, iterations=5))
+    history = {"a1": 1.0, "a2": 1.0}
+    for r in model.recommend("c1", history, 10):
+        assert r.because_sku != r.sku and r.because_sku in history
