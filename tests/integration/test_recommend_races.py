@@ -275,3 +275,32 @@ async def test_a_trained_model_is_stored_and_loaded_by_another_process(two: Worl
     assert two.deps(1).models.version == version
     model = two.deps(1).models.model
     assert model is not None and model.knows("t0")
+
+
+async def test_concurrent_showcase_updates_of_different_fields_both_stick(racing: World) -> None:
+    for _ in range(8):
+        showcase = await h.create_showcase(
+            racing.deps(0), Showcase("", "s", ((Strategy.POPULAR, 1.0),))
+        )
+        await asyncio.gather(
+            soon(h.update_showcase(racing.deps(0), showcase.showcase_id, {"name": "renamed"})),
+            soon(h.update_showcase(racing.deps(1), showcase.showcase_id, {"max_per_category": 2})),
+            soon(h.update_showcase(racing.deps(0), showcase.showcase_id, {"excludes": ("x",)})),
+        )
+        got = await h.get_showcase(racing.deps(1), showcase.showcase_id)
+        assert (got.name, got.max_per_category, got.excludes) == ("renamed", 2, ("x",))
+
+
+async def test_one_process_per_period_takes_the_training_lease(racing: World) -> None:
+    base = racing.deps(0).clock() + 1_000_000.0  # later than any lease taken so far
+
+    async def take(i: int, now: float) -> bool:
+        async with racing.deps(i).uow() as uow:
+            taken = await uow.lease_training(now, now + 5_000.0)
+            await uow.commit()
+            return taken
+
+    for trial in range(8):
+        now = base + 10_000.0 * trial
+        taken = await asyncio.gather(*(soon(take(i, now)) for i in range(6)))
+        assert sum(taken) == 1
