@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 SESSION = 1800.0
 # How long a process reuses a popularity list it read.
 POPULAR_TTL = 2.0
+# How many items of each popularity list a process keeps.
+KEPT = 500
 
 
 class Models:
@@ -88,12 +90,15 @@ class PopularBoard:
         limit: int,
     ) -> list[tuple[str, float]]:
         held = self._lists.get(segment_id)
-        if held is not None and held[0] > time.monotonic() - self.ttl and len(held[1]) >= limit:
-            return held[1][:limit]
+        fresh = held is not None and held[0] > time.monotonic() - self.ttl
+        if held is not None and fresh and (len(held[1]) >= limit or len(held[1]) < KEPT):
+            return held[1][:limit]  # fresh, and long enough (or all there is)
         today = day_of(now)
         async with uow() as u:
             rows = await u.popularity([segment_id], today - WINDOW_DAYS + 1)
-        ranked = top_from_buckets(((sku, day, w) for _, sku, day, w in rows), today, 500)
+        ranked = top_from_buckets(
+            ((sku, day, w) for _, sku, day, w in rows), today, max(KEPT, limit)
+        )
         self._lists[segment_id] = (time.monotonic(), ranked)
         return ranked[:limit]
 
