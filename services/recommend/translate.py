@@ -123,8 +123,8 @@ def item_in(item: pb.Item, field: str) -> Item:
 
 def items_in(items: Any) -> tuple[list[Item], list[Rejection]]:
     """A batch's items, each validated on its own: a bad one becomes a Rejection by index.
-    The batch as a whole is wrong (InvalidArgument) when empty, too long, or naming a sku
-    twice."""
+    The batch as a whole is wrong (InvalidArgument) when empty, too long, naming a sku twice,
+    or when no item is acceptable (then naming every rejected field)."""
     if not items:
         raise InvalidArgument("items", f"is required: send 1 to {MAX_ITEMS} items")
     if len(items) > MAX_ITEMS:
@@ -142,6 +142,8 @@ def items_in(items: Any) -> tuple[list[Item], list[Rejection]]:
         except InvalidArgument as exc:
             field, reason = exc.violations[0]
             rejected.append(Rejection(i, item.sku[:MAX_SKU], field, reason))
+    if not accepted:  # nothing acceptable: the batch is wrong as a whole (as TrackEvents)
+        raise InvalidArgument([(r.field, r.reason) for r in rejected])
     return accepted, rejected
 
 

@@ -151,6 +151,9 @@ def test_items_are_validated_one_by_one_naming_the_field() -> None:
     assert err.value.violations[0][0] == "items[1].sku"
     with pytest.raises(InvalidArgument):
         items_in([pb.Item(sku=str(i)) for i in range(1001)])
+    with pytest.raises(InvalidArgument) as err:
+        items_in([bad_price, no_sku])  # nothing acceptable: wrong as a whole
+    assert [f for f, _ in err.value.violations] == ["items[0].price.units_micros", "items[1].sku"]
 
 
 # ---------------------------------------------------------------------------------- showcases

@@ -90,8 +90,8 @@ class RecommendServiceServicer:
     def UpsertItems(self, request, context):
         """Creates or replaces catalogue items by sku (up to 1,000 a call). Each invalid item is
         rejected on its own (UpsertItemsResponse.rejected, naming e.g. "items[3].price"); the
-        valid ones are stored. A request that is itself invalid (too many items, a sku twice) is
-        INVALID_ARGUMENT.
+        valid ones are stored. A request that is itself invalid (no items, too many, a sku twice,
+        or not one valid item) is INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
