@@ -114,8 +114,10 @@ class RecommendApp:
             self.tasks.append(
                 asyncio.create_task(every(self.train_seconds, self._train), name="reco-train")
             )
-        with contextlib.suppress(Exception):  # a restart serves the stored model at once
+        try:  # a restart serves the stored model at once, without retraining
             await load_model(self.deps)
+        except Exception:  # the model job retries every few seconds
+            log.exception("loading the stored personal model failed")
 
     async def _load(self) -> None:
         await load_model(self.deps)
