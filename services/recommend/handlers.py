@@ -492,6 +492,9 @@ async def train(
         version = await uow.add_model(
             deps.clock(), seconds, len(model.customers), len(model.items), data
         )
+        # Keep the new version and the one before it (still served by processes that have not
+        # switched yet); older ones go, and with them erased customers' factors.
+        await uow.prune_models(version - 1)
         await uow.commit()
     deps.models.version, deps.models.model = version, model
     return version, model

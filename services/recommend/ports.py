@@ -192,6 +192,10 @@ class RecommendUnitOfWork(abc.ABC):
     ) -> int: ...
 
     @abc.abstractmethod
+    async def prune_models(self, before: int) -> int:
+        """Deletes model versions older than `before`; how many."""
+
+    @abc.abstractmethod
     async def latest_model_version(self) -> int:
         """0 when none."""
 

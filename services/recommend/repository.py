@@ -358,6 +358,12 @@ class SqlRecommendUnitOfWork(SqlUnitOfWork, RecommendUnitOfWork):
         )
         return int(inserted.scalar_one())
 
+    async def prune_models(self, before: int) -> int:
+        deleted = await self.s.execute(
+            delete(MODELS).where(MODELS.c.version < before).returning(MODELS.c.version)
+        )
+        return len(deleted.all())
+
     async def latest_model_version(self) -> int:
         return int(await self.s.scalar(select(func.max(MODELS.c.version))) or 0)
 

@@ -30,7 +30,7 @@ from services.recommend import handlers as h
 from services.recommend.app import RecommendApp
 from services.recommend.domain import Item, Showcase
 from services.recommend.mix import Strategy
-from services.recommend.models import HistoryRow, ItemCountRow, ItemRow, PairRow
+from services.recommend.models import HistoryRow, ItemCountRow, ItemRow, ModelRow, PairRow
 from services.recommend.ports import Behaviour
 from tests.support import Backend, count_rows, eventually
 
@@ -269,8 +269,13 @@ async def test_a_trained_model_is_stored_and_loaded_by_another_process(two: Worl
             two.deps(0),
             Behaviour(f"ev-{uid()}", f"t{n}", 1.0, {f"m{n % 3}": 1.0, f"m{n % 3 + 1}": 1.0}),
         )
+    first, _ = await h.train(two.deps(0))
+    second, _ = await h.train(two.deps(0))
     version, _ = await h.train(two.deps(0))
-    assert version >= 1
+    assert first < second < version
+    async with two.resources.sessions() as s:
+        kept = list(await s.scalars(select(ModelRow.version).order_by(ModelRow.version)))
+    assert kept == [second, version]  # older versions pruned
     assert await h.load_model(two.deps(1))
     assert two.deps(1).models.version == version
     model = two.deps(1).models.model

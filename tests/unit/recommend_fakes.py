@@ -207,6 +207,12 @@ class FakeRecommendUnitOfWork(RecommendUnitOfWork):
         self._s.models[version] = StoredModel(version, trained_at, customers, items, data)
         return version
 
+    async def prune_models(self, before: int) -> int:
+        old = [v for v in self._s.models if v < before]
+        for v in old:
+            del self._s.models[v]
+        return len(old)
+
     async def latest_model_version(self) -> int:
         return max(self._s.models, default=0)
 

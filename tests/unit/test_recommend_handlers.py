@@ -453,3 +453,6 @@ async def test_training_lease_lets_one_process_train_per_period() -> None:
     assert await h.train_if_due(w.deps, 3600) is None
     w.clock.advance(3600)
     assert await h.train_if_due(w.deps, 3600) == 2
+    w.clock.advance(3600)
+    assert await h.train_if_due(w.deps, 3600) == 3
+    assert sorted(w.store.state.models) == [2, 3]  # the previous one kept, older ones pruned
