@@ -7,19 +7,37 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Iterator
 
 import grpc
 import pytest
 from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2 as ppb
 from backcrm.recommend.v1 import recommend_service_pb2 as pb
+from backcrm.segmentation.v1 import condition_pb2 as c
+from backcrm.segmentation.v1 import segmentation_service_pb2 as spb
+from google.protobuf import field_mask_pb2, struct_pb2
 
 from services.recommend.models import HistoryRow
 from tests.e2e.conftest import Suite
 from tests.e2e.helpers import email, error_reason, field_violations, purchase, rpc_error
-from tests.support import count_rows
+from tests.support import BACKENDS, Backend, backend_settings, count_rows, eventually
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
+    # A generous deadline for segmentation: the test machine is shared and slow, and a
+    # degraded answer is tested on its own (tests/unit/test_recommend_handlers.py).
+    with backend_settings(
+        request.param,
+        tmp_path_factory.mktemp(request.param),
+        recommend_segment_timeout_seconds=5.0,
+    ) as b:
+        yield b
 
 
 def uid() -> str:
@@ -158,3 +176,93 @@ async def test_hostile_input_and_scopes(suite: Suite) -> None:
         )
     )
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_popular_in_the_customers_segment(suite: Suite) -> None:
+    tag = uid()
+    region = f"north-{tag}"
+    boots, sandals = f"boots-{tag}", f"sandals-{tag}"
+    shop = suite.client("channel")
+    await shop.recommend.UpsertItems(
+        pb.UpsertItemsRequest(
+            items=[
+                pb.Item(sku=boots, title="Boots", category="shoes", available=True),
+                pb.Item(sku=sandals, title="Sandals", category="shoes", available=True),
+            ]
+        )
+    )
+    segment = (
+        await suite.client().segmentation.CreateSegment(
+            spb.CreateSegmentRequest(
+                segment=spb.Segment(
+                    name="Northerners",
+                    condition=c.Condition(
+                        property=c.PropertyCondition(
+                            path="attributes.region",
+                            op=c.OPERATOR_EQ,
+                            value=struct_pb2.Value(string_value=region),
+                        )
+                    ),
+                )
+            )
+        )
+    ).segment
+    showcase = (
+        await suite.client().recommend.CreateShowcase(
+            pb.CreateShowcaseRequest(
+                showcase=pb.Showcase(
+                    name="Popular near you",
+                    strategies=[
+                        pb.StrategyWeight(strategy=pb.STRATEGY_POPULAR_IN_SEGMENT, weight=1.0)
+                    ],
+                    segment_boosts={segment.segment_id: 2.0},
+                    fallback=[pb.STRATEGY_POPULAR],
+                )
+            )
+        )
+    ).showcase
+    profiles = suite.client("shop").profile
+
+    async def person(where: str) -> common_pb2.CustomerRef:
+        ref = email(f"{uid()}@example.com")
+        await profiles.UpsertProfile(
+            ppb.UpsertProfileRequest(
+                customer=ref,
+                attributes=ppb.Attributes(region=where),
+                update_mask=field_mask_pb2.FieldMask(paths=["attributes.region"]),
+            )
+        )
+        return ref
+
+    northerner, southerners = await person(region), [await person("south") for _ in range(3)]
+    member = (await profiles.GetProfile(ppb.GetProfileRequest(customer=northerner))).profile
+    seg = suite.client().segmentation
+
+    async def is_member() -> bool:
+        reply = await seg.EvaluateSegments(
+            spb.EvaluateSegmentsRequest(
+                customer=common_pb2.CustomerRef(customer_id=member.customer_id),
+                segment_ids=[segment.segment_id],
+            )
+        )
+        return segment.segment_id in reply.segment_ids
+
+    await eventually(is_member, "the northerner to be in the segment")
+    events = [purchase(f"o-{uid()}", northerner, f"n-{tag}", (boots, "shoes", 1, 1))]
+    events += [
+        purchase(f"o-{uid()}", who, f"s{i}-{tag}", (sandals, "shoes", 1, 1))
+        for i, who in enumerate(southerners)
+    ]
+    await profiles.TrackEvents(ppb.TrackEventsRequest(events=events))
+    await suite.settled()
+    reply = await shop.recommend.GetRecommendations(
+        pb.GetRecommendationsRequest(
+            customer=common_pb2.CustomerRef(customer_id=member.customer_id),
+            showcase_id=showcase.showcase_id,
+            limit=2,
+        )
+    )
+    top = reply.items[0]
+    assert top.sku == boots  # popular in the segment, though sandals sell more overall
+    assert top.reason.strategy == pb.STRATEGY_POPULAR_IN_SEGMENT
+    assert top.reason.because_segment_id == segment.segment_id
