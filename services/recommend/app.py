@@ -45,7 +45,7 @@ from services.recommend.render import encode_items, encode_showcase
 from services.recommend.repository import SqlRecommendUnitOfWork
 from services.recommend.translate import behaviours_of
 
-__all__ = ["RecommendApp", "train_now"]
+__all__ = ["RecommendApp", "offline_deps", "train_now"]
 
 log = logging.getLogger(__name__)
 
@@ -162,20 +162,25 @@ class RecommendApp:
         await self.relay.stop()
 
 
-async def train_now(
-    resources: Resources, progress: Callable[[int], None] | None = None
-) -> tuple[int, PersonalModel]:
-    """`backcrm train recommend`: trains and stores the next model version on the configured
-    storage; serving processes switch to it when they next look (every few seconds)."""
+def offline_deps(resources: Resources) -> RecommendDeps:
+    """The recommend use cases over `resources` outside a serving process (the CLI, the demo
+    seed): no relay (outbox rows wait for the next serving process) and no segmentation."""
 
     def uow() -> SqlRecommendUnitOfWork:
         return SqlRecommendUnitOfWork(resources.sessions, encode_items, encode_showcase)
 
     peers = Peers(resources.settings, "", lambda: resources.settings.address)  # never called
-    deps = RecommendDeps(
+    return RecommendDeps(
         uow=uow,
         clock=resources.clock,
         signals=SegmentationSignals(peers.client),
         cache=CatalogueCache(uow),
     )
-    return await train(deps, progress)
+
+
+async def train_now(
+    resources: Resources, progress: Callable[[int], None] | None = None
+) -> tuple[int, PersonalModel]:
+    """`backcrm train recommend`: trains and stores the next model version on the configured
+    storage; serving processes switch to it when they next look (every few seconds)."""
+    return await train(offline_deps(resources), progress)
