@@ -15,6 +15,7 @@ import grpc
 from backcrm.ads.v1 import ads_service_pb2, ads_service_pb2_grpc
 from backcrm.bonus.v1 import bonus_service_pb2, bonus_service_pb2_grpc
 from backcrm.profile.v1 import profile_service_pb2, profile_service_pb2_grpc
+from backcrm.recommend.v1 import recommend_service_pb2, recommend_service_pb2_grpc
 from backcrm.segmentation.v1 import segmentation_service_pb2, segmentation_service_pb2_grpc
 from google.protobuf import json_format
 from google.protobuf.descriptor import ServiceDescriptor
@@ -30,6 +31,7 @@ CONTRACTS: dict[str, ServiceDescriptor] = {
     "segmentation": segmentation_service_pb2.DESCRIPTOR.services_by_name["SegmentationService"],
     "bonus": bonus_service_pb2.DESCRIPTOR.services_by_name["BonusService"],
     "ads": ads_service_pb2.DESCRIPTOR.services_by_name["AdsService"],
+    "recommend": recommend_service_pb2.DESCRIPTOR.services_by_name["RecommendService"],
 }
 SERVICES = tuple(contract.full_name for contract in CONTRACTS.values())
 SERVICE_CONFIG = {
@@ -125,6 +127,7 @@ class Client:
         )
         self.bonus = bonus_service_pb2_grpc.BonusServiceStub(channel("bonus"))
         self.ads = ads_service_pb2_grpc.AdsServiceStub(channel("ads"))
+        self.recommend = recommend_service_pb2_grpc.RecommendServiceStub(channel("recommend"))
 
     async def close(self) -> None:
         for channel in self._channels.values():

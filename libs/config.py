@@ -124,6 +124,24 @@ class Settings(BaseSettings):
     ads_catalog_check_seconds: float = Field(
         default=0.5, gt=0, description="ads: how often each process compares its campaign cache"
     )
+    recommend_catalog_check_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="recommend: how often each process compares its catalogue cache's version",
+    )
+    recommend_segment_timeout_seconds: float = Field(
+        default=0.05,
+        gt=0,
+        description="recommend: how long GetRecommendations waits for segmentation",
+    )
+    recommend_train_seconds: float = Field(
+        default=86_400.0,
+        ge=0,
+        description="recommend: how often the personal model is retrained (0: only on demand)",
+    )
+    recommend_model_check_seconds: float = Field(
+        default=5.0, gt=0, description="recommend: how often each process looks for a newer model"
+    )
     outbox_poll_seconds: float = Field(default=0.5, description="outbox relay idle poll")
     bus_retention_seconds: float = Field(
         default=7 * 86_400.0,

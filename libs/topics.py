@@ -20,6 +20,7 @@ from backcrm.bonus.v1.bonus_service_pb2 import (
 )
 from backcrm.common.v1.common_pb2 import EventEnvelope
 from backcrm.profile.v1.profile_service_pb2 import ProfileChanged, ProfileDeleted, ProfilesMerged
+from backcrm.recommend.v1.recommend_service_pb2 import ItemsUpserted, ShowcaseChanged
 from backcrm.segmentation.v1.segmentation_service_pb2 import (
     MembershipChange,
     RfmScored,
@@ -39,6 +40,8 @@ __all__ = [
     "PROFILE_CHANGED",
     "PROFILE_DELETED",
     "PROFILE_MERGED",
+    "RECOMMEND_ITEMS",
+    "RECOMMEND_SHOWCASES",
     "SEGMENTATION_MEMBERSHIP",
     "SEGMENTATION_RFM",
     "SEGMENTATION_SEGMENTS",
@@ -94,3 +97,7 @@ BONUS_TIERS = Topic("bonus.tiers", TierChanged)
 ADS_CAMPAIGNS = Topic("ads.campaigns", CampaignChanged)
 # A counted ad interaction (impression, click, conversion); duplicates are not published.
 ADS_INTERACTIONS = Topic("ads.interactions", InteractionRecorded)
+# Catalogue items created or changed (every recommend process reloads its catalogue cache).
+RECOMMEND_ITEMS = Topic("recommend.items", ItemsUpserted)
+# A showcase created or changed (every recommend process reloads its catalogue cache).
+RECOMMEND_SHOWCASES = Topic("recommend.showcases", ShowcaseChanged)

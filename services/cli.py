@@ -1,4 +1,5 @@
-"""`backcrm`: serve, migrate, import, seed, token, call, bus: the command line of the suite."""
+"""`backcrm`: serve, migrate, import, seed, train, token, call, bus: the command line of the
+suite."""
 
 from __future__ import annotations
 
@@ -127,6 +128,32 @@ def _cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from services.recommend.app import train_now
+    from services.recommend.personal import Hyper
+
+    async def run() -> None:
+        resources = Resources.open(settings)
+        try:
+            with tqdm(total=Hyper().iterations, desc="ALS", unit="it", disable=args.quiet) as bar:
+
+                def step(_iteration: int) -> None:
+                    bar.update(1)
+
+                version, model = await train_now(resources, step)
+        finally:
+            await resources.close()
+        print(
+            f"recommend: personal model version {version} "
+            f"({len(model.customers)} customers, {len(model.items)} items)"
+        )
+
+    asyncio.run(run())
+    return 0
+
+
 def _cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     token = mint_token()
     scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
@@ -196,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     seed_cmd.add_argument("--if-empty", action="store_true", help="only when no customer exists")
     seed_cmd.add_argument("--quiet", action="store_true")
     seed_cmd.set_defaults(run=_cmd_seed)
+    train = sub.add_parser("train", help="train a model now (the services also train on schedule)")
+    train.add_argument("model", choices=["recommend"])
+    train.add_argument("--quiet", action="store_true")
+    train.set_defaults(run=_cmd_train)
     token = sub.add_parser("token", help="manage bearer tokens")
     create = token.add_subparsers(dest="token_command", required=True).add_parser(
         "create", help="mint a token; only its hash is stored (in the tokens file)"

@@ -21,6 +21,8 @@ from services.bonus.app import BonusApp
 from services.bonus.entrypoint import CONTRACT as BONUS_CONTRACT
 from services.profile.app import ProfileApp
 from services.profile.entrypoint import CONTRACT as PROFILE_CONTRACT
+from services.recommend.app import RecommendApp
+from services.recommend.entrypoint import CONTRACT as RECOMMEND_CONTRACT
 from services.segmentation.app import SegmentationApp
 from services.segmentation.entrypoint import CONTRACT as SEGMENTATION_CONTRACT
 
@@ -40,6 +42,7 @@ SERVICES: Mapping[str, Registered] = MappingProxyType(
         "segmentation": Registered(SegmentationApp.build, SEGMENTATION_CONTRACT),
         "bonus": Registered(BonusApp.build, BONUS_CONTRACT),
         "ads": Registered(AdsApp.build, ADS_CONTRACT),
+        "recommend": Registered(RecommendApp.build, RECOMMEND_CONTRACT),
     }
 )
 

@@ -49,7 +49,11 @@ TOKENS = {
     "reader": ("tok-reader", ["profile:read", "segments:read"]),
     "merger": ("tok-merger", ["profile:read", "profile:merge"]),
     "segments": ("tok-segments", ["segments:read"]),
-    "channel": ("tok-channel", ["ads:read", "ads:write"]),  # a web shop asking for ads
+    # a web shop asking for ads and shelves, and feeding its catalogue
+    "channel": (
+        "tok-channel",
+        ["ads:read", "ads:write", "recommend:read", "recommend:write"],
+    ),
     "nobody": ("tok-nobody", []),  # authenticated, allowed nothing
 }
 

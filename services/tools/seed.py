@@ -7,6 +7,7 @@ Only the timestamps move: they are placed in the 180 days before now.
 
 - A catalogue of 500 SKUs in 20 categories; category sizes and product popularity both
   follow Zipf laws (a few best sellers, a long tail). Each customer prefers 1-3 categories.
+  The catalogue is also upserted into the recommend service (`handlers.upsert_items`).
 - Customers live in UK regions weighted roughly by population (London, the South East and
   the North West first), in one of each region's cities.
 - Identities: an EMAIL always (customer 0 is `demo@example.com`, the README's example, the
@@ -38,6 +39,9 @@ from services.profile.app import ProfileApp
 from services.profile.domain import DAY, CartLine, EventIn, IdentityKey, OrderIn
 from services.profile.handlers import CustomerLookup, ProfileDeps, track_events, upsert_profile
 from services.profile.models import CustomerRow
+from services.recommend.app import offline_deps
+from services.recommend.domain import Item
+from services.recommend.handlers import upsert_items
 
 __all__ = ["SeedSummary", "count_customers", "seed"]
 
@@ -147,6 +151,7 @@ class SeedSummary:
     seconds: float = 0.0
     skipped: bool = False
     existing_customers: int = 0
+    items: int = 0
 
     def report(self) -> str:
         if self.skipped:
@@ -157,6 +162,7 @@ class SeedSummary:
                 f"  events   {self.events:>10,}  ({self.events_accepted:,} new,"
                 f" {self.duplicates:,} already there)",
                 f"  orders   {self.orders:>10,}",
+                f"  items    {self.items:>10,}  (the recommend catalogue)",
                 f"  took     {self.seconds:>9.1f}s",
             ]
         )
@@ -406,8 +412,26 @@ async def seed(
             batch = []
     if batch:
         await _send(deps, batch, summary)
+    summary.items = await _catalogue_items(resources, generator)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+async def _catalogue_items(resources: Resources, generator: _Generator) -> int:
+    """The demo's products as the recommend service's catalogue (idempotent: upserts)."""
+    items = [
+        Item(
+            p.sku,
+            title=f"{p.category.title()} {p.sku}",
+            category=p.category,
+            price_micros=p.price_micros,
+            currency=CURRENCY,
+            has_price=True,
+        )
+        for p in generator.products
+    ]
+    await upsert_items(offline_deps(resources), items)
+    return len(items)
 
 
 async def _send(deps: ProfileDeps, batch: list[EventIn], summary: SeedSummary) -> None:

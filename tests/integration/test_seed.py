@@ -17,6 +17,7 @@ from services.profile.app import ProfileApp
 from services.profile.handlers import CustomerLookup, get_profiles
 from services.profile.identities import normalise_identity
 from services.profile.models import CustomerRow, EventRow, IdentityRow
+from services.recommend.models import ItemRow
 from services.registry import SERVICES
 from services.tools.seed import count_customers, seed
 
@@ -57,6 +58,9 @@ async def test_seed_is_idempotent_and_plausible(resources: Resources) -> None:
     assert again.events_accepted == 0
     assert again.duplicates == first.events
     assert await _counts(resources) == counts
+    assert first.items == again.items == 500  # the recommend catalogue, upserted again
+    async with resources.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(ItemRow)) == 500
 
     skipped = await seed(resources, customers=30, rng_seed=8, if_empty=True, progress=False)
     assert skipped.skipped and skipped.existing_customers == 30

@@ -78,8 +78,32 @@ class ShowcaseFilters(_message.Message):
     exclude_in_cart: bool
     def __init__(self, categories: _Optional[_Iterable[str]] = ..., exclude_purchased: _Optional[bool] = ..., only_available: _Optional[bool] = ..., exclude_in_cart: _Optional[bool] = ...) -> None: ...
 
+class ShowcaseRules(_message.Message):
+    __slots__ = ("pins", "boosts", "excludes")
+    class PinsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class BoostsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    PINS_FIELD_NUMBER: _ClassVar[int]
+    BOOSTS_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDES_FIELD_NUMBER: _ClassVar[int]
+    pins: _containers.ScalarMap[str, int]
+    boosts: _containers.ScalarMap[str, float]
+    excludes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, pins: _Optional[_Mapping[str, int]] = ..., boosts: _Optional[_Mapping[str, float]] = ..., excludes: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class Showcase(_message.Message):
-    __slots__ = ("showcase_id", "name", "strategies", "filters", "segment_boosts", "created_at", "updated_at")
+    __slots__ = ("showcase_id", "name", "strategies", "filters", "segment_boosts", "created_at", "updated_at", "rules", "max_per_category", "fallback")
     class SegmentBoostsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +118,9 @@ class Showcase(_message.Message):
     SEGMENT_BOOSTS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
     showcase_id: str
     name: str
     strategies: _containers.RepeatedCompositeFieldContainer[StrategyWeight]
@@ -101,7 +128,10 @@ class Showcase(_message.Message):
     segment_boosts: _containers.ScalarMap[str, float]
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, showcase_id: _Optional[str] = ..., name: _Optional[str] = ..., strategies: _Optional[_Iterable[_Union[StrategyWeight, _Mapping]]] = ..., filters: _Optional[_Union[ShowcaseFilters, _Mapping]] = ..., segment_boosts: _Optional[_Mapping[str, float]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    rules: ShowcaseRules
+    max_per_category: int
+    fallback: _containers.RepeatedScalarFieldContainer[Strategy]
+    def __init__(self, showcase_id: _Optional[str] = ..., name: _Optional[str] = ..., strategies: _Optional[_Iterable[_Union[StrategyWeight, _Mapping]]] = ..., filters: _Optional[_Union[ShowcaseFilters, _Mapping]] = ..., segment_boosts: _Optional[_Mapping[str, float]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rules: _Optional[_Union[ShowcaseRules, _Mapping]] = ..., max_per_category: _Optional[int] = ..., fallback: _Optional[_Iterable[_Union[Strategy, str]]] = ...) -> None: ...
 
 class UpsertItemsRequest(_message.Message):
     __slots__ = ("items",)
@@ -109,13 +139,45 @@ class UpsertItemsRequest(_message.Message):
     items: _containers.RepeatedCompositeFieldContainer[Item]
     def __init__(self, items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ...) -> None: ...
 
+class RejectedItem(_message.Message):
+    __slots__ = ("index", "sku", "field", "reason")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    sku: str
+    field: str
+    reason: str
+    def __init__(self, index: _Optional[int] = ..., sku: _Optional[str] = ..., field: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class UpsertItemsResponse(_message.Message):
-    __slots__ = ("created", "updated")
+    __slots__ = ("created", "updated", "rejected")
     CREATED_FIELD_NUMBER: _ClassVar[int]
     UPDATED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
     created: int
     updated: int
-    def __init__(self, created: _Optional[int] = ..., updated: _Optional[int] = ...) -> None: ...
+    rejected: _containers.RepeatedCompositeFieldContainer[RejectedItem]
+    def __init__(self, created: _Optional[int] = ..., updated: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[RejectedItem, _Mapping]]] = ...) -> None: ...
+
+class ListItemsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "category")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    category: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., category: _Optional[str] = ...) -> None: ...
+
+class ListItemsResponse(_message.Message):
+    __slots__ = ("items", "next_page_token")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Item]
+    next_page_token: str
+    def __init__(self, items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CreateShowcaseRequest(_message.Message):
     __slots__ = ("showcase",)
@@ -172,14 +234,16 @@ class ListShowcasesResponse(_message.Message):
     def __init__(self, showcases: _Optional[_Iterable[_Union[Showcase, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Reason(_message.Message):
-    __slots__ = ("strategy", "because_sku", "because_segment_id")
+    __slots__ = ("strategy", "because_sku", "because_segment_id", "pinned")
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     BECAUSE_SKU_FIELD_NUMBER: _ClassVar[int]
     BECAUSE_SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
     strategy: Strategy
     because_sku: str
     because_segment_id: str
-    def __init__(self, strategy: _Optional[_Union[Strategy, str]] = ..., because_sku: _Optional[str] = ..., because_segment_id: _Optional[str] = ...) -> None: ...
+    pinned: bool
+    def __init__(self, strategy: _Optional[_Union[Strategy, str]] = ..., because_sku: _Optional[str] = ..., because_segment_id: _Optional[str] = ..., pinned: _Optional[bool] = ...) -> None: ...
 
 class RecommendedItem(_message.Message):
     __slots__ = ("sku", "score", "reason", "item")

@@ -43,6 +43,11 @@ class RecommendServiceStub:
                 request_serializer=backcrm_dot_recommend_dot_v1_dot_recommend__service__pb2.UpsertItemsRequest.SerializeToString,
                 response_deserializer=backcrm_dot_recommend_dot_v1_dot_recommend__service__pb2.UpsertItemsResponse.FromString,
                 _registered_method=True)
+        self.ListItems = channel.unary_unary(
+                '/backcrm.recommend.v1.RecommendService/ListItems',
+                request_serializer=backcrm_dot_recommend_dot_v1_dot_recommend__service__pb2.ListItemsRequest.SerializeToString,
+                response_deserializer=backcrm_dot_recommend_dot_v1_dot_recommend__service__pb2.ListItemsResponse.FromString,
+                _registered_method=True)
         self.CreateShowcase = channel.unary_unary(
                 '/backcrm.recommend.v1.RecommendService/CreateShowcase',
                 request_serializer=backcrm_dot_recommend_dot_v1_dot_recommend__service__pb2.CreateShowcaseRequest.SerializeToString,
@@ -83,8 +88,17 @@ class RecommendServiceServicer:
     """
 
     def UpsertItems(self, request, context):
-        """Creates or replaces catalogue items by sku (up to 1,000 a call; the whole call is
-        rejected when one item is invalid, the BadRequest naming e.g. "items[3].price").
+        """Creates or replaces catalogue items by sku (up to 1,000 a call). Each invalid item is
+        rejected on its own (UpsertItemsResponse.rejected, naming e.g. "items[3].price"); the
+        valid ones are stored. A request that is itself invalid (no items, too many, a sku twice,
+        or not one valid item) is INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListItems(self, request, context):
+        """The catalogue by sku, ascending.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -103,7 +117,7 @@ class RecommendServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateShowcase(self, request, context):
-        """Mutable: name, strategies, filters, segment_boosts.
+        """Mutable: name, strategies, filters, segment_boosts, rules, max_per_category, fallback.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -138,6 +152,11 @@ def add_RecommendServiceServicer_to_server(servicer, server):
                     servicer.UpsertItems,
                     request_deserializer=backcrm_dot_recommend_dot_v1_dot_recommend__service__pb2.UpsertItemsRequest.FromString,
                     response_serializer=backcrm_dot_recommend_dot_v1_dot_recommend__service__pb2.UpsertItemsResponse.SerializeToString,
+            ),
+            'ListItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListItems,
+                    request_deserializer=backcrm_dot_recommend_dot_v1_dot_recommend__service__pb2.ListItemsRequest.FromString,
+                    response_serializer=backcrm_dot_recommend_dot_v1_dot_recommend__service__pb2.ListItemsResponse.SerializeToString,
             ),
             'CreateShowcase': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateShowcase,
@@ -201,6 +220,33 @@ class RecommendService:
             '/backcrm.recommend.v1.RecommendService/UpsertItems',
             backcrm_dot_recommend_dot_v1_dot_recommend__service__pb2.UpsertItemsRequest.SerializeToString,
             backcrm_dot_recommend_dot_v1_dot_recommend__service__pb2.UpsertItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/backcrm.recommend.v1.RecommendService/ListItems',
+            backcrm_dot_recommend_dot_v1_dot_recommend__service__pb2.ListItemsRequest.SerializeToString,
+            backcrm_dot_recommend_dot_v1_dot_recommend__service__pb2.ListItemsResponse.FromString,
             options,
             channel_credentials,
             insecure,

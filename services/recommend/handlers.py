@@ -1,0 +1,528 @@
+"""The recommend use cases: plain async functions over the ports (no grpc, no protobuf
+messages of their own; a request's Context travels through opaque to segmentation).
+
+Catalogue and showcase writes are one unit of work each inside `retry_conflicts`, lock the
+rows they change (in sku order) and bump the catalogue version and publish their change in
+the same transaction; the writing process reloads its cache at once, the others on the event
+(or the version check). Behaviour from profile events is counted once per event id under the
+customer's guard row. GetRecommendations reads the catalogue and showcases from memory, the
+customer's history, the co-occurrence around its seeds and (cached for a few seconds) the
+popularity lists from storage, the personal model from memory, and mixes them
+(services/recommend/mix.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from libs.errors import NotFound
+from libs.retry import retry_conflicts
+from services.recommend.catalog import Catalogue, CatalogueCache
+from services.recommend.cooccurrence import (
+    PURCHASE_WEIGHT,
+    VIEW_WEIGHT,
+    CoOccurrence,
+    basket_deltas,
+    join_deltas,
+)
+from services.recommend.domain import Item, Showcase, new_id
+from services.recommend.mix import Candidate, Mixed, MixSpec, Strategy, mix
+from services.recommend.personal import Hyper, PersonalModel, fit
+from services.recommend.popularity import OVERALL, WINDOW_DAYS, day_of, top_from_buckets
+from services.recommend.ports import Behaviour, CustomerSignals, History, RecommendUnitOfWork
+
+__all__ = [
+    "Models",
+    "PopularBoard",
+    "RecommendDeps",
+    "RequestContext",
+    "Shelf",
+    "create_showcase",
+    "erase_customer",
+    "get_showcase",
+    "list_items",
+    "list_showcases",
+    "load_model",
+    "merge_customers",
+    "recommend",
+    "record_behaviour",
+    "similar_items",
+    "train",
+    "update_showcase",
+    "upsert_items",
+]
+
+log = logging.getLogger(__name__)
+
+# A view joins the customer's views of the last SESSION seconds (its "view basket").
+SESSION = 1800.0
+# How long a process reuses a popularity list it read.
+POPULAR_TTL = 2.0
+# How many items of each popularity list a process keeps.
+KEPT = 500
+
+
+class Models:
+    """The personal model this process serves: the latest finished one it loaded."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.model: PersonalModel | None = None
+
+
+class PopularBoard:
+    """Popularity lists per segment, read from storage at most every POPULAR_TTL seconds."""
+
+    def __init__(self, ttl: float = POPULAR_TTL) -> None:
+        self.ttl = ttl
+        self._lists: dict[str, tuple[float, list[tuple[str, float]]]] = {}
+
+    async def top(
+        self,
+        uow: Callable[[], RecommendUnitOfWork],
+        segment_id: str,
+        now: float,
+        limit: int,
+    ) -> list[tuple[str, float]]:
+        held = self._lists.get(segment_id)
+        fresh = held is not None and held[0] > time.monotonic() - self.ttl
+        if held is not None and fresh and (len(held[1]) >= limit or len(held[1]) < KEPT):
+            return held[1][:limit]  # fresh, and long enough (or all there is)
+        today = day_of(now)
+        async with uow() as u:
+            rows = await u.popularity([segment_id], today - WINDOW_DAYS + 1)
+        ranked = top_from_buckets(
+            ((sku, day, w) for _, sku, day, w in rows), today, max(KEPT, limit)
+        )
+        self._lists[segment_id] = (time.monotonic(), ranked)
+        return ranked[:limit]
+
+
+@dataclass(frozen=True)
+class RecommendDeps:
+    uow: Callable[[], RecommendUnitOfWork]
+    clock: Callable[[], float]
+    signals: CustomerSignals
+    cache: CatalogueCache
+    models: Models = field(default_factory=Models)
+    popular: PopularBoard = field(default_factory=PopularBoard)
+    # segmentation's share of a GetRecommendations deadline, and of a purchase's counting
+    segment_timeout: float = 0.05
+    count_segment_timeout: float = 2.0
+    hyper: Hyper = field(default_factory=Hyper)
+    attempts: int = 8
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    cart: tuple[str, ...] = ()
+    current_sku: str = ""
+    message: Any = None  # the request's Context as received, passed on to segmentation
+
+
+@dataclass
+class Shelf:
+    customer_id: str
+    items: list[Mixed]
+    # the catalogue the shelf was made from (to render its items)
+    catalogue: Mapping[str, Item]
+    degraded: bool = False
+
+
+# ---------------------------------------------------------------------------------- catalogue
+
+
+async def upsert_items(deps: RecommendDeps, items: Sequence[Item]) -> tuple[int, int]:
+    """Creates or replaces the items (validated, distinct skus): (created, updated). Locks the
+    existing rows in sku order; a sku created concurrently by another call makes this one
+    re-run and update it instead, so each sku is created once."""
+    if not items:
+        return 0, 0
+
+    async def attempt() -> tuple[int, int]:
+        now = deps.clock()
+        async with deps.uow() as uow:
+            stored = await uow.items([i.sku for i in items], for_update=True)
+            created = [i for i in items if i.sku not in stored]
+            updated = [
+                i
+                if i.released_at is not None
+                else replace(i, released_at=stored[i.sku].released_at)
+                for i in items
+                if i.sku in stored
+            ]
+            await uow.put_items(created, updated, now)
+            await uow.announce_items(sorted(i.sku for i in items), now)
+            await uow.commit()
+            return len(created), len(updated)
+
+    counts = await retry_conflicts(attempt, attempts=deps.attempts)
+    await deps.cache.refresh()  # this process serves the change at once; the others on the event
+    return counts
+
+
+async def list_items(
+    deps: RecommendDeps, category: str, after: str | None, limit: int
+) -> tuple[list[Item], str | None]:
+    async with deps.uow() as uow:
+        rows = await uow.list_items(category, after, limit + 1)
+    page = rows[:limit]
+    return page, (page[-1].sku if len(rows) > limit else None)
+
+
+# ---------------------------------------------------------------------------------- showcases
+
+
+def _showcase_not_found(showcase_id: str) -> NotFound:
+    return NotFound(f"no showcase {showcase_id!r}", reason="SHOWCASE_NOT_FOUND")
+
+
+async def create_showcase(deps: RecommendDeps, showcase: Showcase) -> Showcase:
+    now = deps.clock()
+    created = replace(showcase, showcase_id=new_id(), created_at=now, updated_at=now)
+    async with deps.uow() as uow:
+        await uow.add_showcase(created)
+        await uow.announce_showcase(created.showcase_id, now)
+        await uow.commit()
+    await deps.cache.refresh()
+    return created
+
+
+async def get_showcase(deps: RecommendDeps, showcase_id: str) -> Showcase:
+    async with deps.uow() as uow:
+        showcase = await uow.showcase(showcase_id)
+    if showcase is None:
+        raise _showcase_not_found(showcase_id)
+    return showcase
+
+
+async def update_showcase(
+    deps: RecommendDeps, showcase_id: str, fields: Mapping[str, Any]
+) -> Showcase:
+    """Applies the validated fields to the showcase as committed, under its row lock: two
+    concurrent updates of different fields both stick."""
+
+    async def attempt() -> Showcase:
+        now = deps.clock()
+        async with deps.uow() as uow:
+            current = await uow.showcase(showcase_id, for_update=True)
+            if current is None:
+                raise _showcase_not_found(showcase_id)
+            updated = replace(current, **fields, updated_at=now)
+            await uow.save_showcase(updated)
+            await uow.announce_showcase(showcase_id, now)
+            await uow.commit()
+            return updated
+
+    updated = await retry_conflicts(attempt, attempts=deps.attempts)
+    await deps.cache.refresh()
+    return updated
+
+
+async def list_showcases(
+    deps: RecommendDeps, after: tuple[float, str] | None, limit: int
+) -> tuple[list[Showcase], tuple[float, str] | None]:
+    async with deps.uow() as uow:
+        rows = await uow.list_showcases(after, limit + 1)
+    page = rows[:limit]
+    following = (page[-1].created_at, page[-1].showcase_id) if len(rows) > limit else None
+    return page, following
+
+
+# ---------------------------------------------------------------------------------- behaviour
+
+
+def _tracked_segments(catalogue: Catalogue) -> list[str]:
+    """The segments popularity is counted for: those some showcase boosts."""
+    return sorted({s for sc in catalogue.showcases.values() for s in sc.segment_boosts})
+
+
+async def record_behaviour(deps: RecommendDeps, behaviour: Behaviour) -> bool:
+    """Counts one profile event once: the customer's history, the co-occurrence of its
+    basket (purchases) or of its view session (views, weighted lower), and the popularity of
+    what it bought, overall and in the tracked segments the customer is in. False when the
+    event was counted already or the customer is erased. Segments come from segmentation
+    (asked before the transaction); when it does not answer, only the overall count moves."""
+    bought = sorted(s for s, units in behaviour.purchased.items() if units > 0)
+    segments: Sequence[str] = ()
+    if bought:
+        tracked = _tracked_segments(await deps.cache.current())
+        if tracked:
+            found = await deps.signals.segments(
+                behaviour.customer_id, tracked, None, deps.count_segment_timeout
+            )
+            if found is None:
+                log.warning("segmentation did not answer: a purchase counted overall only")
+            segments = sorted(found or ())
+
+    async def attempt() -> bool:
+        async with deps.uow() as uow:
+            guard = await uow.guard(behaviour.customer_id)
+            customer = behaviour.customer_id
+            if guard.merged_into and not guard.erased:
+                target = await uow.guard(guard.merged_into)
+                if target.erased:
+                    guard = target
+                customer = guard.merged_into
+            if not await uow.claim_event(behaviour.event_id, behaviour.at):
+                return False
+            if guard.erased:
+                await uow.commit()  # claimed, so a redelivery does not count it either
+                return False
+            deltas: dict[str, tuple[float, float]] = {}
+            for sku, units in behaviour.purchased.items():
+                deltas[sku] = (units, 0.0)
+            item_deltas, pair_deltas = basket_deltas(bought, PURCHASE_WEIGHT)
+            if behaviour.viewed:
+                session = [
+                    h.sku
+                    for h in await uow.history(customer, 50)
+                    if h.viewed > 0 and h.last_at >= behaviour.at - SESSION
+                ]
+                for sku in sorted(set(behaviour.viewed)):
+                    units, views = deltas.get(sku, (0.0, 0.0))
+                    deltas[sku] = (units, views + 1.0)
+                    joined_items, joined_pairs = join_deltas(sku, session, VIEW_WEIGHT)
+                    for k, w in joined_items.items():
+                        item_deltas[k] = item_deltas.get(k, 0.0) + w
+                    for pair, w in joined_pairs.items():
+                        pair_deltas[pair] = pair_deltas.get(pair, 0.0) + w
+                    session.append(sku)
+            await uow.add_history(customer, deltas, behaviour.at)
+            await uow.add_cooccurrence(item_deltas, pair_deltas)
+            day = day_of(behaviour.at)
+            await uow.add_popularity(
+                {(seg, day, sku): 1.0 for sku in bought for seg in (OVERALL, *segments)}
+            )
+            await uow.commit()
+            return True
+
+    return await retry_conflicts(attempt, attempts=deps.attempts)
+
+
+async def erase_customer(deps: RecommendDeps, customer_id: str) -> None:
+    """profile.deleted: the customer's history goes at once (and so out of the next
+    training); its guard stays as a tombstone, so events delivered later count nothing.
+    The anonymous aggregates (co-occurrence, popularity) stay. Idempotent."""
+
+    async def attempt() -> None:
+        async with deps.uow() as uow:
+            await uow.guard(customer_id)
+            await uow.erase_customer(customer_id, deps.clock())
+            await uow.commit()
+
+    await retry_conflicts(attempt, attempts=deps.attempts)
+
+
+async def merge_customers(deps: RecommendDeps, source: str, target: str) -> None:
+    """profile.merged: the source's history joins the target's (units and views add up) and
+    later events of the source count for the target. Idempotent: a second run finds nothing
+    left under the source."""
+    if source == target:
+        return
+
+    async def attempt() -> None:
+        async with deps.uow() as uow:
+            guards = {c: await uow.guard(c) for c in sorted((source, target))}  # key order
+            if guards[target].erased:
+                await uow.erase_customer(source, deps.clock())
+            elif not guards[source].erased:
+                await uow.merge_customer(source, target)
+            await uow.commit()
+
+    await retry_conflicts(attempt, attempts=deps.attempts)
+
+
+# ---------------------------------------------------------------------------------- serving
+
+
+def _seeds(
+    history: Sequence[History], context: RequestContext
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(item seeds for co-occurrence and content, the customer's weighted history for the
+    personal model). The cart and the current item weigh most: they are what the customer
+    is doing now."""
+    seeds: dict[str, float] = {}
+    personal: dict[str, float] = {}
+    for h in history[:50]:
+        weight = max(0.0, h.purchased) * PURCHASE_WEIGHT + h.viewed * VIEW_WEIGHT
+        if weight > 0:
+            personal[h.sku] = weight
+    for h in history[:20]:
+        w = 1.0 if h.purchased > 0 else (VIEW_WEIGHT if h.viewed > 0 else 0.0)
+        if w > 0:
+            seeds[h.sku] = max(seeds.get(h.sku, 0.0), w)
+    for sku in context.cart:
+        seeds[sku] = 2.0
+        personal[sku] = personal.get(sku, 0.0) + 1.0
+    if context.current_sku:
+        seeds[context.current_sku] = 2.0
+        personal[context.current_sku] = personal.get(context.current_sku, 0.0) + VIEW_WEIGHT
+    return seeds, personal
+
+
+async def _bought_together(
+    deps: RecommendDeps, seeds: Mapping[str, float], pool: int
+) -> list[Candidate]:
+    if not seeds:
+        return []
+    async with deps.uow() as uow:
+        counts, pairs = await uow.pairs(list(seeds))
+    co = CoOccurrence(item_counts=counts)
+    for (sku, other), w in pairs.items():
+        co.pairs.setdefault(sku, {})[other] = w
+    return [Candidate(r.sku, r.score, r.because_sku) for r in co.recommend(seeds, pool)]
+
+
+async def recommend(
+    deps: RecommendDeps,
+    customer_id: str,
+    showcase_id: str,
+    context: RequestContext,
+    limit: int,
+) -> Shelf:
+    catalogue = await deps.cache.current()
+    showcase = catalogue.showcases.get(showcase_id)
+    if showcase is None:
+        raise _showcase_not_found(showcase_id)
+    now = deps.clock()
+    history: list[History] = []
+    if customer_id:
+        async with deps.uow() as uow:
+            history = await uow.history(customer_id, 200)
+    purchased = {h.sku for h in history if h.purchased > 0}
+    seeds, personal_history = _seeds(history, context)
+    pool = max(limit * 5, 50)
+    wanted = {s for s, _ in showcase.strategies} | set(showcase.fallback_chain)
+    candidates: dict[Strategy, list[Candidate]] = {}
+    degraded = False
+    together: list[Candidate] | None = None
+
+    if Strategy.BOUGHT_TOGETHER in wanted or Strategy.PERSONAL in wanted:
+        together = await _bought_together(deps, seeds, pool)
+        candidates[Strategy.BOUGHT_TOGETHER] = together
+    if Strategy.PERSONAL in wanted:
+        model = deps.models.model
+        found = (
+            model.recommend(customer_id, personal_history, pool, exclude=purchased)
+            if model is not None and (customer_id or personal_history)
+            else []
+        )
+        if found:
+            candidates[Strategy.PERSONAL] = [
+                Candidate(r.sku, r.score, r.because_sku) for r in found
+            ]
+        else:
+            # No model yet, or a customer and items it has never seen: item-based from the
+            # customer's own history at once.
+            candidates[Strategy.PERSONAL] = list(together or [])
+    if Strategy.SIMILAR_ITEMS in wanted:
+        candidates[Strategy.SIMILAR_ITEMS] = [
+            Candidate(sku, score, because)
+            for sku, score, because in catalogue.content.similar(seeds, pool)
+        ]
+    if Strategy.POPULAR_IN_SEGMENT in wanted and customer_id and showcase.segment_boosts:
+        found_segments = await deps.signals.segments(
+            customer_id, sorted(showcase.segment_boosts), context.message, deps.segment_timeout
+        )
+        if found_segments is None:
+            degraded = True
+        best: dict[str, Candidate] = {}
+        for segment in sorted(found_segments or ()):
+            boost = showcase.segment_boosts.get(segment, 1.0)
+            for sku, score in await deps.popular.top(deps.uow, segment, now, pool):
+                c = Candidate(sku, score * boost, because_segment_id=segment)
+                if sku not in best or c.score > best[sku].score:
+                    best[sku] = c
+        candidates[Strategy.POPULAR_IN_SEGMENT] = list(best.values())
+    if Strategy.POPULAR in wanted:
+        candidates[Strategy.POPULAR] = [
+            Candidate(sku, score)
+            for sku, score in await deps.popular.top(deps.uow, OVERALL, now, pool)
+        ]
+    if Strategy.NEW in wanted:
+        candidates[Strategy.NEW] = [
+            Candidate(item.sku, 1.0 / (1 + rank))
+            for rank, item in enumerate(catalogue.newest[:pool])
+        ]
+    shelf = mix(candidates, showcase.spec(), catalogue.info, limit, purchased, set(context.cart))
+    return Shelf(customer_id, shelf, catalogue.items, degraded)
+
+
+async def similar_items(deps: RecommendDeps, sku: str, limit: int, strategy: Strategy) -> Shelf:
+    """Bought together and/or similar by content; never the sku itself, never an
+    unavailable item; the reason names the sku."""
+    catalogue = await deps.cache.current()
+    if sku not in catalogue.items:
+        raise NotFound(f"no item {sku!r}", reason="ITEM_NOT_FOUND")
+    pool = max(limit * 5, 50)
+    candidates: dict[Strategy, list[Candidate]] = {}
+    if strategy in (Strategy.UNSPECIFIED, Strategy.BOUGHT_TOGETHER):
+        candidates[Strategy.BOUGHT_TOGETHER] = await _bought_together(deps, {sku: 1.0}, pool)
+    if strategy in (Strategy.UNSPECIFIED, Strategy.SIMILAR_ITEMS):
+        candidates[Strategy.SIMILAR_ITEMS] = [
+            Candidate(other, score, sku)
+            for other, score, _ in catalogue.content.similar({sku: 1.0}, pool)
+        ]
+    spec = MixSpec(weights={s: 1.0 for s in candidates}, only_available=True, fallback=())
+    return Shelf("", mix(candidates, spec, catalogue.info, limit), catalogue.items)
+
+
+# ---------------------------------------------------------------------------------- training
+
+
+async def train(
+    deps: RecommendDeps, progress: Callable[[int], None] | None = None
+) -> tuple[int, PersonalModel]:
+    """Trains the personal model on every live customer's history and stores it as the next
+    version (the processes serving the previous one switch when they see it)."""
+    async with deps.uow() as uow:
+        rows = await uow.training_triples()
+    triples = [(c, s, max(0.0, p) * PURCHASE_WEIGHT + v * VIEW_WEIGHT) for c, s, p, v in rows]
+    started = time.monotonic()
+    model = await asyncio.to_thread(fit, triples, deps.hyper, progress)
+    seconds = time.monotonic() - started
+    data = model.to_bytes()
+    async with deps.uow() as uow:
+        version = await uow.add_model(
+            deps.clock(), seconds, len(model.customers), len(model.items), data
+        )
+        # Keep the new version and the one before it (still served by processes that have not
+        # switched yet); older ones go, and with them erased customers' factors.
+        await uow.prune_models(version - 1)
+        await uow.commit()
+    deps.models.version, deps.models.model = version, model
+    return version, model
+
+
+async def train_if_due(deps: RecommendDeps, every_seconds: float) -> int | None:
+    """The scheduled training: at most one process per period trains (a lease row taken
+    atomically); the others keep serving and pick the new model up when it is stored."""
+    now = deps.clock()
+    async with deps.uow() as uow:
+        taken = await uow.lease_training(now, now + every_seconds * 0.9)
+        await uow.commit()
+    if not taken:
+        return None
+    version, _ = await train(deps)
+    return version
+
+
+async def load_model(deps: RecommendDeps) -> bool:
+    """Loads the latest stored model when it is newer than the one served; True when it
+    switched. Serving goes on with the previous model while a new one trains."""
+    async with deps.uow() as uow:
+        latest = await uow.latest_model_version()
+        if latest <= deps.models.version:
+            return False
+        stored = await uow.model(latest)
+    if stored is None:
+        return False
+    model = await asyncio.to_thread(PersonalModel.from_bytes, stored.data)
+    deps.models.version, deps.models.model = stored.version, model
+    return True

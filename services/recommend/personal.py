@@ -1,0 +1,217 @@
+"""The personal model: implicit-feedback matrix factorisation (ALS, `implicit`), pure (no I/O).
+
+`fit` takes (customer, sku, weight) triples (purchases weigh 1, views less, summed per pair),
+builds the customer x item matrix and trains `implicit`'s CPU ALS. Confidence is
+`alpha * weight`, as in `implicit`.
+
+Serving (`PersonalModel.recommend`):
+- a customer known at training time uses their trained factors, plus the fold-in of the
+  recent history passed at request time (events since training, the cart), weighted by
+  `history_weight` - so today's behaviour blends in without retraining;
+- a customer new since training gets the fold-in of their history alone: the exact ALS user
+  step, (YtY + Yt (C - I) Y + reg I) x = Yt C p, solved against the frozen item factors;
+- scores are dot products with the item factors; the reason ("because you bought X") is the
+  history item whose factors are most similar (cosine) to the recommended item.
+
+`to_bytes` / `from_bytes` serialise a model (numpy .npz, no pickle), so a stored model serves
+after a restart without retraining.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.sparse import csr_matrix
+
+__all__ = ["Hyper", "PersonalModel", "Scored", "fit"]
+
+Floats = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class Hyper:
+    factors: int = 64
+    regularization: float = 0.05
+    alpha: float = 20.0
+    iterations: int = 15
+    random_state: int = 42
+    # Weight of the request-time history fold-in for customers known at training.
+    history_weight: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    sku: str
+    score: float
+    because_sku: str
+
+
+@dataclass
+class PersonalModel:
+    customers: list[str]
+    items: list[str]
+    user_factors: Floats
+    item_factors: Floats
+    hyper: Hyper
+
+    def __post_init__(self) -> None:
+        self._customer_index = {c: i for i, c in enumerate(self.customers)}
+        self._item_index = {s: i for i, s in enumerate(self.items)}
+        norms = np.linalg.norm(self.item_factors, axis=1)
+        norms[norms == 0] = 1.0
+        self._unit_items = (self.item_factors / norms[:, None]).astype(np.float32)
+
+    def knows(self, customer: str) -> bool:
+        return customer in self._customer_index
+
+    def fold_in(self, history: Mapping[str, float]) -> Floats | None:
+        """The ALS user step for `history` against the trained item factors (None when no
+        history item is in the model)."""
+        rows = [
+            (self._item_index[s], w)
+            for s, w in sorted(history.items())
+            if w > 0 and s in self._item_index
+        ]
+        if not rows:
+            return None
+        y = self.item_factors.astype(np.float64)
+        k = y.shape[1]
+        a = y.T @ y + self.hyper.regularization * np.eye(k)
+        b = np.zeros(k)
+        for i, w in rows:
+            c = self.hyper.alpha * w
+            a += (c - 1.0) * np.outer(y[i], y[i])
+            b += c * y[i]
+        return np.linalg.solve(a, b).astype(np.float32)
+
+    def user_vector(self, customer: str, history: Mapping[str, float]) -> Floats | None:
+        folded = self.fold_in(history)
+        index = self._customer_index.get(customer)
+        if index is None:
+            return folded
+        trained: Floats = np.asarray(self.user_factors[index], dtype=np.float32)
+        if folded is None:
+            return trained
+        w = self.hyper.history_weight
+        blended: Floats = ((1.0 - w) * trained + w * folded).astype(np.float32)
+        return blended
+
+    def recommend(
+        self,
+        customer: str,
+        history: Mapping[str, float],
+        limit: int,
+        exclude: Iterable[str] = (),
+    ) -> list[Scored]:
+        """Best `limit` items for the customer, best first, ties by sku; never an excluded
+        sku. Empty when neither the customer nor any history item is in the model."""
+        vector = self.user_vector(customer, history)
+        if vector is None or limit <= 0:
+            return []
+        scores = self.item_factors @ vector
+        skip = {self._item_index[s] for s in exclude if s in self._item_index}
+        order = sorted(
+            (i for i in range(len(self.items)) if i not in skip),
+            key=lambda i: (-float(scores[i]), self.items[i]),
+        )[:limit]
+        seeds = [self._item_index[s] for s in sorted(history) if s in self._item_index]
+        out = []
+        for i in order:
+            because = ""
+            others = [j for j in seeds if j != i]  # never "because of" the item itself
+            if others:
+                sims = self._unit_items[others] @ self._unit_items[i]
+                because = self.items[others[int(np.argmax(sims))]]
+            out.append(Scored(self.items[i], float(scores[i]), because))
+        return out
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        meta = {
+            "customers": self.customers,
+            "items": self.items,
+            "hyper": _hyper_dict(self.hyper),
+        }
+        np.savez_compressed(
+            buffer,
+            meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+            user_factors=self.user_factors,
+            item_factors=self.item_factors,
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PersonalModel:
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            meta = json.loads(arrays["meta"].tobytes().decode())
+            return cls(
+                customers=list(meta["customers"]),
+                items=list(meta["items"]),
+                user_factors=arrays["user_factors"].astype(np.float32),
+                item_factors=arrays["item_factors"].astype(np.float32),
+                hyper=Hyper(**meta["hyper"]),
+            )
+
+
+def _hyper_dict(hyper: Hyper) -> dict[str, float | int]:
+    return {name: getattr(hyper, name) for name in Hyper.__slots__}
+
+
+def fit(
+    triples: Iterable[tuple[str, str, float]],
+    hyper: Hyper = Hyper(),
+    progress: Callable[[int], None] | None = None,
+    num_threads: int = 1,
+) -> PersonalModel:
+    """Train on (customer, sku, weight) triples (weights of repeated pairs add up).
+    `progress(iteration)` is called after each ALS iteration (for a progress bar)."""
+    from implicit.cpu.als import AlternatingLeastSquares  # heavy import, only when training
+    from threadpoolctl import threadpool_limits
+
+    totals: dict[tuple[str, str], float] = {}
+    for customer, sku, weight in triples:
+        if weight > 0 and customer and sku:
+            totals[(customer, sku)] = totals.get((customer, sku), 0.0) + weight
+    customers = sorted({c for c, _ in totals})
+    items = sorted({s for _, s in totals})
+    if not totals:
+        empty = np.zeros((0, hyper.factors), dtype=np.float32)
+        return PersonalModel([], [], empty, empty, hyper)
+    ci = {c: i for i, c in enumerate(customers)}
+    ii = {s: i for i, s in enumerate(items)}
+    keys = sorted(totals)
+    matrix = csr_matrix(
+        (
+            np.array([totals[k] for k in keys], dtype=np.float32),
+            (np.array([ci[c] for c, _ in keys]), np.array([ii[s] for _, s in keys])),
+        ),
+        shape=(len(customers), len(items)),
+    )
+
+    def callback(iteration: int, _elapsed: float, _loss: float) -> None:
+        if progress is not None:
+            progress(iteration)
+
+    # implicit parallelises itself; a BLAS thread pool underneath only contends with it.
+    with threadpool_limits(1, "blas"):
+        model = AlternatingLeastSquares(
+            factors=hyper.factors,
+            regularization=hyper.regularization,
+            alpha=hyper.alpha,
+            iterations=hyper.iterations,
+            random_state=hyper.random_state,
+            num_threads=num_threads,
+        )
+        model.fit(matrix, show_progress=False, callback=callback)
+    return PersonalModel(
+        customers,
+        items,
+        np.asarray(model.user_factors, dtype=np.float32),
+        np.asarray(model.item_factors, dtype=np.float32),
+        hyper,
+    )
