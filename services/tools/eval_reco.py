@@ -1,0 +1,474 @@
+"""Offline evaluation of the recommend strategies on the Online Retail file (`make eval-reco`).
+
+Method (see docs/recommend-evaluation.md for the figures):
+
+- Data: the UCI Online Retail file, read with the importer's reader
+  (`services.tools.importer._read`). Cancellations (InvoiceNo `C...`) and lines of
+  non-positive quantity are excluded; guest rows (no CustomerID) are skipped by the reader.
+- Split by time: invoices before the cutoff (2011-10-01) are the training data. The test set
+  of a customer is the set of items they bought on or after the cutoff that they had NOT
+  bought in training; only returning customers (a purchase on each side, and at least one new
+  item after) are evaluated.
+- Ranking: every strategy scores the WHOLE catalogue (every item bought by anybody in
+  training), the customer's training items are removed, and the top 10 are kept. No sampled
+  negatives. Test items new to the catalogue stay in the truth (no strategy can hit them):
+  they lower recall and NDCG alike for every strategy.
+- Metrics (`evaluate`): precision@10 = hits / 10; recall@10 = hits / |truth|;
+  NDCG@10 = DCG / ideal DCG with binary gains, DCG = sum over hit ranks r (1-based) of
+  1 / log2(r + 1), ideal DCG over min(|truth|, 10) hits; each averaged over customers.
+  Catalogue coverage = distinct items shown to anybody / catalogue size.
+
+Strategies are `Strategy` objects: `fit` on the training matrix, then `scores` for a batch
+of customers (dense, one row per customer, one column per item; higher is better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from services.tools.importer import ImportSummary, _read
+
+__all__ = [
+    "CUTOFF",
+    "DATA_FILE",
+    "K",
+    "AlsStrategy",
+    "CosineStrategy",
+    "Metrics",
+    "MixStrategy",
+    "PopularStrategy",
+    "Purchase",
+    "RandomStrategy",
+    "Split",
+    "Strategy",
+    "evaluate",
+    "rank",
+    "read_purchases",
+    "run",
+    "split",
+]
+
+DATA_FILE = Path(__file__).resolve().parents[3] / "shared/data/online-retail/online_retail.csv.gz"
+CUTOFF = datetime(2011, 10, 1, tzinfo=UTC).timestamp()
+K = 10
+DAY = 86_400.0
+
+Floats = npt.NDArray[np.float32]
+Ints = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Purchase:
+    customer: str
+    invoice: str
+    sku: str
+    quantity: int
+    at: float
+
+
+def read_purchases(path: Path) -> list[Purchase]:
+    """The bought lines of known customers: no cancellations, no non-positive quantities."""
+    invoices = _read(path, ImportSummary(path=str(path)), progress=False)
+    return [
+        Purchase(invoice.customer, number, sku, quantity, invoice.at)
+        for number, invoice in invoices.items()
+        if not number.upper().startswith("C")
+        for sku, _category, quantity, _price in invoice.lines
+        if quantity > 0
+    ]
+
+
+@dataclass
+class Split:
+    """Training matrices and test truth over one index of customers and items."""
+
+    customers: list[str]
+    items: list[str]  # the catalogue: every item bought in training
+    counts: sp.csr_matrix  # customers x items: lines bought in training (>= 1 where bought)
+    last_at: sp.csr_matrix  # customers x items: days before the cutoff of the last purchase + 1
+    baskets: sp.csr_matrix  # invoices x items, binary (bought together)
+    test_rows: Ints  # the evaluated customers (rows of `counts`)
+    truth: list[frozenset[int]]  # per evaluated customer: new items after the cutoff
+    unknown_test_items: int = 0  # test items outside the catalogue (cannot be hit)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+
+def split(purchases: Iterable[Purchase], cutoff: float = CUTOFF) -> Split:
+    before = [p for p in purchases if p.at < cutoff]
+    after = [p for p in purchases if p.at >= cutoff]
+    items = sorted({p.sku for p in before})
+    customers = sorted({p.customer for p in before})
+    item_of = {sku: i for i, sku in enumerate(items)}
+    customer_of = {c: i for i, c in enumerate(customers)}
+    rows = np.fromiter((customer_of[p.customer] for p in before), np.int64, len(before))
+    cols = np.fromiter((item_of[p.sku] for p in before), np.int64, len(before))
+    ages = np.fromiter(((cutoff - p.at) / DAY for p in before), np.float64, len(before))
+    shape = (len(customers), len(items))
+    counts = sp.csr_matrix((np.ones(len(before), np.float32), (rows, cols)), shape=shape)
+    counts.sum_duplicates()
+    # The most recent purchase of each pair: the smallest age, stored as age + 1 (> 0).
+    order = np.lexsort((-ages, rows * len(items) + cols))
+    recent = _last_of_duplicates(rows[order], cols[order], ages[order] + 1, shape)
+    invoice_of: dict[str, int] = {}
+    basket_rows = np.fromiter(
+        (invoice_of.setdefault(p.invoice, len(invoice_of)) for p in before), np.int64, len(before)
+    )
+    baskets = sp.csr_matrix(
+        (np.ones(len(before), np.float32), (basket_rows, cols)),
+        shape=(len(invoice_of), len(items)),
+    )
+    baskets.sum_duplicates()
+    baskets.data[:] = 1.0
+
+    bought_before: dict[int, set[str]] = {}
+    for p in before:
+        bought_before.setdefault(customer_of[p.customer], set()).add(p.sku)
+    later: dict[int, set[str]] = {}
+    for p in after:
+        row = customer_of.get(p.customer)
+        if row is not None and p.sku not in bought_before[row]:
+            later.setdefault(row, set()).add(p.sku)
+    test_rows = np.array(sorted(later), dtype=np.int64)
+    unknown = 0
+    truth: list[frozenset[int]] = []
+    for row in test_rows:
+        skus = later[int(row)]
+        known = frozenset(item_of[s] for s in skus if s in item_of)
+        # Items new to the catalogue stay in the truth as ids past the catalogue's end.
+        new = frozenset(len(items) + i for i, _ in enumerate(s for s in skus if s not in item_of))
+        unknown += len(new)
+        truth.append(known | new)
+    return Split(customers, items, counts, recent, baskets, test_rows, truth, unknown)
+
+
+def _last_of_duplicates(
+    rows: Ints, cols: Ints, values: npt.NDArray[np.float64], shape: tuple[int, int]
+) -> sp.csr_matrix:
+    """A matrix holding, for each (row, col), the last of its values in the given order."""
+    keys = rows * shape[1] + cols
+    last = np.r_[keys[1:] != keys[:-1], True]
+    return sp.csr_matrix(
+        (values[last].astype(np.float32), (rows[last], cols[last])), shape=shape
+    )
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metrics:
+    precision: float
+    recall: float
+    ndcg: float
+    coverage: float
+    users: int
+
+
+def evaluate(ranked: Sequence[Sequence[int]], truth: Sequence[frozenset[int]], n_items: int,
+             k: int = K) -> Metrics:
+    """Precision, recall, NDCG at `k` (averaged over customers) and catalogue coverage.
+
+    `ranked[u]` is customer u's list, best first (only its first `k` count); `truth[u]` the
+    items they went on to buy. Coverage is the distinct items in the lists over `n_items`.
+    """
+    if len(ranked) != len(truth):
+        raise ValueError("one ranked list per truth set")
+    discounts = [1.0 / math.log2(rank + 2) for rank in range(k)]
+    precision = recall = ndcg = 0.0
+    shown: set[int] = set()
+    for items, bought in zip(ranked, truth, strict=True):
+        top = list(items)[:k]
+        shown.update(top)
+        hits = [rank for rank, item in enumerate(top) if item in bought]
+        precision += len(hits) / k
+        if bought:
+            recall += len(hits) / len(bought)
+            ideal = sum(discounts[: min(len(bought), k)])
+            ndcg += sum(discounts[rank] for rank in hits) / ideal
+    users = len(truth)
+    if users == 0:
+        return Metrics(0.0, 0.0, 0.0, 0.0, 0)
+    return Metrics(
+        precision / users, recall / users, ndcg / users, len(shown) / n_items if n_items else 0.0,
+        users,
+    )
+
+
+# --- strategies -----------------------------------------------------------------------------
+
+
+class Strategy(Protocol):
+    name: str
+
+    def fit(self, data: Split) -> None: ...
+
+    def scores(self, rows: Ints) -> Floats: ...
+
+
+def rank(strategy: Strategy, data: Split, k: int = K, batch: int = 512) -> list[list[int]]:
+    """Each evaluated customer's top `k` over the whole catalogue, training items removed.
+
+    Ties are broken by item index, so a run is deterministic.
+    """
+    out: list[list[int]] = []
+    for start in range(0, len(data.test_rows), batch):
+        rows = data.test_rows[start : start + batch]
+        scores = np.asarray(strategy.scores(rows), dtype=np.float64).copy()
+        bought = data.counts[rows]
+        scores[bought.nonzero()] = -np.inf
+        top = np.argpartition(-scores, k, axis=1)[:, :k]
+        for r, cand in enumerate(top):
+            order = np.lexsort((cand, -scores[r, cand]))
+            out.append([int(i) for i in cand[order] if np.isfinite(scores[r, i])])
+    return out
+
+
+@dataclass
+class RandomStrategy:
+    seed: int = 7
+    name: str = "random"
+    _n: int = 0
+
+    def fit(self, data: Split) -> None:
+        self._n = data.n_items
+        self._rng = np.random.default_rng(self.seed)
+
+    def scores(self, rows: Ints) -> Floats:
+        return self._rng.random((len(rows), self._n), dtype=np.float32)
+
+
+@dataclass
+class PopularStrategy:
+    """Distinct training buyers per item; `window_days` counts only the last days."""
+
+    window_days: float | None = None
+    name: str = "most-popular"
+    _pop: Floats = field(default_factory=lambda: np.zeros(0, np.float32))
+
+    def fit(self, data: Split) -> None:
+        recent = data.last_at.copy()
+        if self.window_days is not None:
+            recent.data = (recent.data <= self.window_days + 1).astype(np.float32)
+        else:
+            recent.data[:] = 1.0
+        self._pop = np.asarray(recent.sum(axis=0), dtype=np.float32).ravel()
+
+    def scores(self, rows: Ints) -> Floats:
+        return np.broadcast_to(self._pop, (len(rows), len(self._pop)))
+
+
+@dataclass
+class CosineStrategy:
+    """Item-to-item similarity from co-occurrence, summed over the customer's history.
+
+    `basket=False`, `alpha=0.5`: the plain baseline, cosine over customers (binary).
+    `basket=True`: pairs counted per invoice (bought together). `alpha` is the asymmetric
+    cosine exponent: sim(i, j) = c(i, j) / (n(i)^alpha * n(j)^(1 - alpha)), i in history;
+    alpha = 0.5 is the cosine, larger values push best-sellers (large n(j)) further down.
+    `shrink` adds to the denominator (damps pairs seen once). `recency_days` weighs each
+    history item by exp(-age / recency_days).
+    """
+
+    name: str = "cosine (plain)"
+    basket: bool = False
+    alpha: float = 0.5
+    shrink: float = 0.0
+    recency_days: float | None = None
+    _sim: Floats = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+
+    def fit(self, data: Split) -> None:
+        source = data.baskets if self.basket else (data.counts > 0).astype(np.float32)
+        co = (source.T @ source).toarray().astype(np.float32)
+        n = np.diag(co).copy()
+        np.fill_diagonal(co, 0.0)
+        left = np.power(np.maximum(n, 1.0), self.alpha)[:, None]
+        right = np.power(np.maximum(n, 1.0), 1.0 - self.alpha)[None, :]
+        self._sim = co / (left * right + self.shrink)
+        self._data = data
+
+    def scores(self, rows: Ints) -> Floats:
+        history = self._data.last_at[rows].copy()
+        if self.recency_days is None:
+            history.data[:] = 1.0
+        else:
+            history.data = np.exp(-(history.data - 1.0) / self.recency_days).astype(np.float32)
+        return np.asarray(history @ self._sim, dtype=np.float32)
+
+
+@dataclass
+class AlsStrategy:
+    """Implicit-feedback ALS (`implicit`): confidence = 1 + alpha * weight(counts)."""
+
+    name: str = "personal (ALS)"
+    factors: int = 64
+    regularization: float = 0.05
+    iterations: int = 15
+    alpha: float = 1.0
+    weighting: str = "bm25"  # "binary" | "log" | "bm25"
+    recency_days: float | None = None
+    seed: int = 7
+
+    def fit(self, data: Split) -> None:
+        from implicit.cpu.als import AlternatingLeastSquares
+        from implicit.nearest_neighbours import bm25_weight
+        from threadpoolctl import threadpool_limits
+
+        matrix = data.counts.copy().astype(np.float32)
+        if self.weighting == "binary":
+            matrix.data[:] = 1.0
+        elif self.weighting == "log":
+            matrix.data = np.log1p(matrix.data).astype(np.float32)
+        elif self.weighting == "bm25":
+            matrix = bm25_weight(matrix, K1=100, B=0.8).tocsr().astype(np.float32)
+        else:
+            raise ValueError(f"unknown weighting {self.weighting!r}")
+        if self.recency_days is not None:
+            ages = data.last_at.data - 1.0
+            matrix.data *= np.exp(-ages / self.recency_days).astype(np.float32)
+        # implicit warns (and runs slower) when BLAS has its own thread pool.
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=self.seed,
+                num_threads=1,
+            )
+            model.fit(matrix, show_progress=False)
+        self._users = np.asarray(model.user_factors, dtype=np.float32)
+        self._items = np.asarray(model.item_factors, dtype=np.float32)
+
+    def scores(self, rows: Ints) -> Floats:
+        return self._users[rows] @ self._items.T
+
+
+@dataclass
+class MixStrategy:
+    """Weighted blend: each part's scores scaled to [0, 1] per customer, then summed."""
+
+    parts: list[tuple[Any, float]]
+    name: str = "showcase mix"
+
+    def fit(self, data: Split) -> None:
+        for strategy, _ in self.parts:
+            strategy.fit(data)
+
+    def scores(self, rows: Ints) -> Floats:
+        total = np.zeros(0, np.float32)
+        for strategy, weight in self.parts:
+            s = np.asarray(strategy.scores(rows), dtype=np.float32)
+            low = s.min(axis=1, keepdims=True)
+            span = s.max(axis=1, keepdims=True) - low
+            part = weight * (s - low) / np.where(span > 0, span, 1.0)
+            total = part if total.size == 0 else total + part
+        return total
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    kind: str
+    metrics: Metrics
+    seconds: float
+
+
+def strategies() -> list[tuple[str, Strategy]]:
+    """What `make eval-reco` compares: the baselines, then the service's strategies."""
+    bought_together = CosineStrategy(name="bought-together", basket=True, alpha=0.5)
+    personal = AlsStrategy()
+    popular = PopularStrategy(window_days=30, name="popular (30 days)")
+    return [
+        ("baseline", RandomStrategy()),
+        ("baseline", PopularStrategy()),
+        ("baseline", CosineStrategy()),
+        ("strategy", bought_together),
+        ("strategy", personal),
+        ("strategy", popular),
+        (
+            "strategy",
+            MixStrategy(
+                [
+                    (CosineStrategy(name="bought-together", basket=True, alpha=0.5), 0.5),
+                    (AlsStrategy(), 0.4),
+                    (PopularStrategy(window_days=30), 0.1),
+                ]
+            ),
+        ),
+    ]
+
+
+def run(
+    data: Split, chosen: Sequence[tuple[str, Strategy]], *, out: Callable[[str], None] = print
+) -> list[Row]:
+    rows: list[Row] = []
+    for kind, strategy in chosen:
+        started = time.perf_counter()
+        strategy.fit(data)
+        ranked = rank(strategy, data)
+        metrics = evaluate(ranked, data.truth, data.n_items)
+        rows.append(Row(strategy.name, kind, metrics, time.perf_counter() - started))
+        out(f"  {strategy.name}: ndcg@{K} {metrics.ndcg:.4f} ({rows[-1].seconds:.1f}s)")
+    return rows
+
+
+def table(rows: Sequence[Row]) -> str:
+    lines = [
+        f"| strategy | kind | precision@{K} | recall@{K} | NDCG@{K} | coverage | seconds |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        m = row.metrics
+        lines.append(
+            f"| {row.name} | {row.kind} | {m.precision:.4f} | {m.recall:.4f} | {m.ndcg:.4f} "
+            f"| {m.coverage:.1%} | {row.seconds:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def describe(data: Split) -> str:
+    truth = sum(len(t) for t in data.truth)
+    return (
+        f"catalogue {data.n_items:,} items; training {len(data.customers):,} customers, "
+        f"{data.counts.nnz:,} customer-item pairs, {data.baskets.shape[0]:,} invoices; "
+        f"evaluated {len(data.test_rows):,} returning customers, {truth:,} new test items "
+        f"({data.unknown_test_items:,} of them not in the catalogue)"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="eval_reco", description=__doc__.splitlines()[0])
+    parser.add_argument("--file", type=Path, default=Path(os.environ.get("EVAL_FILE", DATA_FILE)))
+    parser.add_argument("--cutoff", default="2011-10-01", help="first test day (UTC)")
+    args = parser.parse_args(argv)
+    cutoff = datetime.fromisoformat(args.cutoff).replace(tzinfo=UTC).timestamp()
+    started = time.perf_counter()
+    data = split(read_purchases(args.file), cutoff)
+    print(f"read and split in {time.perf_counter() - started:.1f}s: {describe(data)}",
+          file=sys.stderr)
+    rows = run(data, strategies(), out=lambda text: print(text, file=sys.stderr))
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
