@@ -44,9 +44,9 @@ from services.tools.importer import ImportSummary, _read
 __all__ = [
     "CUTOFF",
     "DATA_FILE",
-    "K",
     "AlsStrategy",
     "CosineStrategy",
+    "K",
     "Metrics",
     "MixStrategy",
     "PopularStrategy",
@@ -163,9 +163,7 @@ def _last_of_duplicates(
     """A matrix holding, for each (row, col), the last of its values in the given order."""
     keys = rows * shape[1] + cols
     last = np.r_[keys[1:] != keys[:-1], True]
-    return sp.csr_matrix(
-        (values[last].astype(np.float32), (rows[last], cols[last])), shape=shape
-    )
+    return sp.csr_matrix((values[last].astype(np.float32), (rows[last], cols[last])), shape=shape)
 
 
 # --- metrics ------------------------------------------------------------------------------
@@ -180,8 +178,9 @@ class Metrics:
     users: int
 
 
-def evaluate(ranked: Sequence[Sequence[int]], truth: Sequence[frozenset[int]], n_items: int,
-             k: int = K) -> Metrics:
+def evaluate(
+    ranked: Sequence[Sequence[int]], truth: Sequence[frozenset[int]], n_items: int, k: int = K
+) -> Metrics:
     """Precision, recall, NDCG at `k` (averaged over customers) and catalogue coverage.
 
     `ranked[u]` is customer u's list, best first (only its first `k` count); `truth[u]` the
@@ -205,7 +204,10 @@ def evaluate(ranked: Sequence[Sequence[int]], truth: Sequence[frozenset[int]], n
     if users == 0:
         return Metrics(0.0, 0.0, 0.0, 0.0, 0)
     return Metrics(
-        precision / users, recall / users, ndcg / users, len(shown) / n_items if n_items else 0.0,
+        precision / users,
+        recall / users,
+        ndcg / users,
+        len(shown) / n_items if n_items else 0.0,
         users,
     )
 
@@ -394,8 +396,9 @@ class Row:
 
 def strategies() -> list[tuple[str, Strategy]]:
     """What `make eval-reco` compares: the baselines, then the service's strategies."""
-    bought_together = CosineStrategy(name="bought-together", basket=True, alpha=0.5)
-    personal = AlsStrategy()
+    # Settings picked with `--sweep` on the validation split (docs/recommend-evaluation.md).
+    bought_together = CosineStrategy(name="bought-together", basket=True)
+    personal = AlsStrategy(recency_days=90.0)
     popular = PopularStrategy(window_days=30, name="popular (30 days)")
     return [
         ("baseline", RandomStrategy()),
@@ -408,9 +411,9 @@ def strategies() -> list[tuple[str, Strategy]]:
             "strategy",
             MixStrategy(
                 [
-                    (CosineStrategy(name="bought-together", basket=True, alpha=0.5), 0.5),
-                    (AlsStrategy(), 0.4),
-                    (PopularStrategy(window_days=30), 0.1),
+                    (CosineStrategy(basket=True), 0.4),
+                    (AlsStrategy(recency_days=90.0), 0.4),
+                    (PopularStrategy(window_days=30), 0.2),
                 ]
             ),
         ),
@@ -455,17 +458,89 @@ def describe(data: Split) -> str:
     )
 
 
+VALIDATION_CUTOFF = "2011-07-01"
+
+
+def sweep() -> list[tuple[str, Strategy]]:
+    """The variants `--sweep` tries, one knob at a time around the defaults."""
+    als: list[tuple[str, Strategy]] = []
+    variants: list[dict[str, Any]] = [
+        {},
+        {"weighting": "binary"},
+        {"weighting": "log"},
+        {"weighting": "binary", "alpha": 10.0},
+        {"weighting": "log", "alpha": 10.0},
+        {"alpha": 0.3},
+        {"alpha": 3.0},
+        {"factors": 32},
+        {"factors": 128},
+        {"factors": 128, "iterations": 30},
+        {"regularization": 0.5},
+        {"regularization": 5.0},
+        {"recency_days": 90.0},
+        {"recency_days": 180.0},
+    ]
+    for knobs in variants:
+        label = ", ".join(f"{k}={v}" for k, v in knobs.items()) or "defaults"
+        als.append(("ALS", AlsStrategy(name=f"ALS {label}", **knobs)))
+    cos: list[tuple[str, Strategy]] = [
+        ("co-occurrence", CosineStrategy(name="customers, cosine")),
+        ("co-occurrence", CosineStrategy(name="customers, alpha=0.7", alpha=0.7)),
+        ("co-occurrence", CosineStrategy(name="invoices, cosine", basket=True)),
+        ("co-occurrence", CosineStrategy(name="invoices, alpha=0.7", basket=True, alpha=0.7)),
+        ("co-occurrence", CosineStrategy(name="invoices, shrink=5", basket=True, shrink=5.0)),
+        (
+            "co-occurrence",
+            CosineStrategy(name="invoices, recency 90d", basket=True, recency_days=90.0),
+        ),
+    ]
+    mixes: list[tuple[str, Strategy]] = []
+    for bt, personal, pop in (
+        (0.5, 0.4, 0.1),
+        (0.3, 0.6, 0.1),
+        (0.6, 0.3, 0.1),
+        (0.45, 0.45, 0.0),
+        (0.4, 0.4, 0.2),
+    ):
+        mixes.append(
+            (
+                "mix",
+                MixStrategy(
+                    [
+                        (CosineStrategy(basket=True), bt),
+                        (AlsStrategy(), personal),
+                        (PopularStrategy(window_days=30), pop),
+                    ],
+                    name=f"mix {bt}/{personal}/{pop}",
+                ),
+            )
+        )
+    return als + cos + mixes
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="eval_reco", description=__doc__.splitlines()[0])
     parser.add_argument("--file", type=Path, default=Path(os.environ.get("EVAL_FILE", DATA_FILE)))
     parser.add_argument("--cutoff", default="2011-10-01", help="first test day (UTC)")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help=f"try the variants of `sweep()` on a validation split: training data before "
+        f"the cutoff, split again at {VALIDATION_CUTOFF} (the test period is never looked at)",
+    )
     args = parser.parse_args(argv)
     cutoff = datetime.fromisoformat(args.cutoff).replace(tzinfo=UTC).timestamp()
     started = time.perf_counter()
-    data = split(read_purchases(args.file), cutoff)
-    print(f"read and split in {time.perf_counter() - started:.1f}s: {describe(data)}",
-          file=sys.stderr)
-    rows = run(data, strategies(), out=lambda text: print(text, file=sys.stderr))
+    purchases = read_purchases(args.file)
+    if args.sweep:
+        purchases = [p for p in purchases if p.at < cutoff]
+        cutoff = datetime.fromisoformat(VALIDATION_CUTOFF).replace(tzinfo=UTC).timestamp()
+    data = split(purchases, cutoff)
+    print(
+        f"read and split in {time.perf_counter() - started:.1f}s: {describe(data)}", file=sys.stderr
+    )
+    chosen = sweep() if args.sweep else strategies()
+    rows = run(data, chosen, out=lambda text: print(text, file=sys.stderr))
     print(table(rows))
     return 0
 
