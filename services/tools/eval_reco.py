@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -102,7 +102,12 @@ class Split:
     baskets: sp.csr_matrix  # invoices x items, binary (bought together)
     test_rows: Ints  # the evaluated customers (rows of `counts`)
     truth: list[frozenset[int]]  # per evaluated customer: new items after the cutoff
-    unknown_test_items: int = 0  # test items outside the catalogue (cannot be hit)
+    unknown_test_items: int  # test items outside the catalogue (cannot be hit)
+    # Every training line (a purchase of an item by a customer, at a time), as three arrays.
+    line_rows: Ints
+    line_cols: Ints
+    line_at: npt.NDArray[np.float64]
+    cutoff: float
 
     @property
     def n_items(self) -> int:
@@ -154,7 +159,21 @@ def split(purchases: Iterable[Purchase], cutoff: float = CUTOFF) -> Split:
         new = frozenset(len(items) + i for i, _ in enumerate(s for s in skus if s not in item_of))
         unknown += len(new)
         truth.append(known | new)
-    return Split(customers, items, counts, recent, baskets, test_rows, truth, unknown)
+    at = np.fromiter((p.at for p in before), np.float64, len(before))
+    return Split(
+        customers,
+        items,
+        counts,
+        recent,
+        baskets,
+        test_rows,
+        truth,
+        unknown,
+        rows,
+        cols,
+        at,
+        cutoff,
+    )
 
 
 def _last_of_duplicates(
@@ -223,21 +242,29 @@ class Strategy(Protocol):
     def scores(self, rows: Ints) -> Floats: ...
 
 
-def rank(strategy: Strategy, data: Split, k: int = K, batch: int = 512) -> list[list[int]]:
+@runtime_checkable
+class Ranker(Protocol):
+    """A strategy that makes its own lists (the service's mix) instead of scoring all items;
+    it must leave out the customer's training items itself."""
+
+    name: str
+
+    def fit(self, data: Split) -> None: ...
+
+    def top(self, rows: Ints, k: int) -> list[list[int]]: ...
+
+
+def rank(strategy: Strategy | Ranker, data: Split, k: int = K, batch: int = 512) -> list[list[int]]:
     """Each evaluated customer's top `k` over the whole catalogue, training items removed.
 
     Ties are broken by item index, so a run is deterministic.
     """
+    if isinstance(strategy, Ranker):
+        return strategy.top(data.test_rows, k)
     out: list[list[int]] = []
     for start in range(0, len(data.test_rows), batch):
         rows = data.test_rows[start : start + batch]
-        scores = np.asarray(strategy.scores(rows), dtype=np.float64).copy()
-        bought = data.counts[rows]
-        scores[bought.nonzero()] = -np.inf
-        top = np.argpartition(-scores, k, axis=1)[:, :k]
-        for r, cand in enumerate(top):
-            order = np.lexsort((cand, -scores[r, cand]))
-            out.append([int(i) for i in cand[order] if np.isfinite(scores[r, i])])
+        out += [[i for i, _ in found] for found in rank_batch(strategy, data, rows, k)]
     return out
 
 
@@ -381,6 +408,180 @@ class MixStrategy:
             part = weight * (s - low) / np.where(span > 0, span, 1.0)
             total = part if total.size == 0 else total + part
         return total
+
+
+# --- the service's models (services/recommend), driven through their own code -----------------
+
+
+def _basket_skus(data: Split) -> Iterable[list[str]]:
+    for b in range(data.baskets.shape[0]):
+        start, end = data.baskets.indptr[b], data.baskets.indptr[b + 1]
+        yield [data.items[j] for j in data.baskets.indices[start:end]]
+
+
+@dataclass
+class ServiceBoughtTogether:
+    """`services.recommend.cooccurrence.CoOccurrence` fed every training invoice; a customer's
+    list is `CoOccurrence.recommend` seeded with their whole training history (weight 1 each).
+
+    Its `recommend` sums `similarity(seed, item)` over the seeds; the same sum is computed
+    here for all customers at once, as history x (the model's similarity of every counted
+    pair), which `test_eval_reco` checks against `recommend` itself.
+    """
+
+    name: str = "bought-together"
+    shrink: float | None = None  # None: the service's default
+
+    def fit(self, data: Split) -> None:
+        from services.recommend.cooccurrence import CoOccurrence
+
+        model = CoOccurrence() if self.shrink is None else CoOccurrence(shrink=self.shrink)
+        for basket in _basket_skus(data):
+            model.add_basket(basket)
+        index = {sku: i for i, sku in enumerate(data.items)}
+        rows: list[int] = []
+        cols: list[int] = []
+        values: list[float] = []
+        for a, related in model.pairs.items():
+            for b in related:
+                rows.append(index[a])
+                cols.append(index[b])
+                values.append(model.similarity(a, b))
+        self.model = model
+        self._sim = sp.csr_matrix(
+            (np.array(values, np.float32), (rows, cols)), shape=(data.n_items, data.n_items)
+        )
+        self._history = (data.counts > 0).astype(np.float32).tocsr()
+
+    def scores(self, rows: Ints) -> Floats:
+        return np.asarray((self._history[rows] @ self._sim).toarray(), dtype=np.float32)
+
+
+@dataclass
+class ServicePersonal:
+    """`services.recommend.personal.fit` on (customer, sku, 1.0) per training line, scored
+    with the customer's trained factors (no request-time history: nothing happened since)."""
+
+    name: str = "personal (ALS)"
+    hyper: dict[str, Any] = field(default_factory=dict)  # overrides of personal.Hyper
+
+    def fit(self, data: Split) -> None:
+        from services.recommend.personal import Hyper, fit
+
+        triples = (
+            (data.customers[r], data.items[c], 1.0)
+            for r, c in zip(data.line_rows.tolist(), data.line_cols.tolist(), strict=True)
+        )
+        model = fit(triples, Hyper(**self.hyper))
+        self.model = model
+        mine = {sku: i for i, sku in enumerate(data.items)}
+        order = np.array([mine[sku] for sku in model.items], dtype=np.int64)
+        items = np.zeros((data.n_items, model.item_factors.shape[1]), np.float32)
+        items[order] = model.item_factors
+        theirs = {c: i for i, c in enumerate(model.customers)}
+        self._users = model.user_factors[[theirs[c] for c in data.customers]]
+        self._items = items
+
+    def scores(self, rows: Ints) -> Floats:
+        return self._users[rows] @ self._items.T
+
+
+@dataclass
+class ServicePopular:
+    """`services.recommend.popularity.PopularityCounter` (its window and half-life) fed every
+    training line on its day; the list is its `top` on the cutoff day."""
+
+    name: str = "popular"
+
+    def fit(self, data: Split) -> None:
+        from services.recommend.popularity import PopularityCounter, day_of
+
+        counter = PopularityCounter()
+        for c, at in zip(data.line_cols.tolist(), data.line_at.tolist(), strict=True):
+            counter.add(data.items[c], day_of(at))
+        top = counter.top(day_of(data.cutoff), data.n_items)
+        index = {sku: i for i, sku in enumerate(data.items)}
+        self._pop = np.zeros(data.n_items, np.float32)
+        for sku, score in top:
+            self._pop[index[sku]] = score
+
+    def scores(self, rows: Ints) -> Floats:
+        return np.broadcast_to(self._pop, (len(rows), len(self._pop)))
+
+
+@dataclass
+class ServiceMix:
+    """`services.recommend.mix.mix` over the three service strategies' candidate lists (the
+    top `candidates` of each, the customer's training items left out), purchased items
+    excluded, POPULAR as the fallback; weights per strategy as in a showcase."""
+
+    weights: dict[str, float] = field(
+        default_factory=lambda: {"PERSONAL": 0.4, "BOUGHT_TOGETHER": 0.4, "POPULAR": 0.2}
+    )
+    name: str = "showcase mix"
+    candidates: int = 100
+    personal: dict[str, Any] = field(default_factory=dict)
+
+    def fit(self, data: Split) -> None:
+        from services.recommend.mix import ItemInfo
+
+        self._data = data
+        self._parts = {
+            "PERSONAL": ServicePersonal(hyper=self.personal),
+            "BOUGHT_TOGETHER": ServiceBoughtTogether(),
+            "POPULAR": ServicePopular(),
+        }
+        for name, part in self._parts.items():
+            if self.weights.get(name, 0.0) > 0 or name == "POPULAR":
+                part.fit(data)
+        self._info = {sku: ItemInfo(sku) for sku in data.items}
+
+    def top(self, rows: Ints, k: int) -> list[list[int]]:
+        from services.recommend.mix import Candidate, MixSpec, Strategy, mix
+
+        data = self._data
+        spec = MixSpec(
+            weights={Strategy[name]: w for name, w in self.weights.items()},
+            exclude_purchased=True,
+            fallback=(Strategy.POPULAR,),
+        )
+        index = {sku: i for i, sku in enumerate(data.items)}
+        out: list[list[int]] = []
+        for start in range(0, len(rows), 256):
+            batch = rows[start : start + 256]
+            lists = {
+                name: rank_batch(part, data, batch, self.candidates)
+                for name, part in self._parts.items()
+                if self.weights.get(name, 0.0) > 0 or name == "POPULAR"
+            }
+            for r, row in enumerate(batch):
+                bought = data.counts.indices[data.counts.indptr[row] : data.counts.indptr[row + 1]]
+                candidates = {
+                    Strategy[name]: [Candidate(data.items[i], s) for i, s in found[r]]
+                    for name, found in lists.items()
+                }
+                shelf = mix(
+                    candidates, spec, self._info, k, purchased={data.items[i] for i in bought}
+                )
+                out.append([index[m.sku] for m in shelf])
+        return out
+
+
+def rank_batch(
+    strategy: Strategy, data: Split, rows: Ints, k: int
+) -> list[list[tuple[int, float]]]:
+    """The top `k` (item, score) of each customer of `rows`, their training items left out."""
+    scores = np.asarray(strategy.scores(rows), dtype=np.float64).copy()
+    scores[data.counts[rows].nonzero()] = -np.inf
+    k = min(k, data.n_items - 1)
+    top = np.argpartition(-scores, k, axis=1)[:, :k]
+    out: list[list[tuple[int, float]]] = []
+    for r, cand in enumerate(top):
+        order = np.lexsort((cand, -scores[r, cand]))
+        out.append(
+            [(int(i), float(scores[r, i])) for i in cand[order] if np.isfinite(scores[r, i])]
+        )
+    return out
 
 
 # --- the report -----------------------------------------------------------------------------
