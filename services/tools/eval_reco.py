@@ -231,6 +231,30 @@ def evaluate(
     )
 
 
+def ndcg_per_user(
+    ranked: Sequence[Sequence[int]], truth: Sequence[frozenset[int]], k: int = K
+) -> npt.NDArray[np.float64]:
+    """Each customer's NDCG@k, as averaged by `evaluate` (for paired comparisons)."""
+    discounts = [1.0 / math.log2(rank + 2) for rank in range(k)]
+    out = np.zeros(len(truth))
+    for u, (items, bought) in enumerate(zip(ranked, truth, strict=True)):
+        if bought:
+            dcg = sum(discounts[r] for r, item in enumerate(list(items)[:k]) if item in bought)
+            out[u] = dcg / sum(discounts[: min(len(bought), k)])
+    return out
+
+
+def paired_difference(
+    a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], resamples: int = 2000, seed: int = 7
+) -> tuple[float, float, float]:
+    """mean(a - b) over customers and its 95% bootstrap interval (customers resampled)."""
+    diff = a - b
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(axis=1)
+    low, high = np.quantile(means, [0.025, 0.975])
+    return float(diff.mean()), float(low), float(high)
+
+
 # --- strategies -----------------------------------------------------------------------------
 
 
@@ -526,7 +550,7 @@ class ServiceMix:
         from services.recommend.mix import ItemInfo
 
         self._data = data
-        self._parts = {
+        self._parts: dict[str, Strategy] = {
             "PERSONAL": ServicePersonal(hyper=self.personal),
             "BOUGHT_TOGETHER": ServiceBoughtTogether(),
             "POPULAR": ServicePopular(),
@@ -593,44 +617,54 @@ class Row:
     kind: str
     metrics: Metrics
     seconds: float
+    ndcg: npt.NDArray[np.float64]  # per evaluated customer
 
 
-def strategies() -> list[tuple[str, Strategy]]:
-    """What `make eval-reco` compares: the baselines, then the service's strategies."""
-    # Settings picked with `--sweep` on the validation split (docs/recommend-evaluation.md).
-    bought_together = CosineStrategy(name="bought-together", basket=True)
-    personal = AlsStrategy(recency_days=90.0)
-    popular = PopularStrategy(window_days=30, name="popular (30 days)")
+Chosen = Sequence[tuple[str, "Strategy | Ranker"]]
+
+# The service's personal model with the hyperparameters `--sweep` found best on the validation
+# split (its defaults are evaluated beside it).
+TUNED_PERSONAL: dict[str, Any] = {"alpha": 1.0}
+
+
+def strategies() -> list[tuple[str, Strategy | Ranker]]:
+    """What `make eval-reco` compares: the baselines, the service's strategies (its own code,
+    services/recommend) and the showcase mix, then the variants tried here that the service's
+    models cannot express yet (marked "tried")."""
     return [
         ("baseline", RandomStrategy()),
         ("baseline", PopularStrategy()),
         ("baseline", CosineStrategy()),
-        ("strategy", bought_together),
-        ("strategy", personal),
-        ("strategy", popular),
+        ("service", ServiceBoughtTogether()),
+        ("service", ServicePersonal(name="personal (ALS, service defaults)")),
+        ("service", ServicePersonal(name="personal (ALS, tuned)", hyper=TUNED_PERSONAL)),
+        ("service", ServicePopular()),
+        ("service", ServiceMix(name="showcase mix (service defaults)")),
+        ("service", ServiceMix(name="showcase mix (tuned personal)", personal=TUNED_PERSONAL)),
+        ("tried", AlsStrategy(name="ALS, BM25 weighting + 90-day recency", recency_days=90.0)),
         (
-            "strategy",
+            "tried",
             MixStrategy(
                 [
                     (CosineStrategy(basket=True), 0.4),
                     (AlsStrategy(recency_days=90.0), 0.4),
                     (PopularStrategy(window_days=30), 0.2),
-                ]
+                ],
+                name="mix of bought-together + ALS (BM25, recency) + popular",
             ),
         ),
     ]
 
 
-def run(
-    data: Split, chosen: Sequence[tuple[str, Strategy]], *, out: Callable[[str], None] = print
-) -> list[Row]:
+def run(data: Split, chosen: Chosen, *, out: Callable[[str], None] = print) -> list[Row]:
     rows: list[Row] = []
     for kind, strategy in chosen:
         started = time.perf_counter()
         strategy.fit(data)
         ranked = rank(strategy, data)
         metrics = evaluate(ranked, data.truth, data.n_items)
-        rows.append(Row(strategy.name, kind, metrics, time.perf_counter() - started))
+        per_user = ndcg_per_user(ranked, data.truth)
+        rows.append(Row(strategy.name, kind, metrics, time.perf_counter() - started, per_user))
         out(f"  {strategy.name}: ndcg@{K} {metrics.ndcg:.4f} ({rows[-1].seconds:.1f}s)")
     return rows
 
@@ -662,61 +696,62 @@ def describe(data: Split) -> str:
 VALIDATION_CUTOFF = "2011-07-01"
 
 
-def sweep() -> list[tuple[str, Strategy]]:
+def sweep() -> list[tuple[str, Strategy | Ranker]]:
     """The variants `--sweep` tries, one knob at a time around the defaults."""
-    als: list[tuple[str, Strategy]] = []
-    variants: list[dict[str, Any]] = [
+    out: list[tuple[str, Strategy | Ranker]] = []
+    for knobs in (
+        {},
+        {"alpha": 1.0},
+        {"alpha": 5.0},
+        {"alpha": 40.0},
+        {"factors": 32},
+        {"factors": 128},
+        {"regularization": 1.0},
+        {"iterations": 30},
+        {"alpha": 1.0, "factors": 128},
+        {"alpha": 1.0, "regularization": 1.0},
+    ):
+        label = ", ".join(f"{k}={v}" for k, v in knobs.items()) or "defaults"
+        out.append(("service ALS", ServicePersonal(name=f"service ALS {label}", hyper=knobs)))
+    for als in (
         {},
         {"weighting": "binary"},
         {"weighting": "log"},
         {"weighting": "binary", "alpha": 10.0},
-        {"weighting": "log", "alpha": 10.0},
-        {"alpha": 0.3},
         {"alpha": 3.0},
-        {"factors": 32},
         {"factors": 128},
-        {"factors": 128, "iterations": 30},
-        {"regularization": 0.5},
         {"regularization": 5.0},
         {"recency_days": 90.0},
         {"recency_days": 180.0},
-    ]
-    for knobs in variants:
-        label = ", ".join(f"{k}={v}" for k, v in knobs.items()) or "defaults"
-        als.append(("ALS", AlsStrategy(name=f"ALS {label}", **knobs)))
-    cos: list[tuple[str, Strategy]] = [
-        ("co-occurrence", CosineStrategy(name="customers, cosine")),
+    ):
+        label = ", ".join(f"{k}={v}" for k, v in als.items())
+        out.append(("ALS, BM25", AlsStrategy(name=f"ALS bm25 {label}", **als)))
+    out += [
+        ("service co-occurrence", ServiceBoughtTogether(name="service, shrink=0", shrink=0.0)),
+        ("service co-occurrence", ServiceBoughtTogether(name="service, shrink=1 (default)")),
+        ("service co-occurrence", ServiceBoughtTogether(name="service, shrink=5", shrink=5.0)),
+        ("co-occurrence", CosineStrategy(name="customers, cosine (baseline)")),
         ("co-occurrence", CosineStrategy(name="customers, alpha=0.7", alpha=0.7)),
-        ("co-occurrence", CosineStrategy(name="invoices, cosine", basket=True)),
         ("co-occurrence", CosineStrategy(name="invoices, alpha=0.7", basket=True, alpha=0.7)),
-        ("co-occurrence", CosineStrategy(name="invoices, shrink=5", basket=True, shrink=5.0)),
         (
             "co-occurrence",
             CosineStrategy(name="invoices, recency 90d", basket=True, recency_days=90.0),
         ),
     ]
-    mixes: list[tuple[str, Strategy]] = []
-    for bt, personal, pop in (
-        (0.5, 0.4, 0.1),
-        (0.3, 0.6, 0.1),
-        (0.6, 0.3, 0.1),
-        (0.45, 0.45, 0.0),
-        (0.4, 0.4, 0.2),
-    ):
-        mixes.append(
-            (
-                "mix",
-                MixStrategy(
-                    [
-                        (CosineStrategy(basket=True), bt),
-                        (AlsStrategy(), personal),
-                        (PopularStrategy(window_days=30), pop),
-                    ],
-                    name=f"mix {bt}/{personal}/{pop}",
-                ),
+    for personal, bt, pop in ((0.4, 0.4, 0.2), (0.6, 0.3, 0.1), (0.3, 0.6, 0.1), (0.5, 0.5, 0.0)):
+        weights = {"PERSONAL": personal, "BOUGHT_TOGETHER": bt, "POPULAR": pop}
+        for knobs, label in (({}, "defaults"), (TUNED_PERSONAL, "tuned")):
+            out.append(
+                (
+                    "service mix",
+                    ServiceMix(
+                        weights=weights,
+                        personal=knobs,
+                        name=f"mix P/BT/POP {personal}/{bt}/{pop}, personal {label}",
+                    ),
+                )
             )
-        )
-    return als + cos + mixes
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -743,7 +778,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = sweep() if args.sweep else strategies()
     rows = run(data, chosen, out=lambda text: print(text, file=sys.stderr))
     print(table(rows))
+    if not args.sweep:
+        print(comparisons(rows))
     return 0
+
+
+COMPARED = (
+    ("showcase mix (tuned personal)", "cosine (plain)"),
+    ("showcase mix (service defaults)", "cosine (plain)"),
+    ("personal (ALS, tuned)", "bought-together"),
+    ("personal (ALS, service defaults)", "bought-together"),
+    ("cosine (plain)", "most-popular"),
+)
+
+
+def comparisons(rows: Sequence[Row]) -> str:
+    """Paired NDCG@K differences with 95% bootstrap intervals, as a markdown table."""
+    by_name = {row.name: row for row in rows}
+    lines = [
+        "",
+        f"| A | B | NDCG@{K} A - B | 95% bootstrap interval |",
+        "|---|---|---:|---|",
+    ]
+    for a, b in COMPARED:
+        if a in by_name and b in by_name:
+            mean, low, high = paired_difference(by_name[a].ndcg, by_name[b].ndcg)
+            lines.append(f"| {a} | {b} | {mean:+.4f} | [{low:+.4f}, {high:+.4f}] |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
