@@ -724,7 +724,7 @@ def sweep() -> list[tuple[str, Strategy | Ranker]]:
         {"recency_days": 90.0},
         {"recency_days": 180.0},
     ):
-        label = ", ".join(f"{k}={v}" for k, v in als.items())
+        label = ", ".join(f"{k}={v}" for k, v in als.items()) or "defaults"
         out.append(("ALS, BM25", AlsStrategy(name=f"ALS bm25 {label}", **als)))
     out += [
         ("service co-occurrence", ServiceBoughtTogether(name="service, shrink=0", shrink=0.0)),
@@ -732,6 +732,7 @@ def sweep() -> list[tuple[str, Strategy | Ranker]]:
         ("service co-occurrence", ServiceBoughtTogether(name="service, shrink=5", shrink=5.0)),
         ("co-occurrence", CosineStrategy(name="customers, cosine (baseline)")),
         ("co-occurrence", CosineStrategy(name="customers, alpha=0.7", alpha=0.7)),
+        ("co-occurrence", CosineStrategy(name="invoices, cosine", basket=True)),
         ("co-occurrence", CosineStrategy(name="invoices, alpha=0.7", basket=True, alpha=0.7)),
         (
             "co-occurrence",
