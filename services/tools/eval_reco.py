@@ -19,7 +19,11 @@ Method (see docs/recommend-evaluation.md for the figures):
   Catalogue coverage = distinct items shown to anybody / catalogue size.
 
 Strategies are `Strategy` objects: `fit` on the training matrix, then `scores` for a batch
-of customers (dense, one row per customer, one column per item; higher is better).
+of customers (dense, one row per customer, one column per item; higher is better), or
+`Ranker`s that make their own lists (the service's mix). The baselines (random, most-popular,
+plain cosine) live here; the service's strategies are driven through its own code in
+`services/recommend` (`Service*` below). `--sweep` runs the tuning variants on a validation
+split taken from the training period only.
 """
 
 from __future__ import annotations
@@ -52,13 +56,24 @@ __all__ = [
     "PopularStrategy",
     "Purchase",
     "RandomStrategy",
+    "Ranker",
+    "ServiceBoughtTogether",
+    "ServiceMix",
+    "ServicePersonal",
+    "ServicePopular",
     "Split",
     "Strategy",
     "evaluate",
+    "main",
+    "ndcg_per_user",
+    "paired_difference",
     "rank",
+    "rank_batch",
     "read_purchases",
     "run",
     "split",
+    "strategies",
+    "sweep",
 ]
 
 DATA_FILE = Path(__file__).resolve().parents[3] / "shared/data/online-retail/online_retail.csv.gz"
@@ -766,6 +781,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"the cutoff, split again at {VALIDATION_CUTOFF} (the test period is never looked at)",
     )
     args = parser.parse_args(argv)
+    if not args.file.is_file():
+        parser.error(f"{args.file} is not a file (the Online Retail csv, plain or gzip)")
     cutoff = datetime.fromisoformat(args.cutoff).replace(tzinfo=UTC).timestamp()
     started = time.perf_counter()
     purchases = read_purchases(args.file)
