@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ADDR ?= 127.0.0.1:50051
 
-.PHONY: help setup proto run test test-unit lint fmt bench load k8s clean
+.PHONY: help setup proto run test test-unit lint fmt bench eval-reco load k8s clean
 
 help: ## list the verbs
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ fmt: $(STAMP) ## format and autofix
 
 bench: $(STAMP) ## throughput and p50/p99 per RPC against a bare grpc.aio echo server
 	$(BIN)/python -m tests.load.bench
+
+eval-reco: $(STAMP) ## offline evaluation of the recommend strategies on the Online Retail file (markdown table)
+	$(BIN)/python -m services.tools.eval_reco
 
 load: $(STAMP) ## Locust load test against a running suite (ADDR; TOKEN, else var/demo.token)
 	BACKCRM_TOKEN="$(TOKEN)" $(BIN)/locust -f tests/load/locustfile.py --headless -u 32 -r 8 -t 60s --host $(ADDR)
