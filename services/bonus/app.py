@@ -63,12 +63,7 @@ class BonusApp:
 
     @classmethod
     def build(cls, resources: Resources, peers: Peers) -> BonusApp:
-        relay = OutboxRelay(
-            resources.sessions,
-            resources.bus,
-            BonusOutboxRow,
-            idle_seconds=resources.settings.outbox_poll_seconds,
-        )
+        relay = resources.outbox_relay(BonusOutboxRow)
 
         def uow() -> SqlBonusUnitOfWork:
             return SqlBonusUnitOfWork(
