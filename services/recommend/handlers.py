@@ -32,7 +32,7 @@ from services.recommend.cooccurrence import (
 )
 from services.recommend.domain import Item, Showcase, new_id
 from services.recommend.mix import Candidate, Mixed, MixSpec, Strategy, mix
-from services.recommend.personal import Hyper, PersonalModel, fit
+from services.recommend.personal import Hyper, PersonalModel, fit, interaction_weight
 from services.recommend.popularity import OVERALL, WINDOW_DAYS, day_of, top_from_buckets
 from services.recommend.ports import Behaviour, CustomerSignals, History, RecommendUnitOfWork
 
@@ -350,7 +350,7 @@ def _seeds(
     seeds: dict[str, float] = {}
     personal: dict[str, float] = {}
     for h in history[:50]:
-        weight = max(0.0, h.purchased) * PURCHASE_WEIGHT + h.viewed * VIEW_WEIGHT
+        weight = interaction_weight(h.purchased, h.viewed)
         if weight > 0:
             personal[h.sku] = weight
     for h in history[:20]:
@@ -483,7 +483,7 @@ async def train(
     version (the processes serving the previous one switch when they see it)."""
     async with deps.uow() as uow:
         rows = await uow.training_triples()
-    triples = [(c, s, max(0.0, p) * PURCHASE_WEIGHT + v * VIEW_WEIGHT) for c, s, p, v in rows]
+    triples = [(c, s, interaction_weight(p, v)) for c, s, p, v in rows]
     started = time.monotonic()
     model = await asyncio.to_thread(fit, triples, deps.hyper, progress)
     seconds = time.monotonic() - started

@@ -1,8 +1,10 @@
 """The personal model: implicit-feedback matrix factorisation (ALS, `implicit`), pure (no I/O).
 
-`fit` takes (customer, sku, weight) triples (purchases weigh 1, views less, summed per pair),
-builds the customer x item matrix and trains `implicit`'s CPU ALS. Confidence is
-`alpha * weight`, as in `implicit`.
+`fit` takes (customer, sku, weight) triples (weights of a pair add up), builds the customer x
+item matrix and trains `implicit`'s CPU ALS. Confidence is `alpha * weight`, as in
+`implicit`. The service weighs a customer's item with `interaction_weight`: 1 when bought at
+all (however many units: wholesale quantities would swamp the matrix), a quarter per view up
+to 1 when only viewed - the weighting the offline evaluation supports.
 
 Serving (`PersonalModel.recommend`):
 - a customer known at training time uses their trained factors, plus the fold-in of the
@@ -28,16 +30,33 @@ import numpy as np
 import numpy.typing as npt
 from scipy.sparse import csr_matrix
 
-__all__ = ["Hyper", "PersonalModel", "Scored", "fit"]
+__all__ = ["Hyper", "PersonalModel", "Scored", "fit", "interaction_weight"]
 
 Floats = npt.NDArray[np.float32]
+
+
+# A view says a quarter of what a purchase says; views alone count at most as much as a purchase.
+VIEW_WEIGHT = 0.25
+
+
+def interaction_weight(purchased: float, viewed: float) -> float:
+    """How much a customer's history of one item weighs in training and in the request-time
+    fold-in: 1 when bought (units do not matter: on Online Retail, weighing units gave NDCG@10
+    0.0870 against 0.1037 for bought-or-not, and 0.1032 vs 0.1248 on the validation split),
+    otherwise a quarter per view, at most 1."""
+    if purchased > 0:
+        return 1.0
+    return min(1.0, max(0.0, viewed) * VIEW_WEIGHT)
 
 
 @dataclass(frozen=True, slots=True)
 class Hyper:
     factors: int = 64
     regularization: float = 0.05
-    alpha: float = 20.0
+    # Confidence per unit of weight. 1.0 is what the offline evaluation supports (make
+    # eval-reco: NDCG@10 0.1025 vs 0.0795 for 20, the first slice's value; see
+    # docs/recommend-evaluation.md).
+    alpha: float = 1.0
     iterations: int = 15
     random_state: int = 42
     # Weight of the request-time history fold-in for customers known at training.

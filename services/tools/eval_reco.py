@@ -33,7 +33,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from services.tools.importer import ImportSummary, _read
+from services.tools.importer import ImportSummary, _Invoice, _read
 
 __all__ = [
     "CUTOFF",
@@ -67,8 +67,10 @@ __all__ = [
     "main",
     "ndcg_per_user",
     "paired_difference",
+    "purchases_of",
     "rank",
     "rank_batch",
+    "read_invoices",
     "read_purchases",
     "run",
     "split",
@@ -94,9 +96,14 @@ class Purchase:
     at: float
 
 
-def read_purchases(path: Path) -> list[Purchase]:
+def read_invoices(path: Path) -> dict[str, _Invoice]:
+    """Every invoice of a known customer (the importer's reader): number -> customer, time and
+    lines (sku, category, quantity, unit price micros)."""
+    return _read(path, ImportSummary(path=str(path)), progress=False)
+
+
+def purchases_of(invoices: Mapping[str, _Invoice]) -> list[Purchase]:
     """The bought lines of known customers: no cancellations, no non-positive quantities."""
-    invoices = _read(path, ImportSummary(path=str(path)), progress=False)
     return [
         Purchase(invoice.customer, number, sku, quantity, invoice.at)
         for number, invoice in invoices.items()
@@ -104,6 +111,10 @@ def read_purchases(path: Path) -> list[Purchase]:
         for sku, _category, quantity, _price in invoice.lines
         if quantity > 0
     ]
+
+
+def read_purchases(path: Path) -> list[Purchase]:
+    return purchases_of(read_invoices(path))
 
 
 @dataclass
@@ -123,6 +134,7 @@ class Split:
     line_cols: Ints
     line_at: npt.NDArray[np.float64]
     cutoff: float
+    line_units: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))  # quantity
 
     @property
     def n_items(self) -> int:
@@ -188,6 +200,7 @@ def split(purchases: Iterable[Purchase], cutoff: float = CUTOFF) -> Split:
         cols,
         at,
         cutoff,
+        np.fromiter((float(p.quantity) for p in before), np.float64, len(before)),
     )
 
 
@@ -498,18 +511,32 @@ class ServiceBoughtTogether:
 
 @dataclass
 class ServicePersonal:
-    """`services.recommend.personal.fit` on (customer, sku, 1.0) per training line, scored
-    with the customer's trained factors (no request-time history: nothing happened since)."""
+    """`services.recommend.personal.fit` on one triple per training customer-item pair,
+    weighted as the service weighs it in training (`personal.interaction_weight` of the units
+    bought: 1 for a bought item), scored with the customer's trained factors (no request-time
+    history: nothing happened since). `weighting` "lines" (1.0 per invoice line: repeat
+    purchases weigh more) and "units" (the quantities) are the variants compared to choose it."""
 
     name: str = "personal (ALS)"
     hyper: dict[str, Any] = field(default_factory=dict)  # overrides of personal.Hyper
+    weighting: str = "service"  # "service", "lines" or "units"
 
     def fit(self, data: Split) -> None:
-        from services.recommend.personal import Hyper, fit
+        from services.recommend.personal import Hyper, fit, interaction_weight
 
+        if self.weighting == "lines":
+            per_line = np.ones(len(data.line_rows), np.float32)
+        else:
+            per_line = data.line_units.astype(np.float32)
+        pairs = sp.csr_matrix((per_line, (data.line_rows, data.line_cols)), shape=data.counts.shape)
+        pairs.sum_duplicates()
+        coo = pairs.tocoo()
+        weights = coo.data.tolist()
+        if self.weighting == "service":
+            weights = [interaction_weight(units, 0.0) for units in weights]
         triples = (
-            (data.customers[r], data.items[c], 1.0)
-            for r, c in zip(data.line_rows.tolist(), data.line_cols.tolist(), strict=True)
+            (data.customers[r], data.items[c], w)
+            for r, c, w in zip(coo.row.tolist(), coo.col.tolist(), weights, strict=True)
         )
         model = fit(triples, Hyper(**self.hyper))
         self.model = model
@@ -560,13 +587,14 @@ class ServiceMix:
     name: str = "showcase mix"
     candidates: int = 100
     personal: dict[str, Any] = field(default_factory=dict)
+    personal_weighting: str = "service"
 
     def fit(self, data: Split) -> None:
         from services.recommend.mix import ItemInfo
 
         self._data = data
         self._parts: dict[str, Strategy] = {
-            "PERSONAL": ServicePersonal(hyper=self.personal),
+            "PERSONAL": ServicePersonal(hyper=self.personal, weighting=self.personal_weighting),
             "BOUGHT_TOGETHER": ServiceBoughtTogether(),
             "POPULAR": ServicePopular(),
         }
@@ -637,9 +665,10 @@ class Row:
 
 Chosen = Sequence[tuple[str, "Strategy | Ranker"]]
 
-# The service's personal model with the hyperparameters `--sweep` found best on the validation
-# split (its defaults are evaluated beside it).
-TUNED_PERSONAL: dict[str, Any] = {"alpha": 1.0}
+# The first slice's personal model (alpha 20, weighing units), evaluated beside the service's
+# defaults, which took the alpha `--sweep` found best on the validation split (1.0) and weigh
+# a bought item 1 (`personal.interaction_weight`).
+FIRST_SLICE_PERSONAL: dict[str, Any] = {"alpha": 20.0}
 
 
 def strategies() -> list[tuple[str, Strategy | Ranker]]:
@@ -652,10 +681,29 @@ def strategies() -> list[tuple[str, Strategy | Ranker]]:
         ("baseline", CosineStrategy()),
         ("service", ServiceBoughtTogether()),
         ("service", ServicePersonal(name="personal (ALS, service defaults)")),
-        ("service", ServicePersonal(name="personal (ALS, tuned)", hyper=TUNED_PERSONAL)),
+        (
+            "service",
+            ServicePersonal(
+                name="personal (ALS, first slice: alpha 20, units)",
+                hyper=FIRST_SLICE_PERSONAL,
+                weighting="units",
+            ),
+        ),
+        ("service", ServicePersonal(name="personal (ALS, alpha 1, units)", weighting="units")),
+        (
+            "service",
+            ServicePersonal(name="personal (ALS, alpha 1, 1 per invoice line)", weighting="lines"),
+        ),
         ("service", ServicePopular()),
         ("service", ServiceMix(name="showcase mix (service defaults)")),
-        ("service", ServiceMix(name="showcase mix (tuned personal)", personal=TUNED_PERSONAL)),
+        (
+            "service",
+            ServiceMix(
+                name="showcase mix (first slice personal)",
+                personal=FIRST_SLICE_PERSONAL,
+                personal_weighting="units",
+            ),
+        ),
         ("tried", AlsStrategy(name="ALS, BM25 weighting + 90-day recency", recency_days=90.0)),
         (
             "tried",
@@ -726,8 +774,15 @@ def sweep() -> list[tuple[str, Strategy | Ranker]]:
         {"alpha": 1.0, "factors": 128},
         {"alpha": 1.0, "regularization": 1.0},
     ):
-        label = ", ".join(f"{k}={v}" for k, v in knobs.items()) or "defaults"
-        out.append(("service ALS", ServicePersonal(name=f"service ALS {label}", hyper=knobs)))
+        # around the first slice's defaults (alpha 20), as the sweep that chose alpha 1 ran
+        label = ", ".join(f"{k}={v}" for k, v in knobs.items()) or "alpha 20 (first slice)"
+        hyper = {**FIRST_SLICE_PERSONAL, **knobs}
+        model = ServicePersonal(name=f"service ALS {label}", hyper=hyper, weighting="lines")
+        out.append(("service ALS", model))
+    out += [  # how a customer's item weighs, at alpha 1 (the service's choice: bought or not)
+        ("service ALS", ServicePersonal(name="service ALS alpha=1.0, 1 per bought item")),
+        ("service ALS", ServicePersonal(name="service ALS alpha=1.0, units", weighting="units")),
+    ]
     for als in (
         {},
         {"weighting": "binary"},
@@ -756,13 +811,14 @@ def sweep() -> list[tuple[str, Strategy | Ranker]]:
     ]
     for personal, bt, pop in ((0.4, 0.4, 0.2), (0.6, 0.3, 0.1), (0.3, 0.6, 0.1), (0.5, 0.5, 0.0)):
         weights = {"PERSONAL": personal, "BOUGHT_TOGETHER": bt, "POPULAR": pop}
-        for knobs, label in (({}, "defaults"), (TUNED_PERSONAL, "tuned")):
+        for knobs, label in (({}, "alpha 1"), (FIRST_SLICE_PERSONAL, "alpha 20")):
             out.append(
                 (
                     "service mix",
                     ServiceMix(
                         weights=weights,
                         personal=knobs,
+                        personal_weighting="lines",  # as the sweep that chose the weights ran
                         name=f"mix P/BT/POP {personal}/{bt}/{pop}, personal {label}",
                     ),
                 )
@@ -802,10 +858,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 COMPARED = (
-    ("showcase mix (tuned personal)", "cosine (plain)"),
     ("showcase mix (service defaults)", "cosine (plain)"),
-    ("personal (ALS, tuned)", "bought-together"),
+    ("showcase mix (first slice personal)", "cosine (plain)"),
     ("personal (ALS, service defaults)", "bought-together"),
+    ("personal (ALS, first slice: alpha 20, units)", "bought-together"),
     ("cosine (plain)", "most-popular"),
 )
 
