@@ -43,6 +43,7 @@ from tests.load.report import (
     PAUSE_TARGET_SECONDS,
     PAUSE_TRIALS,
     PauseResult,
+    last_seen,
     pause_json,
     pause_table,
     verdict,
@@ -257,18 +258,13 @@ async def measure_pause(backend: str, writer_address: str, reader_address: str) 
 async def _last_seen(
     channel: grpc.aio.Channel, body: bytes, campaign_id: str, *, present: bool, timeout: float
 ) -> float | None:
-    """Selects until the campaign's presence is `present`; the end of the last selection
-    that had it (-inf when none did), None on timeout."""
-    deadline = time.perf_counter() + timeout
-    last = float("-inf")
-    while time.perf_counter() < deadline:
+    """Selects until the campaign's presence is `present` (report.last_seen)."""
+
+    async def shows() -> bool:
         reply = await _probe(channel, body)
-        shown = any(s.campaign_id == campaign_id for s in reply.slots)
-        if shown == present:
-            return last
-        if shown:
-            last = time.perf_counter()
-    return None
+        return any(s.campaign_id == campaign_id for s in reply.slots)
+
+    return await last_seen(shows, present=present, timeout=timeout)
 
 
 def bench_backend(

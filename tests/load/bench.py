@@ -2,7 +2,8 @@
 
     python -m tests.load.bench [--duration 10] [--concurrency 16,64]
                                [--backends embedded,postgres] [--skip-import]
-                               [--suites profile,segmentation,bonus,ads] [--seg-customers 1000]
+                               [--suites profile,segmentation,bonus,ads,recommend]
+                               [--seg-customers 1000]
                                [--lag-seconds 20] [--build-customers 1000000]
                                [--output FILE.md] [--json FILE.json]
 
@@ -10,7 +11,8 @@ Every server under test runs in its own process (tests.load.bench_server) and th
 generator in this one, the echo server exactly like the profile service, so on a 2-core
 machine each side gets a core. The segmentation suite (tests.load.segbench) serves profile and
 segmentation together, as `backcrm serve all`, the bonus suite (tests.load.bonusbench) all
-three, and the ads suite (tests.load.adsbench) profile, segmentation and ads. See
+three, the ads suite (tests.load.adsbench) profile, segmentation and ads, and the recommend
+suite (tests.load.recobench) recommend alone, loaded with the Online Retail file. See
 docs/benchmarks.md for what is measured and how.
 
 It is a report, not a test: targets are printed with PASS/MISS and the exit code is 0
@@ -117,6 +119,7 @@ class Report:
     segmentation: Any = None  # tests.load.segbench.SegmentationResults
     bonus: Any = None  # tests.load.bonusbench.BonusResults
     ads: Any = None  # tests.load.adsbench.AdsResults
+    recommend: Any = None  # tests.load.recobench.RecommendResults
 
 
 def _progress(message: str) -> None:
@@ -515,6 +518,10 @@ def _targets(report: Report) -> list[str]:
         from tests.load.adsbench import ads_targets
 
         lines += ads_targets(report.ads)
+    if report.recommend is not None:
+        from tests.load.recobench import recommend_targets
+
+        lines += recommend_targets(report.recommend)
     for result in report.imports:
         if result.seconds is None:
             lines.append(
@@ -588,6 +595,17 @@ def render(report: Report) -> str:
         lines += render_ads(report.ads)
         notes += [f"- {n}" for n in report.ads.notes]
         notes += [f"- ads pause, {p.backend}: {p.note}" for p in report.ads.pauses if p.note]
+    if report.recommend is not None:
+        from tests.load.recobench import render_recommend
+
+        lines += render_recommend(report.recommend)
+        notes += [f"- {n}" for n in report.recommend.notes]
+        notes += [
+            f"- recommend unavailable, {p.backend}: {p.note}"
+            for p in report.recommend.pauses
+            if p.note
+        ]
+        notes += [f"- training, {t.backend}: {t.note}" for t in report.recommend.trainings]
     lines += ["### Targets", "", *_targets(report), ""]
     if notes or errors or report.notes:
         lines += ["### Notes", "", *notes, *errors, *(f"- {n}" for n in report.notes), ""]
@@ -628,6 +646,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "segmentation": _segmentation_json(report),
         "bonus": _bonus_json(report),
         "ads": _ads_json(report),
+        "recommend": _recommend_json(report),
         "targets": _targets(report),
     }
 
@@ -654,6 +673,14 @@ def _ads_json(report: Report) -> dict[str, Any] | None:
     from tests.load.adsbench import ads_json
 
     return ads_json(report.ads)
+
+
+def _recommend_json(report: Report) -> dict[str, Any] | None:
+    if report.recommend is None:
+        return None
+    from tests.load.recobench import recommend_json
+
+    return recommend_json(report.recommend)
 
 
 # ---------------------------------------------------------------- orchestration
@@ -703,6 +730,11 @@ def run(opts: Options) -> Report:
 
             report.ads = run_ads(opts, workdir, echo)
             report.rows += report.ads.rows
+        if "recommend" in opts.suites:
+            from tests.load.recobench import run_recommend
+
+            report.recommend = run_recommend(opts, workdir, echo)
+            report.rows += report.recommend.rows
         if not opts.skip_import and "profile" in opts.suites:
             for backend in opts.backends:
                 print(

@@ -1,8 +1,11 @@
 """What the benchmark suites' reports share: the verdict of a target, and the figures of a
-"pause → gone on another process" run (bonus, ads) with their table and JSON."""
+"pause → gone on another process" run (bonus, ads, recommend) with their table and JSON, and
+the probe loop that times "the last answer that still showed it" (ads, recommend)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +15,7 @@ __all__ = [
     "PAUSE_TARGET_SECONDS",
     "PAUSE_TRIALS",
     "PauseResult",
+    "last_seen",
     "pause_json",
     "pause_table",
     "verdict",
@@ -63,3 +67,20 @@ def pause_json(pauses: list[PauseResult], notes: list[str]) -> dict[str, Any]:
         "pauses": [{"backend": p.backend, "seconds": p.seconds, "note": p.note} for p in pauses],
         "notes": notes,
     }
+
+
+async def last_seen(
+    shows: Callable[[], Awaitable[bool]], *, present: bool, timeout: float
+) -> float | None:
+    """Probes (`shows`: one call to the other process, True when its answer shows the thing)
+    back to back until the answer's presence is `present`; the perf_counter time at the end of
+    the last probe that showed it (-inf when none did), None on timeout."""
+    deadline = time.perf_counter() + timeout
+    last = float("-inf")
+    while time.perf_counter() < deadline:
+        shown = await shows()
+        if shown == present:
+            return last
+        if shown:
+            last = time.perf_counter()
+    return None
