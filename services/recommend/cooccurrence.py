@@ -18,7 +18,7 @@ tables (the recommend service adds them with additive upserts).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "Related",
     "basket_deltas",
     "join_deltas",
+    "recommend_from",
 ]
 
 PURCHASE_WEIGHT = 1.0
@@ -102,30 +103,52 @@ class CoOccurrence:
         """The items most often bought with `sku`, best first (ties by sku)."""
         return self.recommend({sku: 1.0}, limit, exclude)
 
+    def neighbours(self, sku: str, limit: int | None = None) -> list[tuple[str, float]]:
+        """`sku`'s related items and their similarity, best first (ties by sku); the best
+        `limit` of them (all when None). A serving process keeps these lists per item
+        (`recommend_from` sums them), so a request does not score every pair again."""
+        scored = [
+            (other, self._score(c, sku, other)) for other, c in self.pairs.get(sku, {}).items()
+        ]
+        ranked = sorted(((o, s) for o, s in scored if s > 0), key=lambda os: (-os[1], os[0]))
+        return ranked if limit is None else ranked[: max(0, limit)]
+
     def recommend(
         self, seeds: Mapping[str, float], limit: int, exclude: Iterable[str] = ()
     ) -> list[Related]:
         """Items related to the weighted seed items (a cart, a history): the weighted sum of
         their similarities; the reason is the seed contributing most. Seeds are never returned."""
-        skip = set(exclude) | set(seeds)
-        totals: dict[str, float] = {}
-        best: dict[str, tuple[float, str]] = {}
-        for seed in sorted(seeds):
-            w = seeds[seed]
-            if w <= 0:
+        return recommend_from({s: self.neighbours(s) for s in seeds}, seeds, limit, exclude)
+
+
+def recommend_from(
+    neighbours: Mapping[str, Sequence[tuple[str, float]]],
+    seeds: Mapping[str, float],
+    limit: int,
+    exclude: Iterable[str] = (),
+) -> list[Related]:
+    """`CoOccurrence.recommend` over each seed's (related item, similarity) list: the weighted
+    sum of the similarities, best first (ties by sku); the reason is the seed contributing
+    most (the first in sku order on a tie). Seeds and `exclude` are never returned."""
+    skip = set(exclude) | set(seeds)
+    totals: dict[str, float] = {}
+    best: dict[str, tuple[float, str]] = {}
+    for seed in sorted(seeds):
+        w = seeds[seed]
+        if w <= 0:
+            continue
+        for other, similarity in neighbours.get(seed, ()):
+            if other in skip:
                 continue
-            for other, c in self.pairs.get(seed, {}).items():
-                if other in skip:
-                    continue
-                part = w * self._score(c, seed, other)
-                if part <= 0:
-                    continue
-                totals[other] = totals.get(other, 0.0) + part
-                held = best.get(other)
-                if held is None or part > held[0]:
-                    best[other] = (part, seed)
-        ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[: max(0, limit)]
-        return [Related(sku, score, best[sku][1]) for sku, score in ranked]
+            part = w * similarity
+            if part <= 0:
+                continue
+            totals[other] = totals.get(other, 0.0) + part
+            held = best.get(other)
+            if held is None or part > held[0]:
+                best[other] = (part, seed)
+    ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[: max(0, limit)]
+    return [Related(sku, score, best[sku][1]) for sku, score in ranked]
 
 
 def join_deltas(

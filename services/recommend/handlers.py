@@ -29,6 +29,7 @@ from services.recommend.cooccurrence import (
     CoOccurrence,
     basket_deltas,
     join_deltas,
+    recommend_from,
 )
 from services.recommend.domain import Item, Showcase, new_id
 from services.recommend.mix import Candidate, Mixed, MixSpec, Strategy, mix
@@ -38,6 +39,7 @@ from services.recommend.ports import Behaviour, CustomerSignals, History, Recomm
 
 __all__ = [
     "Models",
+    "PairBoard",
     "PopularBoard",
     "RecommendDeps",
     "RequestContext",
@@ -65,6 +67,11 @@ SESSION = 1800.0
 POPULAR_TTL = 2.0
 # How many items of each popularity list a process keeps.
 KEPT = 500
+# How long a process reuses a seed's list of related items whose own count has not moved (every
+# basket with the seed moves it: that list is read again by the next request), and how many
+# related items of each seed it keeps.
+NEIGHBOURS_TTL = 30.0
+NEIGHBOURS_KEPT = 100
 
 
 class Models:
@@ -103,6 +110,47 @@ class PopularBoard:
         return ranked[:limit]
 
 
+class PairBoard:
+    """Each seed's related items and their similarity (`CoOccurrence.neighbours`), kept per
+    process, so a request reads one count per seed instead of every pair of every seed. A
+    seed's list (its NEIGHBOURS_KEPT best partners, ranked by the database) is read again when
+    the seed's count moved (a purchase or a view with it was counted: a new pair is served by
+    the next request, in every process) or when it is older than NEIGHBOURS_TTL (partners'
+    counts moved, or a view session added a pair without a basket of this seed)."""
+
+    def __init__(
+        self, ttl: float = NEIGHBOURS_TTL, kept: int = NEIGHBOURS_KEPT, shrink: float = 1.0
+    ) -> None:
+        self.ttl, self.kept, self.shrink = ttl, kept, shrink
+        # sku -> (read at, the sku's count then, its related items best first)
+        self._lists: dict[str, tuple[float, float, list[tuple[str, float]]]] = {}
+
+    async def neighbours(
+        self, uow: RecommendUnitOfWork, seeds: Sequence[str]
+    ) -> dict[str, list[tuple[str, float]]]:
+        if not seeds:
+            return {}
+        now = time.monotonic()
+        counts = await uow.item_counts(seeds)
+        stale = sorted(
+            s
+            for s in seeds
+            if (held := self._lists.get(s)) is None
+            or held[1] != counts.get(s, 0.0)
+            or held[0] <= now - self.ttl
+        )
+        if stale:
+            related = await uow.related(stale, self.kept, self.shrink)
+            co = CoOccurrence(shrink=self.shrink, item_counts=dict(counts))
+            for sku, rows in related.items():
+                for other, c, n in rows:
+                    co.pairs.setdefault(sku, {})[other] = c
+                    co.item_counts.setdefault(other, n)
+            for sku in stale:
+                self._lists[sku] = (now, counts.get(sku, 0.0), co.neighbours(sku, self.kept))
+        return {s: self._lists[s][2] for s in seeds}
+
+
 @dataclass(frozen=True)
 class RecommendDeps:
     uow: Callable[[], RecommendUnitOfWork]
@@ -111,6 +159,7 @@ class RecommendDeps:
     cache: CatalogueCache
     models: Models = field(default_factory=Models)
     popular: PopularBoard = field(default_factory=PopularBoard)
+    pairs: PairBoard = field(default_factory=PairBoard)
     # segmentation's share of a GetRecommendations deadline, and of a purchase's counting
     segment_timeout: float = 0.05
     count_segment_timeout: float = 2.0
@@ -367,16 +416,12 @@ def _seeds(
 
 
 async def _bought_together(
-    deps: RecommendDeps, seeds: Mapping[str, float], pool: int
+    deps: RecommendDeps, uow: RecommendUnitOfWork, seeds: Mapping[str, float], pool: int
 ) -> list[Candidate]:
     if not seeds:
         return []
-    async with deps.uow() as uow:
-        counts, pairs = await uow.pairs(list(seeds))
-    co = CoOccurrence(item_counts=counts)
-    for (sku, other), w in pairs.items():
-        co.pairs.setdefault(sku, {})[other] = w
-    return [Candidate(r.sku, r.score, r.because_sku) for r in co.recommend(seeds, pool)]
+    lists = await deps.pairs.neighbours(uow, sorted(seeds))
+    return [Candidate(r.sku, r.score, r.because_sku) for r in recommend_from(lists, seeds, pool)]
 
 
 async def recommend(
@@ -391,21 +436,20 @@ async def recommend(
     if showcase is None:
         raise _showcase_not_found(showcase_id)
     now = deps.clock()
-    history: list[History] = []
-    if customer_id:
-        async with deps.uow() as uow:
-            history = await uow.history(customer_id, 200)
-    purchased = {h.sku for h in history if h.purchased > 0}
-    seeds, personal_history = _seeds(history, context)
     pool = max(limit * 5, 50)
     wanted = {s for s, _ in showcase.strategies} | set(showcase.fallback_chain)
     candidates: dict[Strategy, list[Candidate]] = {}
     degraded = False
     together: list[Candidate] | None = None
-
-    if Strategy.BOUGHT_TOGETHER in wanted or Strategy.PERSONAL in wanted:
-        together = await _bought_together(deps, seeds, pool)
-        candidates[Strategy.BOUGHT_TOGETHER] = together
+    history: list[History] = []
+    async with deps.uow() as uow:  # one unit of work for the customer's and the pairs' reads
+        if customer_id:
+            history = await uow.history(customer_id, 200)
+        seeds, personal_history = _seeds(history, context)
+        if Strategy.BOUGHT_TOGETHER in wanted or Strategy.PERSONAL in wanted:
+            together = await _bought_together(deps, uow, seeds, pool)
+            candidates[Strategy.BOUGHT_TOGETHER] = together
+    purchased = {h.sku for h in history if h.purchased > 0}
     if Strategy.PERSONAL in wanted:
         model = deps.models.model
         found = (
@@ -463,7 +507,9 @@ async def similar_items(deps: RecommendDeps, sku: str, limit: int, strategy: Str
     pool = max(limit * 5, 50)
     candidates: dict[Strategy, list[Candidate]] = {}
     if strategy in (Strategy.UNSPECIFIED, Strategy.BOUGHT_TOGETHER):
-        candidates[Strategy.BOUGHT_TOGETHER] = await _bought_together(deps, {sku: 1.0}, pool)
+        async with deps.uow() as uow:
+            together = await _bought_together(deps, uow, {sku: 1.0}, pool)
+        candidates[Strategy.BOUGHT_TOGETHER] = together
     if strategy in (Strategy.UNSPECIFIED, Strategy.SIMILAR_ITEMS):
         candidates[Strategy.SIMILAR_ITEMS] = [
             Candidate(other, score, sku)

@@ -84,6 +84,10 @@ class PersonalModel:
         norms = np.linalg.norm(self.item_factors, axis=1)
         norms[norms == 0] = 1.0
         self._unit_items = (self.item_factors / norms[:, None]).astype(np.float32)
+        # What every fold-in starts from (computed once per model, not per request).
+        y = self.item_factors.astype(np.float64)
+        self._y = y
+        self._gram = y.T @ y + self.hyper.regularization * np.eye(y.shape[1])
 
     def knows(self, customer: str) -> bool:
         return customer in self._customer_index
@@ -98,14 +102,11 @@ class PersonalModel:
         ]
         if not rows:
             return None
-        y = self.item_factors.astype(np.float64)
-        k = y.shape[1]
-        a = y.T @ y + self.hyper.regularization * np.eye(k)
-        b = np.zeros(k)
-        for i, w in rows:
-            c = self.hyper.alpha * w
-            a += (c - 1.0) * np.outer(y[i], y[i])
-            b += c * y[i]
+        index = np.array([i for i, _ in rows], dtype=np.int64)
+        c = self.hyper.alpha * np.array([w for _, w in rows], dtype=np.float64)
+        y = self._y[index]
+        a = self._gram + y.T @ ((c - 1.0)[:, None] * y)
+        b = y.T @ c
         return np.linalg.solve(a, b).astype(np.float32)
 
     def user_vector(self, customer: str, history: Mapping[str, float]) -> Floats | None:
@@ -132,22 +133,35 @@ class PersonalModel:
         vector = self.user_vector(customer, history)
         if vector is None or limit <= 0:
             return []
-        scores = self.item_factors @ vector
-        skip = {self._item_index[s] for s in exclude if s in self._item_index}
-        order = sorted(
-            (i for i in range(len(self.items)) if i not in skip),
-            key=lambda i: (-float(scores[i]), self.items[i]),
-        )[:limit]
+        scores = (self.item_factors @ vector).astype(np.float64)
+        skip = [self._item_index[s] for s in exclude if s in self._item_index]
+        if skip:
+            scores[skip] = -np.inf
+        eligible = len(self.items) - len(set(skip))
+        k = min(limit, eligible)
+        if k <= 0:
+            return []
+        # The k best by score, then every item tied with the k-th (so the tie-break by sku
+        # sees all of them), ordered by (score desc, sku).
+        kth = -np.partition(-scores, k - 1)[k - 1]
+        near = (
+            np.flatnonzero(scores >= kth)
+            if np.isfinite(kth)
+            else np.flatnonzero(np.isfinite(scores))
+        )
+        order = sorted(near.tolist(), key=lambda i: (-float(scores[i]), self.items[i]))[:limit]
         seeds = [self._item_index[s] for s in sorted(history) if s in self._item_index]
-        out = []
-        for i in order:
-            because = ""
-            others = [j for j in seeds if j != i]  # never "because of" the item itself
-            if others:
-                sims = self._unit_items[others] @ self._unit_items[i]
-                because = self.items[others[int(np.argmax(sims))]]
-            out.append(Scored(self.items[i], float(scores[i]), because))
-        return out
+        because = [""] * len(order)
+        if seeds:
+            sims = self._unit_items[order] @ self._unit_items[seeds].T  # one row per item
+            sims[np.array(order)[:, None] == np.array(seeds)[None, :]] = -np.inf
+            best = np.argmax(sims, axis=1)  # the first best seed, as seeds are ordered
+            for r, j in enumerate(best.tolist()):
+                if np.isfinite(sims[r, j]):  # never "because of" the item itself
+                    because[r] = self.items[seeds[j]]
+        return [
+            Scored(self.items[i], float(scores[i]), b) for i, b in zip(order, because, strict=True)
+        ]
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()

@@ -154,11 +154,17 @@ class RecommendUnitOfWork(abc.ABC):
         """Adds (segment, day, sku) -> weight (additively, in key order)."""
 
     @abc.abstractmethod
-    async def pairs(
-        self, skus: Sequence[str]
-    ) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
-        """The co-occurrence around `skus`: the counts of them and of every item paired with
-        one of them, and those pairs ((seed, other) keys)."""
+    async def item_counts(self, skus: Sequence[str]) -> dict[str, float]:
+        """The basket counts (the co-occurrence's n(item)) of `skus`."""
+
+    @abc.abstractmethod
+    async def related(
+        self, skus: Sequence[str], limit: int, shrink: float
+    ) -> dict[str, list[tuple[str, float, float]]]:
+        """Per sku, its `limit` best partners as (other, pair count c, other's count n) by the
+        co-occurrence's similarity (c / sqrt(n) * c / (c + shrink): the sku's own count is
+        the same for all its partners), ties by other; the database ranks them, so a sku with
+        thousands of partners sends `limit` rows."""
 
     @abc.abstractmethod
     async def popularity(

@@ -275,24 +275,41 @@ class SqlRecommendUnitOfWork(SqlUnitOfWork, RecommendUnitOfWork):
             ],
         )
 
-    async def pairs(
-        self, skus: Sequence[str]
-    ) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
-        pairs: dict[tuple[str, str], float] = {}
+    async def item_counts(self, skus: Sequence[str]) -> dict[str, float]:
+        counts: dict[str, float] = {}
         for part in chunks(sorted(set(skus))):
             rows = await self.s.execute(
-                select(PAIRS.c.sku, PAIRS.c.other, PAIRS.c.weight).where(PAIRS.c.sku.in_(part))
-            )
-            for sku, other, weight in rows:
-                pairs[(sku, other)] = float(weight)
-        named = sorted({s for pair in pairs for s in pair} | set(skus))
-        counts: dict[str, float] = {}
-        for part in chunks(named):
-            found = await self.s.execute(
                 select(COUNTS.c.sku, COUNTS.c.weight).where(COUNTS.c.sku.in_(part))
             )
-            counts.update({sku: float(w) for sku, w in found})
-        return counts, pairs
+            counts.update({sku: float(w) for sku, w in rows})
+        return counts
+
+    async def related(
+        self, skus: Sequence[str], limit: int, shrink: float
+    ) -> dict[str, list[tuple[str, float, float]]]:
+        p, n = PAIRS.c, COUNTS.c
+        # similarity squared over the seed's own count: c^4 / ((c + shrink)^2 n(other)), no
+        # square root (SQLite has none by default), the same order
+        key = (p.weight * p.weight * p.weight * p.weight) / (
+            (p.weight + shrink) * (p.weight + shrink) * n.weight
+        )
+        out: dict[str, list[tuple[str, float, float]]] = {}
+        for part in chunks(sorted(set(skus))):
+            rank = func.row_number().over(partition_by=p.sku, order_by=(key.desc(), p.other))
+            ranked = (
+                select(p.sku, p.other, p.weight, n.weight.label("n"), rank.label("rank"))
+                .join(COUNTS, n.sku == p.other)
+                .where(p.sku.in_(part), p.weight > 0, n.weight > 0)
+                .subquery()
+            )
+            rows = await self.s.execute(
+                select(ranked.c.sku, ranked.c.other, ranked.c.weight, ranked.c.n)
+                .where(ranked.c.rank <= limit)
+                .order_by(ranked.c.sku, ranked.c.rank)
+            )
+            for sku, other, weight, count in rows:
+                out.setdefault(sku, []).append((other, float(weight), float(count)))
+        return out
 
     async def popularity(
         self, segment_ids: Sequence[str], since_day: int

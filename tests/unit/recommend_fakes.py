@@ -160,13 +160,21 @@ class FakeRecommendUnitOfWork(RecommendUnitOfWork):
         for key, w in deltas.items():
             self._s.popularity[key] = self._s.popularity.get(key, 0.0) + w
 
-    async def pairs(
-        self, skus: Sequence[str]
-    ) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
-        wanted = set(skus)
-        pairs = {k: w for k, w in self._s.pairs.items() if k[0] in wanted}
-        named = {s for k in pairs for s in k} | wanted
-        return {s: self._s.counts[s] for s in named if s in self._s.counts}, pairs
+    async def item_counts(self, skus: Sequence[str]) -> dict[str, float]:
+        return {s: self._s.counts[s] for s in skus if s in self._s.counts}
+
+    async def related(
+        self, skus: Sequence[str], limit: int, shrink: float
+    ) -> dict[str, list[tuple[str, float, float]]]:
+        out: dict[str, list[tuple[str, float, float]]] = {}
+        for (sku, other), c in sorted(self._s.pairs.items()):
+            n = self._s.counts.get(other, 0.0)
+            if sku in skus and c > 0 and n > 0:
+                out.setdefault(sku, []).append((other, c, n))
+        for rows in out.values():
+            rows.sort(key=lambda r: (-(r[1] ** 4) / ((r[1] + shrink) ** 2 * r[2]), r[0]))
+            del rows[limit:]
+        return out
 
     async def popularity(
         self, segment_ids: Sequence[str], since_day: int

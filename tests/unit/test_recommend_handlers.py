@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from backcrm.common.v1 import common_pb2
@@ -293,6 +293,30 @@ async def test_views_pair_within_a_session_weighted_lower() -> None:
     w.clock.advance(h.SESSION + 1)
     await w.view("v", "jam")
     assert ("jam", "rug") not in w.store.state.pairs
+
+
+async def test_related_lists_are_kept_until_the_seeds_count_moves_or_they_age() -> None:
+    """A process keeps each seed's related items (PairBoard): a basket or view of the seed
+    moves its count and the next request reads its list again; a pair a view session adds to
+    an item whose count did not move reaches that item's list when the list ages out."""
+    w = await stocked()
+    kept = replace(w.deps, pairs=h.PairBoard(ttl=3600.0))
+    showcase = await w.showcase()
+
+    async def together(deps: h.RecommendDeps, cart: str) -> list[str]:
+        shelf = await h.recommend(deps, "", showcase.showcase_id, h.RequestContext((cart,)), 5)
+        return [m.sku for m in shelf.items if m.strategy is Strategy.BOUGHT_TOGETHER]
+
+    await w.view("v", "lamp")
+    assert await together(kept, "lamp") == []
+    w.clock.advance(60)
+    await w.view("v", "rug")  # pairs lamp-rug; moves rug's count, not lamp's
+    assert await together(kept, "rug") == ["lamp"]
+    assert await together(kept, "lamp") == []
+    aged = replace(kept, pairs=h.PairBoard(ttl=0.0))  # the list older than its TTL
+    assert await together(aged, "lamp") == ["rug"]
+    await w.buy("c", "lamp", "jam")  # moves lamp's count: read again at once
+    assert set(await together(kept, "lamp")) == {"rug", "jam"}
 
 
 async def test_cold_start_gets_a_full_shelf_through_the_fallback_chain() -> None:
