@@ -17,6 +17,7 @@ tables (the recommend service adds them with additive upserts).
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -107,11 +108,11 @@ class CoOccurrence:
         """`sku`'s related items and their similarity, best first (ties by sku); the best
         `limit` of them (all when None). A serving process keeps these lists per item
         (`recommend_from` sums them), so a request does not score every pair again."""
-        scored = [
-            (other, self._score(c, sku, other)) for other, c in self.pairs.get(sku, {}).items()
-        ]
-        ranked = sorted(((o, s) for o, s in scored if s > 0), key=lambda os: (-os[1], os[0]))
-        return ranked if limit is None else ranked[: max(0, limit)]
+        # (-score, other): plain tuples compare in C, no key function per item
+        scored = [(-self._score(c, sku, o), o) for o, c in self.pairs.get(sku, {}).items()]
+        positive = [x for x in scored if x[0] < 0]
+        ranked = sorted(positive) if limit is None else heapq.nsmallest(max(0, limit), positive)
+        return [(other, -negated) for negated, other in ranked]
 
     def recommend(
         self, seeds: Mapping[str, float], limit: int, exclude: Iterable[str] = ()
@@ -147,8 +148,9 @@ def recommend_from(
             held = best.get(other)
             if held is None or part > held[0]:
                 best[other] = (part, seed)
-    ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[: max(0, limit)]
-    return [Related(sku, score, best[sku][1]) for sku, score in ranked]
+    # (score desc, sku): plain tuples compare in C, no key function per item
+    ranked = heapq.nsmallest(max(0, limit), ((-score, sku) for sku, score in totals.items()))
+    return [Related(sku, -negated, best[sku][1]) for negated, sku in ranked]
 
 
 def join_deltas(

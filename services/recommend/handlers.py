@@ -63,14 +63,15 @@ log = logging.getLogger(__name__)
 
 # A view joins the customer's views of the last SESSION seconds (its "view basket").
 SESSION = 1800.0
-# How long a process reuses a popularity list it read.
-POPULAR_TTL = 2.0
+# How long a process reuses a popularity list it read (a 30-day window with a 7-day half-life:
+# seconds do not move it; reading a month of (sku, day) buckets does cost).
+POPULAR_TTL = 10.0
 # How many items of each popularity list a process keeps.
 KEPT = 500
 # How long a process reuses a seed's list of related items whose own count has not moved (every
 # basket with the seed moves it: that list is read again by the next request), and how many
 # related items of each seed it keeps.
-NEIGHBOURS_TTL = 30.0
+NEIGHBOURS_TTL = 120.0
 NEIGHBOURS_KEPT = 100
 
 
