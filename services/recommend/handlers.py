@@ -133,12 +133,16 @@ class PairBoard:
             return {}
         now = time.monotonic()
         counts = await uow.item_counts(seeds)
+        # An item with no count is in no pair (and is not kept: a cart may name anything).
         stale = sorted(
             s
             for s in seeds
-            if (held := self._lists.get(s)) is None
-            or held[1] != counts.get(s, 0.0)
-            or held[0] <= now - self.ttl
+            if counts.get(s, 0.0) > 0
+            and (
+                (held := self._lists.get(s)) is None
+                or held[1] != counts[s]
+                or held[0] <= now - self.ttl
+            )
         )
         if stale:
             related = await uow.related(stale, self.kept, self.shrink)
@@ -149,7 +153,7 @@ class PairBoard:
                     co.item_counts.setdefault(other, n)
             for sku in stale:
                 self._lists[sku] = (now, counts.get(sku, 0.0), co.neighbours(sku, self.kept))
-        return {s: self._lists[s][2] for s in seeds}
+        return {s: self._lists[s][2] for s in seeds if counts.get(s, 0.0) > 0}
 
 
 @dataclass(frozen=True)
