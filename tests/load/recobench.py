@@ -496,9 +496,8 @@ def render_recommend(results: RecommendResults) -> list[str]:
         for t in results.trainings:
             seconds = f"{t.seconds:.1f}" if t.seconds is not None else "n/a"
             lines.append(f"| {t.backend} | {seconds} | {t.customers:,} | {t.items:,} |")
-    return lines + pause_table(
-        "Recommend: unavailable → last shelf on another process", results.pauses
-    )
+    pauses = pause_table("Recommend: unavailable → last shelf on another process", results.pauses)
+    return [*lines, *pauses, ""]
 
 
 def recommend_json(results: RecommendResults) -> dict[str, Any]:
