@@ -139,6 +139,12 @@ class Settings(BaseSettings):
         ge=0,
         description="recommend: how often the personal model is retrained (0: only on demand)",
     )
+    recommend_rebuild_seconds: float = Field(
+        default=86_400.0,
+        ge=0,
+        description="recommend: how often the co-occurrence is recounted from the kept baskets "
+        "(one process per period; 0: never)",
+    )
     recommend_model_check_seconds: float = Field(
         default=5.0, gt=0, description="recommend: how often each process looks for a newer model"
     )

@@ -1,6 +1,7 @@
 """Wires the recommend service: handlers' ports bound to real adapters, the outbox relay,
 the catalogue cache's listeners, the consumers of profile changes, merges and erasures, and
-the model jobs (load the latest model; train on schedule)."""
+the model jobs (load the latest model; train on schedule; rebuild the co-occurrence on
+schedule)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from services.recommend.handlers import (
     erase_customer,
     load_model,
     merge_customers,
+    rebuild_if_due,
     record_behaviour,
     train,
     train_if_due,
@@ -61,6 +63,7 @@ class RecommendApp:
     check_seconds: float
     model_check_seconds: float
     train_seconds: float
+    rebuild_seconds: float
     subscriptions: list[Subscription] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -92,6 +95,7 @@ class RecommendApp:
             check_seconds=settings.recommend_catalog_check_seconds,
             model_check_seconds=settings.recommend_model_check_seconds,
             train_seconds=settings.recommend_train_seconds,
+            rebuild_seconds=settings.recommend_rebuild_seconds,
         )
 
     async def start(self) -> None:
@@ -114,6 +118,10 @@ class RecommendApp:
             self.tasks.append(
                 asyncio.create_task(every(self.train_seconds, self._train), name="reco-train")
             )
+        if self.rebuild_seconds > 0:
+            self.tasks.append(
+                asyncio.create_task(every(self.rebuild_seconds, self._rebuild), name="reco-rebuild")
+            )
         try:  # a restart serves the stored model at once, without retraining
             await load_model(self.deps)
         except Exception:  # the model job retries every few seconds
@@ -126,6 +134,11 @@ class RecommendApp:
         version = await train_if_due(self.deps, self.train_seconds)
         if version is not None:
             log.info("recommend: trained personal model version %d", version)
+
+    async def _rebuild(self) -> None:
+        rebuilt = await rebuild_if_due(self.deps, self.rebuild_seconds)
+        if rebuilt is not None:
+            log.info("recommend: co-occurrence rebuilt from %d baskets, %d pairs", *rebuilt)
 
     async def _watch(self, topic: str) -> None:
         # Fan-out, not a group: every process must see every catalogue change. A tail misses

@@ -51,6 +51,8 @@ __all__ = [
     "list_showcases",
     "load_model",
     "merge_customers",
+    "rebuild_cooccurrence",
+    "rebuild_if_due",
     "recommend",
     "record_behaviour",
     "similar_items",
@@ -332,6 +334,7 @@ async def record_behaviour(deps: RecommendDeps, behaviour: Behaviour) -> bool:
             for sku, units in behaviour.purchased.items():
                 deltas[sku] = (units, 0.0)
             item_deltas, pair_deltas = basket_deltas(bought, PURCHASE_WEIGHT)
+            joins: list[tuple[str, list[str]]] = []  # kept for a rebuild
             if behaviour.viewed:
                 session = [
                     h.sku
@@ -342,6 +345,7 @@ async def record_behaviour(deps: RecommendDeps, behaviour: Behaviour) -> bool:
                     units, views = deltas.get(sku, (0.0, 0.0))
                     deltas[sku] = (units, views + 1.0)
                     joined_items, joined_pairs = join_deltas(sku, session, VIEW_WEIGHT)
+                    joins.append((sku, list(session)))
                     for k, w in joined_items.items():
                         item_deltas[k] = item_deltas.get(k, 0.0) + w
                     for pair, w in joined_pairs.items():
@@ -349,6 +353,8 @@ async def record_behaviour(deps: RecommendDeps, behaviour: Behaviour) -> bool:
                     session.append(sku)
             await uow.add_history(customer, deltas, behaviour.at)
             await uow.add_cooccurrence(item_deltas, pair_deltas)
+            if bought or joins:
+                await uow.add_basket(behaviour.event_id, customer, bought, joins)
             day = day_of(behaviour.at)
             await uow.add_popularity(
                 {(seg, day, sku): 1.0 for sku in bought for seg in (OVERALL, *segments)}
@@ -360,9 +366,10 @@ async def record_behaviour(deps: RecommendDeps, behaviour: Behaviour) -> bool:
 
 
 async def erase_customer(deps: RecommendDeps, customer_id: str) -> None:
-    """profile.deleted: the customer's history goes at once (and so out of the next
-    training); its guard stays as a tombstone, so events delivered later count nothing.
-    The anonymous aggregates (co-occurrence, popularity) stay. Idempotent."""
+    """profile.deleted: the customer's history and kept baskets go at once (and so out of the
+    next training and the next co-occurrence rebuild); its guard stays as a tombstone, so
+    events delivered later count nothing. The anonymous aggregates (co-occurrence counts,
+    popularity) stay until the rebuild. Idempotent."""
 
     async def attempt() -> None:
         async with deps.uow() as uow:
@@ -549,6 +556,47 @@ async def train(
         await uow.commit()
     deps.models.version, deps.models.model = version, model
     return version, model
+
+
+async def rebuild_cooccurrence(deps: RecommendDeps) -> tuple[int, int]:
+    """Recounts the co-occurrence from the kept baskets of live customers, the same
+    arithmetic as the incremental counting (`basket_deltas`, `join_deltas`), and replaces the
+    counts in one unit of work: an erased customer's baskets drop out. (baskets, distinct
+    pairs). Serving processes see moved counts by their next request."""
+
+    async def attempt() -> tuple[int, int]:
+        async with deps.uow() as uow:
+            kept = await uow.baskets()
+            items: dict[str, float] = {}
+            pairs: dict[tuple[str, str], float] = {}
+
+            def add(deltas: tuple[dict[str, float], dict[tuple[str, str], float]]) -> None:
+                for sku, w in deltas[0].items():
+                    items[sku] = items.get(sku, 0.0) + w
+                for pair, w in deltas[1].items():
+                    pairs[pair] = pairs.get(pair, 0.0) + w
+
+            for basket, joins in kept:
+                add(basket_deltas(basket, PURCHASE_WEIGHT))
+                for sku, session in joins:
+                    add(join_deltas(sku, session, VIEW_WEIGHT))
+            await uow.replace_cooccurrence(items, pairs)
+            await uow.commit()
+            return len(kept), len(pairs)
+
+    return await retry_conflicts(attempt, attempts=deps.attempts)
+
+
+async def rebuild_if_due(deps: RecommendDeps, every_seconds: float) -> tuple[int, int] | None:
+    """The scheduled rebuild: at most one process per period (its own row of the training's
+    lease table); None when another process has it."""
+    now = deps.clock()
+    async with deps.uow() as uow:
+        taken = await uow.lease_rebuild(now, now + every_seconds * 0.9)
+        await uow.commit()
+    if not taken:
+        return None
+    return await rebuild_cooccurrence(deps)
 
 
 async def train_if_due(deps: RecommendDeps, every_seconds: float) -> int | None:

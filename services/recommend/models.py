@@ -11,8 +11,11 @@
 - `reco_customers`: a guard row per customer every per-customer write locks first; erased
   customers keep it as a tombstone (ids are never reused), merged ones name their target.
 - `reco_events`: the profile events already counted (consumers are idempotent by event id).
-- `reco_models`: trained personal models (numpy bytes), by version; `reco_training` the lease
-  that lets one process at a time train.
+- `reco_baskets`: per counted event, what it added to the co-occurrence (the basket bought,
+  the views joining a session), under its customer: a full rebuild recounts the co-occurrence
+  from these, so an erased customer's (deleted with the history) drop out of it.
+- `reco_models`: trained personal models (numpy bytes), by version; `reco_training` the leases
+  that let one process at a time train (row 1) and rebuild the co-occurrence (row 2).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from libs.db import Base
 from libs.outbox import OutboxColumns
 
 __all__ = [
+    "BasketRow",
     "CatalogRow",
     "CustomerRow",
     "EventRow",
@@ -59,7 +63,7 @@ class ItemRow(Base):
 class CatalogRow(Base):
     __tablename__ = "reco_catalog"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1 training, 2 rebuild
     version: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -122,6 +126,16 @@ class EventRow(Base):
     counted_at: Mapped[float] = mapped_column(Float)
 
 
+class BasketRow(Base):
+    __tablename__ = "reco_baskets"
+    __table_args__ = (Index("ix_reco_baskets_customer", "customer_id"),)
+
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    # {"basket": [sku, ...], "joins": [[sku, [session sku, ...]], ...]}
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 class ModelRow(Base):
     __tablename__ = "reco_models"
 
@@ -136,7 +150,7 @@ class ModelRow(Base):
 class TrainingRow(Base):
     __tablename__ = "reco_training"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1 training, 2 rebuild
     leased_until: Mapped[float] = mapped_column(Float)
 
 

@@ -193,6 +193,35 @@ class RecommendUnitOfWork(abc.ABC):
         """Takes the training lease when it is free (atomic); False when another holds it."""
 
     @abc.abstractmethod
+    async def lease_rebuild(self, now: float, until: float) -> bool:
+        """Takes the co-occurrence rebuild's lease (the training's lease table, its own row)."""
+
+    @abc.abstractmethod
+    async def add_basket(
+        self,
+        event_id: str,
+        customer_id: str,
+        basket: Sequence[str],
+        joins: Sequence[tuple[str, Sequence[str]]],
+    ) -> None:
+        """Keeps what a counted event added to the co-occurrence: the basket it bought and the
+        views that joined a session ((viewed sku, the session's skus before it))."""
+
+    @abc.abstractmethod
+    async def baskets(self) -> list[tuple[list[str], list[tuple[str, list[str]]]]]:
+        """Every kept (basket, joins) of live customers (erasure deletes a customer's), for a
+        rebuild: first the counts are locked against concurrent counting until the unit of
+        work ends, so an event counted meanwhile adds to the rebuilt counts afterwards (never
+        lost, never twice)."""
+
+    @abc.abstractmethod
+    async def replace_cooccurrence(
+        self, item_counts: Mapping[str, float], pairs: Mapping[tuple[str, str], float]
+    ) -> None:
+        """Replaces every item and pair count with these (pairs keyed (a, b), a < b, stored
+        both ways)."""
+
+    @abc.abstractmethod
     async def add_model(
         self, trained_at: float, seconds: float, customers: int, items: int, data: bytes
     ) -> int: ...

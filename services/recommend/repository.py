@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, or_, select, update
+from sqlalchemy import Table, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.db import OutboxMessage, SqlUnitOfWork, chunks
 from services.recommend.domain import Item, Showcase
 from services.recommend.models import (
+    BasketRow,
     CatalogRow,
     CustomerRow,
     EventRow,
@@ -44,6 +45,7 @@ POPULARITY = cast(Table, PopularityRow.__table__)
 HISTORY = cast(Table, HistoryRow.__table__)
 CUSTOMERS = cast(Table, CustomerRow.__table__)
 EVENTS = cast(Table, EventRow.__table__)
+BASKETS = cast(Table, BasketRow.__table__)
 MODELS = cast(Table, ModelRow.__table__)
 TRAINING = cast(Table, TrainingRow.__table__)
 
@@ -329,6 +331,7 @@ class SqlRecommendUnitOfWork(SqlUnitOfWork, RecommendUnitOfWork):
             .values(erased_at=at)
         )
         await self.s.execute(delete(HISTORY).where(HISTORY.c.customer_id == customer_id))
+        await self.s.execute(delete(BASKETS).where(BASKETS.c.customer_id == customer_id))
 
     async def merge_customer(self, source: str, target: str) -> None:
         t = HISTORY.c
@@ -339,6 +342,9 @@ class SqlRecommendUnitOfWork(SqlUnitOfWork, RecommendUnitOfWork):
         for sku, purchased, viewed, last_at in sorted(moved):
             await self.add_history(target, {sku: (purchased, viewed)}, last_at)
         await self.s.execute(delete(HISTORY).where(t.customer_id == source))
+        await self.s.execute(
+            update(BASKETS).where(BASKETS.c.customer_id == source).values(customer_id=target)
+        )
         await self.s.execute(
             update(CUSTOMERS).where(CUSTOMERS.c.customer_id == source).values(merged_into=target)
         )
@@ -358,6 +364,46 @@ class SqlRecommendUnitOfWork(SqlUnitOfWork, RecommendUnitOfWork):
             .returning(TRAINING.c.id)
         )
         return taken.first() is not None
+
+    async def lease_rebuild(self, now: float, until: float) -> bool:
+        taken = await self.s.execute(
+            update(TRAINING)
+            .where(TRAINING.c.id == 2, TRAINING.c.leased_until <= now)
+            .values(leased_until=until)
+            .returning(TRAINING.c.id)
+        )
+        return taken.first() is not None
+
+    async def add_basket(
+        self,
+        event_id: str,
+        customer_id: str,
+        basket: Sequence[str],
+        joins: Sequence[tuple[str, Sequence[str]]],
+    ) -> None:
+        data = {"basket": list(basket), "joins": [[sku, list(others)] for sku, others in joins]}
+        await self.s.execute(
+            self._insert(BASKETS).values(event_id=event_id, customer_id=customer_id, data=data)
+        )
+
+    async def baskets(self) -> list[tuple[list[str], list[tuple[str, list[str]]]]]:
+        if self._dialect == "postgresql":
+            # Counting (ROW EXCLUSIVE) waits until this unit of work ends; readers do not. An
+            # event that committed before is read below; one that waits adds to the rebuilt
+            # counts after. (SQLite has one writer: the transaction is alone anyway.)
+            await self.s.execute(text("LOCK TABLE reco_item_counts, reco_pairs IN EXCLUSIVE MODE"))
+        rows = await self.s.execute(select(BASKETS.c.data).order_by(BASKETS.c.event_id))
+        return [
+            (list(data["basket"]), [(sku, list(others)) for sku, others in data["joins"]])
+            for (data,) in rows
+        ]
+
+    async def replace_cooccurrence(
+        self, item_counts: Mapping[str, float], pairs: Mapping[tuple[str, str], float]
+    ) -> None:
+        await self.s.execute(delete(COUNTS))
+        await self.s.execute(delete(PAIRS))
+        await self.add_cooccurrence(item_counts, pairs)
 
     async def add_model(
         self, trained_at: float, seconds: float, customers: int, items: int, data: bytes

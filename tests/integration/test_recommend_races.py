@@ -28,6 +28,7 @@ from libs.runtime import Peers, Resources
 from libs.topics import PROFILE_CHANGED, PROFILE_DELETED, PROFILE_MERGED
 from services.recommend import handlers as h
 from services.recommend.app import RecommendApp
+from services.recommend.cooccurrence import CoOccurrence
 from services.recommend.domain import Item, Showcase
 from services.recommend.mix import Strategy
 from services.recommend.models import HistoryRow, ItemCountRow, ItemRow, ModelRow, PairRow
@@ -309,3 +310,81 @@ async def test_one_process_per_period_takes_the_training_lease(racing: World) ->
         now = base + 10_000.0 * trial
         taken = await asyncio.gather(*(soon(take(i, now)) for i in range(6)))
         assert sum(taken) == 1
+
+
+async def _cooccurrence(
+    world: World, skus: set[str]
+) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
+    """The stored counts of `skus` and their pairs (other tests share the database)."""
+    async with world.resources.sessions() as s:
+        counts = {
+            sku: float(w)
+            for sku, w in await s.execute(select(ItemCountRow.sku, ItemCountRow.weight))
+            if sku in skus
+        }
+        pairs = {
+            (a, b): float(w)
+            for a, b, w in await s.execute(select(PairRow.sku, PairRow.other, PairRow.weight))
+            if a in skus or b in skus
+        }
+    return counts, pairs
+
+
+def _incremental(
+    baskets: list[dict[str, float]],
+) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
+    """What counting these purchases one by one adds up to (the pure module's arithmetic)."""
+    co = CoOccurrence()
+    for basket in baskets:
+        co.add_basket(s for s, units in basket.items() if units > 0)
+    pairs = {(a, b): w for a, row in co.pairs.items() for b, w in row.items()}
+    return co.item_counts, pairs
+
+
+async def test_a_rebuild_drops_an_erased_customers_pairs_and_equals_the_incremental_counts(
+    racing: World,
+) -> None:
+    """The scheduled full rebuild recounts the co-occurrence from the kept baskets: after an
+    erasure the erased customer's pairs are gone, the counts equal counting the others'
+    purchases incrementally, and purchases counted while a rebuild runs are neither lost nor
+    counted twice (8 trials, the rebuild racing 6 purchases from both processes)."""
+    deps = racing.deps(0)
+    gone, kept = f"gone-{uid()}", f"kept-{uid()}"
+    showcase = await h.create_showcase(
+        deps, Showcase("", "basket", ((Strategy.BOUGHT_TOGETHER, 1.0),), fallback=())
+    )
+    secret, tea, cup = f"secret-{uid()}", f"tea-{uid()}", f"cup-{uid()}"
+    await h.upsert_items(deps, [Item(sku, category="c") for sku in (secret, tea, cup)])
+    bought: list[dict[str, float]] = []
+    for who, basket in ((gone, {secret: 1.0, tea: 1.0}), (kept, {tea: 2.0, cup: 1.0})):
+        assert await h.record_behaviour(deps, Behaviour(f"ev-{uid()}", who, 1.0, basket))
+        if who == kept:
+            bought.append(basket)
+    assert (await racing.pair(tea, secret)) == 1.0
+    mine = {secret, tea, cup} | {f"s{n}-{tea}" for n in range(3)}
+    await h.rebuild_cooccurrence(deps)
+    assert await _cooccurrence(racing, mine) == _incremental([{secret: 1.0, tea: 1.0}, *bought])
+
+    await h.erase_customer(deps, gone)
+    shelf = await h.recommend(deps, "", showcase.showcase_id, h.RequestContext((tea,)), 10)
+    assert secret in {m.sku for m in shelf.items}  # the anonymous counts stay until the rebuild
+    await h.rebuild_cooccurrence(deps)
+    assert await racing.pair(tea, secret) == 0.0 and await racing.count(secret) == 0.0
+    assert await _cooccurrence(racing, mine) == _incremental(bought)
+    for i in range(2):  # every process: the moved counts reload the kept lists
+        context = h.RequestContext((tea,))
+        shelf = await h.recommend(racing.deps(i), "", showcase.showcase_id, context, 10)
+        together = [m.sku for m in shelf.items if m.strategy is Strategy.BOUGHT_TOGETHER]
+        assert together == [cup]
+
+    for _ in range(8):
+        buys = [
+            Behaviour(f"ev-{uid()}", f"c-{uid()}", 1.0, {tea: 1.0, f"s{n % 3}-{tea}": 1.0})
+            for n in range(6)
+        ]
+        await asyncio.gather(
+            *(soon(h.record_behaviour(racing.deps(i), e)) for i, e in enumerate(buys)),
+            soon(h.rebuild_cooccurrence(racing.deps(1))),
+        )
+        bought += [dict(e.purchased) for e in buys]
+        assert await _cooccurrence(racing, mine) == _incremental(bought)

@@ -4,7 +4,8 @@ Per backend, a fresh store loaded with the whole Online Retail file (the `make e
 reader, services/tools/eval_reco.py): its catalogue (one item per sku, with the importer's
 category and the last unit price) through the service's `upsert_items`, and every purchase
 (no cancellations, no non-positive quantities) as the service counts one, in bulk: each
-customer's history, the co-occurrence of each invoice's basket, popularity per day. The
+customer's history, the co-occurrence of each invoice's basket (and the basket kept for a
+rebuild), popularity per day. The
 file's times are shifted so its last invoice is today, so POPULAR's 30-day window holds its
 last month. Then:
 
@@ -169,8 +170,10 @@ async def load_retail(settings: Settings, data: RetailData) -> tuple[int, int]:
         history_rows = 0
         for start in range(0, len(data.baskets), INVOICES_PER_TRANSACTION):
             async with deps.uow() as uow:
-                for customer, at, units in data.baskets[start : start + INVOICES_PER_TRANSACTION]:
+                part = data.baskets[start : start + INVOICES_PER_TRANSACTION]
+                for n, (customer, at, units) in enumerate(part, start):
                     await uow.add_history(customer, {s: (u, 0.0) for s, u in units.items()}, at)
+                    await uow.add_basket(f"bench-{n}", customer, sorted(units), [])
                     history_rows += len(units)
                     items, pairs = basket_deltas(units, PURCHASE_WEIGHT)
                     for sku, w in items.items():

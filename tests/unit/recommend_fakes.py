@@ -37,6 +37,11 @@ class _State:
     events: set[str] = field(default_factory=set)
     models: dict[int, StoredModel] = field(default_factory=dict)
     leased_until: float = 0.0
+    rebuild_until: float = 0.0
+    # event id -> (customer, basket, joins)
+    baskets: dict[str, tuple[str, list[str], list[tuple[str, list[str]]]]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass
@@ -189,6 +194,8 @@ class FakeRecommendUnitOfWork(RecommendUnitOfWork):
         self._s.guards[customer_id] = Guard(customer_id, erased=True)
         for key in [k for k in self._s.history if k[0] == customer_id]:
             del self._s.history[key]
+        for event_id in [e for e, b in self._s.baskets.items() if b[0] == customer_id]:
+            del self._s.baskets[event_id]
 
     async def merge_customer(self, source: str, target: str) -> None:
         for (c, sku), (p, v, at) in list(self._s.history.items()):
@@ -196,6 +203,9 @@ class FakeRecommendUnitOfWork(RecommendUnitOfWork):
                 await self.add_history(target, {sku: (p, v)}, at)
                 del self._s.history[(c, sku)]
         self._s.guards[source] = Guard(source, merged_into=target)
+        for event_id, (c, basket, joins) in list(self._s.baskets.items()):
+            if c == source:
+                self._s.baskets[event_id] = (target, basket, joins)
 
     # the personal model
 
@@ -207,6 +217,35 @@ class FakeRecommendUnitOfWork(RecommendUnitOfWork):
             return False
         self._s.leased_until = until
         return True
+
+    async def lease_rebuild(self, now: float, until: float) -> bool:
+        if self._s.rebuild_until > now:
+            return False
+        self._s.rebuild_until = until
+        return True
+
+    async def add_basket(
+        self,
+        event_id: str,
+        customer_id: str,
+        basket: Sequence[str],
+        joins: Sequence[tuple[str, Sequence[str]]],
+    ) -> None:
+        assert event_id not in self._s.baskets
+        self._s.baskets[event_id] = (
+            customer_id,
+            list(basket),
+            [(sku, list(others)) for sku, others in joins],
+        )
+
+    async def baskets(self) -> list[tuple[list[str], list[tuple[str, list[str]]]]]:
+        return [(b, j) for _, (_, b, j) in sorted(self._s.baskets.items())]
+
+    async def replace_cooccurrence(
+        self, item_counts: Mapping[str, float], pairs: Mapping[tuple[str, str], float]
+    ) -> None:
+        self._s.counts, self._s.pairs = {}, {}
+        await self.add_cooccurrence(item_counts, pairs)
 
     async def add_model(
         self, trained_at: float, seconds: float, customers: int, items: int, data: bytes
