@@ -209,6 +209,7 @@ class World:
     open_promotion_id: str  # unlimited, applies to every cart
     segments: dict[str, cpb.Condition]  # behavioural segment id → its condition
     buyers_segment_id: str  # purchase_summary.orders >= 1
+    north_segment_id: str  # attributes.region = north
     skus: list[tuple[str, str]]  # (sku, category)
     showcase_id: str
     capped_campaign_id: str  # total budget + frequency cap
@@ -273,7 +274,7 @@ class World:
                 "segmentation", "CreateSegment", spb.CreateSegmentRequest(segment=segment)
             )
             segments[created.segment.segment_id] = condition
-        buyers = next(iter(segments))
+        buyers, _, north = segments
         skus = [
             (f"LD-{run}-{cat}-{n}", cat) for cat in CATEGORIES for n in range(ITEMS_PER_CATEGORY)
         ]
@@ -358,6 +359,7 @@ class World:
             open_promotion_id=open_.promotion_id,
             segments=segments,
             buyers_segment_id=buyers,
+            north_segment_id=north,
             skus=skus,
             showcase_id=showcase.showcase_id,
             capped_campaign_id=capped_campaign.campaign_id,
@@ -573,7 +575,9 @@ class WebShop(Caller):
         if first is None:
             return
         transaction = first.transaction
-        capped = self.world.capped_promotion_id in transaction.promotion_ids
+        # The accrual counted a use of every promotion its quote applied. (Transaction's
+        # promotion_ids would say so too, but bonus does not fill it yet.)
+        capped = self.world.capped_promotion_id in {a.promotion_id for a in quoted.applied}
 
         def accrued(j: Journal) -> None:
             j.accrued[key] = transaction.transaction_id
