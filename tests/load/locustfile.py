@@ -30,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import gevent
 import grpc.experimental.gevent as grpc_gevent
 from locust import User, between, events, task
 from locust.env import Environment
@@ -93,6 +94,8 @@ def _set_up(environment: Environment, **_: Any) -> None:
     if not environment.host:
         raise SystemExit("pass --host 127.0.0.1:50051 (or several, comma-separated)")
     found = addresses(environment.host)
+    _state["addresses"] = found
+    _state["next"] = itertools.cycle(found)
     admin = Calls(found[0], bearer_token(), _reporter(environment))
     try:
         _state["world"] = World.create(
@@ -100,10 +103,13 @@ def _set_up(environment: Environment, **_: Any) -> None:
             max_uses=int(os.environ.get("LOAD_CAPPED_USES", "100")),
             campaign_budget=int(os.environ.get("LOAD_CAMPAIGN_BUDGET", "500")),
         )
+    except RuntimeError as exc:  # its failed call is reported (and in the summary)
+        print(f"{exc}; stopping", file=sys.stderr, flush=True)
+        environment.process_exit_code = 1
+        if environment.runner is not None:
+            gevent.spawn_later(0, environment.runner.quit)
     finally:
         admin.close()
-    _state["addresses"] = found
-    _state["next"] = itertools.cycle(found)
 
 
 class _MixUser(User):
@@ -117,6 +123,8 @@ class _MixUser(User):
         self.calls = Calls(
             next(_state["next"]), bearer_token(), _reporter(self.environment), outcomes=OUTCOMES
         )
+        if "world" not in _state:
+            raise StopUser()  # the set-up failed: the run is stopping
         self.actor = self.caller(_state["world"], self.calls)
         if not start(self.actor):
             raise StopUser()  # its sign-up failed (reported); the others go on
