@@ -44,8 +44,6 @@ for _path in (_REPO, _REPO / "libs" / "gen"):
 
 from tests.load.mix import (  # noqa: E402
     CALLERS,
-    CRM_SERVICES,
-    SEED_BUDGET_RPS,
     AdServer,
     Caller,
     Calls,
@@ -56,6 +54,7 @@ from tests.load.mix import (  # noqa: E402
     addresses,
     start,
 )
+from tests.load.report import LoadRow, load_summary  # noqa: E402
 
 grpc_gevent.init_gevent()  # sync grpc calls yield to gevent instead of blocking the process
 
@@ -160,48 +159,25 @@ class MarketingUser(_MixUser):
 
 
 def summary(environment: Environment) -> tuple[list[str], bool]:
-    """The per-RPC table, the budget multiples and the verdict on the error rate."""
+    """tests/load/report.py's load summary of Locust's stats."""
     stats = environment.stats
-    total = stats.total
-    seconds = max(total.last_request_timestamp - total.start_time, 1e-9)
-    nodes = int(os.environ.get("LOAD_NODES", "0")) or len(_state.get("addresses", [None]))
-    lines = [
-        "",
-        f"{'service':<13} {'rpc':<22} {'requests':>8} {'fails':>6} {'rps':>7} "
-        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}",
+    rows = [
+        LoadRow(
+            service,
+            name,
+            entry.num_requests,
+            entry.num_failures,
+            *(entry.get_response_time_percentile(p) for p in (0.5, 0.95, 0.99)),
+        )
+        for (name, service), entry in stats.entries.items()
     ]
-    by_group = {"crm": 0, "ads": 0}
-    for (name, service), entry in sorted(stats.entries.items(), key=lambda kv: kv[0][::-1]):
-        by_group["ads" if service == "ads" else "crm"] += entry.num_requests
-        lines.append(
-            f"{service:<13} {name:<22} {entry.num_requests:>8} {entry.num_failures:>6} "
-            f"{entry.num_requests / seconds:>7.1f} "
-            + " ".join(f"{entry.get_response_time_percentile(p):>7.0f}" for p in (0.5, 0.95, 0.99))
-        )
-    lines.append(
-        f"{'all':<36} {total.num_requests:>8} {total.num_failures:>6} "
-        f"{total.num_requests / seconds:>7.1f}"
+    return load_summary(
+        rows,
+        seconds=stats.total.last_request_timestamp - stats.total.start_time,
+        nodes=int(os.environ.get("LOAD_NODES", "0")) or len(_state.get("addresses", [None])),
+        max_error_rate=float(os.environ.get("LOAD_MAX_ERROR_RATE", "0.01")),
+        refusals=OUTCOMES,
     )
-    if OUTCOMES:
-        lines.append(
-            "expected refusals (not errors): "
-            + ", ".join(f"{k}: {v}" for k, v in sorted(OUTCOMES.items()))
-        )
-    for group, label in (("crm", "CRM (" + ", ".join(CRM_SERVICES) + ")"), ("ads", "ads")):
-        rps = by_group[group] / seconds
-        budget = SEED_BUDGET_RPS[group]
-        lines.append(
-            f"{label}: {rps:.1f} rps over {seconds:.0f} s on {nodes} node(s) = "
-            f"{rps / nodes / budget:.1f} x the seed deck's {budget:g} rps per node"
-        )
-    limit = float(os.environ.get("LOAD_MAX_ERROR_RATE", "0.01"))
-    rate = total.num_failures / total.num_requests if total.num_requests else 1.0
-    ok = total.num_requests > 0 and rate <= limit
-    lines.append(
-        f"error rate {rate:.2%} (limit {limit:.2%}): {'PASS' if ok else 'FAIL'}"
-        + ("" if total.num_requests else " — no request was made")
-    )
-    return lines, ok
 
 
 @events.quitting.add_listener

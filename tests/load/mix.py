@@ -63,8 +63,6 @@ from tests.load.segments import CATEGORIES, context, event, prop
 
 __all__ = [
     "CALLERS",
-    "CRM_SERVICES",
-    "SEED_BUDGET_RPS",
     "AdServer",
     "Caller",
     "Calls",
@@ -80,9 +78,6 @@ __all__ = [
     "start",
 ]
 
-# The seed deck's budget per node: requests/s of the CRM services, and of ads.
-SEED_BUDGET_RPS = {"crm": 20.0, "ads": 10.0}
-CRM_SERVICES = ("profile", "segmentation", "bonus", "recommend")
 CURRENCY = "EUR"
 REGIONS = ("north", "south", "east", "west")
 SHOP_PLACEMENTS = ("home.top", "product.side", "cart.bottom")
@@ -206,7 +201,7 @@ class World:
     run: str
     program_id: str
     capped_promotion_id: str  # max_uses
-    open_promotion_id: str  # unlimited, applies to every cart
+    open_promotion_id: str  # unlimited, double points on books in the cart
     segments: dict[str, cpb.Condition]  # behavioural segment id → its condition
     buyers_segment_id: str  # purchase_summary.orders >= 1
     north_segment_id: str  # attributes.region = north
@@ -790,10 +785,14 @@ def start(caller: Caller) -> bool:
 
 
 def shares(users: int) -> list[type[Caller]]:
-    """`users` caller types in the proportions of CALLERS (at least one of each when
-    `users` allows it)."""
+    """`users` caller types in the proportions of CALLERS, at least one of each when there
+    are enough users (the largest share gives way)."""
     total = sum(CALLERS.values())
-    out: list[type[Caller]] = []
-    for kind, weight in CALLERS.items():
-        out += [kind] * max(1, round(users * weight / total))
-    return out[:users] if len(out) > users else out + [WebShop] * (users - len(out))
+    counts = {kind: max(1, round(users * weight / total)) for kind, weight in CALLERS.items()}
+    while sum(counts.values()) > users:
+        largest = max(counts, key=lambda kind: counts[kind])
+        if counts[largest] == 1:  # fewer users than caller types: the first types only
+            return list(CALLERS)[:users]
+        counts[largest] -= 1
+    counts[WebShop] += users - sum(counts.values())
+    return [kind for kind, count in counts.items() for _ in range(count)]
