@@ -7,6 +7,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ADDR ?= 127.0.0.1:50051
+# make load: where (HOST, or its alias ADDR; several comma-separated), how many, how long
+HOST ?= $(ADDR)
+USERS ?= 32
+SPAWN_RATE ?= 8
+DURATION ?= 60s
+LOAD_MAX_ERROR_RATE ?= 0.01
 
 .PHONY: help setup proto run test test-unit lint fmt bench eval-reco load k8s clean
 
@@ -51,8 +57,10 @@ bench: $(STAMP) ## throughput and p50/p99 per RPC against a bare grpc.aio echo s
 eval-reco: $(STAMP) ## offline evaluation of the recommend strategies on the Online Retail file (markdown table)
 	$(BIN)/python -m services.tools.eval_reco
 
-load: $(STAMP) ## Locust load test against a running suite (ADDR; TOKEN, else var/demo.token)
-	BACKCRM_TOKEN="$(TOKEN)" $(BIN)/locust -f tests/load/locustfile.py --headless -u 32 -r 8 -t 60s --host $(ADDR)
+load: $(STAMP) ## Locust mix of every caller against a running suite (HOST USERS DURATION; TOKEN, else var/demo.token)
+	BACKCRM_TOKEN="$(TOKEN)" LOAD_MAX_ERROR_RATE=$(LOAD_MAX_ERROR_RATE) $(BIN)/locust \
+		-f tests/load/locustfile.py --headless --only-summary \
+		-u $(USERS) -r $(SPAWN_RATE) -t $(DURATION) --host $(HOST)
 
 k8s: ## render every kustomize overlay (validates the manifests offline)
 	kubectl kustomize deploy/k8s/overlays/dev >/dev/null

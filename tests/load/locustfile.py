@@ -1,31 +1,40 @@
-"""Locust load test of ProfileService, shaped like a web shop (`make load`).
+"""Locust load test of the whole suite, one user class per caller type (`make load`).
 
+    make load HOST=127.0.0.1:50051 USERS=32 DURATION=60s     # TOKEN=…, else var/demo.token
     locust -f tests/load/locustfile.py --headless -u 32 -r 8 -t 60s --host 127.0.0.1:50051
 
-The host is a plain `host:port` (no scheme). The bearer token comes from BACKCRM_TOKEN, or
-else from var/demo.token (BACKCRM_VAR_DIR/demo.token), which `make run` writes.
+The host is `host:port`, or several comma-separated (`a:1,b:2,c:3`: the processes of one
+deployment; each user sticks to one of them, round-robin). The bearer token comes from
+BACKCRM_TOKEN, or else from var/demo.token (BACKCRM_VAR_DIR/demo.token), which `make run`
+writes; it needs `admin` (the set-up creates a program, promotions, segments, a catalogue, a
+showcase and campaigns — the demo token has it).
 
-Each user is one shopper: on start it signs up (UpsertProfile by email) and then, weighted
-like a shop's traffic, tracks batches of 20 events (the tracker fires all the time), reads
-its profile for personalisation, previews a handful of profiles (a back-office list) and now
-and then edits its attributes. Calls use a plain sync grpc channel made gevent-friendly, and
-every call is reported to Locust through the `request` event.
+The callers and their tasks are in tests/load/mix.py (web shop, ad server, call-centre desk,
+marketing, weighted 12:4:3:1), shared with the correctness test
+(tests/e2e/test_load_correctness.py). Calls use plain sync grpc channels made
+gevent-friendly; each is reported to Locust with the service as request type and the RPC as
+name. At the end it prints per-RPC rps and p50/p95/p99, the expected business refusals
+(not errors), the multiple of the seed deck's budget reached (20 rps of CRM — profile,
+segmentation, bonus, recommend — and 10 rps of ads, per node; nodes = the addresses given,
+or LOAD_NODES), and exits non-zero when the error rate passes LOAD_MAX_ERROR_RATE (0.01).
+Knobs: LOAD_CAPPED_USES (the capped promotion's max_uses, 100), LOAD_CAMPAIGN_BUDGET (the
+capped campaign's total impressions, 500).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-import random
 import sys
-import time
-import uuid
-from collections.abc import Callable
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import grpc
+import gevent
 import grpc.experimental.gevent as grpc_gevent
-from locust import User, between, task
+from locust import User, between, events, task
+from locust.env import Environment
+from locust.exception import StopUser
 
 # Locust loads this file by path: make the repository and its generated stubs importable.
 _REPO = Path(__file__).resolve().parents[2]
@@ -33,16 +42,24 @@ for _path in (_REPO, _REPO / "libs" / "gen"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from backcrm.common.v1 import common_pb2  # noqa: E402
-from backcrm.profile.v1 import profile_service_pb2 as pb  # noqa: E402
-from backcrm.profile.v1 import profile_service_pb2_grpc  # noqa: E402
+from tests.load.mix import (  # noqa: E402
+    CALLERS,
+    AdServer,
+    Caller,
+    Calls,
+    Desk,
+    Marketing,
+    WebShop,
+    World,
+    addresses,
+    start,
+)
+from tests.load.report import LoadRow, load_summary  # noqa: E402
 
 grpc_gevent.init_gevent()  # sync grpc calls yield to gevent instead of blocking the process
 
-BATCH = 20
-CATEGORIES = ("books", "garden", "kitchen", "toys", "sports", "beauty", "music", "outdoor")
-# customer ids the users created, for GetProfile / BatchGetProfiles of other shoppers
-KNOWN: list[str] = []
+OUTCOMES: Counter[str] = Counter()  # expected refusals, all users
+_state: dict[str, Any] = {}  # "world", "addresses", "next": set up at test start
 
 
 def bearer_token() -> str:
@@ -55,118 +72,117 @@ def bearer_token() -> str:
     return path.read_text().strip()
 
 
-def _money(micros: int) -> common_pb2.Money:
-    return common_pb2.Money(currency="EUR", units_micros=micros)
+def _reporter(environment: Environment) -> Any:
+    fire = environment.events.request.fire
 
-
-def _sku(category: str) -> str:
-    return f"SKU-{category[:3].upper()}-{random.randint(1, 500):04d}"
-
-
-def shop_event(email: str) -> pb.Event:
-    """A PRODUCT_VIEW, ADD_TO_CART or PURCHASE of the shopper, 70/22/8."""
-    kind = random.choices(("PRODUCT_VIEW", "ADD_TO_CART", "PURCHASE"), weights=(70, 22, 8))[0]
-    category = random.choice(CATEGORIES)
-    event = pb.Event(
-        event_id=f"locust-{uuid.uuid4().hex}",
-        customer=common_pb2.CustomerRef(
-            identity=common_pb2.Identity(type=common_pb2.IDENTITY_TYPE_EMAIL, value=email)
-        ),
-        type=pb.EventType.Value(f"EVENT_TYPE_{kind}"),
-        channel=common_pb2.CHANNEL_WEB,
-        sku=_sku(category),
-        category=category,
-    )
-    if kind == "ADD_TO_CART":
-        event.quantity = random.choice((1, 1, 2))
-        event.unit_price.CopyFrom(_money(random.choice((4_990_000, 12_500_000))))
-    elif kind == "PURCHASE":
-        line = common_pb2.CartLine(
-            sku=event.sku, category=category, quantity=1, unit_price=_money(19_990_000)
-        )
-        event.order.order_id = f"locust-{uuid.uuid4().hex[:16]}"
-        event.order.lines.append(line)
-        event.order.total.CopyFrom(_money(19_990_000))
-    return event
-
-
-class GrpcTimer:
-    """Calls a stub method and reports it to Locust (request_type "grpc")."""
-
-    def __init__(self, user: User, metadata: tuple[tuple[str, str], ...]) -> None:
-        self._fire = user.environment.events.request.fire
-        self._metadata = metadata
-
-    def __call__(self, name: str, method: Callable[..., Any], request: Any) -> Any:
-        started = time.perf_counter()
-        response, exception = None, None
-        try:
-            response = method(request, metadata=self._metadata, timeout=10.0)
-        except grpc.RpcError as error:
-            exception = error
-        self._fire(
-            request_type="grpc",
-            name=name,
-            response_time=(time.perf_counter() - started) * 1000,
-            response_length=response.ByteSize() if response is not None else 0,
-            exception=exception,
+    def report(service: str, rpc: str, ms: float, size: int, error: BaseException | None) -> None:
+        fire(
+            request_type=service,
+            name=rpc,
+            response_time=ms,
+            response_length=size,
+            exception=error,
             context={},
         )
-        return response
+
+    return report
 
 
-class ShopUser(User):
+@events.test_start.add_listener
+def _set_up(environment: Environment, **_: Any) -> None:
+    if not environment.host:
+        raise SystemExit("pass --host 127.0.0.1:50051 (or several, comma-separated)")
+    found = addresses(environment.host)
+    _state["addresses"] = found
+    _state["next"] = itertools.cycle(found)
+    admin = Calls(found[0], bearer_token(), _reporter(environment))
+    try:
+        _state["world"] = World.create(
+            admin,
+            max_uses=int(os.environ.get("LOAD_CAPPED_USES", "100")),
+            campaign_budget=int(os.environ.get("LOAD_CAMPAIGN_BUDGET", "500")),
+        )
+    except RuntimeError as exc:  # its failed call is reported (and in the summary)
+        print(f"{exc}; stopping", file=sys.stderr, flush=True)
+        environment.process_exit_code = 1
+        if environment.runner is not None:
+            gevent.spawn_later(0, environment.runner.quit)
+    finally:
+        admin.close()
+
+
+class _MixUser(User):
+    """One caller of `caller`'s type on one of the addresses."""
+
+    abstract = True
+    caller: type[Caller]
     wait_time = between(0.05, 0.5)
 
     def on_start(self) -> None:
-        if not self.host:
-            raise SystemExit("pass --host 127.0.0.1:50051")
-        self.channel = grpc.insecure_channel(self.host.removeprefix("grpc://"))
-        self.stub = profile_service_pb2_grpc.ProfileServiceStub(self.channel)
-        self.call = GrpcTimer(self, (("authorization", f"Bearer {bearer_token()}"),))
-        self.email = f"shopper-{uuid.uuid4().hex[:12]}@load.example"
-        self.customer_id = ""
-        self.sign_up()
+        self.calls = Calls(
+            next(_state["next"]), bearer_token(), _reporter(self.environment), outcomes=OUTCOMES
+        )
+        if "world" not in _state:
+            raise StopUser()  # the set-up failed: the run is stopping
+        self.actor = self.caller(_state["world"], self.calls)
+        if not start(self.actor):
+            raise StopUser()  # its sign-up failed (reported); the others go on
 
     def on_stop(self) -> None:
-        self.channel.close()
+        self.calls.close()
 
-    def _ref(self) -> common_pb2.CustomerRef:
-        return common_pb2.CustomerRef(
-            identity=common_pb2.Identity(type=common_pb2.IDENTITY_TYPE_EMAIL, value=self.email)
+    @task
+    def step(self) -> None:
+        self.actor.step()
+
+
+class WebShopUser(_MixUser):
+    caller = WebShop
+    weight = CALLERS[WebShop]
+
+
+class AdServerUser(_MixUser):
+    caller = AdServer
+    weight = CALLERS[AdServer]
+
+
+class DeskUser(_MixUser):
+    caller = Desk
+    weight = CALLERS[Desk]
+    wait_time = between(0.5, 2.0)  # a person reads the screen
+
+
+class MarketingUser(_MixUser):
+    caller = Marketing
+    weight = CALLERS[Marketing]
+    wait_time = between(1.0, 3.0)
+
+
+def summary(environment: Environment) -> tuple[list[str], bool]:
+    """tests/load/report.py's load summary of Locust's stats."""
+    stats = environment.stats
+    rows = [
+        LoadRow(
+            service,
+            name,
+            entry.num_requests,
+            entry.num_failures,
+            *(entry.get_response_time_percentile(p) for p in (0.5, 0.95, 0.99)),
         )
+        for (name, service), entry in stats.entries.items()
+    ]
+    return load_summary(
+        rows,
+        seconds=stats.total.last_request_timestamp - stats.total.start_time,
+        nodes=int(os.environ.get("LOAD_NODES", "0")) or len(_state.get("addresses", [None])),
+        max_error_rate=float(os.environ.get("LOAD_MAX_ERROR_RATE", "0.01")),
+        refusals=OUTCOMES,
+    )
 
-    def sign_up(self) -> None:
-        request = pb.UpsertProfileRequest(
-            customer=self._ref(),
-            attributes=pb.Attributes(name="Load Shopper", email=self.email, language="en-GB"),
-        )
-        answer = self.call("UpsertProfile", self.stub.UpsertProfile, request)
-        if answer is not None:
-            self.customer_id = answer.profile.customer_id
-            KNOWN.append(self.customer_id)
 
-    @task(10)
-    def track_events(self) -> None:
-        request = pb.TrackEventsRequest(events=[shop_event(self.email) for _ in range(BATCH)])
-        self.call("TrackEvents", self.stub.TrackEvents, request)
-
-    @task(6)
-    def get_profile(self) -> None:
-        self.call("GetProfile", self.stub.GetProfile, pb.GetProfileRequest(customer=self._ref()))
-
-    @task(1)
-    def batch_get_profiles(self) -> None:
-        if not KNOWN:
-            return
-        ids = random.sample(KNOWN, min(10, len(KNOWN)))
-        request = pb.BatchGetProfilesRequest(customer_ids=ids)
-        self.call("BatchGetProfiles", self.stub.BatchGetProfiles, request)
-
-    @task(1)
-    def upsert_profile(self) -> None:
-        request = pb.UpsertProfileRequest(
-            customer=self._ref(),
-            attributes=pb.Attributes(city=random.choice(("London", "Leeds", "Bristol"))),
-        )
-        self.call("UpsertProfile", self.stub.UpsertProfile, request)
+@events.quitting.add_listener
+def _report(environment: Environment, **_: Any) -> None:
+    lines, ok = summary(environment)
+    print("\n".join(lines), flush=True)
+    if not ok:
+        environment.process_exit_code = 1

@@ -1,11 +1,12 @@
-"""What the benchmark suites' reports share: the verdict of a target, and the figures of a
-"pause → gone on another process" run (bonus, ads, recommend) with their table and JSON, and
-the probe loop that times "the last answer that still showed it" (ads, recommend)."""
+"""What the benchmark suites' reports share: the verdict of a target, the figures of a
+"pause → gone on another process" run (bonus, ads, recommend) with their table and JSON, the
+probe loop that times "the last answer that still showed it" (ads, recommend), and the
+summary of a `make load` run (`LoadRow`, `load_summary`)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,8 +15,11 @@ from tests.load.loadgen import percentile
 __all__ = [
     "PAUSE_TARGET_SECONDS",
     "PAUSE_TRIALS",
+    "SEED_BUDGET_RPS",
+    "LoadRow",
     "PauseResult",
     "last_seen",
+    "load_summary",
     "pause_json",
     "pause_table",
     "verdict",
@@ -23,6 +27,8 @@ __all__ = [
 
 PAUSE_TRIALS = 10
 PAUSE_TARGET_SECONDS = 1.0
+# The seed deck's budget per node: requests/s of ads, and of the CRM (every other service).
+SEED_BUDGET_RPS = {"crm": 20.0, "ads": 10.0}
 
 
 @dataclass
@@ -67,6 +73,67 @@ def pause_json(pauses: list[PauseResult], notes: list[str]) -> dict[str, Any]:
         "pauses": [{"backend": p.backend, "seconds": p.seconds, "note": p.note} for p in pauses],
         "notes": notes,
     }
+
+
+@dataclass(frozen=True)
+class LoadRow:
+    """One RPC's figures in a load run (milliseconds)."""
+
+    service: str
+    rpc: str
+    requests: int
+    failures: int
+    p50: float
+    p95: float
+    p99: float
+
+
+def load_summary(
+    rows: Sequence[LoadRow],
+    seconds: float,
+    nodes: int,
+    max_error_rate: float,
+    refusals: Mapping[str, int] | None = None,
+) -> tuple[list[str], bool]:
+    """The per-RPC table (rps, p50/p95/p99), the expected refusals, the multiple of the seed
+    deck's budget per node for CRM and ads, and the verdict: true when some request was made
+    and failures / requests ≤ max_error_rate. Expected refusals are not failures."""
+    seconds = max(seconds, 1e-9)
+    lines = [
+        "",
+        f"{'service':<13} {'rpc':<22} {'requests':>8} {'fails':>6} {'rps':>7} "
+        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}",
+    ]
+    by_group = {"crm": 0, "ads": 0}
+    for row in sorted(rows, key=lambda r: (r.service, r.rpc)):
+        by_group["ads" if row.service == "ads" else "crm"] += row.requests
+        lines.append(
+            f"{row.service:<13} {row.rpc:<22} {row.requests:>8} {row.failures:>6} "
+            f"{row.requests / seconds:>7.1f} {row.p50:>7.0f} {row.p95:>7.0f} {row.p99:>7.0f}"
+        )
+    requests = sum(r.requests for r in rows)
+    failures = sum(r.failures for r in rows)
+    lines.append(f"{'all':<36} {requests:>8} {failures:>6} {requests / seconds:>7.1f}")
+    if refusals:
+        lines.append(
+            "expected refusals (not errors): "
+            + ", ".join(f"{k}: {v}" for k, v in sorted(refusals.items()))
+        )
+    crm = sorted({r.service for r in rows if r.service != "ads"})
+    for group, label in ((f"CRM ({', '.join(crm)})", "crm"), ("ads", "ads")):
+        rps = by_group[label] / seconds
+        budget = SEED_BUDGET_RPS[label]
+        lines.append(
+            f"{group}: {rps:.1f} rps over {seconds:.0f} s on {nodes} node(s) = "
+            f"{rps / max(nodes, 1) / budget:.1f} x the seed deck's {budget:g} rps per node"
+        )
+    rate = failures / requests if requests else 1.0
+    ok = requests > 0 and rate <= max_error_rate
+    lines.append(
+        f"error rate {rate:.2%} (limit {max_error_rate:.2%}): {'PASS' if ok else 'FAIL'}"
+        + ("" if requests else ": no request was made")
+    )
+    return lines, ok
 
 
 async def last_seen(
