@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from backcrm.common.v1 import common_pb2
@@ -37,7 +37,7 @@ from services.recommend.handlers import (
     load_model,
     merge_customers,
     rebuild_if_due,
-    record_behaviour,
+    record_behaviours,
     train,
     train_if_due,
 )
@@ -101,7 +101,7 @@ class RecommendApp:
     async def start(self) -> None:
         consumer = f"{socket.gethostname()}-{os.getpid()}-{id(self)}"
         self.subscriptions = [
-            await self.bus.subscribe(PROFILE_CHANGED.name, GROUP, consumer, self._on_changed),
+            await self.bus.subscribe_batch(PROFILE_CHANGED.name, GROUP, consumer, self._on_changed),
             await self.bus.subscribe(PROFILE_DELETED.name, GROUP, consumer, self._on_deleted),
             await self.bus.subscribe(PROFILE_MERGED.name, GROUP, consumer, self._on_merged),
         ]
@@ -154,9 +154,11 @@ class RecommendApp:
             finally:
                 await tail.aclose()  # type: ignore[attr-defined]
 
-    async def _on_changed(self, envelope: EventEnvelope) -> None:
-        for behaviour in behaviours_of(PROFILE_CHANGED.unpack(envelope)):
-            await record_behaviour(self.deps, behaviour)
+    async def _on_changed(self, envelopes: Sequence[EventEnvelope]) -> None:
+        """Up to a hundred changes in one unit of work (a failed batch is handed over again
+        one message at a time)."""
+        behaviours = [b for e in envelopes for b in behaviours_of(PROFILE_CHANGED.unpack(e))]
+        await record_behaviours(self.deps, behaviours)
 
     async def _on_deleted(self, envelope: EventEnvelope) -> None:
         await erase_customer(self.deps, PROFILE_DELETED.unpack(envelope).customer_id)

@@ -55,6 +55,7 @@ __all__ = [
     "rebuild_if_due",
     "recommend",
     "record_behaviour",
+    "record_behaviours",
     "similar_items",
     "train",
     "update_showcase",
@@ -299,68 +300,84 @@ def _tracked_segments(catalogue: Catalogue) -> list[str]:
 
 
 async def record_behaviour(deps: RecommendDeps, behaviour: Behaviour) -> bool:
-    """Counts one profile event once: the customer's history, the co-occurrence of its
-    basket (purchases) or of its view session (views, weighted lower), and the popularity of
-    what it bought, overall and in the tracked segments the customer is in. False when the
-    event was counted already or the customer is erased. Segments come from segmentation
-    (asked before the transaction); when it does not answer, only the overall count moves."""
-    bought = sorted(s for s, units in behaviour.purchased.items() if units > 0)
-    segments: Sequence[str] = ()
-    if bought:
-        tracked = _tracked_segments(await deps.cache.current())
-        if tracked:
-            found = await deps.signals.segments(
-                behaviour.customer_id, tracked, None, deps.count_segment_timeout
-            )
-            if found is None:
-                log.warning("segmentation did not answer: a purchase counted overall only")
-            segments = sorted(found or ())
+    """Counts one profile event once (`record_behaviours` of one): False when it was counted
+    already or its customer is erased."""
+    return await record_behaviours(deps, [behaviour]) == 1
 
-    async def attempt() -> bool:
+
+async def record_behaviours(deps: RecommendDeps, behaviours: Sequence[Behaviour]) -> int:
+    """Counts profile events once each, in one unit of work (a batch from the bus): each
+    customer's history, the co-occurrence of each basket (purchases) or view session (views,
+    weighted lower), and the popularity of what was bought, overall and in the tracked
+    segments the customer is in; the co-occurrence and popularity of the whole batch are added
+    in one statement each. How many were counted (not: already counted, erased customer).
+    Segments come from segmentation (asked before the transaction); when it does not answer,
+    only the overall count moves."""
+    if not behaviours:
+        return 0
+    segments: dict[str, Sequence[str]] = {}
+    buyers = sorted({b.customer_id for b in behaviours if any(u > 0 for u in b.purchased.values())})
+    tracked = _tracked_segments(await deps.cache.current()) if buyers else []
+    for customer_id in buyers if tracked else ():
+        found = await deps.signals.segments(customer_id, tracked, None, deps.count_segment_timeout)
+        if found is None:
+            log.warning("segmentation did not answer: a purchase counted overall only")
+        segments[customer_id] = sorted(found or ())
+
+    async def attempt() -> int:
         async with deps.uow() as uow:
-            guard = await uow.guard(behaviour.customer_id)
-            customer = behaviour.customer_id
-            if guard.merged_into and not guard.erased:
-                target = await uow.guard(guard.merged_into)
-                if target.erased:
-                    guard = target
-                customer = guard.merged_into
-            if not await uow.claim_event(behaviour.event_id, behaviour.at):
-                return False
-            if guard.erased:
-                await uow.commit()  # claimed, so a redelivery does not count it either
-                return False
-            deltas: dict[str, tuple[float, float]] = {}
-            for sku, units in behaviour.purchased.items():
-                deltas[sku] = (units, 0.0)
-            item_deltas, pair_deltas = basket_deltas(bought, PURCHASE_WEIGHT)
-            joins: list[tuple[str, list[str]]] = []  # kept for a rebuild
-            if behaviour.viewed:
-                session = [
-                    h.sku
-                    for h in await uow.history(customer, 50)
-                    if h.viewed > 0 and h.last_at >= behaviour.at - SESSION
-                ]
-                for sku in sorted(set(behaviour.viewed)):
-                    units, views = deltas.get(sku, (0.0, 0.0))
-                    deltas[sku] = (units, views + 1.0)
-                    joined_items, joined_pairs = join_deltas(sku, session, VIEW_WEIGHT)
-                    joins.append((sku, list(session)))
-                    for k, w in joined_items.items():
+            # guard rows in key order (no deadlock between two batches), then each event
+            guards = {c: await uow.guard(c) for c in sorted({b.customer_id for b in behaviours})}
+            item_deltas: dict[str, float] = {}
+            pair_deltas: dict[tuple[str, str], float] = {}
+            popularity: dict[tuple[str, int, str], float] = {}
+            counted = 0
+            for behaviour in behaviours:
+                guard, customer = guards[behaviour.customer_id], behaviour.customer_id
+                if guard.merged_into and not guard.erased:
+                    target = await uow.guard(guard.merged_into)
+                    if target.erased:
+                        guard = target
+                    customer = guard.merged_into
+                if not await uow.claim_event(behaviour.event_id, behaviour.at):
+                    continue
+                if guard.erased:
+                    continue  # claimed, so a redelivery does not count it either
+                bought = sorted(s for s, units in behaviour.purchased.items() if units > 0)
+                deltas: dict[str, tuple[float, float]] = {}
+                for sku, units in behaviour.purchased.items():
+                    deltas[sku] = (units, 0.0)
+                added = [basket_deltas(bought, PURCHASE_WEIGHT)]
+                joins: list[tuple[str, list[str]]] = []  # kept for a rebuild
+                if behaviour.viewed:
+                    session = [
+                        h.sku
+                        for h in await uow.history(customer, 50)
+                        if h.viewed > 0 and h.last_at >= behaviour.at - SESSION
+                    ]
+                    for sku in sorted(set(behaviour.viewed)):
+                        units, views = deltas.get(sku, (0.0, 0.0))
+                        deltas[sku] = (units, views + 1.0)
+                        added.append(join_deltas(sku, session, VIEW_WEIGHT))
+                        joins.append((sku, list(session)))
+                        session.append(sku)
+                for items, pairs in added:
+                    for k, w in items.items():
                         item_deltas[k] = item_deltas.get(k, 0.0) + w
-                    for pair, w in joined_pairs.items():
+                    for pair, w in pairs.items():
                         pair_deltas[pair] = pair_deltas.get(pair, 0.0) + w
-                    session.append(sku)
-            await uow.add_history(customer, deltas, behaviour.at)
+                await uow.add_history(customer, deltas, behaviour.at)
+                if bought or joins:
+                    await uow.add_basket(behaviour.event_id, customer, bought, joins)
+                day = day_of(behaviour.at)
+                for seg in (OVERALL, *segments.get(behaviour.customer_id, ())):
+                    for sku in bought:
+                        popularity[(seg, day, sku)] = popularity.get((seg, day, sku), 0.0) + 1.0
+                counted += 1
             await uow.add_cooccurrence(item_deltas, pair_deltas)
-            if bought or joins:
-                await uow.add_basket(behaviour.event_id, customer, bought, joins)
-            day = day_of(behaviour.at)
-            await uow.add_popularity(
-                {(seg, day, sku): 1.0 for sku in bought for seg in (OVERALL, *segments)}
-            )
+            await uow.add_popularity(popularity)
             await uow.commit()
-            return True
+            return counted
 
     return await retry_conflicts(attempt, attempts=deps.attempts)
 

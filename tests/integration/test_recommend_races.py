@@ -180,6 +180,33 @@ async def test_purchases_count_exactly_once_under_concurrent_redelivery(racing: 
             assert await racing.units(who, b) == 2.0
 
 
+async def test_batches_count_each_purchase_once_under_concurrent_redelivery(
+    racing: World,
+) -> None:
+    """As the consumer takes profile.changed: batches (one unit of work each) from both
+    processes at once, every event in three of them (twice in some), 8 trials."""
+    for _ in range(8):
+        a, b = (f"p-{uid()}" for _ in range(2))
+        customers = [f"c-{uid()}" for _ in range(4)]
+        events = [
+            Behaviour(f"ev-{uid()}", who, 1_700_000_000.0 + n, {a: 1.0, b: 2.0})
+            for n, who in enumerate(customers * 2)  # each customer twice
+        ]
+        batches = [random.sample(events, random.randint(1, len(events))) for _ in range(5)]
+        batches += [[e, e] for e in events[:2]]  # a redelivery inside one batch
+        for e in events:
+            batches.append([e])  # so that every event is in at least one batch
+        random.shuffle(batches)
+        counted = await asyncio.gather(
+            *(soon(h.record_behaviours(racing.deps(i), batch)) for i, batch in enumerate(batches))
+        )
+        assert sum(counted) == len(events)
+        assert await racing.pair(a, b) == len(events) == await racing.pair(b, a)
+        assert await racing.count(a) == len(events)
+        for who in customers:
+            assert await racing.units(who, b) == 4.0
+
+
 async def test_an_erasure_wins_over_purchases_counted_meanwhile(racing: World) -> None:
     for _ in range(8):
         who = f"gone-{uid()}"
