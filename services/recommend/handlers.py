@@ -5,10 +5,12 @@ Catalogue and showcase writes are one unit of work each inside `retry_conflicts`
 rows they change (in sku order) and bump the catalogue version and publish their change in
 the same transaction; the writing process reloads its cache at once, the others on the event
 (or the version check). Behaviour from profile events is counted once per event id under the
-customer's guard row. GetRecommendations reads the catalogue and showcases from memory, the
-customer's history, the co-occurrence around its seeds and (cached for a few seconds) the
-popularity lists from storage, the personal model from memory, and mixes them
-(services/recommend/mix.py).
+customer's guard row, a batch of events in one unit of work; the baskets counted are kept, and
+a periodic full rebuild recounts the co-occurrence from them. GetRecommendations reads the
+catalogue and showcases from memory, the customer's history and its seeds' counts from
+storage, each seed's related items from the process's PairBoard (read again when the seed's
+count moved), the popularity lists (cached for a few seconds) and the personal model from
+memory, and mixes them (services/recommend/mix.py).
 """
 
 from __future__ import annotations
