@@ -319,6 +319,34 @@ async def test_related_lists_are_kept_until_the_seeds_count_moves_or_they_age() 
     assert set(await together(kept, "lamp")) == {"rug", "jam"}
 
 
+async def test_a_rebuild_recounts_baskets_and_view_sessions_without_the_erased() -> None:
+    w = await stocked()
+    await w.buy("a", "tea", "cup", "saucer")
+    await w.buy("b", "tea", "cup")
+    await w.view("v", "lamp")
+    w.clock.advance(60)
+    await w.view("v", "rug")  # joins lamp's session: lamp-rug at a quarter
+    await h.record_behaviours(  # a batch, as the consumer takes them
+        w.deps,
+        [
+            Behaviour("batch-1", "c", w.clock(), {"pen": 1.0, "ink": 1.0}),
+            Behaviour("batch-2", "b", w.clock(), {"jam": 1.0, "tea": 1.0}),
+            Behaviour("batch-1", "c", w.clock(), {"pen": 1.0, "ink": 1.0}),  # redelivered
+        ],
+    )
+    incremental = (dict(w.store.state.counts), dict(w.store.state.pairs))
+    assert incremental[1][("pen", "ink")] == 1.0
+    # 6 kept: 2 + 2 baskets, 2 views (the first joins an empty session); 6 distinct pairs
+    assert await h.rebuild_cooccurrence(w.deps) == (6, 6)
+    assert (w.store.state.counts, w.store.state.pairs) == incremental
+    await h.erase_customer(w.deps, "a")
+    await h.rebuild_cooccurrence(w.deps)
+    assert ("tea", "saucer") not in w.store.state.pairs
+    assert "saucer" not in w.store.state.counts
+    assert w.store.state.pairs[("tea", "cup")] == 1.0  # b's basket stays
+    assert w.store.state.pairs[("lamp", "rug")] == pytest.approx(0.25)
+
+
 async def test_cold_start_gets_a_full_shelf_through_the_fallback_chain() -> None:
     w = await stocked()
     await w.buy("x", "milk")
