@@ -15,7 +15,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs.db import OutboxMessage, SqlUnitOfWork, chunks
+from libs.db import OutboxMessage, SqlUnitOfWork, among, chunks
 from services.recommend.domain import Item, Showcase
 from services.recommend.models import (
     BasketRow,
@@ -281,7 +281,9 @@ class SqlRecommendUnitOfWork(SqlUnitOfWork, RecommendUnitOfWork):
         counts: dict[str, float] = {}
         for part in chunks(sorted(set(skus))):
             rows = await self.s.execute(
-                select(COUNTS.c.sku, COUNTS.c.weight).where(COUNTS.c.sku.in_(part))
+                select(COUNTS.c.sku, COUNTS.c.weight).where(
+                    among(COUNTS.c.sku, part, self._dialect)
+                )
             )
             counts.update({sku: float(w) for sku, w in rows})
         return counts
@@ -301,7 +303,7 @@ class SqlRecommendUnitOfWork(SqlUnitOfWork, RecommendUnitOfWork):
             ranked = (
                 select(p.sku, p.other, p.weight, n.weight.label("n"), rank.label("rank"))
                 .join(COUNTS, n.sku == p.other)
-                .where(p.sku.in_(part), p.weight > 0, n.weight > 0)
+                .where(among(p.sku, part, self._dialect), p.weight > 0, n.weight > 0)
                 .subquery()
             )
             rows = await self.s.execute(
