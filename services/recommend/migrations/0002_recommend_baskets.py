@@ -28,8 +28,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_reco_baskets")),
     )
     op.create_index("ix_reco_baskets_customer", "reco_baskets", ["customer_id"])
-    # row 1: the scheduled training; row 2: the scheduled co-occurrence rebuild
-    op.execute("INSERT INTO reco_training (id, leased_until) VALUES (2, 0)")
+    # Row 1: the scheduled training; row 2: the scheduled co-occurrence rebuild. A store that
+    # already has counts has counted baskets this table never saw: a rebuild would drop all of
+    # their pairs, so its lease is taken "forever" — no scheduled rebuild until an operator
+    # frees it (UPDATE reco_training SET leased_until = 0 WHERE id = 2) once the history is
+    # counted again from scratch (docs/recommend.md).
+    op.execute(
+        "INSERT INTO reco_training (id, leased_until) SELECT 2, CASE WHEN EXISTS "
+        "(SELECT 1 FROM reco_item_counts) THEN 1e18 ELSE 0 END"
+    )
 
 
 def downgrade() -> None:
