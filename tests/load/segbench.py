@@ -13,6 +13,7 @@ and the cost of one profile change with 10 and with 500 segments defined
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -43,8 +44,10 @@ from tests.load.segments import (
 __all__ = [
     "BuildResult",
     "CostResult",
-    "LagResult",
+    "LagCurve",
+    "LagStep",
     "SegmentationResults",
+    "lag_sweep",
     "run_segmentation",
 ]
 
@@ -53,33 +56,18 @@ EVALUATE = f"{SEG}/EvaluateSegments"
 MEMBERSHIPS = f"{SEG}/GetMemberships"
 TRACK_EVENTS = "/backcrm.profile.v1.ProfileService/TrackEvents"
 HISTORY_EVENTS = 10  # per customer, besides the first PAGE_VIEW
-LAG_CALLS_PER_SECOND = 10
-LAG_BATCH = 100
-LAG_TRIGGERS = 5  # events per lag batch that make a fresh customer enter a watched segment
+LAG_RATES = (100, 300, 1000, 2000, 5000)  # offered events/s, one step each
+LAG_STEP_SECONDS = 10.0
+LAG_BATCH = 100  # events per TrackEvents call at most
 LAG_SEGMENTS = 5
-LAG_MAX_IN_FLIGHT = 32
+LAG_MAX_IN_FLIGHT = 64
+LAG_DRAIN_SECONDS = 15.0  # after a step's last call, how long its ENTERED may take
+LAG_ACHIEVED_SHARE = 0.9  # below this share of the offered rate, the step fell behind
+LAG_BEHIND_MS = 5000.0  # a p99 past this: fell behind
+LAG_GROWTH_SECONDS = 1.0  # last quarter's mean lag this much above the first's: growing
+LAG_P99_TARGET_MS = 1000.0
+KNEE_TARGET = 2000  # events/s
 SETTLE_TIMEOUT = 240.0
-
-
-@dataclass
-class LagResult:
-    backend: str
-    seconds: float
-    calls: int
-    events: int
-    expected: int
-    lags: list[float] = field(default_factory=list)  # sorted, seconds
-    call_latencies: list[float] = field(default_factory=list)  # sorted, seconds
-    server_cpu: float = 0.0
-    errors: int = 0
-    note: str = ""
-
-    @property
-    def events_per_second(self) -> float:
-        return self.events / self.seconds if self.seconds else 0.0
-
-    def lag_ms(self, pct: float) -> float:
-        return percentile(self.lags, pct) * 1000
 
 
 @dataclass
@@ -109,7 +97,7 @@ class CostResult:
 @dataclass
 class SegmentationResults:
     rows: list[Any] = field(default_factory=list)  # bench.Row
-    lags: list[LagResult] = field(default_factory=list)
+    lags: list[LagCurve] = field(default_factory=list)
     builds: list[BuildResult] = field(default_factory=list)
     costs: list[CostResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -385,37 +373,49 @@ async def measure_reads(
     return rows
 
 
-# ---------------------------------------------------------------- lag
+# ---------------------------------------------------------------- lag curve
 
 
-def _lag_segments(run: str) -> list[tuple[str, cpb.Condition]]:
+def _lag_segments(prefix: str) -> list[tuple[str, cpb.Condition]]:
+    """Segments "PRODUCT_VIEW of category <prefix>-<k> at least once within a day"."""
     return [
-        (f"lag {k}", event("PRODUCT_VIEW", DAY, 1, category=f"bench-{run}-{k}"))
+        (f"lag {k}", event("PRODUCT_VIEW", DAY, 1, category=f"{prefix}-{k}"))
         for k in range(LAG_SEGMENTS)
     ]
 
 
-def lag_batches(run: str, calls: int, known: Sequence[str]) -> list[tuple[bytes, dict[int, int]]]:
-    """Per call: the body and {event index: watched segment number} of its trigger events."""
+def step_shape(offered: int) -> tuple[int, int, int]:
+    """(events per call, calls per second, trigger events per call) for an offered rate:
+    batches of up to 100 events at least 10 calls/s, about 5% of the events triggers."""
+    batch = max(1, min(LAG_BATCH, offered // 10))
+    return batch, max(1, round(offered / batch)), max(1, batch // 20)
+
+
+def lag_batches(
+    run: str, prefix: str, calls: int, batch: int, triggers_per_call: int, known: Sequence[str]
+) -> list[tuple[bytes, dict[int, int]]]:
+    """Per call: the body and {event index: watched segment number} of its trigger events
+    (a PRODUCT_VIEW of a fresh customer in a watched category); the rest are shop events
+    of known customers (by email)."""
     rng = random.Random(3)
     now = time.time()
     out = []
     for i in range(calls):
         events = [
             shop_event(rng, f"lag-{run}-{i}-{n}", rng.choice(known), now, 3600)
-            for n in range(LAG_BATCH - LAG_TRIGGERS)
+            for n in range(batch - triggers_per_call)
         ]
         triggers: dict[int, int] = {}
-        for j in range(LAG_TRIGGERS):
+        for j in range(triggers_per_call):
             index = rng.randrange(len(events) + 1)
-            segment = (i * LAG_TRIGGERS + j) % LAG_SEGMENTS
+            segment = (i * triggers_per_call + j) % LAG_SEGMENTS
             fresh = ppb.Event(
                 event_id=f"lagt-{run}-{i}-{j}",
                 customer=_email(f"fresh-{run}-{i}-{j}@bench.example"),
                 type=ppb.EVENT_TYPE_PRODUCT_VIEW,
                 channel=common_pb2.CHANNEL_WEB,
                 sku=f"SKU-B-{j}",
-                category=f"bench-{run}-{segment}",
+                category=f"{prefix}-{segment}",
             )
             fresh.occurred_at.FromNanoseconds(int(now * 1e9))
             events.insert(index, fresh)
@@ -427,6 +427,58 @@ def lag_batches(run: str, calls: int, known: Sequence[str]) -> list[tuple[bytes,
 
 
 @dataclass
+class LagStep:
+    """One offered rate of the sweep."""
+
+    offered: int
+    seconds: float = 0.0  # from the first call to the last answer
+    calls: int = 0
+    events: int = 0  # accepted
+    expected: int = 0  # trigger events sent
+    lags: list[float] = field(default_factory=list)  # sorted, seconds
+    call_latencies: list[float] = field(default_factory=list)  # sorted, seconds
+    server_cpu: float = 0.0  # cores busy over the step
+    errors: int = 0
+    growing: bool = False  # the last quarter's lags far above the first quarter's
+    note: str = ""
+
+    @property
+    def achieved(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    def lag_ms(self, pct: float) -> float:
+        return percentile(self.lags, pct) * 1000
+
+    @property
+    def fell_behind(self) -> bool:
+        return (
+            self.achieved < LAG_ACHIEVED_SHARE * self.offered
+            or len(self.lags) < self.expected
+            or self.lag_ms(99) > LAG_BEHIND_MS
+            or self.growing
+            or self.errors > 0
+        )
+
+    @property
+    def within_target(self) -> bool:
+        return not self.fell_behind and self.lag_ms(99) <= LAG_P99_TARGET_MS
+
+
+@dataclass
+class LagCurve:
+    """The sweep of one server: a step per offered rate until it fell behind."""
+
+    backend: str
+    steps: list[LagStep] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def knee(self) -> int:
+        """The highest offered events/s whose lag p99 stayed ≤ 1 s (0: none)."""
+        return max((s.offered for s in self.steps if s.within_target), default=0)
+
+
+@dataclass
 class _LagState:
     returned: dict[str, float] = field(default_factory=dict)
     entered: dict[str, float] = field(default_factory=dict)
@@ -434,6 +486,13 @@ class _LagState:
     events: int = 0
     errors: int = 0
     first_error: str = ""
+
+    def next_step(self) -> None:
+        """Forget the previous step's calls (ENTERED of its customers stay known)."""
+        self.returned.clear()
+        self.latencies.clear()
+        self.events = self.errors = 0
+        self.first_error = ""
 
 
 async def _watch(stream: Any, state: _LagState) -> None:
@@ -461,26 +520,27 @@ async def _lag_call(
         state.returned[reply.customer_ids[index]] = done
 
 
-async def measure_lag(
-    backend: str,
+def _cpu(pids: Sequence[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += process_cpu(pid)
+    return total
+
+
+async def _lag_step(
     channel: grpc.aio.Channel,
-    server_pid: int,
-    customers_emails: Sequence[str],
+    state: _LagState,
+    run: str,
+    prefix: str,
+    offered: int,
     seconds: float,
-) -> LagResult:
-    api = pb_grpc.SegmentationServiceStub(channel)
-    run = uuid.uuid4().hex[:6]
-    watched = await create_segments(api, _lag_segments(run))
-    ids = [s.segment_id for s in watched]
-    await wait_ready(api, ids)
-    calls = int(seconds * LAG_CALLS_PER_SECOND)
-    batches = lag_batches(run, calls, customers_emails)
-    stream = api.WatchMembershipChanges(
-        pb.WatchMembershipChangesRequest(segment_ids=ids), metadata=_auth()
-    )
-    await stream.initial_metadata()
-    state = _LagState()
-    watcher = asyncio.create_task(_watch(stream, state))
+    known: Sequence[str],
+    server_pids: Sequence[int],
+) -> LagStep:
+    batch, per_second, triggers = step_shape(offered)
+    calls = max(1, int(seconds * per_second))
+    batches = lag_batches(run, prefix, calls, batch, triggers, known)
     slots = asyncio.Semaphore(LAG_MAX_IN_FLIGHT)
     tasks: list[asyncio.Task[None]] = []
 
@@ -488,34 +548,28 @@ async def measure_lag(
         async with slots:
             await _lag_call(channel, body, triggers, state)
 
-    _progress(f"[{backend}] lag: {LAG_CALLS_PER_SECOND} x {LAG_BATCH} events/s for {seconds:g} s")
-    t0, cpu0 = time.perf_counter(), process_cpu(server_pid)
-    for i, (body, triggers) in enumerate(batches):
-        await asyncio.sleep(max(0.0, t0 + i / LAG_CALLS_PER_SECOND - time.perf_counter()))
-        tasks.append(asyncio.create_task(paced(body, triggers)))
+    t0, cpu0 = time.perf_counter(), _cpu(server_pids)
+    for i, (body, trig) in enumerate(batches):
+        await asyncio.sleep(max(0.0, t0 + i / per_second - time.perf_counter()))
+        tasks.append(asyncio.create_task(paced(body, trig)))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - t0
-    cpu = (process_cpu(server_pid) - cpu0) / elapsed
-    expected = calls * LAG_TRIGGERS
-    deadline = time.perf_counter() + 30
+    cpu = (_cpu(server_pids) - cpu0) / elapsed
+    deadline = time.perf_counter() + LAG_DRAIN_SECONDS
     while len(state.entered.keys() & state.returned.keys()) < len(state.returned):
         if time.perf_counter() > deadline:
             break
-        await asyncio.sleep(0.1)
-    stream.cancel()
-    watcher.cancel()
-    await asyncio.gather(watcher, return_exceptions=True)
-    lags = sorted(
-        max(0.0, state.entered[c] - t) for c, t in state.returned.items() if c in state.entered
-    )
-    missing = len(state.returned) - len(lags)
-    note = f"{len(lags):,} of {expected:,} expected ENTERED matched"
-    if missing:
-        note += f"; {missing} not seen within 30 s after the last call"
-    if state.first_error:
-        note += f"; first error {state.first_error}"
-    return LagResult(
-        backend,
+        await asyncio.sleep(0.05)
+    entered = state.entered
+    seen = sorted((t, max(0.0, entered[c] - t)) for c, t in state.returned.items() if c in entered)
+    lags = sorted(lag for _, lag in seen)
+    quarter = max(1, len(seen) // 4)
+    first = [lag for _, lag in seen[:quarter]]
+    last = [lag for _, lag in seen[-quarter:]]
+    growing = bool(seen) and sum(last) / len(last) - sum(first) / len(first) > LAG_GROWTH_SECONDS
+    expected = calls * triggers
+    step = LagStep(
+        offered,
         elapsed,
         calls,
         state.events,
@@ -524,8 +578,76 @@ async def measure_lag(
         sorted(state.latencies),
         cpu,
         state.errors,
-        note,
+        growing,
     )
+    notes = [f"{batch} events x {per_second} calls/s, {len(lags):,}/{expected:,} ENTERED seen"]
+    if len(lags) < expected:
+        missing = expected - len(lags)
+        notes.append(f"{missing:,} not seen {LAG_DRAIN_SECONDS:g} s after the last call")
+    if growing:
+        notes.append("lag growing through the step")
+    if state.first_error:
+        notes.append(f"first error {state.first_error}")
+    step.note = "; ".join(notes)
+    return step
+
+
+async def lag_sweep(
+    address: str,
+    known_emails: Sequence[str],
+    *,
+    backend: str = "",
+    server_pids: Sequence[int] = (),
+    rates: Sequence[int] = LAG_RATES,
+    step_seconds: float = LAG_STEP_SECONDS,
+) -> LagCurve:
+    """The lag curve of the server at `address` (profile and segmentation, one or more
+    processes): five fresh watched segments, one WatchMembershipChanges stream, then for each
+    offered rate a paced (open-loop) step of TrackEvents — shop events of `known_emails` and
+    ~5% PRODUCT_VIEWs of fresh customers in a watched category — measuring, per fresh
+    customer, the time from its TrackEvents returning to its ENTERED. Stops after the first
+    step that fell behind (achieved < 90% of offered, an ENTERED missing after the drain,
+    p99 past 5 s, lags growing through the step, or errors). `server_pids`: the server's
+    processes, for their CPU."""
+    channel = open_channel(address)
+    curve = LagCurve(backend)
+    try:
+        api = pb_grpc.SegmentationServiceStub(channel)
+        sweep = f"bench-{uuid.uuid4().hex[:6]}"
+        watched = await create_segments(api, _lag_segments(sweep))
+        ids = [s.segment_id for s in watched]
+        await wait_ready(api, ids)
+        stream = api.WatchMembershipChanges(
+            pb.WatchMembershipChangesRequest(segment_ids=ids), metadata=_auth()
+        )
+        await stream.initial_metadata()
+        state = _LagState()
+        watcher = asyncio.create_task(_watch(stream, state))
+        try:
+            for offered in rates:
+                _progress(f"[{backend}] lag at {offered:,} events/s for {step_seconds:g} s ...")
+                step = await _lag_step(
+                    channel,
+                    state,
+                    f"{sweep}-{offered}",
+                    sweep,
+                    offered,
+                    step_seconds,
+                    known_emails,
+                    server_pids,
+                )
+                curve.steps.append(step)
+                state.next_step()
+                if step.fell_behind:
+                    curve.note = f"stopped after {offered:,} events/s: it fell behind"
+                    break
+        finally:
+            stream.cancel()
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+    finally:
+        await channel.close()
+    return curve
 
 
 # ---------------------------------------------------------------- per backend, via the suite
@@ -533,7 +655,7 @@ async def measure_lag(
 
 async def _suite_measurements(
     opts: Any, backend: str, settings: Settings, server: Any
-) -> tuple[list[Any], LagResult | None, list[str]]:
+) -> tuple[list[Any], LagCurve | None, list[str]]:
     channel = open_channel(server.address)
     notes = []
     try:
@@ -559,7 +681,13 @@ async def _suite_measurements(
         lag = None
         if opts.lag_seconds > 0:
             emails = [f"seg{run}-{k}@bench.example" for k in range(opts.seg_customers)]
-            lag = await measure_lag(backend, channel, server.pid, emails, opts.lag_seconds)
+            lag = await lag_sweep(
+                server.address,
+                emails,
+                backend=backend,
+                server_pids=[server.pid],
+                step_seconds=opts.lag_seconds,
+            )
     finally:
         await channel.close()
     return rows, lag, notes
@@ -567,7 +695,7 @@ async def _suite_measurements(
 
 def bench_suite(
     opts: Any, backend: str, workdir: Path, echo: dict[int, Measurement]
-) -> tuple[list[Any], LagResult | None, list[str]]:
+) -> tuple[list[Any], LagCurve | None, list[str]]:
     from tests.load.bench import fresh_store, server_process
 
     with fresh_store(backend, workdir) as settings:
@@ -575,7 +703,7 @@ def bench_suite(
         with server_process(f"{backend}-suite", settings, workdir, opts.cprofile_dir, suite) as s:
             _progress(f"[{backend}] segmentation suite (server pid {s.pid}) ...")
             rows, lag, notes = asyncio.run(_suite_measurements(opts, backend, settings, s))
-            if any(r.m.errors for r in rows) or (lag and lag.errors):
+            if any(r.m.errors for r in rows) or (lag and any(s.errors for s in lag.steps)):
                 _progress(f"[{backend}] calls failed; server log:\n{s.tail(60)}")
     for row in rows:
         row.echo = echo.get(row.m.concurrency)
@@ -826,7 +954,6 @@ def run_segmentation(opts: Any, workdir: Path, echo: dict[int, Measurement]) -> 
 
 EVALUATE_RATIO_TARGET = 0.4
 MEMBERSHIPS_P99_TARGET_MS = 5.0
-LAG_P99_TARGET_MS = 1000.0
 BUILD_TARGET_SECONDS = 60.0
 COST_RATIO_TARGET = 1.5  # 500 vs 10 segments, the same 5 reading the change
 
@@ -854,15 +981,12 @@ def segmentation_targets(results: SegmentationResults) -> list[str]:
                 f"{row.backend}, c={m.concurrency}: {m.p99_ms:.2f} ms — "
                 f"{verdict(m.p99_ms <= MEMBERSHIPS_P99_TARGET_MS)}"
             )
-    for lag in results.lags:
-        ok = (
-            bool(lag.lags) and lag.lag_ms(99) <= LAG_P99_TARGET_MS and len(lag.lags) == lag.expected
-        )
+    for curve in results.lags:
         lines.append(
-            f"- TrackEvents → ENTERED lag p99 ≤ {LAG_P99_TARGET_MS:,.0f} ms at "
-            f"{LAG_CALLS_PER_SECOND * LAG_BATCH:,} events/s offered, {lag.backend}: "
-            f"{lag.lag_ms(99):,.0f} ms ({lag.events_per_second:,.0f} events/s achieved, "
-            f"{len(lag.lags):,}/{lag.expected:,} seen) — {verdict(ok)}"
+            f"- Knee (highest offered events/s with TrackEvents → ENTERED lag p99 ≤ "
+            f"{LAG_P99_TARGET_MS:,.0f} ms, one process serving profile and segmentation) ≥ "
+            f"{KNEE_TARGET:,} events/s, {curve.backend}: {curve.knee:,} events/s — "
+            f"{verdict(curve.knee >= KNEE_TARGET)}"
         )
     for build in results.builds:
         lines.append(
@@ -882,21 +1006,33 @@ def segmentation_targets(results: SegmentationResults) -> list[str]:
     return lines
 
 
-def _lag_table(results: SegmentationResults) -> list[str]:
+def lag_table(curves: Sequence[LagCurve]) -> list[str]:
+    """The lag curve(s): one row per step, the knee per curve."""
     lines = [
         "| backend | offered events/s | achieved events/s | calls | TrackEvents p50 ms "
         "| TrackEvents p99 ms | lag p50 ms | lag p99 ms | lag max ms | ENTERED seen "
-        "| errors | server CPU |",
-        "|" + "---|" * 12,
+        "| errors | server CPU | |",
+        "|" + "---|" * 13,
     ]
-    for lag in results.lags:
-        latency = lag.call_latencies
+    for curve in curves:
+        for step in curve.steps:
+            latency = step.call_latencies
+            state = (
+                "≤ 1 s" if step.within_target else "fell behind" if step.fell_behind else "> 1 s"
+            )
+            lines.append(
+                f"| {curve.backend} | {step.offered:,} | {step.achieved:,.0f} | {step.calls:,} "
+                f"| {percentile(latency, 50) * 1000:.1f} | {percentile(latency, 99) * 1000:.1f} "
+                f"| {step.lag_ms(50):.1f} | {step.lag_ms(99):.1f} | {step.lag_ms(100):.1f} "
+                f"| {len(step.lags):,}/{step.expected:,} | {step.errors} "
+                f"| {step.server_cpu:.0%} | {state} |"
+            )
+    lines.append("")
+    for curve in curves:
         lines.append(
-            f"| {lag.backend} | {LAG_CALLS_PER_SECOND * LAG_BATCH:,} "
-            f"| {lag.events_per_second:,.0f} | {lag.calls} "
-            f"| {percentile(latency, 50) * 1000:.1f} | {percentile(latency, 99) * 1000:.1f} "
-            f"| {lag.lag_ms(50):.1f} | {lag.lag_ms(99):.1f} | {lag.lag_ms(100):.1f} "
-            f"| {len(lag.lags):,}/{lag.expected:,} | {lag.errors} | {lag.server_cpu:.0%} |"
+            f"Knee, {curve.backend}: **{curve.knee:,} events/s** "
+            f"(target ≥ {KNEE_TARGET:,}: {verdict(curve.knee >= KNEE_TARGET)})"
+            + (f"; {curve.note}" if curve.note else "")
         )
     return lines
 
@@ -935,11 +1071,11 @@ def render_segmentation(results: SegmentationResults) -> list[str]:
     lines = ["### Segmentation", ""]
     if results.lags:
         lines += [
-            "Lag from TrackEvents returning to ENTERED on WatchMembershipChanges "
-            f"({LAG_CALLS_PER_SECOND} calls/s x {LAG_BATCH} events, {LAG_TRIGGERS} per call "
-            "make a fresh customer enter one of 5 watched segments):",
+            "Lag curve: from TrackEvents returning to ENTERED on WatchMembershipChanges, "
+            "per offered rate (paced; ~5% of the events make a fresh customer enter one of "
+            f"{LAG_SEGMENTS} watched segments), until it falls behind:",
             "",
-            *_lag_table(results),
+            *lag_table(results.lags),
             "",
         ]
     if results.costs:
@@ -955,25 +1091,35 @@ def render_segmentation(results: SegmentationResults) -> list[str]:
     return lines
 
 
+def lag_json(curve: LagCurve) -> dict[str, Any]:
+    return {
+        "backend": curve.backend,
+        "knee": curve.knee,
+        "note": curve.note,
+        "steps": [
+            {
+                "offered": step.offered,
+                "achieved": step.achieved,
+                "seconds": step.seconds,
+                "calls": step.calls,
+                "expected": step.expected,
+                "seen": len(step.lags),
+                "lag_p50_ms": step.lag_ms(50),
+                "lag_p99_ms": step.lag_ms(99),
+                "lag_max_ms": step.lag_ms(100),
+                "server_cpu": step.server_cpu,
+                "errors": step.errors,
+                "fell_behind": step.fell_behind,
+                "note": step.note,
+            }
+            for step in curve.steps
+        ],
+    }
+
+
 def segmentation_json(results: SegmentationResults) -> dict[str, Any]:
     return {
-        "lags": [
-            {
-                "backend": lag.backend,
-                "seconds": lag.seconds,
-                "calls": lag.calls,
-                "events_per_second": lag.events_per_second,
-                "expected": lag.expected,
-                "seen": len(lag.lags),
-                "lag_p50_ms": lag.lag_ms(50),
-                "lag_p99_ms": lag.lag_ms(99),
-                "lag_max_ms": lag.lag_ms(100),
-                "server_cpu": lag.server_cpu,
-                "errors": lag.errors,
-                "note": lag.note,
-            }
-            for lag in results.lags
-        ],
+        "lags": [lag_json(curve) for curve in results.lags],
         "builds": [
             {
                 "customers": b.customers,
@@ -989,3 +1135,69 @@ def segmentation_json(results: SegmentationResults) -> dict[str, Any]:
         "costs": [{**c.__dict__, "ms_per_update": c.ms_per_update} for c in results.costs],
         "notes": results.notes,
     }
+
+
+# ---------------------------------------------------------------- the lag curve alone
+
+
+async def _curve_only(
+    backend: str, settings: Settings, server: Any, customers: int, rates: Sequence[int], step: float
+) -> LagCurve:
+    channel = open_channel(server.address)
+    try:
+        api = pb_grpc.SegmentationServiceStub(channel)
+        segments = await create_segments(api, typical_segments())
+        await wait_ready(api, [s.segment_id for s in segments])
+        run = uuid.uuid4().hex[:6]
+        _progress(f"[{backend}] tracking {customers:,} customers ...")
+        await track_customers(channel, run, customers)
+        await wait_settled(settings, customers)
+    finally:
+        await channel.close()
+    emails = [f"seg{run}-{k}@bench.example" for k in range(customers)]
+    return await lag_sweep(
+        server.address,
+        emails,
+        backend=backend,
+        server_pids=[server.pid],
+        rates=rates,
+        step_seconds=step,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m tests.load.segbench`: the lag curve alone, on a fresh store per backend,
+    with the 50 typical segments and `--customers` tracked first, as `make bench` does."""
+    import argparse
+    import tempfile
+
+    from tests.load.bench import fresh_store, server_process
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--backends", default="postgres")
+    p.add_argument("--customers", type=int, default=1000)
+    p.add_argument("--rates", default=",".join(str(r) for r in LAG_RATES))
+    p.add_argument("--step-seconds", type=float, default=LAG_STEP_SECONDS)
+    a = p.parse_args(argv)
+    rates = [int(r) for r in a.rates.split(",")]
+    curves = []
+    with tempfile.TemporaryDirectory(prefix="segbench-") as tmp:
+        workdir = Path(tmp)
+        for backend in a.backends.split(","):
+            with fresh_store(backend, workdir) as settings:
+                suite = ["--suite", "profile,segmentation"]
+                with server_process(f"{backend}-suite", settings, workdir, None, suite) as s:
+                    _progress(f"[{backend}] suite server pid {s.pid}")
+                    curves.append(
+                        asyncio.run(
+                            _curve_only(backend, settings, s, a.customers, rates, a.step_seconds)
+                        )
+                    )
+    print("\n".join(lag_table(curves)))
+    for curve in curves:
+        for step in curve.steps:
+            print(f"- {curve.backend}, {step.offered:,} events/s: {step.note}")
+
+
+if __name__ == "__main__":
+    main()
