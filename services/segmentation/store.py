@@ -11,7 +11,18 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Self, cast
 
-from sqlalchemy import Float, String, Table, delete, func, literal, select, text, update
+from sqlalchemy import (
+    Float,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import ColumnElement
 
@@ -505,13 +516,17 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
             await self.write_outbox((*self._encode(c), c.customer_id) for c in chunk)
 
     async def bump_counts(self, deltas: dict[str, int]) -> None:
-        for segment_id, delta in deltas.items():
-            if delta:
-                await self.s.execute(
-                    update(SegmentRow)
-                    .where(SegmentRow.segment_id == segment_id)
-                    .values(member_count=SegmentRow.member_count + delta)
-                )
+        """One executemany of one statement, in segment order (two units of work lock the
+        segment rows they both change in the same order)."""
+        rows = [{"sid": s, "delta": d} for s, d in sorted(deltas.items()) if d]
+        if rows:
+            table = cast(Table, SegmentRow.__table__)
+            await self.s.execute(
+                update(table)
+                .where(table.c.segment_id == bindparam("sid"))
+                .values(member_count=table.c.member_count + bindparam("delta")),
+                rows,
+            )
 
     # ------------------------------------------------------------ due queue
 
@@ -519,18 +534,24 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
         """(segment, customer, due_at): when the answer can change by time; None clears."""
         if not items:
             return
-        keys = [(s, c) for s, c, _ in items]
-        for chunk in chunks(keys):
+        cleared = [(s, c) for s, c, d in items if d is None]
+        for chunk in chunks(cleared):
             await self.s.execute(
                 delete(DueRow).where(
                     pairs_among(DueRow.segment_id, DueRow.customer_id, chunk, self._dialect)
                 )
             )
-        rows = [
-            {"segment_id": s, "customer_id": c, "due_at": d} for s, c, d in items if d is not None
-        ]
-        for batch in chunks(rows):
-            await self.s.execute(self._insert(DueRow), list(batch))
+        due = {(s, c): d for s, c, d in items if d is not None}  # the last one per pair wins
+        rows = [{"segment_id": s, "customer_id": c, "due_at": d} for (s, c), d in due.items()]
+        if rows:
+            table = cast(Table, DueRow.__table__)
+            insert = self._insert(table)
+            statement = insert.on_conflict_do_update(
+                index_elements=["segment_id", "customer_id"],
+                set_={"due_at": insert.excluded.due_at},
+            )
+            for batch in chunks(rows):
+                await self.s.execute(statement, list(batch))
 
     async def due(self, now: float, limit: int) -> list[tuple[str, str]]:
         rows = await self.s.execute(
