@@ -67,6 +67,7 @@ LAG_BEHIND_MS = 5000.0  # a p99 past this: fell behind
 LAG_GROWTH_SECONDS = 1.0  # last quarter's mean lag this much above the first's: growing
 LAG_P99_TARGET_MS = 1000.0
 KNEE_TARGET = 2000  # events/s
+PATH_EVENTS = 10_000  # events sent saturated to measure the server CPU per event
 SETTLE_TIMEOUT = 240.0
 
 
@@ -442,7 +443,8 @@ class LagStep:
     expected: int = 0  # trigger events sent
     lags: list[float] = field(default_factory=list)  # sorted, seconds
     call_latencies: list[float] = field(default_factory=list)  # sorted, seconds
-    server_cpu: float = 0.0  # cores busy over the step
+    server_cpu: float = 0.0  # cores busy while the step's calls were sent
+    cpu_seconds: float = 0.0  # server CPU from the first call until its ENTERED were all seen
     errors: int = 0
     growing: bool = False  # the last quarter's lags far above the first quarter's
     note: str = ""
@@ -453,9 +455,11 @@ class LagStep:
 
     @property
     def cpu_ms_per_event(self) -> float:
-        """Server CPU (all its processes) per accepted event: TrackEvents, the relay and
-        segmentation's consumption together. Less sensitive to a shared machine than lag."""
-        return self.server_cpu * self.seconds / self.events * 1000 if self.events else 0.0
+        """Server CPU (all its processes) per accepted event, from the first call until the
+        last ENTERED: TrackEvents, the relay and segmentation's consumption together, plus
+        the idle loops' share (which dominates at low rates). Less sensitive to a shared
+        machine than lag; complete only for a step that did not fall behind."""
+        return self.cpu_seconds / self.events * 1000 if self.events else 0.0
 
     def lag_ms(self, pct: float) -> float:
         return percentile(self.lags, pct) * 1000
@@ -482,6 +486,15 @@ class LagCurve:
     backend: str
     steps: list[LagStep] = field(default_factory=list)
     note: str = ""
+    # the cost of the whole event path, measured saturated (see path_cost)
+    path_events: int = 0
+    path_cpu_seconds: float = 0.0  # server CPU above its idle rate, until segmentation drained
+    path_seconds: float = 0.0
+    path_idle_cores: float = 0.0  # the server's CPU rate when idle, subtracted
+
+    @property
+    def cpu_ms_per_event(self) -> float:
+        return self.path_cpu_seconds / self.path_events * 1000 if self.path_events else 0.0
 
     @property
     def knee(self) -> int:
@@ -571,6 +584,7 @@ async def _lag_step(
         if time.perf_counter() > deadline:
             break
         await asyncio.sleep(0.05)
+    cpu_seconds = _cpu(server_pids) - cpu0
     entered = state.entered
     seen = sorted((t, max(0.0, entered[c] - t)) for c, t in state.returned.items() if c in entered)
     lags = sorted(lag for _, lag in seen)
@@ -588,6 +602,7 @@ async def _lag_step(
         lags,
         sorted(state.latencies),
         cpu,
+        cpu_seconds,
         state.errors,
         growing,
     )
@@ -603,6 +618,54 @@ async def _lag_step(
     return step
 
 
+async def path_cost(
+    channel: grpc.aio.Channel,
+    state: _LagState,
+    prefix: str,
+    known: Sequence[str],
+    server_pids: Sequence[int],
+    curve: LagCurve,
+    events: int = PATH_EVENTS,
+) -> None:
+    """Server CPU per event of the whole path (TrackEvents, relay, segmentation consuming
+    every change, ENTERED published), saturated: `events` in calls of 100 sent closed-loop
+    by 8 workers, the clock stopped when every trigger's ENTERED has arrived; the server's
+    idle CPU rate (the quietest of four 0.5 s windows before) is subtracted. On a shared machine this is
+    steadier than lag: it is CPU spent, not time waited."""
+    if not server_pids:
+        return
+    rates = []
+    for _ in range(4):  # the quietest of four 0.5 s windows: a burst is not the idle rate
+        idle0 = _cpu(server_pids)
+        await asyncio.sleep(0.5)
+        rates.append((_cpu(server_pids) - idle0) / 0.5)
+    idle_rate = min(rates)
+    batch, _, triggers = step_shape(1000)
+    work = lag_batches(f"{prefix}-path", prefix, max(1, events // batch), batch, triggers, known)
+    queue = list(reversed(work))
+    t0, cpu0 = time.perf_counter(), _cpu(server_pids)
+
+    async def worker() -> None:
+        while queue:
+            body, trig = queue.pop()
+            await _lag_call(channel, body, trig, state)
+
+    await asyncio.gather(*(worker() for _ in range(8)))
+    deadline = time.perf_counter() + 120
+    while len(state.entered.keys() & state.returned.keys()) < len(state.returned):
+        if time.perf_counter() > deadline:
+            curve.note += "; path cost: not every ENTERED arrived within 120 s"
+            break
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - t0
+    curve.path_events = state.events
+    curve.path_seconds = elapsed
+    curve.path_cpu_seconds = max(0.0, _cpu(server_pids) - cpu0 - idle_rate * elapsed)
+    curve.path_idle_cores = idle_rate
+    if state.errors:
+        curve.note += f"; path cost: {state.errors} calls failed, first {state.first_error}"
+
+
 async def lag_sweep(
     address: str,
     known_emails: Sequence[str],
@@ -611,6 +674,7 @@ async def lag_sweep(
     server_pids: Sequence[int] = (),
     rates: Sequence[int] = LAG_RATES,
     step_seconds: float = LAG_STEP_SECONDS,
+    path_events: int = PATH_EVENTS,
 ) -> LagCurve:
     """The lag curve of the server at `address` (profile and segmentation, one or more
     processes): five fresh watched segments, one WatchMembershipChanges stream, then for each
@@ -619,7 +683,8 @@ async def lag_sweep(
     customer, the time from its TrackEvents returning to its ENTERED. Stops after the first
     step that fell behind (achieved < 90% of offered, an ENTERED missing after the drain,
     p99 past 5 s, lags growing through the step, or errors). `server_pids`: the server's
-    processes, for their CPU."""
+    processes, for their CPU; with them and `path_events`, the CPU per event of the whole
+    path is measured first (`path_cost`)."""
     channel = open_channel(address)
     curve = LagCurve(backend)
     try:
@@ -635,6 +700,12 @@ async def lag_sweep(
         state = _LagState()
         watcher = asyncio.create_task(_watch(stream, state))
         try:
+            if path_events:
+                _progress(f"[{backend}] event path cost: {path_events:,} events saturated ...")
+                await path_cost(
+                    channel, state, sweep, known_emails, server_pids, curve, path_events
+                )
+                state.next_step()
             for offered in rates:
                 _progress(f"[{backend}] lag at {offered:,} events/s for {step_seconds:g} s ...")
                 step = await _lag_step(
@@ -650,7 +721,7 @@ async def lag_sweep(
                 curve.steps.append(step)
                 state.next_step()
                 if step.fell_behind:
-                    curve.note = f"stopped after {offered:,} events/s: it fell behind"
+                    curve.note += f"; stopped after {offered:,} events/s: it fell behind"
                     break
         finally:
             stream.cancel()
@@ -1049,10 +1120,19 @@ def lag_table(curves: Sequence[LagCurve]) -> list[str]:
             )
     lines.append("")
     for curve in curves:
+        if curve.path_events:
+            ms = curve.cpu_ms_per_event
+            lines.append(
+                f"Event path cost, {curve.backend}: **{ms:.3f} ms of server CPU per event** "
+                f"({curve.path_events:,} events sent saturated, every ENTERED seen after "
+                f"{curve.path_seconds:.1f} s; idle CPU {curve.path_idle_cores:.0%} of a core "
+                "subtracted): one core's ceiling "
+                f"≈ {1000 / ms if ms else 0:,.0f} events/s."
+            )
         lines.append(
             f"Knee, {curve.backend}: **{curve.knee:,} events/s** "
             f"(target ≥ {KNEE_TARGET:,}: {verdict(curve.knee >= KNEE_TARGET)})"
-            + (f"; {curve.note}" if curve.note else "")
+            + (f"; {curve.note.strip('; ')}" if curve.note else "")
         )
     return lines
 
@@ -1116,6 +1196,10 @@ def lag_json(curve: LagCurve) -> dict[str, Any]:
         "backend": curve.backend,
         "knee": curve.knee,
         "note": curve.note,
+        "path_events": curve.path_events,
+        "path_seconds": curve.path_seconds,
+        "path_cpu_seconds": curve.path_cpu_seconds,
+        "cpu_ms_per_event": curve.cpu_ms_per_event,
         "steps": [
             {
                 "offered": step.offered,
@@ -1165,7 +1249,13 @@ def segmentation_json(results: SegmentationResults) -> dict[str, Any]:
 
 
 async def _curve_only(
-    backend: str, settings: Settings, server: Any, customers: int, rates: Sequence[int], step: float
+    backend: str,
+    settings: Settings,
+    server: Any,
+    customers: int,
+    rates: Sequence[int],
+    step: float,
+    path_events: int,
 ) -> LagCurve:
     channel = open_channel(server.address)
     try:
@@ -1186,6 +1276,7 @@ async def _curve_only(
         server_pids=[server.pid],
         rates=rates,
         step_seconds=step,
+        path_events=path_events,
     )
 
 
@@ -1202,6 +1293,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--customers", type=int, default=1000)
     p.add_argument("--rates", default=",".join(str(r) for r in LAG_RATES))
     p.add_argument("--step-seconds", type=float, default=LAG_STEP_SECONDS)
+    p.add_argument("--path-events", type=int, default=PATH_EVENTS, help="0: skip the path cost")
     a = p.parse_args(argv)
     rates = [int(r) for r in a.rates.split(",")]
     curves = []
@@ -1214,7 +1306,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                     _progress(f"[{backend}] suite server pid {s.pid}")
                     curves.append(
                         asyncio.run(
-                            _curve_only(backend, settings, s, a.customers, rates, a.step_seconds)
+                            _curve_only(
+                                backend,
+                                settings,
+                                s,
+                                a.customers,
+                                rates,
+                                a.step_seconds,
+                                a.path_events,
+                            )
                         )
                     )
     print("\n".join(lag_table(curves)))
