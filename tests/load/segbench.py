@@ -630,8 +630,8 @@ async def path_cost(
     """Server CPU per event of the whole path (TrackEvents, relay, segmentation consuming
     every change, ENTERED published), saturated: `events` in calls of 100 sent closed-loop
     by 8 workers, the clock stopped when every trigger's ENTERED has arrived; the server's
-    idle CPU rate (the quietest of four 0.5 s windows before) is subtracted. On a shared machine this is
-    steadier than lag: it is CPU spent, not time waited."""
+    idle CPU rate (the quietest of four 0.5 s windows before) is subtracted. On a shared
+    machine this is steadier than lag: it is CPU spent, not time waited."""
     if not server_pids:
         return
     rates = []
