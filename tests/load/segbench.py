@@ -3,11 +3,14 @@
 Per backend, one `bench_server --suite profile,segmentation` process (services.suite.Suite, as
 `backcrm serve all`) with 50 typical segments and ~1,000 customers tracked through the profile
 service: EvaluateSegments and GetMemberships under closed-loop load (ratios against the same
-run's echo server), and the lag from TrackEvents returning to ENTERED arriving on
-WatchMembershipChanges under a paced ~1,000 events/s. In the bench process: building 50
-segments over 1,000,000 synthetic customers loaded straight into the projection (PostgreSQL),
-and the cost of one profile change with 10 and with 500 segments defined
-(`Engine.on_profile_changes`). See docs/benchmarks.md.
+run's echo server), then the lag curve: the server CPU per event of the whole path, measured
+saturated, and the lag from TrackEvents returning to ENTERED arriving on
+WatchMembershipChanges at offered 100 ... 5,000 events/s until it falls behind, with its knee.
+`lag_sweep(address, ...)` / `lag_curve(address, settings, ...)` take any server address (one
+process or several); `python -m tests.load.segbench` runs the lag curve alone. In the bench
+process: building 50 segments over 1,000,000 synthetic customers loaded straight into the
+projection (PostgreSQL), and the cost of one profile change (`Engine.on_profile_changes`) with
+10 and 500 segments defined and in a shop's mix. See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ __all__ = [
     "LagCurve",
     "LagStep",
     "SegmentationResults",
+    "lag_curve",
     "lag_sweep",
     "run_segmentation",
 ]
@@ -1348,16 +1352,21 @@ def segmentation_json(results: SegmentationResults) -> dict[str, Any]:
 # ---------------------------------------------------------------- the lag curve alone
 
 
-async def _curve_only(
-    backend: str,
+async def lag_curve(
+    address: str,
     settings: Settings,
-    server: Any,
-    customers: int,
-    rates: Sequence[int],
-    step: float,
-    path_events: int,
+    *,
+    backend: str = "",
+    server_pids: Sequence[int] = (),
+    customers: int = 1000,
+    rates: Sequence[int] = LAG_RATES,
+    step_seconds: float = LAG_STEP_SECONDS,
+    path_events: int = PATH_EVENTS,
 ) -> LagCurve:
-    channel = open_channel(server.address)
+    """The whole lag measurement against a fresh suite at `address` (one or more processes
+    serving profile and segmentation over `settings`' store): the 50 typical segments,
+    `customers` tracked with their histories until segmentation settled, then `lag_sweep`."""
+    channel = open_channel(address)
     try:
         api = pb_grpc.SegmentationServiceStub(channel)
         segments = await create_segments(api, typical_segments())
@@ -1370,12 +1379,12 @@ async def _curve_only(
         await channel.close()
     emails = [f"seg{run}-{k}@bench.example" for k in range(customers)]
     return await lag_sweep(
-        server.address,
+        address,
         emails,
         backend=backend,
-        server_pids=[server.pid],
+        server_pids=server_pids,
         rates=rates,
-        step_seconds=step,
+        step_seconds=step_seconds,
         path_events=path_events,
     )
 
@@ -1404,19 +1413,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                 suite = ["--suite", "profile,segmentation"]
                 with server_process(f"{backend}-suite", settings, workdir, None, suite) as s:
                     _progress(f"[{backend}] suite server pid {s.pid}")
-                    curves.append(
-                        asyncio.run(
-                            _curve_only(
-                                backend,
-                                settings,
-                                s,
-                                a.customers,
-                                rates,
-                                a.step_seconds,
-                                a.path_events,
-                            )
-                        )
+                    curve = lag_curve(
+                        s.address,
+                        settings,
+                        backend=backend,
+                        server_pids=[s.pid],
+                        customers=a.customers,
+                        rates=rates,
+                        step_seconds=a.step_seconds,
+                        path_events=a.path_events,
                     )
+                    curves.append(asyncio.run(curve))
     print("\n".join(lag_table(curves)))
     for curve in curves:
         for step in curve.steps:
