@@ -163,13 +163,15 @@ class OutboxRelay:
             table = self._table
             done = self._acknowledged()
             rows: Sequence[Any] = ()
+            core = table.__table__  # Core rows: no ORM instances for rows deleted right after
             if publish and len(self._in_flight) < self._max_in_flight:
-                query = select(table).order_by(table.id).limit(self._batch)
+                query = select(core.c.id, core.c.topic, core.c.payload, core.c.customer_id)
+                query = query.order_by(core.c.id).limit(self._batch)
                 if self._in_flight:
-                    query = query.where(table.id.not_in(list(self._in_flight)))
+                    query = query.where(core.c.id.not_in(list(self._in_flight)))
                 if session.get_bind().dialect.name == "postgresql":
                     query = query.with_for_update(skip_locked=True)
-                rows = (await session.scalars(query)).all()
+                rows = (await session.execute(query)).all()
             published: dict[int, tuple[str, str]] = {}
             if rows:
                 if self._before_publish is not None:
@@ -181,7 +183,6 @@ class OutboxRelay:
             waiting = self._unacknowledged(published)
             gone = done + [i for i in published if i not in waiting]
             if gone:
-                core = table.__table__  # Core: no ORM bulk-delete bookkeeping
                 await session.execute(delete(core).where(core.c.id.in_(gone)))
             await session.commit()
             for row_id in done:

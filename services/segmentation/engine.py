@@ -24,7 +24,7 @@ from libs.cache.port import Cache
 from libs.errors import CacheUnavailable
 from libs.retry import retry_conflicts
 from services.segmentation.catalog import Catalog
-from services.segmentation.conditions import evaluate
+from services.segmentation.conditions import EventIndex, evaluate
 from services.segmentation.definitions import CatalogHolder
 from services.segmentation.facts import CustomerFacts, FactEvent
 from services.segmentation.ports import SegmentationUnitOfWork
@@ -111,13 +111,17 @@ class Engine:
                 events: list[FactEvent] = []
                 targets: dict[str, set[str]] = {}
                 reasons: dict[str, str] = {}
+                reads: dict[tuple[tuple[str, ...], tuple[str, ...]], set[str]] = {}
                 for update in live:
                     if update.facts is not None:
                         known = latest.get(update.customer_id)
                         if known is None or known.version < update.facts.version:
                             latest[update.customer_id] = update.facts
                     events.extend(update.events)
-                    affected = catalog.affected(update.paths, update.event_types)
+                    key = (update.paths, update.event_types)
+                    affected = reads.get(key)
+                    if affected is None:
+                        affected = reads[key] = catalog.affected(*key)
                     targets.setdefault(update.customer_id, set()).update(affected)
                     reasons[update.customer_id] = update.reason
                 await store.upsert_profiles(list(latest.values()))
@@ -267,15 +271,19 @@ class Engine:
         reasons: dict[str, str],
     ) -> list[MembershipChange]:
         """Evaluate each customer's segments, apply and log the differences, schedule due times."""
-        ordered = {
-            customer_id: [
-                s
-                for s in catalog.ordered(catalog.with_dependents(segments))
-                if catalog.maintained(s)
-            ]
-            for customer_id, segments in targets.items()
-        }
-        ordered = {c: segments for c, segments in ordered.items() if segments}
+        plans: dict[frozenset[str], list[str]] = {}  # customers of a batch share a few sets
+        ordered: dict[str, list[str]] = {}
+        for customer_id, segments in targets.items():
+            key = frozenset(segments)
+            plan = plans.get(key)
+            if plan is None:
+                plan = plans[key] = [
+                    s
+                    for s in catalog.ordered(catalog.with_dependents(key))
+                    if catalog.maintained(s)
+                ]
+            if plan:
+                ordered[customer_id] = plan
         if not ordered:
             return []
         now = self.clock()
@@ -296,6 +304,7 @@ class Engine:
             member = set(current.get(customer_id, ()))
             customer = facts.get(customer_id)
             reason = reasons.get(customer_id, "")
+            indexed = EventIndex(events.get(customer_id, ()))
             for segment_id in ordered[customer_id]:
                 entry = catalog.entries[segment_id]
                 if customer is None:
@@ -304,7 +313,7 @@ class Engine:
                     verdict = evaluate(
                         entry.node,
                         customer,
-                        events.get(customer_id, []),
+                        indexed,
                         None,
                         now,
                         member.__contains__,

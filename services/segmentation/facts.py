@@ -35,7 +35,7 @@ class CustomerFacts:
     consents: dict[str, str] = field(default_factory=dict)  # "EMAIL" -> "GRANTED"
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: built for every event a change re-reads, and frozen costs 2x
 class FactEvent:
     event_id: str
     customer_id: str

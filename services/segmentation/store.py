@@ -11,7 +11,18 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Self, cast
 
-from sqlalchemy import Float, String, Table, delete, func, literal, select, text, update
+from sqlalchemy import (
+    Float,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import ColumnElement
 
@@ -116,18 +127,30 @@ def facts_of(row: Any) -> CustomerFacts:
 
 
 def event_of(row: Any) -> FactEvent:
+    """A FactEvent from a row of `EVENT_COLUMNS` (positional: the fields' order)."""
+    event_id, customer_id, type_, channel, occurred_at, category, sku, qty, total, props = row
     return FactEvent(
-        event_id=row.event_id,
-        customer_id=row.customer_id,
-        type=row.type,
-        channel=row.channel,
-        occurred_at=row.occurred_at,
-        category=row.category,
-        sku=row.sku,
-        quantity=row.quantity,
-        order_total=row.order_total,
-        properties=row.properties or {},
+        event_id, customer_id, type_, channel, occurred_at, category, sku, qty, total, props or {}
     )
+
+
+_EVENTS = cast(Table, SegEventRow.__table__)
+# FactEvent's fields, in order: a change re-reads its customers' events, hundreds per batch
+EVENT_COLUMNS = tuple(
+    _EVENTS.c[name]
+    for name in (
+        "event_id",
+        "customer_id",
+        "type",
+        "channel",
+        "occurred_at",
+        "category",
+        "sku",
+        "quantity",
+        "order_total",
+        "properties",
+    )
+)
 
 
 def _stored_members(segment_id: str) -> ColumnElement[bool]:
@@ -220,16 +243,21 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
         out: dict[str, list[FactEvent]] = {}
         if not wanted:
             return out
-        table = cast(Table, SegEventRow.__table__)
+        table = _EVENTS
         for chunk in chunks(sorted(set(customer_ids))):
-            query = select(table).where(
+            query = select(*EVENT_COLUMNS).where(
                 among(table.c.customer_id, chunk, self._dialect),
                 among(table.c.type, wanted, self._dialect),
             )
             if since is not None:
                 query = query.where(table.c.occurred_at > since)
             for row in await self.s.execute(query):
-                out.setdefault(row.customer_id, []).append(event_of(row))
+                event = event_of(row)
+                found = out.get(event.customer_id)
+                if found is None:
+                    out[event.customer_id] = [event]
+                else:
+                    found.append(event)
         return out
 
     async def forget_customer(self, customer_id: str, *, keep_events: bool = False) -> list[str]:
@@ -505,13 +533,17 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
             await self.write_outbox((*self._encode(c), c.customer_id) for c in chunk)
 
     async def bump_counts(self, deltas: dict[str, int]) -> None:
-        for segment_id, delta in deltas.items():
-            if delta:
-                await self.s.execute(
-                    update(SegmentRow)
-                    .where(SegmentRow.segment_id == segment_id)
-                    .values(member_count=SegmentRow.member_count + delta)
-                )
+        """One executemany of one statement, in segment order (two units of work lock the
+        segment rows they both change in the same order)."""
+        rows = [{"sid": s, "delta": d} for s, d in sorted(deltas.items()) if d]
+        if rows:
+            table = cast(Table, SegmentRow.__table__)
+            await self.s.execute(
+                update(table)
+                .where(table.c.segment_id == bindparam("sid"))
+                .values(member_count=table.c.member_count + bindparam("delta")),
+                rows,
+            )
 
     # ------------------------------------------------------------ due queue
 
@@ -519,18 +551,24 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
         """(segment, customer, due_at): when the answer can change by time; None clears."""
         if not items:
             return
-        keys = [(s, c) for s, c, _ in items]
-        for chunk in chunks(keys):
+        cleared = [(s, c) for s, c, d in items if d is None]
+        for chunk in chunks(cleared):
             await self.s.execute(
                 delete(DueRow).where(
                     pairs_among(DueRow.segment_id, DueRow.customer_id, chunk, self._dialect)
                 )
             )
-        rows = [
-            {"segment_id": s, "customer_id": c, "due_at": d} for s, c, d in items if d is not None
-        ]
-        for batch in chunks(rows):
-            await self.s.execute(self._insert(DueRow), list(batch))
+        due = {(s, c): d for s, c, d in items if d is not None}  # the last one per pair wins
+        rows = [{"segment_id": s, "customer_id": c, "due_at": d} for (s, c), d in due.items()]
+        if rows:
+            table = cast(Table, DueRow.__table__)
+            insert = self._insert(table)
+            statement = insert.on_conflict_do_update(
+                index_elements=["segment_id", "customer_id"],
+                set_={"due_at": insert.excluded.due_at},
+            )
+            for batch in chunks(rows):
+                await self.s.execute(statement, list(batch))
 
     async def due(self, now: float, limit: int) -> list[tuple[str, str]]:
         rows = await self.s.execute(

@@ -4,7 +4,7 @@
                                [--backends embedded,postgres] [--skip-import]
                                [--suites profile,segmentation,bonus,ads,recommend]
                                [--seg-customers 1000]
-                               [--lag-seconds 20] [--build-customers 1000000]
+                               [--lag-seconds 10] [--build-customers 1000000]
                                [--output FILE.md] [--json FILE.json]
 
 Every server under test runs in its own process (tests.load.bench_server) and the load
@@ -84,7 +84,7 @@ class Options:
     cprofile_dir: Path | None
     suites: list[str] = field(default_factory=lambda: ["profile"])
     seg_customers: int = 1000
-    lag_seconds: float = 20.0
+    lag_seconds: float = 10.0
     build_customers: int = 1_000_000
 
 
@@ -583,7 +583,11 @@ def render(report: Report) -> str:
 
         lines += render_segmentation(report.segmentation)
         notes += [f"- {n}" for n in report.segmentation.notes]
-        notes += [f"- lag, {lag.backend}: {lag.note}" for lag in report.segmentation.lags]
+        notes += [
+            f"- lag, {curve.backend}, {step.offered:,} events/s: {step.note}"
+            for curve in report.segmentation.lags
+            for step in curve.steps
+        ]
         notes += [f"- build: {b.note}" for b in report.segmentation.builds if b.note]
     if report.bonus is not None:
         from tests.load.bonusbench import render_bonus
@@ -767,7 +771,9 @@ def _parse(argv: list[str] | None) -> Options:
         "--suites", default=",".join(SERVICES), help="registered services: " + ",".join(SERVICES)
     )
     p.add_argument("--seg-customers", type=int, default=1000, help="customers for segmentation")
-    p.add_argument("--lag-seconds", type=float, default=20.0, help="paced lag run (0: skip)")
+    p.add_argument(
+        "--lag-seconds", type=float, default=10.0, help="seconds per lag-curve step (0: skip)"
+    )
     p.add_argument(
         "--build-customers", type=int, default=1_000_000, help="segment build scale (0: skip)"
     )

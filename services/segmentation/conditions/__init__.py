@@ -28,7 +28,7 @@ from services.segmentation.conditions.ast import (
     segment_refs,
     window_of,
 )
-from services.segmentation.conditions.evaluate import Verdict, evaluate
+from services.segmentation.conditions.evaluate import EventIndex, Verdict, evaluate
 from services.segmentation.conditions.parse import (
     MAX_DEPTH,
     MAX_NODES,
@@ -44,6 +44,7 @@ __all__ = [
     "MAX_NODES",
     "ContextCond",
     "EventCond",
+    "EventIndex",
     "Group",
     "Node",
     "Property",

@@ -13,7 +13,7 @@ tests/integration/test_conditions_agree.py holds both to that. The shared rules:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,7 +37,7 @@ from services.segmentation.conditions.fields import (
 )
 from services.segmentation.facts import ContextFacts, CustomerFacts, FactEvent
 
-__all__ = ["Verdict", "evaluate", "matches", "status_at"]
+__all__ = ["EventIndex", "Verdict", "evaluate", "matches", "status_at"]
 
 NEW_DAYS = profile_status.NEW_DAYS
 ACTIVE_DAYS = profile_status.ACTIVE_DAYS
@@ -52,15 +52,29 @@ class Verdict:
     next_change_at: float | None
 
 
+class EventIndex:
+    """A customer's events grouped by type: built once, shared by every segment evaluated
+    for the customer (an event condition then reads only the events of its type)."""
+
+    __slots__ = ("by_type",)
+
+    def __init__(self, events: Iterable[FactEvent]) -> None:
+        by_type: dict[str, list[FactEvent]] = {}
+        for e in events:
+            by_type.setdefault(e.type, []).append(e)
+        self.by_type = by_type
+
+
 def evaluate(
     node: Node,
     facts: CustomerFacts,
-    events: Sequence[FactEvent],
+    events: Sequence[FactEvent] | EventIndex,
     context: ContextFacts | None,
     now: float,
     segment_member: Callable[[str], bool],
 ) -> Verdict:
-    """Whether the customer matches `node` at `now`; `events` are that customer's events."""
+    """Whether the customer matches `node` at `now`; `events` are that customer's events
+    (an `EventIndex` of them when many segments are evaluated for one customer)."""
     now = float(now)
     if context is None and any(isinstance(n, ContextCond) for n in walk(node)):
         raise ValueError("a context condition needs the request's context")
@@ -77,13 +91,15 @@ class _Run:
     def __init__(
         self,
         facts: CustomerFacts,
-        events: Sequence[FactEvent],
+        events: Sequence[FactEvent] | EventIndex,
         context: ContextFacts | None,
         now: float,
         segment_member: Callable[[str], bool],
     ) -> None:
-        self.facts, self.events, self.context = facts, events, context
+        self.facts, self.context = facts, context
+        self.events = events if isinstance(events, EventIndex) else EventIndex(events)
         self.now, self.segment_member = now, segment_member
+        self._counted: dict[int, list[FactEvent]] = {}  # id(EventCond) -> its events
 
     def match(self, node: Node) -> bool:
         if isinstance(node, Group):
@@ -102,18 +118,23 @@ class _Run:
         return matches(spec.kind, self.context_value(spec), node.op, node.value)
 
     def counted(self, node: EventCond) -> list[FactEvent]:
+        """The events `node` counts (once per run: matching and timing both ask)."""
+        known = self._counted.get(id(node))
+        if known is not None:
+            return known
         cutoff = None if node.within_seconds is None else self.now - node.within_seconds
-        return [
-            e
-            for e in self.events
-            if e.type == node.type
-            and (cutoff is None or e.occurred_at > cutoff)
-            and all(
-                matches(spec.kind, _event_value(spec, e), f.op, f.value)
-                for f in node.filters
-                for spec in (_spec(event_field, f.path),)
-            )
-        ]
+        filters = [(_spec(event_field, f.path), f) for f in node.filters]
+        out = []
+        for e in self.events.by_type.get(node.type, ()):
+            if cutoff is not None and not e.occurred_at > cutoff:
+                continue
+            if filters and not all(
+                matches(spec.kind, _event_value(spec, e), f.op, f.value) for spec, f in filters
+            ):
+                continue
+            out.append(e)
+        self._counted[id(node)] = out
+        return out
 
     def profile_value(self, spec: FieldSpec) -> Any:
         source, facts = spec.source, self.facts
