@@ -59,6 +59,18 @@ class Settings(BaseSettings):
     profile_address: str = Field(
         default="", description="where other services reach profile; empty: this server"
     )
+    segmentation_address: str = Field(
+        default="", description="where other services reach segmentation; empty: this server"
+    )
+    bonus_address: str = Field(
+        default="", description="where other services reach bonus; empty: this server"
+    )
+    ads_address: str = Field(
+        default="", description="where other services reach ads; empty: this server"
+    )
+    recommend_address: str = Field(
+        default="", description="where other services reach recommend; empty: this server"
+    )
     service_token: str = Field(
         default="",
         description="bearer token services use to call each other; minted per process when empty",

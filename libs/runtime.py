@@ -107,7 +107,16 @@ class Peers:
         """A client with `service`'s own token when it has one, else the shared token."""
         key = service if service in self._tokens else ""
         if key not in self._clients:
-            addresses = {"profile": self._settings.profile_address}
+            # A service hosted elsewhere (its own processes, its own Kubernetes Service) is
+            # named by BACKCRM_<SERVICE>_ADDRESS; the others are on this process's own port.
+            s = self._settings
+            addresses = {
+                "profile": s.profile_address,
+                "segmentation": s.segmentation_address,
+                "bonus": s.bonus_address,
+                "ads": s.ads_address,
+                "recommend": s.recommend_address,
+            }
             self._clients[key] = Client(
                 self._own_address(),
                 self._tokens[key],
