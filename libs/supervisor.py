@@ -128,7 +128,17 @@ class Supervisor:
         return 0 if clean else 1
 
     async def _keep(self, slot: int) -> int:
-        """Run slot's worker until the supervisor stops; the last exit code."""
+        """Run slot's worker until the supervisor stops; the last exit code. A worker that
+        cannot even be started (no such executable) stops the supervisor."""
+        try:
+            return await self._run_slot(slot)
+        except Exception:
+            log.exception("supervisor: cannot run worker %d", slot)
+            self._failed = True
+            self._stopping.set()
+            return 1
+
+    async def _run_slot(self, slot: int) -> int:
         backoff, quick_deaths = Backoff(first=0.5, cap=10.0), 0
         while True:
             started = time.monotonic()

@@ -207,3 +207,8 @@ async def test_workers_that_keep_dying_make_the_supervisor_give_up() -> None:
     )
     assert await supervisor.run() == 1
     assert supervisor.pids == {}
+
+
+async def test_a_worker_that_cannot_start_stops_the_supervisor(tmp_path: Path) -> None:
+    supervisor = Supervisor(lambda _slot: [str(tmp_path / "no-such-program")], 2)
+    assert await supervisor.run() == 1
