@@ -94,11 +94,13 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
         yield b
 
 
-def _serve(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
-    """`backcrm serve all ARGS`, its output (the supervisor's and the workers') into `log`."""
+def _serve(
+    env: dict[str, str], log: Path, *args: str, service: str = "all"
+) -> subprocess.Popen[bytes]:
+    """`backcrm serve SERVICE ARGS`, its output (the supervisor's and the workers') into `log`."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve", "all", *args],
+            [sys.executable, "-m", "services.cli", "serve", service, *args],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -151,6 +153,30 @@ def test_two_workers_survive_a_killed_one_and_stop_on_sigterm(
         assert output.count("shutting down: draining") == 2  # each worker drained
         assert f"worker 0 (pid {victim})" in output or f"worker 1 (pid {victim})" in output
         assert "restarting in" in output
+    finally:
+        _stop(supervisor)
+
+
+def test_one_service_in_workers(shared: Backend, tmp_path: Path) -> None:
+    """`serve profile --workers 2`: profile's RPCs answered by both, a clean stop."""
+    address = f"127.0.0.1:{_free_port()}"
+    log = tmp_path / "profile.log"
+    supervisor = _serve(
+        _env(shared.settings), log, "--address", address, "--workers=2", service="profile"
+    )
+    try:
+        _wait_for(lambda: log.read_text().count("serving profile on") == 2, "both workers")
+        for _ in range(6):
+            who = email(f"{uuid.uuid4().hex}@example.com")
+            with grpc.insecure_channel(address) as channel:
+                profile = profile_service_pb2_grpc.ProfileServiceStub(channel)
+                request = ppb.TrackEventsRequest(events=[event(uuid.uuid4().hex, who)])
+                assert profile.TrackEvents(request, metadata=ADMIN, timeout=10).accepted == 1
+                reply = profile.GetProfile(ppb.GetProfileRequest(customer=who), metadata=ADMIN)
+                assert reply.profile.customer_id
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=60) == 0
+        assert log.read_text().count("shutting down: draining") == 2
     finally:
         _stop(supervisor)
 
