@@ -172,14 +172,25 @@ class Conflict(BackcrmError):
 # OSError covers ConnectionError and TimeoutError (asyncio's included). OperationalError is
 # the DB-API's "the database's operation failed" (a disconnect, a lock timeout, a failover).
 _TRANSIENT = (Unavailable, OSError, OperationalError, PoolTimeout)
+# PostgreSQL refusing or dropping connections: connection exceptions (08), insufficient
+# resources (53: "too many clients", out of memory, disk full), shutting down or starting (57P0x).
+# asyncpg's become a plain DBAPIError, not an OperationalError: matched by SQLSTATE.
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53")
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
 
 
 def is_transient(exc: BaseException) -> bool:
     """True when something failed because a dependency is down, not because of its input."""
     if isinstance(exc, _TRANSIENT):
         return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
+    if isinstance(exc, DBAPIError):
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+        if (
+            exc.connection_invalidated
+            or sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
+            or sqlstate in _UNAVAILABLE_SQLSTATES
+        ):
+            return True
     # redis-py's connection errors are not OSErrors; matched by name so the embedded mode,
     # which never loads the Redis client, need not import it here.
     return any(

@@ -47,6 +47,10 @@ class Backoff:
 
     async def sleep(self) -> None:
         await asyncio.sleep(self._next)
+        self.advance()
+
+    def advance(self) -> None:
+        """Count an attempt without sleeping (for a caller that waits on something else too)."""
         self._next = min(self._next * 2, self._cap)
 
     def reset(self) -> None:

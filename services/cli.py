@@ -1,5 +1,5 @@
-"""`backcrm`: serve, migrate, import, seed, train, token, call, bus: the command line of the
-suite."""
+"""`backcrm`: serve (one process, or `--workers N` under a supervisor), migrate, import, seed,
+train, token, call, bus: the command line of the suite."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from libs.auth import TokenRegistry, add_token_to_file, mint_token
 from libs.config import Settings
 from libs.db.migrate import upgrade
 from libs.runtime import Resources
+from libs.supervisor import Supervisor, claim_address, die_with_parent
 from libs.telemetry import setup_logging, setup_telemetry
 from services.registry import SERVICES
-from services.suite import Suite
+from services.suite import Suite, worker_environment
 
 __all__ = ["main"]
 
@@ -37,14 +38,16 @@ def _demo_token(settings: Settings) -> str:
     return token
 
 
-async def _serve(settings: Settings, which: str, address: str, demo: bool) -> None:
+async def _serve(
+    settings: Settings, which: str, address: str, demo: bool, worker: bool = False
+) -> None:
     setup_telemetry(settings, f"backcrm-{which}")
     token = _demo_token(settings) if demo else None
     tokens = TokenRegistry.from_sources(settings.auth_tokens, settings.auth_tokens_file)
     if settings.auth_enabled and not len(tokens):
         log.warning("auth is on and no token is configured: every call will be UNAUTHENTICATED")
     names = tuple(SERVICES) if which == "all" else (which,)
-    suite = Suite(settings, names, tokens)
+    suite = Suite(settings, names, tokens, reuse_port=worker)
     try:
         port = await suite.start(address)
         assert suite.resources is not None and suite.server is not None
@@ -82,8 +85,51 @@ Stop with Ctrl-C.
 
 
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    asyncio.run(_serve(settings, args.service, args.address or settings.address, args.demo))
+    address = args.address or settings.address
+    if args.workers is not None:
+        return _supervise(settings, args, address)
+    if args.worker:
+        die_with_parent()
+    asyncio.run(_serve(settings, args.service, address, args.demo, worker=args.worker))
     return 0
+
+
+def _supervise(settings: Settings, args: argparse.Namespace, address: str) -> int:
+    """`serve --workers N`: N processes of `serve` on one address, restarted when they die."""
+    if args.workers > 1 and (settings.embedded_bus or settings.database_url.startswith("sqlite")):
+        print(
+            "backcrm: --workers above 1 needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL): "
+            "the embedded default's bus and cache live inside one process, and its SQLite file "
+            "takes one writer process. Serve it as one process (no --workers, or --workers 1).",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        guard, address = claim_address(address)
+    except OSError as exc:
+        print(f"backcrm: {exc}", file=sys.stderr)
+        return 1
+    token = _demo_token(settings) if args.demo else None  # before the workers read the file
+    command = [sys.executable, "-m", "services.cli", "serve", args.service]
+    supervisor = Supervisor(
+        lambda _slot: [*command, "--address", address, "--worker"],
+        args.workers,
+        worker_environment(settings),
+        stop_seconds=settings.shutdown_grace_seconds + settings.bus_drain_seconds + 15,
+    )
+
+    async def run() -> int:
+        log.info("supervising %d workers of %s on %s", args.workers, args.service, address)
+        running = asyncio.create_task(supervisor.run())
+        if token is not None:
+            host, _, port = address.rpartition(":")
+            _print_banner(host, int(port), token)
+        return await running
+
+    try:
+        return asyncio.run(run())
+    finally:
+        guard.close()
 
 
 def _cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
@@ -210,6 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("service", choices=["all", *SERVICES], nargs="?", default="all")
     serve.add_argument("--address", help="host:port (default BACKCRM_ADDRESS)")
     serve.add_argument("--demo", action="store_true", help="make and print the demo admin token")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        help="run N worker processes on the address (SO_REUSEPORT) under a supervisor that "
+        "restarts a dead one; above 1 needs PostgreSQL and Redis",
+    )
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(run=_cmd_serve)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(run=_cmd_migrate)
     imp = sub.add_parser("import", help="bulk-load data")

@@ -13,17 +13,47 @@ Start and stop follow the flow of events, so that nothing is published to a bus 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from libs.auth import TokenRegistry, mint_token
+from libs.auth import TokenRegistry, hash_token, mint_token
 from libs.config import Settings
 from libs.rpc.server import Server
 from libs.runtime import App, Peers, Resources
 from services.registry import SERVICES
 
-__all__ = ["Suite"]
+__all__ = ["SERVICE_TOKENS", "Suite", "worker_environment"]
+
+# setting -> (token name, scopes): the tokens the hosted services call each other with.
+# "segmentation" is the shared one: profile:read to resolve identities (and for ads,
+# interests); segments:read for bonus and ads asking segmentation about a customer. Bonus
+# writes traits in its own namespace, which needs a token named "bonus". Ads records ad events
+# on profiles (TrackEvents) and credits ad rewards (bonus RewardPoints: positive credits only)
+# with a token of its own. A setting left empty is minted per process.
+SERVICE_TOKENS: dict[str, tuple[str, list[str]]] = {
+    "service_token": ("segmentation", ["profile:read", "segments:read"]),
+    "bonus_service_token": ("bonus", ["profile:read", "profile:write"]),
+    "ads_service_token": ("ads", ["profile:write", "bonus:reward"]),
+}
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """What worker processes serving one address share beyond `settings`: every service token
+    left empty is minted once, here, and registered by its hash in `BACKCRM_AUTH_TOKENS`, so a
+    call one worker makes to its own address is understood by whichever worker takes it."""
+    entries = json.loads(settings.auth_tokens) if settings.auth_tokens.strip() else []
+    env: dict[str, str] = {}
+    for setting, (name, scopes) in SERVICE_TOKENS.items():
+        if getattr(settings, setting):
+            continue
+        token = mint_token()
+        env[f"BACKCRM_{setting.upper()}"] = token
+        entries.append({"name": name, "sha256": hash_token(token), "scopes": scopes})
+    if env:
+        env["BACKCRM_AUTH_TOKENS"] = json.dumps(entries)
+    return env
 
 
 @dataclass
@@ -36,6 +66,8 @@ class Suite:
     apps: list[App] = field(default_factory=list)
     port: int = 0
     peers: Peers | None = None
+    # one of several worker processes sharing the address on purpose (SO_REUSEPORT)
+    reuse_port: bool = False
 
     async def start(self, address: str) -> int:
         unknown = set(self.names) - SERVICES.keys()
@@ -45,27 +77,19 @@ class Suite:
         tokens = self.tokens or TokenRegistry.from_sources(
             settings.auth_tokens, settings.auth_tokens_file
         )
-        service_token = settings.service_token or mint_token()
-        if not settings.service_token:
-            # Known only to this process: the services it hosts call each other with it.
-            # profile:read to resolve identities (and for ads, interests); segments:read for
-            # bonus and ads asking segmentation about a customer.
-            tokens.add("segmentation", service_token, ["profile:read", "segments:read"])
-        # Bonus writes traits in its own namespace, which needs a token named "bonus".
-        bonus_token = settings.bonus_service_token or mint_token()
-        if not settings.bonus_service_token:
-            tokens.add("bonus", bonus_token, ["profile:read", "profile:write"])
-        # Ads records ad events on profiles (TrackEvents) and credits ad rewards
-        # (bonus RewardPoints: positive credits only) with a token of its own.
-        ads_token = settings.ads_service_token or mint_token()
-        if not settings.ads_service_token:
-            tokens.add("ads", ads_token, ["profile:write", "bonus:reward"])
+        minted: dict[str, str] = {}
+        for setting, (name, scopes) in SERVICE_TOKENS.items():
+            configured = getattr(settings, setting)
+            minted[name] = configured or mint_token()
+            if not configured:
+                # Known only to this process: the services it hosts call each other with it.
+                tokens.add(name, minted[name], scopes)
         self.resources = resources = Resources.open(settings)
         self.peers = peers = Peers(
             settings,
-            service_token,
+            minted["segmentation"],
             lambda: f"127.0.0.1:{self.port}",
-            service_tokens={"bonus": bonus_token, "ads": ads_token},
+            service_tokens={"bonus": minted["bonus"], "ads": minted["ads"]},
         )
         self.apps = [
             entry.build(resources, peers) for name, entry in SERVICES.items() if name in self.names
@@ -75,6 +99,7 @@ class Suite:
             settings,
             readiness=[resources.storage_ready],
             tokens=tokens,
+            reuse_port=self.reuse_port,
         )
         self.port = await self.server.start(address)
         for app in self.apps:

@@ -37,6 +37,7 @@ class Server:
         settings: Settings,
         readiness: Sequence[ReadinessCheck] = (),
         tokens: TokenRegistry | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.settings = settings
         self.services = list(services)
@@ -46,7 +47,11 @@ class Server:
         options: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            # gRPC sets SO_REUSEPORT by default on Linux: a second server started on a port
+            # in use would then bind silently and take half of its connections (a stale
+            # process, a mistyped address). Off, a port in use is an error; on only for the
+            # worker processes `backcrm serve --workers N` starts to share one address.
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
         ]
         self.server = grpc.aio.server(
             interceptors=[*server_interceptors(), auth, ErrorInterceptor()], options=options
@@ -63,9 +68,13 @@ class Server:
         self.port = 0
 
     async def start(self, address: str | None = None) -> int:
-        self.port = self.server.add_insecure_port(address or self.settings.address)
+        address = address or self.settings.address
+        try:
+            self.port = self.server.add_insecure_port(address)
+        except RuntimeError as exc:  # grpc's "Failed to bind"
+            raise OSError(f"cannot bind {address}: is the port in use? ({exc})") from exc
         if self.port == 0:
-            raise OSError(f"cannot bind {address or self.settings.address}")
+            raise OSError(f"cannot bind {address}")
         await self._set_all(NOT_SERVING)
         await self.server.start()
         self._watch = asyncio.create_task(self._watch_readiness(), name="health-watch")

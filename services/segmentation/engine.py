@@ -10,7 +10,10 @@ Changes, erasures and merges of one customer arrive on different topics, in any 
 unit of work locks the customers it writes (`lock_customers`) and consults their
 tombstones: a change of an erased customer is dropped, a change of a customer merged away is
 applied to the customer it was merged into. So erasure wins over any change delivered after
-it, and a merge keeps the behaviour of both customers whatever the order of delivery.
+it, and a merge keeps the behaviour of both customers whatever the order of delivery. Changes
+hold their customers exclusively, so consumers of one group (several processes) taking
+changes of one customer at once apply them one after the other, each seeing what the other
+committed: any order of delivery ends in the state of the newest snapshot and all events.
 """
 
 from __future__ import annotations
@@ -96,6 +99,10 @@ class Engine:
         async def once() -> list[MembershipChange]:
             async with self.store() as store:
                 catalog = await self.catalogs.current_in(store)
+                # Exclusive: two consumers of one group may take changes of one customer at
+                # once, and each evaluates what the other writes (a count of events split
+                # between them): one waits, then sees the other's rows.
+                await store.lock_customers({u.customer_id for u in updates}, exclusive=True)
                 gone = await store.retired({u.customer_id for u in updates})
                 live: list[ProfileUpdate] = []
                 for update in updates:
@@ -107,6 +114,8 @@ class Engine:
                         live.append(_redirect(update, target))
                     # else: the customer was erased; the change must not bring it back
                 touched.update(u.customer_id for u in live)
+                # a merge's target too, for the changes of its source delivered after the merge
+                await store.lock_customers(touched, exclusive=True)
                 latest: dict[str, CustomerFacts] = {}
                 events: list[FactEvent] = []
                 targets: dict[str, set[str]] = {}

@@ -71,7 +71,8 @@ class SegmentationUnitOfWork(abc.ABC):
     @abc.abstractmethod
     async def lock_customers(self, customer_ids: Iterable[str], *, exclusive: bool = False) -> None:
         """Serialise with other units of work on these customers until this one ends: shared
-        for writers of a customer's rows, exclusive for its erasure and its merges."""
+        for writers of a customer's rows, exclusive for its erasure, its merges and the
+        consumption of its changes (which reads what a concurrent one writes)."""
 
     @abc.abstractmethod
     async def retired(self, customer_ids: Iterable[str]) -> dict[str, str | None]:

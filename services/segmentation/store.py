@@ -287,10 +287,10 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
         """Serialise with other units of work on these customers until this one ends.
 
         Shared for writers of a customer's rows (projection, memberships), exclusive for its
-        erasure and its merges: an erasure waits for the writes under way and the writes
-        after it see its tombstone. PostgreSQL transaction-scoped advisory locks, taken in
-        key order so two units of work cannot deadlock on them; SQLite runs one unit of work
-        at a time already.
+        erasure, its merges and the consumption of its changes: an erasure waits for the
+        writes under way and the writes after it see its tombstone. PostgreSQL
+        transaction-scoped advisory locks, taken in key order so two units of work cannot
+        deadlock on them; SQLite runs one unit of work at a time already.
         """
         if self._dialect != "postgresql":
             return

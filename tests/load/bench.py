@@ -212,8 +212,13 @@ def server_process(
     workdir: Path,
     cprofile_dir: Path | None,
     extra: Sequence[str] = (),
+    workers: int = 1,
 ) -> Iterator[ServerProcess]:
+    """The bench server; with `workers` above 1 (a `--suite` on PostgreSQL + Redis) that many
+    worker processes on its port under a supervisor, whose pid `process_tree_cpu` reads."""
     args = ["--echo"] if settings is None else list(extra)
+    if workers > 1:
+        args += ["--workers", str(workers)]
     if cprofile_dir is not None:
         cprofile_dir.mkdir(parents=True, exist_ok=True)
         args += ["--cprofile", str(cprofile_dir.resolve() / f"{name}.prof")]

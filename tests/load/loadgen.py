@@ -9,6 +9,7 @@ of the server process over the window tells whether either side was saturated.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -18,7 +19,17 @@ import grpc
 
 from tests.load.payloads import RequestSource
 
-__all__ = ["Measurement", "Target", "measure", "open_channel", "percentile", "process_cpu"]
+__all__ = [
+    "Measurement",
+    "Paced",
+    "Target",
+    "measure",
+    "open_channel",
+    "paced",
+    "percentile",
+    "process_cpu",
+    "process_tree_cpu",
+]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 Metadata = Sequence[tuple[str, str]]
@@ -78,6 +89,24 @@ def process_cpu(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds a process, its live descendants (a supervisor's workers) and the children
+    it has reaped (workers that died) have used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    total = sum(int(f) for f in fields[11:15]) / _TICKS  # utime, stime, cutime, cstime
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            kids = [int(k) for k in children.read().split()]
+    except OSError:
+        kids = []
+    for kid in kids:
+        # one that ended meanwhile: its time moves to our cutime once reaped
+        with contextlib.suppress(OSError):
+            total += process_tree_cpu(kid)
+    return total
 
 
 def open_channel(address: str) -> grpc.aio.Channel:
@@ -166,3 +195,54 @@ async def measure(
         server_cpu=(server1 - server0) / seconds,
         first_error=window.first_error,
     )
+
+
+@dataclass
+class Paced:
+    """An open-loop run: calls issued at a fixed rate, whatever the answers take."""
+
+    name: str
+    calls: int
+    errors: int
+    seconds: float  # from the first call issued to the last answer
+    first_error: str = ""
+
+
+async def paced(
+    channel: grpc.aio.Channel,
+    target: Target,
+    *,
+    rate: float,
+    calls: int,
+    max_in_flight: int = 64,
+    timeout: float = 30.0,
+) -> Paced:
+    """Issue `calls` calls at `rate` a second (at most `max_in_flight` at once): a moderate,
+    steady load instead of a saturating closed loop."""
+    call = channel.unary_unary(target.method)
+    metadata = tuple(target.metadata)
+    slots = asyncio.Semaphore(max_in_flight)
+    run = Paced(target.name, 0, 0, 0.0)
+
+    async def one(request: bytes) -> None:
+        try:
+            await call(request, metadata=metadata, timeout=timeout)
+            run.calls += 1
+        except grpc.aio.AioRpcError as error:
+            run.errors += 1
+            if not run.first_error:
+                run.first_error = f"{error.code().name}: {error.details()}"
+        finally:
+            slots.release()
+
+    started = time.perf_counter()
+    tasks = []
+    for n in range(calls):
+        delay = started + n / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await slots.acquire()
+        tasks.append(asyncio.create_task(one(target.requests())))
+    await asyncio.gather(*tasks)
+    run.seconds = time.perf_counter() - started
+    return run
