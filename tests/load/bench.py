@@ -86,6 +86,7 @@ class Options:
     seg_customers: int = 1000
     lag_seconds: float = 10.0
     build_customers: int = 1_000_000
+    scale_workers: int = 2
 
 
 @dataclass
@@ -589,7 +590,7 @@ def render(report: Report) -> str:
         lines += render_segmentation(report.segmentation)
         notes += [f"- {n}" for n in report.segmentation.notes]
         notes += [
-            f"- lag, {curve.backend}, {step.offered:,} events/s: {step.note}"
+            f"- lag, {curve.label}, {step.offered:,} events/s: {step.note}"
             for curve in report.segmentation.lags
             for step in curve.steps
         ]
@@ -782,6 +783,12 @@ def _parse(argv: list[str] | None) -> Options:
     p.add_argument(
         "--build-customers", type=int, default=1_000_000, help="segment build scale (0: skip)"
     )
+    p.add_argument(
+        "--scale-workers",
+        type=int,
+        default=2,
+        help="the lag curve again with this many processes on PostgreSQL (1: skip)",
+    )
     a = p.parse_args(argv)
     suites = [x.strip() for x in a.suites.split(",") if x.strip()]
     if set(suites) - SERVICES.keys():
@@ -807,6 +814,7 @@ def _parse(argv: list[str] | None) -> Options:
         seg_customers=a.seg_customers,
         lag_seconds=a.lag_seconds,
         build_customers=a.build_customers,
+        scale_workers=a.scale_workers,
     )
 
 

@@ -33,7 +33,14 @@ from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
 from backcrm.segmentation.v1 import segmentation_service_pb2_grpc as pb_grpc
 
 from libs.config import Settings
-from tests.load.loadgen import Measurement, Target, measure, open_channel, percentile, process_cpu
+from tests.load.loadgen import (
+    Measurement,
+    Target,
+    measure,
+    open_channel,
+    percentile,
+    process_tree_cpu,
+)
 from tests.load.payloads import cycle
 from tests.load.report import verdict
 from tests.load.segments import (
@@ -494,6 +501,7 @@ class LagCurve:
     backend: str
     steps: list[LagStep] = field(default_factory=list)
     note: str = ""
+    processes: int = 1  # worker processes serving profile and segmentation
     # the cost of the whole event path, measured saturated (see path_cost)
     path_events: int = 0
     path_cpu_seconds: float = 0.0  # server CPU above its idle rate, until segmentation drained
@@ -503,6 +511,12 @@ class LagCurve:
     @property
     def cpu_ms_per_event(self) -> float:
         return self.path_cpu_seconds / self.path_events * 1000 if self.path_events else 0.0
+
+    @property
+    def label(self) -> str:
+        return (
+            self.backend if self.processes == 1 else f"{self.backend}, {self.processes} processes"
+        )
 
     @property
     def knee(self) -> int:
@@ -553,10 +567,11 @@ async def _lag_call(
 
 
 def _cpu(pids: Sequence[int]) -> float:
+    """CPU seconds of the servers, their worker processes included (`serve --workers`)."""
     total = 0.0
     for pid in pids:
         with contextlib.suppress(OSError):
-            total += process_cpu(pid)
+            total += process_tree_cpu(pid)
     return total
 
 
@@ -801,6 +816,41 @@ def bench_suite(
     for row in rows:
         row.echo = echo.get(row.m.concurrency)
     return rows, lag, notes
+
+
+def bench_scaled(opts: Any, workdir: Path, workers: int) -> LagCurve:
+    """The lag curve again with `workers` processes serving profile and segmentation
+    (`serve --workers`: one address, one consumer group, PostgreSQL + Redis), for the
+    scale-out ratio of the knees."""
+    from tests.load.bench import fresh_store, server_process
+
+    with fresh_store("postgres", workdir) as settings:
+        suite = ["--suite", "profile,segmentation"]
+        with server_process(
+            f"postgres-suite-{workers}w", settings, workdir, None, suite, workers=workers
+        ) as s:
+            _progress(f"[postgres] lag curve with {workers} worker processes (pid {s.pid}) ...")
+            curve = asyncio.run(
+                lag_curve(
+                    s.address,
+                    settings,
+                    backend="postgres",
+                    server_pids=[s.pid],
+                    customers=opts.seg_customers,
+                    step_seconds=opts.lag_seconds,
+                )
+            )
+            if any(step.errors for step in curve.steps):
+                _progress(f"[postgres, {workers} workers] calls failed; log:\n{s.tail(60)}")
+    curve.processes = workers
+    return curve
+
+
+def scale_out(results: SegmentationResults) -> tuple[LagCurve, LagCurve] | None:
+    """(one process, several) on PostgreSQL + Redis when both were measured."""
+    one = [c for c in results.lags if c.backend == "postgres" and c.processes == 1]
+    more = [c for c in results.lags if c.backend == "postgres" and c.processes > 1]
+    return (one[0], more[0]) if one and more else None
 
 
 # ---------------------------------------------------------------- 1M customers on PostgreSQL
@@ -1125,6 +1175,9 @@ def run_segmentation(opts: Any, workdir: Path, echo: dict[int, Measurement]) -> 
         results.notes += notes
         if lag is not None:
             results.lags.append(lag)
+    workers = opts.scale_workers
+    if "postgres" in opts.backends and opts.lag_seconds > 0 and workers > 1:
+        results.lags.append(bench_scaled(opts, workdir, workers))
     for backend in opts.backends:
         results.costs += bench_cost(backend, workdir)
     if "postgres" in opts.backends and opts.build_customers > 0:
@@ -1166,11 +1219,23 @@ def segmentation_targets(results: SegmentationResults) -> list[str]:
                 f"{verdict(m.p99_ms <= MEMBERSHIPS_P99_TARGET_MS)}"
             )
     for curve in results.lags:
+        if curve.processes > 1:
+            continue  # the target is per process; the scale-out line below reports it
         lines.append(
             f"- Knee (highest offered events/s with TrackEvents → ENTERED lag p99 ≤ "
             f"{LAG_P99_TARGET_MS:,.0f} ms, one process serving profile and segmentation) ≥ "
             f"{KNEE_TARGET:,} events/s, {curve.backend}: {curve.knee:,} events/s — "
             f"{verdict(curve.knee >= KNEE_TARGET)}"
+        )
+    pair = scale_out(results)
+    if pair is not None:
+        one, more = pair
+        ratio = f"{more.knee / one.knee:.2f}x" if one.knee else "n/a (no knee with 1 process)"
+        lines.append(
+            f"- Scale-out (a report, no target; 2 cores shared by the load generator): knee "
+            f"with {more.processes} processes / 1 process, postgres: {more.knee:,} / "
+            f"{one.knee:,} events/s = {ratio}; CPU per event {more.cpu_ms_per_event:.2f} vs "
+            f"{one.cpu_ms_per_event:.2f} ms"
         )
     for build in results.builds:
         lines.append(
@@ -1213,7 +1278,7 @@ def lag_table(curves: Sequence[LagCurve]) -> list[str]:
                 "≤ 1 s" if step.within_target else "fell behind" if step.fell_behind else "> 1 s"
             )
             lines.append(
-                f"| {curve.backend} | {step.offered:,} | {step.achieved:,.0f} | {step.calls:,} "
+                f"| {curve.label} | {step.offered:,} | {step.achieved:,.0f} | {step.calls:,} "
                 f"| {percentile(latency, 50) * 1000:.1f} | {percentile(latency, 99) * 1000:.1f} "
                 f"| {step.lag_ms(50):.1f} | {step.lag_ms(99):.1f} | {step.lag_ms(100):.1f} "
                 f"| {len(step.lags):,}/{step.expected:,} | {step.errors} "
@@ -1224,14 +1289,14 @@ def lag_table(curves: Sequence[LagCurve]) -> list[str]:
         if curve.path_events:
             ms = curve.cpu_ms_per_event
             lines.append(
-                f"Event path cost, {curve.backend}: **{ms:.3f} ms of server CPU per event** "
+                f"Event path cost, {curve.label}: **{ms:.3f} ms of server CPU per event** "
                 f"({curve.path_events:,} events sent saturated, every ENTERED seen after "
                 f"{curve.path_seconds:.1f} s; idle CPU {curve.path_idle_cores:.0%} of a core "
                 "subtracted): one core's ceiling "
                 f"≈ {1000 / ms if ms else 0:,.0f} events/s."
             )
         lines.append(
-            f"Knee, {curve.backend}: **{curve.knee:,} events/s** "
+            f"Knee, {curve.label}: **{curve.knee:,} events/s** "
             f"(target ≥ {KNEE_TARGET:,}: {verdict(curve.knee >= KNEE_TARGET)})"
             + (f"; {curve.note.strip('; ')}" if curve.note else "")
         )
@@ -1298,6 +1363,7 @@ def render_segmentation(results: SegmentationResults) -> list[str]:
 def lag_json(curve: LagCurve) -> dict[str, Any]:
     return {
         "backend": curve.backend,
+        "processes": curve.processes,
         "knee": curve.knee,
         "note": curve.note,
         "path_events": curve.path_events,
@@ -1427,7 +1493,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print("\n".join(lag_table(curves)))
     for curve in curves:
         for step in curve.steps:
-            print(f"- {curve.backend}, {step.offered:,} events/s: {step.note}")
+            print(f"- {curve.label}, {step.offered:,} events/s: {step.note}")
 
 
 if __name__ == "__main__":
