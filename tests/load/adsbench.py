@@ -40,12 +40,14 @@ from google.protobuf import duration_pb2
 from libs.config import Settings
 from tests.load.loadgen import Measurement, Target, measure, open_channel
 from tests.load.report import (
+    ADMIN_AUTH,
     PAUSE_TARGET_SECONDS,
     PAUSE_TRIALS,
     PauseResult,
     last_seen,
     pause_json,
     pause_table,
+    progress,
     verdict,
 )
 from tests.load.segments import CATEGORIES, context, typical_segments
@@ -68,18 +70,6 @@ class AdsResults:
     rows: list[Any] = field(default_factory=list)  # bench.Row
     pauses: list[PauseResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def _progress(message: str) -> None:
-    from tests.load.bench import _progress as progress
-
-    progress(message)
-
-
-def _auth() -> tuple[tuple[str, str], ...]:
-    from tests.load.bench import _auth as auth
-
-    return auth()
 
 
 # ---------------------------------------------------------------- configuration
@@ -142,7 +132,7 @@ async def _setup(channel: grpc.aio.Channel, run: str) -> list[str]:
     customers = await track_customers(channel, run, CUSTOMERS)
     ads = pb_grpc.AdsServiceStub(channel)
     for campaign in campaigns(segment_ids, random.Random(11)):
-        await ads.CreateCampaign(pb.CreateCampaignRequest(campaign=campaign), metadata=_auth())
+        await ads.CreateCampaign(pb.CreateCampaignRequest(campaign=campaign), metadata=ADMIN_AUTH)
     return customers
 
 
@@ -167,7 +157,7 @@ def select_requests(customers: Sequence[str], count: int = 2000) -> list[bytes]:
 
 
 async def _probe(channel: grpc.aio.Channel, body: bytes) -> pb.SelectAdsResponse:
-    reply = await channel.unary_unary(SELECT)(body, metadata=_auth(), timeout=30)
+    reply = await channel.unary_unary(SELECT)(body, metadata=ADMIN_AUTH, timeout=30)
     return pb.SelectAdsResponse.FromString(reply)
 
 
@@ -193,9 +183,9 @@ async def _measurements(opts: Any, backend: str, server: Any) -> tuple[list[Any]
         note = f"{CAMPAIGNS} campaigns, limit {LIMIT}, {slots:.1f} slots on average"
         if degraded:
             note += f"; {degraded}/50 probes answered with targeting degraded"
-        target = Target(f"SelectAds limit {LIMIT}", SELECT, _cycle(bodies), _auth())
+        target = Target(f"SelectAds limit {LIMIT}", SELECT, _cycle(bodies), ADMIN_AUTH)
         for c in opts.concurrency:
-            _progress(f"[{backend}] SelectAds c={c} ...")
+            progress(f"[{backend}] SelectAds c={c} ...")
             m = await measure(
                 channel,
                 target,
@@ -233,14 +223,14 @@ async def measure_pause(backend: str, writer_address: str, reader_address: str) 
                 priority=1_000_000,
             )
             created = await ads.CreateCampaign(
-                pb.CreateCampaignRequest(campaign=campaign), metadata=_auth()
+                pb.CreateCampaignRequest(campaign=campaign), metadata=ADMIN_AUTH
             )
             campaign_id = created.campaign.campaign_id
             if await _last_seen(reader, body, campaign_id, present=True, timeout=30) is None:
                 result.note = f"trial {trial}: the reader never selected the new campaign"
                 break
             await ads.PauseCampaign(
-                pb.PauseCampaignRequest(campaign_id=campaign_id), metadata=_auth()
+                pb.PauseCampaignRequest(campaign_id=campaign_id), metadata=ADMIN_AUTH
             )
             paused_at = time.perf_counter()
             last = await _last_seen(reader, body, campaign_id, present=False, timeout=30)
@@ -278,10 +268,10 @@ def bench_backend(
         fresh_store(backend, workdir) as settings,
         server_process(f"{backend}-ads", settings, workdir, opts.cprofile_dir, suite) as s,
     ):
-        _progress(f"[{backend}] ads suite (server pid {s.pid}) ...")
+        progress(f"[{backend}] ads suite (server pid {s.pid}) ...")
         rows, notes = asyncio.run(_measurements(opts, backend, s))
         if any(r.m.errors for r in rows):
-            _progress(f"[{backend}] calls failed; server log:\n{s.tail(60)}")
+            progress(f"[{backend}] calls failed; server log:\n{s.tail(60)}")
         if backend == "postgres":
             pause = _bench_pause(settings, workdir, s.address)
     for row in rows:
@@ -294,7 +284,7 @@ def _bench_pause(settings: Settings, workdir: Path, writer: str) -> PauseResult:
 
     suite = ["--suite", "ads"]
     with server_process("postgres-ads-2", settings, workdir, None, suite) as reader:
-        _progress(f"[postgres] pause → selection on a second ads process (pid {reader.pid}) ...")
+        progress(f"[postgres] pause → selection on a second ads process (pid {reader.pid}) ...")
         return asyncio.run(measure_pause("postgres", writer, reader.address))
 
 

@@ -54,7 +54,7 @@ from tests.load.payloads import (
     register_requests,
     track_events_requests,
 )
-from tests.load.report import verdict
+from tests.load.report import ADMIN_AUTH, progress, verdict
 
 __all__ = ["main"]
 
@@ -121,10 +121,6 @@ class Report:
     bonus: Any = None  # tests.load.bonusbench.BonusResults
     ads: Any = None  # tests.load.adsbench.AdsResults
     recommend: Any = None  # tests.load.recobench.RecommendResults
-
-
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- server subprocesses
@@ -299,12 +295,6 @@ async def wait_outbox_drained(settings: Settings) -> tuple[int, float]:
 # ---------------------------------------------------------------- measurements
 
 
-def _auth() -> tuple[tuple[str, str], ...]:
-    from tests.support import TOKENS
-
-    return (("authorization", f"Bearer {TOKENS['admin'][0]}"),)
-
-
 async def _call_once(channel: grpc.aio.Channel, target: Target) -> bytes:
     call = channel.unary_unary(target.method)
     response: bytes = await call(target.requests(), metadata=tuple(target.metadata), timeout=30)
@@ -313,7 +303,7 @@ async def _call_once(channel: grpc.aio.Channel, target: Target) -> bytes:
 
 async def warm_profiles(channel: grpc.aio.Channel, ids: list[str]) -> int:
     """Read every customer once (fills the cache); the mean response size."""
-    target = Target("GetProfile", GET_PROFILE, get_profile_requests(ids), _auth())
+    target = Target("GetProfile", GET_PROFILE, get_profile_requests(ids), ADMIN_AUTH)
     sizes: list[int] = []
 
     async def reader(share: int) -> None:
@@ -346,7 +336,7 @@ async def register_load_customers(channel: grpc.aio.Channel, workers: int = 4) -
 
     async def register(share: list[bytes]) -> None:
         for body in share:
-            target = Target("register", TRACK_EVENTS, lambda body=body: body, _auth(), 1)
+            target = Target("register", TRACK_EVENTS, lambda body=body: body, ADMIN_AUTH, 1)
             answer = pb.TrackEventsResponse.FromString(await _call_once(channel, target))
             if answer.rejected:
                 raise RuntimeError(f"registering load customers: {answer.rejected[:3]}")
@@ -381,8 +371,8 @@ async def run_backend(
     try:
         size = await warm_profiles(channel, ids)
         for c in opts.concurrency if "GetProfile" in opts.rpcs else ():
-            target = Target("GetProfile", GET_PROFILE, get_profile_requests(ids), _auth())
-            _progress(f"[{backend}] GetProfile c={c} ...")
+            target = Target("GetProfile", GET_PROFILE, get_profile_requests(ids), ADMIN_AUTH)
+            progress(f"[{backend}] GetProfile c={c} ...")
             m = await measure(
                 channel,
                 target,
@@ -399,10 +389,14 @@ async def run_backend(
         for c in opts.concurrency:
             run = uuid.uuid4().hex[:6]
             target = Target(
-                "TrackEvents", TRACK_EVENTS, track_events_requests(run), _auth(), EVENTS_PER_BATCH
+                "TrackEvents",
+                TRACK_EVENTS,
+                track_events_requests(run),
+                ADMIN_AUTH,
+                EVENTS_PER_BATCH,
             )
             size = await _probe_track(channel, target)
-            _progress(f"[{backend}] TrackEvents c={c} ...")
+            progress(f"[{backend}] TrackEvents c={c} ...")
             m = await measure(
                 channel,
                 target,
@@ -702,7 +696,7 @@ def bench_backend(
     opts: Options, backend: str, workdir: Path, echo: dict[int, Measurement]
 ) -> list[Row]:
     with fresh_store(backend, workdir) as settings:
-        _progress(f"[{backend}] seeding {opts.customers:,} customers ...")
+        progress(f"[{backend}] seeding {opts.customers:,} customers ...")
         ids = asyncio.run(seed_customers(settings, opts.customers))
         with server_process(backend, settings, workdir, opts.cprofile_dir) as server:
             print(
@@ -720,7 +714,7 @@ def run(opts: Options) -> Report:
     report = Report(datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), _machine(), opts)
     with tempfile.TemporaryDirectory(prefix="backcrm-bench-") as tmp:
         workdir = Path(tmp)
-        _progress("[echo] measuring ...")
+        progress("[echo] measuring ...")
         with server_process("echo", None, workdir, opts.cprofile_dir) as server:
             echo = asyncio.run(run_echo(opts, server))
         report.rows += [Row("—", m, ECHO_RESPONSE_BYTES) for m in echo.values()]

@@ -37,11 +37,13 @@ from backcrm.segmentation.v1 import segmentation_service_pb2_grpc as spb_grpc
 from libs.config import Settings
 from tests.load.loadgen import Measurement, Target, measure, open_channel
 from tests.load.report import (
+    ADMIN_AUTH,
     PAUSE_TARGET_SECONDS,
     PAUSE_TRIALS,
     PauseResult,
     pause_json,
     pause_table,
+    progress,
     verdict,
 )
 from tests.load.segments import CATEGORIES, all_of, context, event, prop
@@ -63,18 +65,6 @@ class BonusResults:
     rows: list[Any] = field(default_factory=list)  # bench.Row
     pauses: list[PauseResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def _progress(message: str) -> None:
-    from tests.load.bench import _progress as progress
-
-    progress(message)
-
-
-def _auth() -> tuple[tuple[str, str], ...]:
-    from tests.load.bench import _auth as auth
-
-    return auth()
 
 
 def _money(micros: int) -> common_pb2.Money:
@@ -167,11 +157,11 @@ async def _setup(channel: grpc.aio.Channel, run: str) -> tuple[str, list[str]]:
     customers = await track_customers(channel, run, CUSTOMERS)
     bonus = pb_grpc.BonusServiceStub(channel)
     program = (
-        await bonus.CreateProgram(pb.CreateProgramRequest(program=_program()), metadata=_auth())
+        await bonus.CreateProgram(pb.CreateProgramRequest(program=_program()), metadata=ADMIN_AUTH)
     ).program
     for promotion in _promotions(program.program_id, [s.segment_id for s in segments]):
         await bonus.CreatePromotion(
-            pb.CreatePromotionRequest(promotion=promotion), metadata=_auth()
+            pb.CreatePromotionRequest(promotion=promotion), metadata=ADMIN_AUTH
         )
     return program.program_id, customers
 
@@ -230,7 +220,7 @@ def accrue_requests(program_id: str, customers: Sequence[str], run: str) -> Any:
 
 
 async def _probe_quote(channel: grpc.aio.Channel, body: bytes) -> pb.QuoteOfferResponse:
-    reply = await channel.unary_unary(QUOTE)(body, metadata=_auth(), timeout=30)
+    reply = await channel.unary_unary(QUOTE)(body, metadata=ADMIN_AUTH, timeout=30)
     return pb.QuoteOfferResponse.FromString(reply)
 
 
@@ -256,9 +246,9 @@ async def _measurements(opts: Any, backend: str, server: Any) -> tuple[list[Any]
         note = f"5-line cart, {PROMOTIONS} active promotions, {applied:.1f} applied on average"
         if degraded:
             note += f"; {degraded}/50 probes answered without segmentation"
-        target = Target(f"QuoteOffer {CART_LINES} lines", QUOTE, _cycle(bodies), _auth())
+        target = Target(f"QuoteOffer {CART_LINES} lines", QUOTE, _cycle(bodies), ADMIN_AUTH)
         for c in opts.concurrency:
-            _progress(f"[{backend}] QuoteOffer c={c} ...")
+            progress(f"[{backend}] QuoteOffer c={c} ...")
             m = await measure(
                 channel,
                 target,
@@ -269,9 +259,11 @@ async def _measurements(opts: Any, backend: str, server: Any) -> tuple[list[Any]
             )
             rows.append(Row(backend, m, size, note=note))
         if backend == "postgres":
-            target = Target("Accrue", ACCRUE, accrue_requests(program_id, customers, run), _auth())
+            target = Target(
+                "Accrue", ACCRUE, accrue_requests(program_id, customers, run), ADMIN_AUTH
+            )
             for c in opts.concurrency:
-                _progress(f"[{backend}] Accrue c={c} ...")
+                progress(f"[{backend}] Accrue c={c} ...")
                 m = await measure(
                     channel,
                     target,
@@ -315,14 +307,14 @@ async def measure_pause(
                 priority=1000,
             )
             created = await bonus.CreatePromotion(
-                pb.CreatePromotionRequest(promotion=promotion), metadata=_auth()
+                pb.CreatePromotionRequest(promotion=promotion), metadata=ADMIN_AUTH
             )
             promotion_id = created.promotion.promotion_id
             if not await _until(reader, body, promotion_id, present=True, timeout=30):
                 result.note = f"trial {trial}: the reader never showed the new promotion"
                 break
             await bonus.PausePromotion(
-                pb.PausePromotionRequest(promotion_id=promotion_id), metadata=_auth()
+                pb.PausePromotionRequest(promotion_id=promotion_id), metadata=ADMIN_AUTH
             )
             paused_at = time.perf_counter()
             if not await _until(reader, body, promotion_id, present=False, timeout=30):
@@ -358,10 +350,10 @@ def bench_backend(
         fresh_store(backend, workdir) as settings,
         server_process(f"{backend}-bonus", settings, workdir, opts.cprofile_dir, suite) as s,
     ):
-        _progress(f"[{backend}] bonus suite (server pid {s.pid}) ...")
+        progress(f"[{backend}] bonus suite (server pid {s.pid}) ...")
         rows, notes, program_id = asyncio.run(_measurements(opts, backend, s))
         if any(r.m.errors for r in rows):
-            _progress(f"[{backend}] calls failed; server log:\n{s.tail(60)}")
+            progress(f"[{backend}] calls failed; server log:\n{s.tail(60)}")
         if backend == "postgres":
             pause = _bench_pause(settings, workdir, s.address, program_id)
     for row in rows:
@@ -374,7 +366,7 @@ def _bench_pause(settings: Settings, workdir: Path, writer: str, program_id: str
 
     suite = ["--suite", "bonus"]
     with server_process("postgres-bonus-2", settings, workdir, None, suite) as reader:
-        _progress(f"[postgres] pause → quote on a second bonus process (pid {reader.pid}) ...")
+        progress(f"[postgres] pause → quote on a second bonus process (pid {reader.pid}) ...")
         return asyncio.run(measure_pause("postgres", writer, reader.address, program_id))
 
 

@@ -48,13 +48,13 @@ from services.registry import SERVICES
 from tests.load.bench import (
     GET_PROFILE,
     TRACK_EVENTS,
-    _auth,
     _machine,
     fresh_store,
     server_process,
 )
 from tests.load.loadgen import Paced, Target, open_channel, paced, process_tree_cpu
 from tests.load.payloads import cycle, get_profile_requests
+from tests.load.report import ADMIN_AUTH
 
 __all__ = ["Cost", "main"]
 
@@ -170,7 +170,7 @@ async def _catalogue(channel: grpc.aio.Channel) -> str:
     ]
     for start in range(0, len(items), 500):
         await api.UpsertItems(
-            rpb.UpsertItemsRequest(items=items[start : start + 500]), metadata=_auth()
+            rpb.UpsertItemsRequest(items=items[start : start + 500]), metadata=ADMIN_AUTH
         )
     showcase = rpb.Showcase(
         name="home",
@@ -181,7 +181,9 @@ async def _catalogue(channel: grpc.aio.Channel) -> str:
         ],
         filters=rpb.ShowcaseFilters(only_available=True),
     )
-    reply = await api.CreateShowcase(rpb.CreateShowcaseRequest(showcase=showcase), metadata=_auth())
+    reply = await api.CreateShowcase(
+        rpb.CreateShowcaseRequest(showcase=showcase), metadata=ADMIN_AUTH
+    )
     return str(reply.showcase.showcase_id)
 
 
@@ -236,7 +238,7 @@ async def _targets(
     from tests.load.bonusbench import _setup as bonus_setup
     from tests.load.segbench import EVALUATE, evaluate_requests, track_customers
 
-    auth = _auth()
+    auth = ADMIN_AUTH
     if set(names) != set(SERVICES):
         # a part of the suite: what TrackEvents costs with these consumers of its events
         _progress("setup: customers")

@@ -47,12 +47,14 @@ from backcrm.recommend.v1 import recommend_service_pb2_grpc as pb_grpc
 from libs.config import Settings
 from tests.load.loadgen import Measurement, Target, measure, open_channel
 from tests.load.report import (
+    ADMIN_AUTH,
     PAUSE_TARGET_SECONDS,
     PAUSE_TRIALS,
     PauseResult,
     last_seen,
     pause_json,
     pause_table,
+    progress,
     verdict,
 )
 
@@ -91,18 +93,6 @@ class RecommendResults:
     pauses: list[PauseResult] = field(default_factory=list)
     trainings: list[TrainResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def _progress(message: str) -> None:
-    from tests.load.bench import _progress as progress
-
-    progress(message)
-
-
-def _auth() -> tuple[tuple[str, str], ...]:
-    from tests.load.bench import _auth as auth
-
-    return auth()
 
 
 # ---------------------------------------------------------------- the file, loaded
@@ -265,13 +255,15 @@ def _cycle(bodies: Sequence[bytes]) -> Any:
 
 
 async def _probe(channel: grpc.aio.Channel, body: bytes) -> pb.GetRecommendationsResponse:
-    reply = await channel.unary_unary(GET)(body, metadata=_auth(), timeout=30)
+    reply = await channel.unary_unary(GET)(body, metadata=ADMIN_AUTH, timeout=30)
     return pb.GetRecommendationsResponse.FromString(reply)
 
 
 async def _create(channel: grpc.aio.Channel, showcase: pb.Showcase) -> str:
     stub = pb_grpc.RecommendServiceStub(channel)
-    reply = await stub.CreateShowcase(pb.CreateShowcaseRequest(showcase=showcase), metadata=_auth())
+    reply = await stub.CreateShowcase(
+        pb.CreateShowcaseRequest(showcase=showcase), metadata=ADMIN_AUTH
+    )
     return str(reply.showcase.showcase_id)
 
 
@@ -303,9 +295,9 @@ async def _measurements(
             f"{len(data.items):,} items, {len(bodies)} customers of the file (1/3 with a "
             f"2-item cart), limit {LIMIT}, warm; {full}/{len(answers)} shelves full; reasons: {mix}"
         )
-        target = Target(f"GetRecommendations limit {LIMIT}", GET, _cycle(bodies), _auth())
+        target = Target(f"GetRecommendations limit {LIMIT}", GET, _cycle(bodies), ADMIN_AUTH)
         for c in opts.concurrency:
-            _progress(f"[{backend}] GetRecommendations c={c} ...")
+            progress(f"[{backend}] GetRecommendations c={c} ...")
             m = await measure(
                 channel,
                 target,
@@ -369,14 +361,14 @@ async def measure_unavailable(
         for trial in range(PAUSE_TRIALS):
             await stub.UpsertItems(
                 pb.UpsertItemsRequest(items=[_item_message(items[probe], True)]),
-                metadata=_auth(),
+                metadata=ADMIN_AUTH,
             )
             if await last_seen(shows, present=True, timeout=30) is None:
                 result.note = f"trial {trial}: the reader never showed {probe} again"
                 break
             await stub.UpsertItems(
                 pb.UpsertItemsRequest(items=[_item_message(items[probe], False)]),
-                metadata=_auth(),
+                metadata=ADMIN_AUTH,
             )
             upserted_at = time.perf_counter()
             last = await last_seen(shows, present=False, timeout=30)
@@ -399,7 +391,7 @@ def bench_backend(
     suite = ["--suite", "recommend"]
     pause = None
     with fresh_store(backend, workdir) as settings:
-        _progress(f"[{backend}] loading the Online Retail file into recommend (minutes) ...")
+        progress(f"[{backend}] loading the Online Retail file into recommend (minutes) ...")
         started = time.perf_counter()
         history_rows, pairs = asyncio.run(load_retail(settings, data))
         notes = [
@@ -407,7 +399,7 @@ def bench_backend(
             f"of {len(data.customers):,} customers ({history_rows:,} history rows, "
             f"{pairs:,} distinct pairs) loaded in {time.perf_counter() - started:.0f} s"
         ]
-        _progress(f"[{backend}] training the personal model on the whole file ...")
+        progress(f"[{backend}] training the personal model on the whole file ...")
         seconds, customers, items = asyncio.run(train_retail(settings))
         training = TrainResult(
             backend,
@@ -419,11 +411,11 @@ def bench_backend(
         with server_process(
             f"{backend}-recommend", settings, workdir, opts.cprofile_dir, suite
         ) as s:
-            _progress(f"[{backend}] recommend suite (server pid {s.pid}) ...")
+            progress(f"[{backend}] recommend suite (server pid {s.pid}) ...")
             rows, more, together_id = asyncio.run(_measurements(opts, backend, s, data))
             notes += more
             if any(r.m.errors for r in rows):
-                _progress(f"[{backend}] calls failed; server log:\n{s.tail(60)}")
+                progress(f"[{backend}] calls failed; server log:\n{s.tail(60)}")
             if backend == "postgres":
                 pause = _bench_unavailable(settings, workdir, s.address, together_id, data)
     for row in rows:
@@ -438,7 +430,7 @@ def _bench_unavailable(
 
     suite = ["--suite", "recommend"]
     with server_process("postgres-recommend-2", settings, workdir, None, suite) as reader:
-        _progress(
+        progress(
             f"[postgres] unavailable → shelf on a second recommend process (pid {reader.pid}) ..."
         )
         return asyncio.run(
@@ -451,7 +443,7 @@ def run_recommend(opts: Any, workdir: Path, echo: dict[int, Measurement]) -> Rec
     if not opts.retail_file.exists():
         results.notes.append(f"recommend: skipped, {opts.retail_file} is missing")
         return results
-    _progress(f"[recommend] reading {opts.retail_file.name} ...")
+    progress(f"[recommend] reading {opts.retail_file.name} ...")
     data = read_retail(opts.retail_file, time.time())
     for backend in opts.backends:
         rows, notes, pause, training = bench_backend(opts, backend, workdir, echo, data)

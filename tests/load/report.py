@@ -5,14 +5,17 @@ summary of a `make load` run (`LoadRow`, `load_summary`)."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tests.load.loadgen import percentile
+from tests.support import TOKENS
 
 __all__ = [
+    "ADMIN_AUTH",
     "PAUSE_TARGET_SECONDS",
     "PAUSE_TRIALS",
     "SEED_BUDGET_RPS",
@@ -22,11 +25,21 @@ __all__ = [
     "load_summary",
     "pause_json",
     "pause_table",
+    "progress",
     "verdict",
 ]
 
 PAUSE_TRIALS = 10
 PAUSE_TARGET_SECONDS = 1.0
+# What every benchmark call carries: the e2e tests' admin token (every scope).
+ADMIN_AUTH = (("authorization", f"Bearer {TOKENS['admin'][0]}"),)
+
+
+def progress(message: str) -> None:
+    """A line of the benchmarks' progress, on stderr (stdout carries the report)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 # The seed deck's budget per node: requests/s of ads, and of the CRM (every other service).
 SEED_BUDGET_RPS = {"crm": 20.0, "ads": 10.0}
 

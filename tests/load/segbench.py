@@ -42,7 +42,7 @@ from tests.load.loadgen import (
     process_tree_cpu,
 )
 from tests.load.payloads import cycle
-from tests.load.report import verdict
+from tests.load.report import ADMIN_AUTH, progress, verdict
 from tests.load.segments import (
     CATEGORIES,
     DAY,
@@ -124,18 +124,6 @@ class SegmentationResults:
     notes: list[str] = field(default_factory=list)
 
 
-def _progress(message: str) -> None:
-    from tests.load.bench import _progress as progress
-
-    progress(message)
-
-
-def _auth() -> tuple[tuple[str, str], ...]:
-    from tests.load.bench import _auth as auth
-
-    return auth()
-
-
 # ---------------------------------------------------------------- segments over gRPC
 
 
@@ -145,7 +133,7 @@ async def create_segments(
     created = []
     for name, condition in defs:
         request = pb.CreateSegmentRequest(segment=pb.Segment(name=name, condition=condition))
-        created.append((await api.CreateSegment(request, metadata=_auth())).segment)
+        created.append((await api.CreateSegment(request, metadata=ADMIN_AUTH)).segment)
     return created
 
 
@@ -156,7 +144,7 @@ async def wait_ready(
     for segment_id in ids:
         while True:
             request = pb.GetSegmentRequest(segment_id=segment_id)
-            segment = (await api.GetSegment(request, metadata=_auth())).segment
+            segment = (await api.GetSegment(request, metadata=ADMIN_AUTH)).segment
             if segment.state == pb.SEGMENT_STATE_READY:
                 break
             if time.monotonic() > deadline:
@@ -207,7 +195,7 @@ def shop_event(rng: random.Random, event_id: str, who: str, now: float, spread: 
 
 async def _track(channel: grpc.aio.Channel, request: ppb.TrackEventsRequest) -> list[str]:
     call = channel.unary_unary(TRACK_EVENTS)
-    body = await call(request.SerializeToString(), metadata=_auth(), timeout=60)
+    body = await call(request.SerializeToString(), metadata=ADMIN_AUTH, timeout=60)
     answer = ppb.TrackEventsResponse.FromString(body)
     if answer.rejected:
         raise RuntimeError(f"TrackEvents rejected: {answer.rejected[:3]}")
@@ -328,7 +316,7 @@ def membership_requests(customer_ids: Sequence[str]) -> list[bytes]:
 
 async def _probe(channel: grpc.aio.Channel, method: str, body: bytes, parse: Any) -> Any:
     call = channel.unary_unary(method)
-    return parse(await call(body, metadata=_auth(), timeout=30))
+    return parse(await call(body, metadata=ADMIN_AUTH, timeout=30))
 
 
 async def measure_reads(
@@ -377,9 +365,9 @@ async def measure_reads(
         answers = [await _probe(channel, method, b, parse) for b in bodies[:50]]
         matched = sum(len(a.segment_ids) for a in answers) / len(answers)
         size = sum(len(a.SerializeToString()) for a in answers) // len(answers)
-        target = Target(name, method, cycle(bodies), _auth())
+        target = Target(name, method, cycle(bodies), ADMIN_AUTH)
         for c in levels:
-            _progress(f"[{backend}] {name} c={c} ...")
+            progress(f"[{backend}] {name} c={c} ...")
             m = await measure(
                 channel,
                 target,
@@ -553,7 +541,7 @@ async def _lag_call(
     call = channel.unary_unary(TRACK_EVENTS)
     started = time.perf_counter()
     try:
-        answer = await call(body, metadata=_auth(), timeout=60)
+        answer = await call(body, metadata=ADMIN_AUTH, timeout=60)
     except grpc.aio.AioRpcError as error:
         state.errors += 1
         state.first_error = state.first_error or f"{error.code().name}: {error.details()}"
@@ -720,20 +708,20 @@ async def lag_sweep(
         ids = [s.segment_id for s in watched]
         await wait_ready(api, ids)
         stream = api.WatchMembershipChanges(
-            pb.WatchMembershipChangesRequest(segment_ids=ids), metadata=_auth()
+            pb.WatchMembershipChangesRequest(segment_ids=ids), metadata=ADMIN_AUTH
         )
         await stream.initial_metadata()
         state = _LagState()
         watcher = asyncio.create_task(_watch(stream, state))
         try:
             if path_events:
-                _progress(f"[{backend}] event path cost: {path_events:,} events saturated ...")
+                progress(f"[{backend}] event path cost: {path_events:,} events saturated ...")
                 await path_cost(
                     channel, state, sweep, known_emails, server_pids, curve, path_events
                 )
                 state.next_step()
             for offered in rates:
-                _progress(f"[{backend}] lag at {offered:,} events/s for {step_seconds:g} s ...")
+                progress(f"[{backend}] lag at {offered:,} events/s for {step_seconds:g} s ...")
                 step = await _lag_step(
                     channel,
                     state,
@@ -776,7 +764,7 @@ async def _suite_measurements(
             f"{time.perf_counter() - started:.1f} s"
         )
         run = uuid.uuid4().hex[:6]
-        _progress(f"[{backend}] tracking {opts.seg_customers:,} customers ...")
+        progress(f"[{backend}] tracking {opts.seg_customers:,} customers ...")
         started = time.perf_counter()
         customers = await track_customers(channel, run, opts.seg_customers)
         tracked = time.perf_counter() - started
@@ -809,10 +797,10 @@ def bench_suite(
     with fresh_store(backend, workdir) as settings:
         suite = ["--suite", "profile,segmentation"]
         with server_process(f"{backend}-suite", settings, workdir, opts.cprofile_dir, suite) as s:
-            _progress(f"[{backend}] segmentation suite (server pid {s.pid}) ...")
+            progress(f"[{backend}] segmentation suite (server pid {s.pid}) ...")
             rows, lag, notes = asyncio.run(_suite_measurements(opts, backend, settings, s))
             if any(r.m.errors for r in rows) or (lag and any(s.errors for s in lag.steps)):
-                _progress(f"[{backend}] calls failed; server log:\n{s.tail(60)}")
+                progress(f"[{backend}] calls failed; server log:\n{s.tail(60)}")
     for row in rows:
         row.echo = echo.get(row.m.concurrency)
     return rows, lag, notes
@@ -829,7 +817,7 @@ def bench_scaled(opts: Any, workdir: Path, workers: int) -> LagCurve:
         with server_process(
             f"postgres-suite-{workers}w", settings, workdir, None, suite, workers=workers
         ) as s:
-            _progress(f"[postgres] lag curve with {workers} worker processes (pid {s.pid}) ...")
+            progress(f"[postgres] lag curve with {workers} worker processes (pid {s.pid}) ...")
             curve = asyncio.run(
                 lag_curve(
                     s.address,
@@ -841,7 +829,7 @@ def bench_scaled(opts: Any, workdir: Path, workers: int) -> LagCurve:
                 )
             )
             if any(step.errors for step in curve.steps):
-                _progress(f"[postgres, {workers} workers] calls failed; log:\n{s.tail(60)}")
+                progress(f"[postgres, {workers} workers] calls failed; log:\n{s.tail(60)}")
     curve.processes = workers
     return curve
 
@@ -978,9 +966,9 @@ def bench_build(customers: int, workdir: Path) -> BuildResult:
     from tests.load.bench import fresh_store
 
     with fresh_store("postgres", workdir) as settings:
-        _progress(f"[postgres] loading {customers:,} synthetic customers into the projection ...")
+        progress(f"[postgres] loading {customers:,} synthetic customers into the projection ...")
         events, load = asyncio.run(_load_projection(settings, customers))
-        _progress(f"[postgres] building 50 segments over {customers:,} customers ...")
+        progress(f"[postgres] building 50 segments over {customers:,} customers ...")
         result: BuildResult = asyncio.run(_time_builds(settings, customers, events, load))
         return result
 
@@ -1152,12 +1140,12 @@ def bench_cost(backend: str, workdir: Path, updates: int = 2000) -> list[CostRes
     out = []
     for segments in (10, 500):
         with fresh_store(backend, workdir) as settings:
-            _progress(f"[{backend}] cost per changed profile, {segments} segments ...")
+            progress(f"[{backend}] cost per changed profile, {segments} segments ...")
             result = asyncio.run(_time_updates(settings, segments, updates))
         result.backend = backend
         out.append(result)
     with fresh_store(backend, workdir) as settings:
-        _progress(f"[{backend}] cost per changed profile, a shop's changes, typical segments ...")
+        progress(f"[{backend}] cost per changed profile, a shop's changes, typical segments ...")
         result = asyncio.run(_time_shop(settings, updates))
     result.backend = backend
     out.append(result)
@@ -1438,7 +1426,7 @@ async def lag_curve(
         segments = await create_segments(api, typical_segments())
         await wait_ready(api, [s.segment_id for s in segments])
         run = uuid.uuid4().hex[:6]
-        _progress(f"[{backend}] tracking {customers:,} customers ...")
+        progress(f"[{backend}] tracking {customers:,} customers ...")
         await track_customers(channel, run, customers)
         await wait_settled(settings, customers)
     finally:
@@ -1478,7 +1466,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             with fresh_store(backend, workdir) as settings:
                 suite = ["--suite", "profile,segmentation"]
                 with server_process(f"{backend}-suite", settings, workdir, None, suite) as s:
-                    _progress(f"[{backend}] suite server pid {s.pid}")
+                    progress(f"[{backend}] suite server pid {s.pid}")
                     curve = lag_curve(
                         s.address,
                         settings,
