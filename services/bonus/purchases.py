@@ -19,7 +19,11 @@ multiplier), and it takes back, in one unit of work under the key `event:<event_
   the program — its share of that accrual's points, floor(points x returned value / the
   order's value), at most what is left to reverse of it; an order named by the property
   that has no accrual of the customer's in the program (bought before joining, say) takes
-  nothing back;
+  nothing back; one that has no accrual in the program at all *yet* (several consumers: the
+  return was taken before its purchase) waits for it — a `PendingReturn` recorded with the
+  return's keyed 0-point REVERSAL — and the order's accrual, under the same account lock,
+  takes back its share at once (`handlers._take_back_waiting_returns`), as it would have
+  been after it;
 - without a property and without an accrual of its own order id, the points the returned
   lines earn at the program's base rate (`order_points` without the tier's or a segment's
   multiplier), from the customer's accruals newest first, each up to what is left to reverse
