@@ -282,3 +282,21 @@ async def test_a_waiting_return_of_another_customer_takes_nothing_back() -> None
     assert moved(w, p.program_id) == [("ACCRUAL", 10)]
     assert moved(w, p.program_id, "c2") == [("REVERSAL", 0)]
     assert w.store.state.pending_returns == []
+
+
+async def test_an_explicit_accrual_takes_back_the_returns_waiting_for_its_order() -> None:
+    w = World()
+    p = await w.program(welcome_points=0)
+    await h.enroll(w.deps, p.program_id, "c1")
+    await record_purchase(w.deps, purchase("e1", "r1", ("", -1, 10 * UNIT), ref="o1"))
+    accrued = await h.accrue(w.deps, p.program_id, "c1", order("o1", ("", 4, 10 * UNIT)))
+    assert accrued.movement is not None and accrued.movement.points == 40  # the accrual itself
+    assert accrued.account.balance == 30  # and the waiting return's 10 taken back with it
+    [reversal] = [m for m in w.store.state.ledger if m.reversed_transaction_id]
+    assert (reversal.order_id, reversal.points, reversal.idempotency_key) == ("r1", -10, "")
+    assert reversal.reversed_transaction_id == accrued.movement.transaction_id
+    # the event of the order, delivered later, finds it accrued; the return's redelivery
+    # answers with its first movement: nothing moves again
+    await record_purchase(w.deps, purchase("e2", "o1", ("", 4, 10 * UNIT)))
+    await record_purchase(w.deps, purchase("e1", "r1", ("", -1, 10 * UNIT), ref="o1"))
+    assert w.ledger_sum(p.program_id, "c1") == 30
