@@ -36,6 +36,7 @@ __all__ = [
     "new_id",
     "order_points",
     "order_value",
+    "return_part",
     "returned_share",
     "segment_multiplier",
     "tier_standing",
@@ -154,6 +155,25 @@ def returned_share(points: int, value_micros: int, returned_micros: int) -> int:
     if value_micros <= 0:
         return 0
     return min(points, points * returned_micros // value_micros)
+
+
+def return_part(
+    points: int, accrual_value: int, returned_before: int, returned_value: int, base_points: int
+) -> tuple[int, int]:
+    """(value, points) one return takes off an accrual of `points` earned on `accrual_value`
+    micros, when earlier returns took `returned_before` of that value: its cumulative share
+    less what the earlier ones took, so parts add up to the whole (each part's own floor
+    would leave points behind), on at most the value not returned yet (the recorded values
+    add up to no more than the accrual's, however much a return claims). An accrual recorded
+    before accruals kept their order's value (0) takes `base_points`, the returned lines'
+    points at the base rate. The caller caps the points at what is left to reverse."""
+    if accrual_value <= 0:
+        return 0, base_points
+    value = min(returned_value, max(0, accrual_value - returned_before))
+    share = returned_share(points, accrual_value, returned_before + value) - returned_share(
+        points, accrual_value, returned_before
+    )
+    return value, share
 
 
 def order_points(

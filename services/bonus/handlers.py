@@ -33,6 +33,7 @@ from services.bonus.domain import (
     new_id,
     order_points,
     order_value,
+    return_part,
     segment_multiplier,
     tier_standing,
 )
@@ -422,7 +423,9 @@ async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accr
             value_micros=max(0, value),
             description=_segment_note(program, segments, by_segment),
         )
-        return ledger.credit(movement, now + program.pending_days * 86_400.0)
+        accrual = ledger.credit(movement, now + program.pending_days * 86_400.0)
+        await _take_back_waiting_returns(uow, ledger, accrual)
+        return accrual
 
     try:
         return await _move(
@@ -441,6 +444,51 @@ async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accr
         await _count_late_quote(deps, program_id, customer_id, order.order_id, order.quote)
         # ---
         raise
+
+
+async def _take_back_waiting_returns(
+    uow: BonusUnitOfWork, ledger: Ledger, accrual: Movement
+) -> None:
+    """Returns of the order taken before its accrual (services/bonus/purchases.py) take back
+    their share now, in the accrual's unit of work: the REVERSALs a return taken after it
+    writes, so any order of delivery ends with the same balance, lots and ledger totals."""
+    taken = returned_before = 0
+    for waiting in await uow.take_pending_returns(accrual.program_id, accrual.order_id):
+        left = accrual.points - taken
+        if left <= 0:  # as a return after it: nothing to take back, nothing recorded
+            break
+        if accrual.customer_id not in (
+            waiting.customer_id,
+            await uow.merged_into(waiting.customer_id),
+        ):
+            continue  # another customer's return of this order id takes nothing, as after it
+        value, share = return_part(
+            accrual.points,
+            accrual.value_micros,
+            returned_before,
+            waiting.value_micros,
+            waiting.points,
+        )
+        amount = min(left, share)
+        if amount == left:  # all of it taken back: the uses its quote counted are freed
+            await release_quote(uow, accrual.transaction_id)
+        reversal = Movement(
+            new_id(),
+            accrual.program_id,
+            accrual.customer_id,
+            "REVERSAL",
+            amount,
+            ledger.now,
+            order_id=waiting.return_order_id,
+            reversed_transaction_id=accrual.transaction_id,
+            earned=-amount,
+            reverses=amount,
+            value_micros=value,
+            description=f"return {waiting.return_order_id} (taken before the accrual)",
+        )
+        ledger.take_back(reversal, accrual.transaction_id, amount)
+        taken += amount
+        returned_before += value
 
 
 async def _count_late_quote(

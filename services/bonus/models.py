@@ -35,6 +35,7 @@ __all__ = [
     "CustomerGuardRow",
     "ExposureRow",
     "LotRow",
+    "PendingReturnRow",
     "ProgramRow",
     "PromotionRow",
     "PromotionUseRow",
@@ -113,6 +114,23 @@ class LotRow(Base):
     expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     # Credited pending, its ACTIVATION not recorded yet (migration bonus_0004).
     pending: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+
+class PendingReturnRow(Base):
+    """A return taken before the accrual of the order it names (migration bonus_0005): that
+    accrual, written under the same account lock, takes back its share and deletes the row."""
+
+    __tablename__ = "bonus_pending_returns"
+    __table_args__ = (Index("ix_bonus_pending_returns_order", "program_id", "order_id"),)
+
+    transaction_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    program_id: Mapped[str] = mapped_column(String(32))
+    order_id: Mapped[str] = mapped_column(String(128))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    return_order_id: Mapped[str] = mapped_column(String(128))
+    value_micros: Mapped[int] = mapped_column(BigInteger)
+    points: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Float)
 
 
 class CustomerGuardRow(Base):

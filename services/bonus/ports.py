@@ -21,6 +21,7 @@ __all__ = [
     "CustomerSignals",
     "Exposure",
     "GroupFigures",
+    "PendingReturn",
     "ProfileTraits",
     "PromotionUse",
 ]
@@ -45,6 +46,22 @@ class PromotionUse:
     transaction_id: str
     discount_micros: int
     bonus_points: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class PendingReturn:
+    """A return taken before the accrual of the order it names (two consumers, a backlog):
+    recorded with its keyed 0-point REVERSAL (`transaction_id`), it waits for that order's
+    accrual, which takes back its share at once (services/bonus/purchases.py)."""
+
+    transaction_id: str  # the return's own REVERSAL (the one its key answers with)
+    program_id: str
+    order_id: str  # the order it returns (the accrual it waits for)
+    customer_id: str
+    return_order_id: str  # the return's own order id (its REVERSALs carry it)
+    value_micros: int  # what the returned lines are worth (order_value)
+    points: int  # what they earn at the base rate (for an accrual without a value)
     created_at: float
 
 
@@ -171,6 +188,15 @@ class BonusUnitOfWork(UnitOfWork):
     async def returned_value_so_far(self, transaction_id: str) -> int:
         """The value (micros, as order_value weighs it) of the returns recorded against an
         accrual so far: the sum of its return REVERSALs' value_micros."""
+
+    @abc.abstractmethod
+    async def add_pending_return(self, pending: PendingReturn) -> None:
+        """Records a return that waits for its order's accrual."""
+
+    @abc.abstractmethod
+    async def take_pending_returns(self, program_id: str, order_id: str) -> list[PendingReturn]:
+        """Removes and returns the returns waiting for the order's accrual, oldest first (the
+        accrual's unit of work holds the account's lock the returns were recorded under)."""
 
     @abc.abstractmethod
     async def earned_since(self, program_id: str, customer_id: str, since: float) -> int:

@@ -19,7 +19,11 @@ multiplier), and it takes back, in one unit of work under the key `event:<event_
   the program — its share of that accrual's points, floor(points x returned value / the
   order's value), at most what is left to reverse of it; an order named by the property
   that has no accrual of the customer's in the program (bought before joining, say) takes
-  nothing back;
+  nothing back; one that has no accrual in the program at all *yet* (several consumers: the
+  return was taken before its purchase) waits for it — a `PendingReturn` recorded with the
+  return's keyed 0-point REVERSAL — and the order's accrual, under the same account lock,
+  takes back its share at once (`handlers._take_back_waiting_returns`), as it would have
+  been after it;
 - without a property and without an accrual of its own order id, the points the returned
   lines earn at the program's base rate (`order_points` without the tier's or a segment's
   multiplier), from the customer's accruals newest first, each up to what is left to reverse
@@ -39,16 +43,18 @@ from dataclasses import dataclass, replace
 
 from libs.errors import DomainError, InvalidArgument, NotFound
 from services.bonus.domain import (
+    MAX_POINTS,
     Ledger,
     Movement,
     OrderLine,
     new_id,
     order_points,
     order_value,
-    returned_share,
+    return_part,
 )
 from services.bonus.handlers import (
     EVENT_KEY_PREFIX,
+    INT64_MAX,
     Accrual,
     BonusDeps,
     Outcome,
@@ -57,7 +63,7 @@ from services.bonus.handlers import (
     fingerprint,
 )
 from services.bonus.offers import Claim, read_quote_id, release_quote
-from services.bonus.ports import BonusUnitOfWork
+from services.bonus.ports import BonusUnitOfWork, PendingReturn
 
 __all__ = ["PurchaseEvent", "record_purchase", "take_back_return"]
 
@@ -192,6 +198,8 @@ async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEven
 
     # accrual's transaction id -> the value this return takes off it (REVERSAL.value_micros)
     returned_value: dict[str, int] = {}
+    # the order this return waits for the accrual of (at most one)
+    waits_for: list[str] = []
 
     async def plan(uow: BonusUnitOfWork, ledger: Ledger) -> list[tuple[str, int]]:
         """(accrual's transaction id, points to take back of it)."""
@@ -202,23 +210,21 @@ async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEven
             await uow.merged_into(original.customer_id) or original.customer_id
         ):
             left = original.points - await uow.reversed_so_far(original.transaction_id)
-            if original.value_micros > 0:
-                # the returns' cumulative share less what the earlier ones took, so parts
-                # add up to the whole (each part's own floor would leave points behind)
-                before = await uow.returned_value_so_far(original.transaction_id)
-                # at most the value not returned yet: the recorded values add up to no more
-                # than the accrual's (an int64), however much a return claims
-                value = min(order_value(program, returned), max(0, original.value_micros - before))
-                share = returned_share(
-                    original.points, original.value_micros, before + value
-                ) - returned_share(original.points, original.value_micros, before)
-                returned_value[original.transaction_id] = value
-            else:  # an accrual recorded before accruals kept their order's value
-                share = order_points(program, returned, 1.0)
+            value, share = return_part(
+                original.points,
+                original.value_micros,
+                await uow.returned_value_so_far(original.transaction_id),
+                order_value(program, returned),
+                order_points(program, returned, 1.0),
+            )
+            returned_value[original.transaction_id] = value
             amount = min(left, share)
             # recorded even when it takes nothing yet (its value counts for the next part)
             return [(original.transaction_id, amount)] if left > 0 else []
-        if event.original_order_id:  # named, but it earned nothing here: nothing to take back
+        if event.original_order_id:
+            # named, but it earned nothing here: nothing to take back; when the order has no
+            # accrual at all yet (taken before its purchase), the return waits for it
+            waits_for.extend([event.original_order_id] if original is None else [])
             return []
         rest = order_points(program, returned, 1.0)
         parts: list[tuple[str, int]] = []
@@ -237,6 +243,7 @@ async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEven
                 f"must be the program's currency {ledger.program.currency}",
                 reason="CURRENCY_MISMATCH",
             )
+        waits_for.clear()  # a run again after a conflict plans afresh
         parts = await plan(uow, ledger) or [("", 0)]
         recorded: list[Movement] = []
         for i, (accrual_id, amount) in enumerate(parts):
@@ -264,9 +271,27 @@ async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEven
                 value_micros=returned_value.get(accrual_id, 0),
                 description=f"return {event.order_id}"
                 if accrual_id
+                else f"return {event.order_id}: waits for the accrual of {waits_for[0]}"
+                if waits_for
                 else f"return {event.order_id}: nothing left to take back",
             )
             recorded.append(ledger.take_back(movement, accrual_id, amount))
+        if waits_for:
+            program = ledger.program
+            await uow.add_pending_return(
+                PendingReturn(
+                    recorded[0].transaction_id,
+                    program_id,
+                    waits_for[0],
+                    customer_id,
+                    event.order_id,
+                    # an int64 column, however much the lines claim (an accrual's value is
+                    # at most that too, so a return can never take more than all of it)
+                    min(order_value(program, returned), INT64_MAX),
+                    min(order_points(program, returned, 1.0), MAX_POINTS),
+                    ledger.now,
+                )
+            )
         return recorded[0]
 
     return await _move(deps, program_id, customer_id, key=key, print_=print_, act=act, enrol=False)

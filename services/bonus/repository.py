@@ -13,6 +13,7 @@ deleted only by an erasure.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -29,6 +30,7 @@ from services.bonus.models import (
     CustomerGuardRow,
     ExposureRow,
     LotRow,
+    PendingReturnRow,
     ProgramRow,
     PromotionRow,
     PromotionUseRow,
@@ -39,6 +41,7 @@ from services.bonus.ports import (
     BonusUnitOfWork,
     Exposure,
     GroupFigures,
+    PendingReturn,
     PromotionUse,
 )
 from services.bonus.promotions import Promotion, coupon_key
@@ -55,6 +58,8 @@ USES = cast(Table, PromotionUseRow.__table__)
 CONFIG = cast(Table, ConfigVersionRow.__table__)
 EXPOSURES = cast(Table, ExposureRow.__table__)
 CONVERSIONS = cast(Table, ConversionRow.__table__)
+PENDING_RETURNS = cast(Table, PendingReturnRow.__table__)
+_PENDING_FIELDS = tuple(f.name for f in dataclasses.fields(PendingReturn))
 _PROMOTION_COLUMNS = (
     PROMOTIONS.c.promotion_id,
     PROMOTIONS.c.program_id,
@@ -386,7 +391,7 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
             .where(GUARDS.c.customer_id == customer_id)
             .values(erased_at=erased_at or at)
         )
-        for table in (LEDGER, LOTS, ACCOUNTS, USES, EXPOSURES, CONVERSIONS):
+        for table in (LEDGER, LOTS, ACCOUNTS, USES, EXPOSURES, CONVERSIONS, PENDING_RETURNS):
             await self.s.execute(
                 delete(table).where(table.c.customer_id.in_(await self._members(customer_id)))
             )
@@ -602,6 +607,24 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
             )
         )
         return int(total or 0)
+
+    async def add_pending_return(self, pending: PendingReturn) -> None:
+        await self.s.execute(
+            self._insert(PENDING_RETURNS),
+            {name: getattr(pending, name) for name in _PENDING_FIELDS},
+        )
+
+    async def take_pending_returns(self, program_id: str, order_id: str) -> list[PendingReturn]:
+        where = (PENDING_RETURNS.c.program_id == program_id, PENDING_RETURNS.c.order_id == order_id)
+        rows = await self.s.execute(
+            select(*(PENDING_RETURNS.c[name] for name in _PENDING_FIELDS))
+            .where(*where)
+            .order_by(PENDING_RETURNS.c.created_at, PENDING_RETURNS.c.transaction_id)
+        )
+        pending = [PendingReturn(*row) for row in rows]
+        if pending:
+            await self.s.execute(delete(PENDING_RETURNS).where(*where))
+        return pending
 
     async def earned_since(self, program_id: str, customer_id: str, since: float) -> int:
         total = await self.s.scalar(

@@ -33,6 +33,7 @@ from services.bonus.models import (
     BonusOutboxRow,
     CustomerGuardRow,
     LotRow,
+    PendingReturnRow,
     TransactionRow,
 )
 from services.bonus.purchases import PurchaseEvent, record_purchase
@@ -421,6 +422,68 @@ async def test_an_order_returned_in_racing_parts_takes_back_exactly_its_points(
         if await world.books(program.program_id, customer) != (0, 0, 0):
             wrong += 1
     assert wrong == 0, f"{wrong} of {trials} trials left points of a returned order"
+
+
+async def test_returns_racing_the_purchase_they_name_end_as_if_in_order(world: World) -> None:
+    """Per trial (two replicas on PostgreSQL: two consumers of one group): 7 points on three
+    units of 2.50 and another order; two of the units returned as two events naming the
+    order. Delivered purchase first, returns first, and all at once, each event twice: every
+    delivery ends with the books, balance, pending and lifetime of the purchase-first one
+    (a return taken before its purchase waits for the order's accrual), and no return is
+    left waiting."""
+    program = await world.program(welcome_points=0, pending_days=14)
+    wrong: list[str] = []
+    trials = 25
+    for _ in range(trials):
+        endings = []
+        for delivery in ("purchase first", "returns first", "at once"):
+            customer = uid()
+            await h.enroll(world.deps(0), program.program_id, customer)
+            line = (OrderLine("", 3, 2_500_000),)
+            bought = PurchaseEvent(uid(), customer, f"o-{uid()}", line, "GBP", 7_500_000)
+            other = replace(_event(uid(), f"o-{uid()}", 2), customer_id=customer)  # 20 points
+            parts = [
+                PurchaseEvent(
+                    uid(),
+                    customer,
+                    f"r-{uid()}",
+                    (OrderLine("", -1, 2_500_000),),
+                    "GBP",
+                    -2_500_000,
+                    bought.order_id,
+                )
+                for _ in range(2)
+            ]
+            events = {
+                "purchase first": [bought, other, *parts],
+                "returns first": [*parts, other, bought],
+                "at once": [],
+            }[delivery]
+            for i, event in enumerate(events):
+                await record_purchase(world.deps(i), event)
+                await record_purchase(world.deps(i + 1), event)
+            await asyncio.gather(
+                *(
+                    soon(record_purchase(world.deps(i), e))
+                    for i in range(2)
+                    for e in (bought, other, *parts)
+                    if delivery == "at once"
+                )
+            )
+            account = await h.get_account(world.deps(0), program.program_id, customer)
+            endings.append(
+                (
+                    await world.books(program.program_id, customer),
+                    account.balance,
+                    account.pending,
+                    account.lifetime_points,
+                    await count_rows(world.resources.sessions, (PendingReturnRow,), customer),
+                )
+            )
+        # 27 earned; the two parts take back 2 then 2 (floor(7 x 5.00 / 7.50) = 4 in all)
+        expected = ((23, 23, 23), 0, 23, 23, 0)
+        wrong += [f"{endings}" for ending in endings if ending != expected][:1]
+    assert not wrong, f"{len(wrong)} of {trials} trials ended apart from in order: {wrong[:3]}"
 
 
 # ----------------------------------------------------------------------------------- merges

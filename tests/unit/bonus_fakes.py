@@ -20,6 +20,7 @@ from services.bonus.ports import (
     BonusUnitOfWork,
     Exposure,
     GroupFigures,
+    PendingReturn,
     ProfileTraits,
     PromotionUse,
 )
@@ -47,6 +48,7 @@ class _State:
     exposures: dict[tuple[str, str], Exposure] = field(default_factory=dict)
     conversions: dict[tuple[str, str], tuple[str, int, float]] = field(default_factory=dict)
     merged: dict[str, str] = field(default_factory=dict)  # source -> the customer it lives on as
+    pending_returns: list[PendingReturn] = field(default_factory=list)
 
 
 @dataclass
@@ -229,6 +231,18 @@ class FakeBonusUnitOfWork(FakeUnitOfWork[_State], BonusUnitOfWork):
         s.uses = [u for u in s.uses if u.customer_id not in gone]
         s.exposures = {k: e for k, e in s.exposures.items() if e.customer_id not in gone}
         s.conversions = {k: v for k, v in s.conversions.items() if v[0] not in gone}
+        s.pending_returns = [r for r in s.pending_returns if r.customer_id not in gone]
+
+    async def add_pending_return(self, pending: PendingReturn) -> None:
+        self._s.pending_returns.append(pending)
+
+    async def take_pending_returns(self, program_id: str, order_id: str) -> list[PendingReturn]:
+        s = self._s
+        ours = [
+            r for r in s.pending_returns if (r.program_id, r.order_id) == (program_id, order_id)
+        ]
+        s.pending_returns = [r for r in s.pending_returns if r not in ours]
+        return sorted(ours, key=lambda r: (r.created_at, r.transaction_id))
 
     async def merged_into(self, customer_id: str) -> str | None:
         return self._s.merged.get(customer_id)

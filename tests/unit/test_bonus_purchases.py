@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
+import pytest
 from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2 as ppb
 
@@ -207,3 +209,94 @@ async def test_an_order_returned_in_parts_takes_back_all_its_points() -> None:
         await record_purchase(w.deps, part)  # redelivered: nothing moves
     assert moved(w, p.program_id) == [("ACCRUAL", 5), ("REVERSAL", -2), ("REVERSAL", -3)]
     assert w.ledger_sum(p.program_id, "c1") == 0
+
+
+async def _outcome_of(deliveries: list[PurchaseEvent], **program: object) -> tuple[object, ...]:
+    """The account after the deliveries, each delivered twice (at-least-once), as one tuple:
+    balance, pending, lifetime, ledger sum, earned (tiers), lots left (by order) and the
+    value returned of the order's accrual."""
+    w = World()
+    p = await w.program(welcome_points=0, **program)
+    await h.enroll(w.deps, p.program_id, "c1")
+    for event in deliveries:
+        await record_purchase(w.deps, event)
+        await record_purchase(w.deps, event)
+    account = await h.get_account(w.deps, p.program_id, "c1")
+    ledger = [m for m in w.store.state.ledger if m.program_id == p.program_id]
+    orders = {m.transaction_id: m.order_id for m in ledger}
+    lots = sorted(
+        (orders[lot_id], lot.remaining) for lot_id, (_, lot) in w.store.state.lots.items()
+    )
+    accrual = next(m for m in ledger if m.type == "ACCRUAL" and m.order_id == "o1")
+    returned = sum(
+        m.value_micros for m in ledger if m.reversed_transaction_id == accrual.transaction_id
+    )
+    assert w.store.state.pending_returns == []  # every waiting return was taken back
+    return (
+        account.balance,
+        account.pending,
+        account.lifetime_points,
+        sum(m.points for m in ledger),
+        sum(m.earned for m in ledger),
+        lots,
+        returned,
+    )
+
+
+@pytest.mark.parametrize("pending_days", [0, 14])
+async def test_returns_taken_before_their_purchase_take_back_as_after_it(
+    pending_days: int,
+) -> None:
+    """Two consumers of one group may take a return before the purchase it names: it waits
+    for the order's accrual, which takes its share back at once, so every order of delivery
+    ends as the purchase-first one does (parts adding up to the whole, other orders left
+    alone, redeliveries moving nothing)."""
+    bought = purchase("e1", "o1", ("", 2, 2_500_000), ("x", 3, 7 * UNIT))
+    other = purchase("e2", "o2", ("", 1, 30 * UNIT))
+    parts = [
+        purchase("e3", "r1", ("", -1, 2_500_000), ref="o1"),
+        purchase("e4", "r2", ("", -1, 2_500_000), ("x", -1, 7 * UNIT), ref="o1"),
+        purchase("e5", "r3", ("x", -5, 7 * UNIT), ref="o1"),  # more than is left of it
+    ]
+    program = {"pending_days": pending_days, "category_multipliers": {"x": 1.5}}
+    in_order = await _outcome_of([bought, other, *parts], **program)
+    assert in_order[3] == 30  # o1 taken back whole, o2 untouched
+    for delivery in itertools.permutations([bought, other, *parts]):
+        assert await _outcome_of(list(delivery), **program) == in_order, delivery
+    partly = await _outcome_of([bought, parts[0]], **program)
+    assert partly[3] == 36 - 2  # 5 + 31 points; a 2.50 unit of 36.50 weighed takes back 2
+    assert await _outcome_of([parts[0], bought], **program) == partly
+
+
+async def test_a_waiting_return_of_another_customer_takes_nothing_back() -> None:
+    w = World()
+    p = await w.program(welcome_points=0)
+    for customer in ("c1", "c2"):
+        await h.enroll(w.deps, p.program_id, customer)
+    [early] = await record_purchase(
+        w.deps, purchase("e1", "r1", ("", -1, 10 * UNIT), customer="c2", ref="o1")
+    )
+    assert early.movement is not None and early.movement.points == 0
+    assert "waits for the accrual of o1" in early.movement.description
+    await record_purchase(w.deps, purchase("e2", "o1", ("", 1, 10 * UNIT)))
+    assert moved(w, p.program_id) == [("ACCRUAL", 10)]
+    assert moved(w, p.program_id, "c2") == [("REVERSAL", 0)]
+    assert w.store.state.pending_returns == []
+
+
+async def test_an_explicit_accrual_takes_back_the_returns_waiting_for_its_order() -> None:
+    w = World()
+    p = await w.program(welcome_points=0)
+    await h.enroll(w.deps, p.program_id, "c1")
+    await record_purchase(w.deps, purchase("e1", "r1", ("", -1, 10 * UNIT), ref="o1"))
+    accrued = await h.accrue(w.deps, p.program_id, "c1", order("o1", ("", 4, 10 * UNIT)))
+    assert accrued.movement is not None and accrued.movement.points == 40  # the accrual itself
+    assert accrued.account.balance == 30  # and the waiting return's 10 taken back with it
+    [reversal] = [m for m in w.store.state.ledger if m.reversed_transaction_id]
+    assert (reversal.order_id, reversal.points, reversal.idempotency_key) == ("r1", -10, "")
+    assert reversal.reversed_transaction_id == accrued.movement.transaction_id
+    # the event of the order, delivered later, finds it accrued; the return's redelivery
+    # answers with its first movement: nothing moves again
+    await record_purchase(w.deps, purchase("e2", "o1", ("", 4, 10 * UNIT)))
+    await record_purchase(w.deps, purchase("e1", "r1", ("", -1, 10 * UNIT), ref="o1"))
+    assert w.ledger_sum(p.program_id, "c1") == 30
