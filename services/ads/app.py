@@ -94,7 +94,7 @@ class AdsApp:
         deps = AdsDeps(
             uow=uow,
             clock=resources.clock,
-            signals=SegmentationSignals(peers.client),
+            signals=SegmentationSignals(peers.client, peers.local),
             counters=counters,
             cache=CampaignCache(uow),
             signer=signer,
