@@ -30,7 +30,7 @@ from services.segmentation.facts import CustomerFacts, FactEvent
 from services.segmentation.ports import SegmentationUnitOfWork
 from services.segmentation.records import MembershipChange
 
-__all__ = ["FACTS_TTL", "Engine", "ProfileUpdate", "facts_key", "memberships_key"]
+__all__ = ["FACTS_TTL", "FILL_TTL", "Engine", "ProfileUpdate", "facts_key", "memberships_key"]
 
 log = logging.getLogger(__name__)
 RETRIES = 5

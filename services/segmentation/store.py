@@ -11,7 +11,18 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Self, cast
 
-from sqlalchemy import Float, String, Table, delete, func, literal, select, text, update
+from sqlalchemy import (
+    Float,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import ColumnElement
 
@@ -159,6 +170,22 @@ def record_of(row: SegmentRow) -> SegmentRecord:
     )
 
 
+# One customer's rows for request-time evaluation: statements built once (a request must not
+# pay for building and coercing a query), executed on the connection (no ORM layer).
+_PROFILES = cast(Table, SegProfileRow.__table__)
+_EVENTS = cast(Table, SegEventRow.__table__)
+_MEMBERS = cast(Table, MembershipRow.__table__)
+_ONE_PROFILE = select(_PROFILES).where(_PROFILES.c.customer_id == bindparam("customer_id"))
+_ONE_MEMBERSHIPS = select(_MEMBERS.c.segment_id).where(
+    _MEMBERS.c.customer_id == bindparam("customer_id")
+)
+_ONE_EVENTS = select(_EVENTS).where(
+    _EVENTS.c.customer_id == bindparam("customer_id"),
+    _EVENTS.c.type.in_(bindparam("types", expanding=True)),
+)
+_ONE_EVENTS_SINCE = _ONE_EVENTS.where(_EVENTS.c.occurred_at > bindparam("since"))
+
+
 class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
     def __init__(
         self,
@@ -231,6 +258,34 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
             for row in await self.s.execute(query):
                 out.setdefault(row.customer_id, []).append(event_of(row))
         return out
+
+    async def customer_read(
+        self,
+        customer_id: str,
+        *,
+        memberships: bool,
+        facts: bool,
+        types: Iterable[str],
+        since: float | None,
+    ) -> tuple[set[str] | None, CustomerFacts | None, list[FactEvent] | None]:
+        conn = await self.s.connection()
+        members = None
+        if memberships:
+            rows = await conn.execute(_ONE_MEMBERSHIPS, {"customer_id": customer_id})
+            members = set(rows.scalars())
+        if not facts:
+            return members, None, None
+        row = (await conn.execute(_ONE_PROFILE, {"customer_id": customer_id})).first()
+        wanted = sorted(set(types))
+        events: list[FactEvent] = []
+        if wanted:
+            params: dict[str, Any] = {"customer_id": customer_id, "types": wanted}
+            if since is None:
+                result = await conn.execute(_ONE_EVENTS, params)
+            else:
+                result = await conn.execute(_ONE_EVENTS_SINCE, {**params, "since": since})
+            events = [event_of(r) for r in result]
+        return members, (facts_of(row) if row is not None else None), events
 
     async def forget_customer(self, customer_id: str, *, keep_events: bool = False) -> list[str]:
         """Drop the customer's projection, memberships and due times (its events too unless
