@@ -355,7 +355,10 @@ class Engine:
         if cached is not None:
             return [s for s in cached.decode().split(",") if s]
         async with self.store() as store:
-            segments = sorted(await store.memberships_of(customer_id))
+            stored, _, _ = await store.customer_read(
+                customer_id, memberships=True, facts=False, types=(), since=None
+            )
+        segments = sorted(stored or ())
         # A read-through fill may race a change committed meanwhile: keep it short-lived
         # (changes write through with the full TTL).
         with contextlib.suppress(CacheUnavailable):
