@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from google.protobuf import message_factory
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -154,6 +155,10 @@ class Peers:
             return None
         impl = getattr(service.servicer, name)
         scope = service.scopes[name]
+        # A servicer may answer with ready-made bytes (profile's cached rendering).
+        reply_class = message_factory.GetMessageClass(
+            service.descriptor.methods_by_name[name].output_type
+        )
         registry, token = self._registry, self._tokens[""]
 
         def principal() -> Principal:
@@ -173,7 +178,10 @@ class Peers:
             # wait_for runs this in a task of its own, so the principal set here is the
             # callee's and never leaks into the caller's context.
             current_principal.set(principal())
-            return await impl(request, None)  # type: ignore[no-any-return]
+            reply = await impl(request, None)
+            if isinstance(reply, bytes):
+                return reply_class.FromString(reply)
+            return reply  # type: ignore[no-any-return]
 
         async def call(request: Message, timeout: float) -> Message:
             return await asyncio.wait_for(run(request), timeout)

@@ -98,7 +98,7 @@ class AdsApp:
             counters=counters,
             cache=CampaignCache(uow),
             signer=signer,
-            interests=ProfileInterests(peers.client),
+            interests=ProfileInterests(peers.client, peers.local),
             segments=SegmentationDirectory(peers.client),
             rewards=BonusRewards(lambda: peers.client("ads")),
             segment_timeout=settings.ads_segment_timeout_seconds,

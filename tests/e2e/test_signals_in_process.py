@@ -16,8 +16,9 @@ from google.protobuf import struct_pb2
 from libs.auth import TokenRegistry
 from libs.runtime import Peers
 from libs.signals import EVALUATE_CONDITIONS, EVALUATE_SEGMENTS, SegmentationSignals
+from services.ads.remote import GET_PROFILE, ProfileInterests
 from tests.e2e.conftest import Suite
-from tests.e2e.helpers import email, purchase
+from tests.e2e.helpers import email, event, purchase
 from tests.support import TOKENS
 
 pytestmark = pytest.mark.e2e
@@ -140,3 +141,22 @@ async def test_a_service_not_hosted_here_is_called_over_grpc(suite: Suite) -> No
     assert await signals.conditions(uuid.uuid4().hex, [_orders_at_least(0)], None, 5.0) == [True]
     await elsewhere.close()
     await peers.close()
+
+
+async def test_ads_reads_interests_in_process_as_over_grpc(suite: Suite) -> None:
+    assert suite.running is not None and suite.running.peers is not None
+    served = suite.running.peers
+    assert served.local(GET_PROFILE) is not None
+    who = email(f"{uid()}@example.com")
+    viewed = event(uid(), who, ppb.EVENT_TYPE_PRODUCT_VIEW, category="garden", sku="g-1")
+    customer_id = (
+        await suite.client("shop").profile.TrackEvents(ppb.TrackEventsRequest(events=[viewed]))
+    ).customer_ids[0]
+    in_process = ProfileInterests(served.client, served.local)
+    over_grpc = ProfileInterests(served.client)
+    local = await in_process.interests(customer_id, 5.0)
+    assert local == await over_grpc.interests(customer_id, 5.0)
+    assert local is not None and local["garden"] > 0
+    # an unknown customer has no interests (NOT_FOUND), a spent deadline answers None
+    assert await in_process.interests(uuid.uuid4().hex, 5.0) == {}
+    assert await in_process.interests(customer_id, 0.0) is None
