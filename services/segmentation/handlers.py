@@ -327,6 +327,7 @@ class _Plan:
 
 
 PLANS_PER_CATALOG = 256  # distinct id lists remembered per catalogue (callers repeat theirs)
+PLAN_MAX_IDS = 200  # longer lists are planned per request (a bound on what is remembered)
 
 
 def _plan(catalog: Catalog, segment_ids: Sequence[str]) -> _Plan:
@@ -345,9 +346,10 @@ def _plan(catalog: Catalog, segment_ids: Sequence[str]) -> _Plan:
         types=frozenset(types),
         window=window,
     )
-    if len(catalog.derived) >= PLANS_PER_CATALOG:
-        catalog.derived.clear()
-    catalog.derived[key] = plan
+    if len(key) <= PLAN_MAX_IDS:
+        if len(catalog.derived) >= PLANS_PER_CATALOG:
+            catalog.derived.clear()
+        catalog.derived[key] = plan
     return plan
 
 
