@@ -137,8 +137,9 @@ class Peers:
         return self._clients[key]
 
     def host(self, services: Sequence[RpcService]) -> None:
-        """The services this process serves: their RPCs can then be called with `local`."""
-        self._hosted.update({s.full_name: s for s in services})
+        """The services this process serves (all of them, replacing what was said before):
+        their RPCs can then be called with `local`."""
+        self._hosted = {s.full_name: s for s in services}
         self._local.clear()
 
     def local(self, method: str) -> LocalCall | None:

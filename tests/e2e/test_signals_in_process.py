@@ -133,8 +133,9 @@ async def test_in_process_call_needs_the_scope_and_keeps_the_deadline(suite: Sui
 
 async def test_a_service_not_hosted_here_is_called_over_grpc(suite: Suite) -> None:
     peers = _peers(suite, TOKENS["segments"][0])
-    peers.host([])  # nothing more: what is hosted stays
     assert peers.local(EVALUATE_SEGMENTS) is not None
+    peers.host([])  # serving nothing now: over gRPC
+    assert peers.local(EVALUATE_SEGMENTS) is None
     elsewhere = Peers(suite.backend.settings, TOKENS["segments"][0], lambda: suite.address)
     assert elsewhere.local(EVALUATE_SEGMENTS) is None
     signals = SegmentationSignals(elsewhere.client, elsewhere.local)
