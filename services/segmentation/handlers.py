@@ -31,7 +31,7 @@ from services.segmentation.conditions import (
 )
 from services.segmentation.conditions.ast import walk
 from services.segmentation.definitions import CATALOG_MAX_AGE, CatalogHolder, EncodeSegmentChange
-from services.segmentation.engine import FACTS_TTL, FILL_TTL, Engine, facts_key, memberships_key
+from services.segmentation.engine import FILL_TTL, Engine, facts_key, memberships_key
 from services.segmentation.facts import ContextFacts, CustomerFacts, FactEvent
 from services.segmentation.ports import SegmentationUnitOfWork
 from services.segmentation.records import SegmentRecord
@@ -438,7 +438,9 @@ async def _customer_view(
     Memberships: the entry the engine writes through (or a short read-through fill, as
     `Engine.memberships`). The cached bundle holds the facts and the events of the given
     types from a point in time; a change of the customer evicts it (engine), so within its
-    TTL it is complete.
+    TTL it is complete. Both are filled here for FILL_TTL, in one round trip: a fill read
+    before a change committed may land after that change's eviction, so what it holds must
+    not outlive the fill's short TTL.
     """
     m_key, f_key = memberships_key(customer_id), facts_key(customer_id)
     try:
@@ -449,16 +451,14 @@ async def _customer_view(
     found = None if raw_bundle is None else _from_bundle(orjson.loads(raw_bundle), types, since)
     if members is not None and found is not None:
         return _CustomerView(members, found[0] or CustomerFacts(customer_id=customer_id), found[1])
-    fills: list[tuple[str, bytes, int]] = []
+    fills: list[tuple[str, bytes]] = []
     async with deps.store() as store:
         stored, facts, events = await store.customer_read(
             customer_id, memberships=members is None, facts=found is None, types=types, since=since
         )
     if members is None:
         members = frozenset(stored or ())
-        # A read-through fill may race a change committed meanwhile: short-lived, as
-        # Engine.memberships does (changes write through with the full TTL).
-        fills.append((m_key, ",".join(sorted(members)).encode(), FILL_TTL))
+        fills.append((m_key, ",".join(sorted(members)).encode()))
     if found is None:
         found = facts, events or []
         bundle = {
@@ -467,10 +467,9 @@ async def _customer_view(
             "since": since,
             "events": [asdict(e) for e in found[1]],
         }
-        fills.append((f_key, orjson.dumps(bundle), FACTS_TTL))
+        fills.append((f_key, orjson.dumps(bundle)))
     with contextlib.suppress(CacheUnavailable):
-        for ttl in sorted({t for _, _, t in fills}):
-            await deps.cache.set_many([(k, v) for k, v, t in fills if t == ttl], ttl)
+        await deps.cache.set_many(fills, FILL_TTL)
     # An unknown customer is a customer with no profile data yet (e.g. a new cookie).
     return _CustomerView(members, found[0] or CustomerFacts(customer_id=customer_id), found[1])
 

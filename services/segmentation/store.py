@@ -268,7 +268,14 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
         types: Iterable[str],
         since: float | None,
     ) -> tuple[set[str] | None, CustomerFacts | None, list[FactEvent] | None]:
-        conn = await self.s.connection()
+        if self._dialect == "postgresql" and not self.s.in_transaction():
+            # Read-only statements of one request: no BEGIN and ROLLBACK round trips around
+            # them. Under READ COMMITTED each statement takes its own snapshot inside a
+            # transaction too, so what they see is the same; the pool restores the
+            # connection's isolation level when it is returned.
+            conn = await self.s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        else:
+            conn = await self.s.connection()
         members = None
         if memberships:
             rows = await conn.execute(_ONE_MEMBERSHIPS, {"customer_id": customer_id})

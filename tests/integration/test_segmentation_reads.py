@@ -113,3 +113,18 @@ async def test_the_read_of_one_customer_agrees_with_the_general_queries(
             "read-ann", memberships=False, facts=True, types=["PURCHASE"], since=None
         )
         assert members is None and facts == ann and found is not None and len(found) == 1
+
+
+async def test_a_read_leaves_the_connection_transactional_for_the_next_unit_of_work(
+    resources: Resources,
+) -> None:
+    for n in range(12):  # more than the pool's connections
+        async with _store(resources) as store:
+            await store.customer_read(
+                f"tx-{n}", memberships=True, facts=True, types=["PURCHASE"], since=None
+            )
+        async with _store(resources) as store:
+            await store.upsert_profiles([CustomerFacts(customer_id=f"tx-{n}", version=1)])
+            # left without commit: rolled back
+        async with _store(resources) as store:
+            assert await store.load_facts([f"tx-{n}"]) == {}
