@@ -112,14 +112,12 @@ class Peers:
         token: str,
         own_address: Callable[[], str],
         service_tokens: Mapping[str, str] | None = None,
-        registry: TokenRegistry | None = None,
     ) -> None:
         self._settings = settings
         self._tokens = {"": token, **(service_tokens or {})}
         self._own_address = own_address
         self._clients: dict[str, Client] = {}
-        # What the auth interceptor authenticates tokens with (None: auth disabled).
-        self._registry = registry
+        self._registry: TokenRegistry | None = None
         self._hosted: dict[str, RpcService] = {}
         self._local: dict[str, LocalCall | None] = {}
 
@@ -136,10 +134,13 @@ class Peers:
             )
         return self._clients[key]
 
-    def host(self, services: Sequence[RpcService]) -> None:
+    def host(self, services: Sequence[RpcService], tokens: TokenRegistry | None) -> None:
         """The services this process serves (all of them, replacing what was said before):
-        their RPCs can then be called with `local`."""
+        their RPCs can then be called with `local`, authenticated with `tokens`, what the
+        server's auth interceptor uses (None only when auth is disabled: every caller is then
+        an anonymous admin, as there)."""
         self._hosted = {s.full_name: s for s in services}
+        self._registry = tokens
         self._local.clear()
 
     def local(self, method: str) -> LocalCall | None:

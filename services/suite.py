@@ -66,13 +66,12 @@ class Suite:
             service_token,
             lambda: f"127.0.0.1:{self.port}",
             service_tokens={"bonus": bonus_token, "ads": ads_token},
-            registry=tokens if settings.auth_enabled else None,
         )
         self.apps = [
             entry.build(resources, peers) for name, entry in SERVICES.items() if name in self.names
         ]
         # What this process serves, bonus and ads ask in process (libs/signals.py).
-        peers.host([app.rpc for app in self.apps])
+        peers.host([app.rpc for app in self.apps], tokens if settings.auth_enabled else None)
         self.server = Server(
             [app.rpc for app in self.apps],
             settings,

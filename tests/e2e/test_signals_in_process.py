@@ -51,8 +51,8 @@ def _peers(suite: Suite, token: str) -> Peers:
     assert suite.running is not None
     settings = suite.backend.settings
     registry = TokenRegistry.from_sources(settings.auth_tokens, Path("/nonexistent"))
-    peers = Peers(settings, token, lambda: suite.address, registry=registry)
-    peers.host([app.rpc for app in suite.running.apps])
+    peers = Peers(settings, token, lambda: suite.address)
+    peers.host([app.rpc for app in suite.running.apps], registry)
     return peers
 
 
@@ -134,7 +134,7 @@ async def test_in_process_call_needs_the_scope_and_keeps_the_deadline(suite: Sui
 async def test_a_service_not_hosted_here_is_called_over_grpc(suite: Suite) -> None:
     peers = _peers(suite, TOKENS["segments"][0])
     assert peers.local(EVALUATE_SEGMENTS) is not None
-    peers.host([])  # serving nothing now: over gRPC
+    peers.host([], None)  # serving nothing now: over gRPC
     assert peers.local(EVALUATE_SEGMENTS) is None
     elsewhere = Peers(suite.backend.settings, TOKENS["segments"][0], lambda: suite.address)
     assert elsewhere.local(EVALUATE_SEGMENTS) is None

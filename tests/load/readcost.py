@@ -29,6 +29,7 @@ from typing import Any
 from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
 from backcrm.segmentation.v1 import segmentation_service_pb2_grpc as pb_grpc
 
+from libs.auth import TokenRegistry
 from libs.config import Settings
 from services.segmentation.app import SegmentationApp
 from services.segmentation.engine import facts_key, memberships_key
@@ -98,7 +99,9 @@ async def segmentation_reads(settings: Settings, customers: int, calls: int) -> 
 
 
 async def in_process_or_grpc(settings: Settings, calls: int, rounds: int) -> list[str]:
-    suite = Suite(settings, ("profile", "segmentation", "bonus", "ads"))
+    # the suite adds its service tokens to this registry; hosting again uses it the same way
+    tokens = TokenRegistry.from_sources(settings.auth_tokens, Path("/nonexistent"))
+    suite = Suite(settings, ("profile", "segmentation", "bonus", "ads"), tokens)
     port = await suite.start("127.0.0.1:0")
     channel = open_channel(f"127.0.0.1:{port}")
     peers: Any = suite.peers
@@ -114,7 +117,7 @@ async def in_process_or_grpc(settings: Settings, calls: int, rounds: int) -> lis
             for _ in range(rounds):
                 for mode in ("in process", "over gRPC"):
                     # over gRPC: as a process serving none of them would
-                    peers.host([] if mode == "over gRPC" else hosted)
+                    peers.host([] if mode == "over gRPC" else hosted, tokens)
                     bodies_now = [bodies[i % len(bodies)] for i in range(calls)]
                     for body in bodies_now[:50]:  # warm the caches
                         await call(body, metadata=bonusbench._auth(), timeout=30)
