@@ -94,6 +94,8 @@ class Suite:
         self.apps = [
             entry.build(resources, peers) for name, entry in SERVICES.items() if name in self.names
         ]
+        # What this process serves, bonus and ads ask in process (libs/signals.py).
+        peers.host([app.rpc for app in self.apps], tokens if settings.auth_enabled else None)
         self.server = Server(
             [app.rpc for app in self.apps],
             settings,

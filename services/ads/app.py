@@ -94,11 +94,11 @@ class AdsApp:
         deps = AdsDeps(
             uow=uow,
             clock=resources.clock,
-            signals=SegmentationSignals(peers.client),
+            signals=SegmentationSignals(peers.client, peers.local),
             counters=counters,
             cache=CampaignCache(uow),
             signer=signer,
-            interests=ProfileInterests(peers.client),
+            interests=ProfileInterests(peers.client, peers.local),
             segments=SegmentationDirectory(peers.client),
             rewards=BonusRewards(lambda: peers.client("ads")),
             segment_timeout=settings.ads_segment_timeout_seconds,

@@ -22,7 +22,8 @@ from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from libs.client import Client
-from libs.errors import Unavailable
+from libs.errors import DomainError, NotFound, Unavailable
+from libs.runtime import LocalCall
 from services.ads.ports import CustomerInterests, RewardRefused, Rewards, SegmentDirectory
 
 __all__ = ["BonusRewards", "ProfileInterests", "SegmentationDirectory"]
@@ -87,15 +88,41 @@ class BonusRewards(Rewards):
 log = logging.getLogger(__name__)
 
 
+GET_PROFILE = "/backcrm.profile.v1.ProfileService/GetProfile"
+
+
 class ProfileInterests(CustomerInterests):
-    def __init__(self, client: Callable[[], Client]) -> None:
+    def __init__(
+        self,
+        client: Callable[[], Client],
+        local: Callable[[str], LocalCall | None] | None = None,
+    ) -> None:
         self._client = client  # made once the server listens (profile may be this process)
+        # Peers.local: GetProfile in process when this process serves profile
+        self._local = local
 
     async def interests(self, customer_id: str, timeout: float) -> dict[str, float] | None:
         request = profile_pb.GetProfileRequest(
             customer=common_pb2.CustomerRef(customer_id=customer_id),
             field_mask=field_mask_pb2.FieldMask(paths=["interests"]),
         )
+        call = self._local(GET_PROFILE) if self._local is not None else None
+        if call is not None:
+            try:
+                local = await call(request, timeout)
+            except NotFound:
+                return {}
+            except TimeoutError:
+                log.warning("profile GetProfile (interests) failed: DEADLINE_EXCEEDED")
+                return None
+            except DomainError as err:
+                log.warning("profile GetProfile (interests) failed: %s", type(err).__name__)
+                return None
+            except Exception:
+                log.exception("profile GetProfile (interests) failed in process")
+                return None
+            assert isinstance(local, profile_pb.GetProfileResponse)
+            return dict(local.profile.interests)
         try:
             reply = await self._client().profile.GetProfile(request, timeout=timeout)
         except grpc.aio.AioRpcError as err:

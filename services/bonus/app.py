@@ -83,7 +83,7 @@ class BonusApp:
         deps = BonusDeps(
             uow=uow,
             clock=resources.clock,
-            signals=SegmentationSignals(peers.client),
+            signals=SegmentationSignals(peers.client, peers.local),
             quote_key=quote_key(settings),
         )
         offers = OfferDeps(

@@ -83,7 +83,7 @@ class RecommendApp:
         deps = RecommendDeps(
             uow=uow,
             clock=resources.clock,
-            signals=SegmentationSignals(peers.client),
+            signals=SegmentationSignals(peers.client, peers.local),
             cache=CatalogueCache(uow),
             segment_timeout=settings.recommend_segment_timeout_seconds,
         )
@@ -188,7 +188,7 @@ def offline_deps(resources: Resources) -> RecommendDeps:
     return RecommendDeps(
         uow=uow,
         clock=resources.clock,
-        signals=SegmentationSignals(peers.client),
+        signals=SegmentationSignals(peers.client, peers.local),
         cache=CatalogueCache(uow),
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from services.segmentation.conditions import Node, Reads, decode_condition, reads_of, window_of
 from services.segmentation.records import SegmentRecord
@@ -57,6 +58,9 @@ class Catalog:
     _by_root: dict[str, set[str]] = field(default_factory=dict)
     _by_event: dict[str, set[str]] = field(default_factory=dict)
     _dependents: dict[str, set[str]] = field(default_factory=dict)
+    # What request paths derive from the definitions (handlers' request plans), dropped
+    # whenever a definition changes.
+    derived: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def load(cls, records: Iterable[SegmentRecord]) -> Catalog:
@@ -67,6 +71,7 @@ class Catalog:
 
     def put(self, entry: Entry) -> None:
         self.remove(entry.record.segment_id)
+        self.derived.clear()
         segment_id = entry.record.segment_id
         self.entries[segment_id] = entry
         for path in entry.reads.paths:
@@ -80,6 +85,7 @@ class Catalog:
     def remove(self, segment_id: str) -> None:
         if self.entries.pop(segment_id, None) is None:
             return
+        self.derived.clear()
         for index in (self._by_root, self._by_event, self._dependents):
             for ids in index.values():
                 ids.discard(segment_id)

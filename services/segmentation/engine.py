@@ -33,7 +33,7 @@ from services.segmentation.facts import CustomerFacts, FactEvent
 from services.segmentation.ports import SegmentationUnitOfWork
 from services.segmentation.records import MembershipChange
 
-__all__ = ["FACTS_TTL", "Engine", "ProfileUpdate", "facts_key", "memberships_key"]
+__all__ = ["FILL_TTL", "Engine", "ProfileUpdate", "facts_key", "memberships_key"]
 
 log = logging.getLogger(__name__)
 RETRIES = 5
@@ -48,12 +48,9 @@ def facts_key(customer_id: str) -> str:
     """A customer's projected profile, cached for request-time evaluation (EvaluateSegments).
 
     Evicted when the projection changes; RFM recomputation rewrites every customer's scores
-    and leaves these to expire (FACTS_TTL), so a request may see scores that are that old.
+    and leaves these to expire (filled for FILL_TTL), so a request may see scores that old.
     """
     return f"seg:f:v1:{customer_id}"
-
-
-FACTS_TTL = 60
 
 
 @dataclass(frozen=True)
@@ -373,7 +370,10 @@ class Engine:
         if cached is not None:
             return [s for s in cached.decode().split(",") if s]
         async with self.store() as store:
-            segments = sorted(await store.memberships_of(customer_id))
+            stored, _, _ = await store.customer_read(
+                customer_id, memberships=True, facts=False, types=(), since=None
+            )
+        segments = sorted(stored or ())
         # A read-through fill may race a change committed meanwhile: keep it short-lived
         # (changes write through with the full TTL).
         with contextlib.suppress(CacheUnavailable):

@@ -20,18 +20,18 @@ import orjson
 from libs.cache.port import Cache
 from libs.errors import CacheUnavailable, FailedPrecondition, InvalidArgument, NotFound
 from services.segmentation.build import Builder, BuildQueue
-from services.segmentation.catalog import Entry
+from services.segmentation.catalog import Catalog, Entry
 from services.segmentation.conditions import (
     Node,
     decode_condition,
-    evaluate,
+    holds,
     kind_of,
     reads_of,
     segment_refs,
 )
 from services.segmentation.conditions.ast import walk
 from services.segmentation.definitions import CATALOG_MAX_AGE, CatalogHolder, EncodeSegmentChange
-from services.segmentation.engine import FACTS_TTL, Engine, facts_key
+from services.segmentation.engine import FILL_TTL, Engine, facts_key, memberships_key
 from services.segmentation.facts import ContextFacts, CustomerFacts, FactEvent
 from services.segmentation.ports import SegmentationUnitOfWork
 from services.segmentation.records import SegmentRecord
@@ -313,6 +313,46 @@ async def list_members(
         return record, await store.list_members(segment_id, after, limit)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What an EvaluateSegments over a given list of ids needs, from the definitions alone."""
+
+    known: tuple[str, ...]
+    unknown: tuple[str, ...]
+    # segments evaluated per request (the contextual and combined ones asked for, and those
+    # they reference that have no precomputed members)
+    evaluated: frozenset[str]
+    types: frozenset[str]  # the event types they read
+    window: float | None  # their longest window (None: all history)
+
+
+PLANS_PER_CATALOG = 256  # distinct id lists remembered per catalogue (callers repeat theirs)
+PLAN_MAX_IDS = 200  # longer lists are planned per request (a bound on what is remembered)
+
+
+def _plan(catalog: Catalog, segment_ids: Sequence[str]) -> _Plan:
+    key = tuple(segment_ids)
+    plan: _Plan | None = catalog.derived.get(key)
+    if plan is not None:
+        return plan
+    wanted = list(dict.fromkeys(segment_ids)) if segment_ids else sorted(catalog.entries)
+    on_request = [s for s in wanted if s in catalog.entries and not catalog.maintained(s)]
+    evaluated = catalog.with_refs(on_request, lambda s: not catalog.maintained(s))
+    types, window = catalog.event_needs(evaluated, lambda s: not catalog.maintained(s))
+    plan = _Plan(
+        known=tuple(s for s in wanted if s in catalog.entries),
+        unknown=tuple(s for s in wanted if s not in catalog.entries),
+        evaluated=frozenset(evaluated),
+        types=frozenset(types),
+        window=window,
+    )
+    if len(key) <= PLAN_MAX_IDS:
+        if len(catalog.derived) >= PLANS_PER_CATALOG:
+            catalog.derived.clear()
+        catalog.derived[key] = plan
+    return plan
+
+
 async def evaluate_segments(
     deps: SegmentationDeps,
     customer_id: str,
@@ -323,35 +363,32 @@ async def evaluate_segments(
     of contextual and combined segments against the context."""
     await refresh_catalog(deps)
     catalog = deps.catalogs.catalog
-    wanted = list(dict.fromkeys(segment_ids)) if segment_ids else sorted(catalog.entries)
-    unknown = [s for s in wanted if s not in catalog.entries]
-    known = [s for s in wanted if s in catalog.entries]
-    precomputed = set(await deps.engine.memberships(customer_id))
-    on_request = [s for s in known if not catalog.maintained(s)]
-    needs_request = catalog.with_refs(on_request, lambda s: not catalog.maintained(s))
-    if not needs_request:
-        return [s for s in known if s in precomputed], unknown
+    plan = _plan(catalog, segment_ids)
+    if not plan.evaluated:
+        behavioural = set(await deps.engine.memberships(customer_id))
+        return [s for s in plan.known if s in behavioural], list(plan.unknown)
     now = context.now if context is not None and context.now else deps.clock()
-    types, window = catalog.event_needs(needs_request, lambda s: not catalog.maintained(s))
-    facts, events = await _facts(deps, customer_id, types, None if window is None else now - window)
+    since = None if plan.window is None else now - plan.window
+    view = await _customer_view(deps, customer_id, plan.types, since)
+    precomputed, entries = view.memberships, catalog.entries
     memo: dict[str, bool] = {}
 
     def member(segment_id: str) -> bool:
-        if segment_id in memo:
-            return memo[segment_id]
-        if catalog.maintained(segment_id) or segment_id not in catalog.entries:
+        found = memo.get(segment_id)
+        if found is not None:
+            return found
+        if segment_id not in plan.evaluated:
             memo[segment_id] = segment_id in precomputed
         else:
             memo[segment_id] = False  # a cycle guard; references are acyclic by validation
-            node = catalog.entries[segment_id].node
-            reads = catalog.entries[segment_id].reads
-            if reads.contextual and context is None:
+            entry = entries[segment_id]
+            if entry.reads.contextual and context is None:
                 memo[segment_id] = False
             else:
-                memo[segment_id] = evaluate(node, facts, events, context, now, member).matched
+                memo[segment_id] = holds(entry.node, view.facts, view.events, context, now, member)
         return memo[segment_id]
 
-    return [s for s in known if member(s)], unknown
+    return [s for s in plan.known if member(s)], list(plan.unknown)
 
 
 async def evaluate_conditions(
@@ -365,17 +402,15 @@ async def evaluate_conditions(
                     f"conditions[{i}]", "reads the request context: send a context"
                 )
     now = context.now if context is not None and context.now else deps.clock()
-    precomputed = set(await deps.engine.memberships(customer_id))
     types: set[str] = set()
     for node in nodes:
         types |= set(reads_of(node).event_types)
-    facts, events = await _facts(deps, customer_id, types, None)
+    view = await _customer_view(deps, customer_id, frozenset(types), None)
+    facts, events, precomputed = view.facts, view.events, view.memberships
 
     def run() -> list[bool]:
-        return [
-            evaluate(node, facts, events, context, now, precomputed.__contains__).matched
-            for node in nodes
-        ]
+        member = precomputed.__contains__
+        return [holds(node, facts, events, context, now, member) for node in nodes]
 
     # Event conditions scan the customer's events: many nodes over a long history is
     # work for a worker thread, not for the event loop every other call shares.
@@ -385,49 +420,81 @@ async def evaluate_conditions(
     return run()
 
 
-async def _facts(
-    deps: SegmentationDeps, customer_id: str, types: set[str], since: float | None
-) -> tuple[CustomerFacts, list[FactEvent]]:
-    """The customer's projection and events of `types` since `since`, cache first.
+@dataclass(frozen=True)
+class _CustomerView:
+    """What request-time evaluation reads of one customer."""
 
-    The cached bundle holds the facts and the events of the given types from a point in
-    time; a change of the customer evicts it (engine), so within its TTL it is complete.
+    memberships: frozenset[str]  # the precomputed behavioural segments it is in
+    facts: CustomerFacts
+    events: list[FactEvent]  # of the asked types, since the asked time
+
+
+async def _customer_view(
+    deps: SegmentationDeps, customer_id: str, types: frozenset[str], since: float | None
+) -> _CustomerView:
+    """The customer's memberships, projection and events of `types` since `since`: one
+    cache round trip, and for what it misses one unit of work (not one per part).
+
+    Memberships: the entry the engine writes through (or a short read-through fill, as
+    `Engine.memberships`). The cached bundle holds the facts and the events of the given
+    types from a point in time; a change of the customer evicts it (engine), so within its
+    TTL it is complete. Both are filled here for FILL_TTL, in one round trip: a fill read
+    before a change committed may land after that change's eviction, so what it holds must
+    not outlive the fill's short TTL.
     """
-    bundle = await _cached_bundle(deps, customer_id)
-    if bundle is not None and types <= set(bundle["types"]):
-        start = bundle["since"]
-        if start is None or (since is not None and since >= start):
-            facts = CustomerFacts(**bundle["facts"]) if bundle["facts"] else None
-            events = [FactEvent(**e) for e in bundle["events"] if e["type"] in types]
-            if since is not None:
-                events = [e for e in events if e.occurred_at > since]
-            return facts or CustomerFacts(customer_id=customer_id), events
-    async with deps.store() as store:
-        facts = (await store.load_facts([customer_id])).get(customer_id)
-        events = (await store.load_events([customer_id], types, since)).get(customer_id, [])
-    with contextlib.suppress(CacheUnavailable):
-        await deps.cache.set(
-            facts_key(customer_id),
-            orjson.dumps(
-                {
-                    "facts": asdict(facts) if facts else None,
-                    "types": sorted(types),
-                    "since": since,
-                    "events": [asdict(e) for e in events],
-                }
-            ),
-            FACTS_TTL,
-        )
-    # An unknown customer is a customer with no profile data yet (e.g. a new cookie).
-    return facts or CustomerFacts(customer_id=customer_id), events
-
-
-async def _cached_bundle(deps: SegmentationDeps, customer_id: str) -> dict[str, Any] | None:
+    m_key, f_key = memberships_key(customer_id), facts_key(customer_id)
     try:
-        raw = await deps.cache.get(facts_key(customer_id))
+        cached_members, raw_bundle = await deps.cache.get_many([m_key, f_key])
     except CacheUnavailable:
+        cached_members = raw_bundle = None
+    members = None if cached_members is None else _split(cached_members)
+    found = None if raw_bundle is None else _from_bundle(orjson.loads(raw_bundle), types, since)
+    if members is not None and found is not None:
+        return _CustomerView(members, found[0] or CustomerFacts(customer_id=customer_id), found[1])
+    fills: list[tuple[str, bytes]] = []
+    async with deps.store() as store:
+        stored, facts, events = await store.customer_read(
+            customer_id, memberships=members is None, facts=found is None, types=types, since=since
+        )
+    if members is None:
+        members = frozenset(stored or ())
+        fills.append((m_key, ",".join(sorted(members)).encode()))
+    if found is None:
+        found = facts, events or []
+        bundle = {
+            "facts": asdict(facts) if facts else None,
+            "types": sorted(types),
+            "since": since,
+            "events": [asdict(e) for e in found[1]],
+        }
+        fills.append((f_key, orjson.dumps(bundle)))
+    with contextlib.suppress(CacheUnavailable):
+        await deps.cache.set_many(fills, FILL_TTL)
+    # An unknown customer is a customer with no profile data yet (e.g. a new cookie).
+    return _CustomerView(members, found[0] or CustomerFacts(customer_id=customer_id), found[1])
+
+
+def _split(raw: bytes) -> frozenset[str]:
+    return frozenset(s for s in raw.decode().split(",") if s)
+
+
+def _from_bundle(
+    bundle: dict[str, Any], types: frozenset[str], since: float | None
+) -> tuple[CustomerFacts | None, list[FactEvent]] | None:
+    """(facts, events of `types` since `since`) from a cached bundle, or None when the
+    bundle does not hold them all (other types, or a later start)."""
+    if not types <= set(bundle["types"]):
         return None
-    return orjson.loads(raw) if raw is not None else None  # type: ignore[no-any-return]
+    start = bundle["since"]
+    if start is not None and (since is None or since < start):
+        return None
+    facts = CustomerFacts(**bundle["facts"]) if bundle["facts"] else None
+    events = [
+        FactEvent(**e)
+        for e in bundle["events"]
+        if e["type"] in types and (since is None or e["occurred_at"] > since)
+    ]
+    return facts, events
 
 
 # ---------------------------------------------------------------- RFM

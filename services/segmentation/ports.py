@@ -140,6 +140,25 @@ class SegmentationUnitOfWork(abc.ABC):
     @abc.abstractmethod
     async def memberships_of_many(self, customer_ids: Sequence[str]) -> dict[str, set[str]]: ...
 
+    async def customer_read(
+        self,
+        customer_id: str,
+        *,
+        memberships: bool,
+        facts: bool,
+        types: Iterable[str],
+        since: float | None,
+    ) -> tuple[set[str] | None, CustomerFacts | None, list[FactEvent] | None]:
+        """What a request-time evaluation reads of one customer, each part only when asked
+        (`facts` brings the events of `types` since `since` too): (memberships, facts, events).
+        Adapters answer it with a few ready-made statements (it runs per request)."""
+        members = await self.memberships_of(customer_id) if memberships else None
+        if not facts:
+            return members, None, None
+        found = (await self.load_facts([customer_id])).get(customer_id)
+        events = (await self.load_events([customer_id], types, since)).get(customer_id, [])
+        return members, found, events
+
     @abc.abstractmethod
     async def members(self, segment_id: str) -> set[str]: ...
 

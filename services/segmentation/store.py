@@ -182,6 +182,22 @@ def record_of(row: SegmentRow) -> SegmentRecord:
     )
 
 
+# One customer's rows for request-time evaluation: statements built once (a request must not
+# pay for building and coercing a query), executed on the connection (no ORM layer).
+_PROFILES = cast(Table, SegProfileRow.__table__)
+_EVENTS = cast(Table, SegEventRow.__table__)
+_MEMBERS = cast(Table, MembershipRow.__table__)
+_ONE_PROFILE = select(_PROFILES).where(_PROFILES.c.customer_id == bindparam("customer_id"))
+_ONE_MEMBERSHIPS = select(_MEMBERS.c.segment_id).where(
+    _MEMBERS.c.customer_id == bindparam("customer_id")
+)
+_ONE_EVENTS = select(_EVENTS).where(
+    _EVENTS.c.customer_id == bindparam("customer_id"),
+    _EVENTS.c.type.in_(bindparam("types", expanding=True)),
+)
+_ONE_EVENTS_SINCE = _ONE_EVENTS.where(_EVENTS.c.occurred_at > bindparam("since"))
+
+
 class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
     def __init__(
         self,
@@ -259,6 +275,41 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
                 else:
                     found.append(event)
         return out
+
+    async def customer_read(
+        self,
+        customer_id: str,
+        *,
+        memberships: bool,
+        facts: bool,
+        types: Iterable[str],
+        since: float | None,
+    ) -> tuple[set[str] | None, CustomerFacts | None, list[FactEvent] | None]:
+        if self._dialect == "postgresql" and not self.s.in_transaction():
+            # Read-only statements of one request: no BEGIN and ROLLBACK round trips around
+            # them. Under READ COMMITTED each statement takes its own snapshot inside a
+            # transaction too, so what they see is the same; the pool restores the
+            # connection's isolation level when it is returned.
+            conn = await self.s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        else:
+            conn = await self.s.connection()
+        members = None
+        if memberships:
+            rows = await conn.execute(_ONE_MEMBERSHIPS, {"customer_id": customer_id})
+            members = set(rows.scalars())
+        if not facts:
+            return members, None, None
+        row = (await conn.execute(_ONE_PROFILE, {"customer_id": customer_id})).first()
+        wanted = sorted(set(types))
+        events: list[FactEvent] = []
+        if wanted:
+            params: dict[str, Any] = {"customer_id": customer_id, "types": wanted}
+            if since is None:
+                result = await conn.execute(_ONE_EVENTS, params)
+            else:
+                result = await conn.execute(_ONE_EVENTS_SINCE, {**params, "since": since})
+            events = [event_of(r) for r in result]
+        return members, (facts_of(row) if row is not None else None), events
 
     async def forget_customer(self, customer_id: str, *, keep_events: bool = False) -> list[str]:
         """Drop the customer's projection, memberships and due times (its events too unless

@@ -16,7 +16,12 @@ from libs.topics import SEGMENTATION_RFM, SEGMENTATION_SEGMENTS
 from services.segmentation import handlers as h
 from services.segmentation.build import MAX_CONCURRENT_BUILDS, Builder, BuildQueue
 from services.segmentation.conditions import Node, decode_condition
-from services.segmentation.engine import ProfileUpdate
+from services.segmentation.engine import (
+    FILL_TTL,
+    ProfileUpdate,
+    facts_key,
+    memberships_key,
+)
 from services.segmentation.facts import ContextFacts, CustomerFacts, FactEvent
 from services.segmentation.records import SegmentRecord
 from tests.unit.fakes import FakeCache, FakeClock
@@ -315,6 +320,57 @@ async def test_contextual_segments_are_evaluated_against_the_request_context() -
     assert (matched, unknown) == (ids[:3], ["nope"])
     matched, _ = await h.evaluate_segments(world.deps, "ann", None, ids)
     assert matched == [books.segment_id]
+
+
+async def test_request_time_answers_follow_definition_changes() -> None:
+    world = World()
+    on_mobile = await world.segment("On mobile", mobile())
+    on_web = ContextFacts(channel="WEB", now=T0)
+    await world.change("ann", 1, books=3)
+    assert await h.evaluate_segments(world.deps, "ann", on_web, []) == ([], [])
+    # what a request needs is derived once per list of ids, and dropped by every change
+    web = c.Condition(
+        context=c.ContextCondition(
+            path="channel", op=c.OPERATOR_EQ, value=struct_pb2.Value(string_value="WEB")
+        )
+    )
+    body, node = parsed(web)
+    await h.update_segment(world.deps, on_mobile.segment_id, None, None, body, node)
+    assert await h.evaluate_segments(world.deps, "ann", on_web, []) == ([on_mobile.segment_id], [])
+    also_web = await world.segment("Also on the web", web)
+    matched, _ = await h.evaluate_segments(world.deps, "ann", on_web, [])
+    assert sorted(matched) == sorted([on_mobile.segment_id, also_web.segment_id])
+    await h.delete_segment(world.deps, also_web.segment_id)
+    assert await h.evaluate_segments(world.deps, "ann", on_web, [also_web.segment_id]) == (
+        [],
+        [also_web.segment_id],
+    )
+
+
+async def test_a_request_reads_storage_once_then_the_cache_until_the_customer_changes() -> None:
+    world = World()
+    books = await world.segment("Books", BOOKS)
+    book_views = c.Condition(all_of=c.ConditionGroup(conditions=[views("tv", 2), mobile()]))
+    combined = await world.segment("Viewers on mobile", book_views)
+    ids = [books.segment_id, combined.segment_id]
+    on_app = ContextFacts(channel="MOBILE_APP", now=T0)
+    await world.change("ann", 1, books=3, views=2)
+    cache = world.cache
+    await cache.delete([memberships_key("ann"), facts_key("ann")])  # as the relay leaves them
+    assert await h.evaluate_segments(world.deps, "ann", on_app, ids) == (ids, [])
+    # one unit of work filled both, briefly (a fill may race a change)
+    assert cache.ttls[memberships_key("ann")] == cache.ttls[facts_key("ann")] == FILL_TTL
+    saved = world.store.state
+    world.store.state = type(saved)()  # storage empty: the next answer is the cache's
+    assert await h.evaluate_segments(world.deps, "ann", on_app, ids) == (ids, [])
+    world.store.state = saved
+    # a change of the customer evicts its facts: the next request sees it
+    await world.change("ann", 2, books=0, views=0)
+    assert await h.evaluate_segments(world.deps, "ann", on_app, ids) == ([combined.segment_id], [])
+    # with the cache down, storage answers
+    cache.down = True
+    assert await h.evaluate_segments(world.deps, "ann", on_app, ids) == ([combined.segment_id], [])
+    assert await h.evaluate_conditions(world.deps, "ann", None, [parsed(BOOKS)[1]]) == [False]
 
 
 async def test_conditions_are_evaluated_for_one_customer() -> None:

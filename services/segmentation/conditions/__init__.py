@@ -6,6 +6,7 @@
     kind_of / reads_of / segment_refs         what a tree is and what it reads (ast.py)
     window_of(node)                           its longest event window
     evaluate(node, facts, events, ...)        one customer, with next_change_at (evaluate.py)
+    holds(node, facts, events, ...)           the same answer without next_change_at (requests)
     to_sql(node, now, segment_sql)            every customer at once, as SQL (sql.py)
 
 The two evaluators agree exactly; tests/integration/test_conditions_agree.py checks it on
@@ -28,7 +29,7 @@ from services.segmentation.conditions.ast import (
     segment_refs,
     window_of,
 )
-from services.segmentation.conditions.evaluate import EventIndex, Verdict, evaluate
+from services.segmentation.conditions.evaluate import EventIndex, Verdict, evaluate, holds
 from services.segmentation.conditions.parse import (
     MAX_DEPTH,
     MAX_NODES,
@@ -55,6 +56,7 @@ __all__ = [
     "decode_condition",
     "evaluate",
     "fields",
+    "holds",
     "kind_of",
     "parse_condition",
     "reads_of",

@@ -37,7 +37,7 @@ from services.segmentation.conditions.fields import (
 )
 from services.segmentation.facts import ContextFacts, CustomerFacts, FactEvent
 
-__all__ = ["EventIndex", "Verdict", "evaluate", "matches", "status_at"]
+__all__ = ["EventIndex", "Verdict", "evaluate", "holds", "matches", "status_at"]
 
 NEW_DAYS = profile_status.NEW_DAYS
 ACTIVE_DAYS = profile_status.ACTIVE_DAYS
@@ -80,6 +80,21 @@ def evaluate(
         raise ValueError("a context condition needs the request's context")
     run = _Run(facts, events, context, now, segment_member)
     return Verdict(run.match(node), run.next_change(node))
+
+
+def holds(
+    node: Node,
+    facts: CustomerFacts,
+    events: Sequence[FactEvent],
+    context: ContextFacts | None,
+    now: float,
+    segment_member: Callable[[str], bool],
+) -> bool:
+    """`evaluate(...).matched` without the next change time, which only the maintained
+    memberships need (request-time answers are not scheduled)."""
+    if context is None and any(isinstance(n, ContextCond) for n in walk(node)):
+        raise ValueError("a context condition needs the request's context")
+    return _Run(facts, events, context, float(now), segment_member).match(node)
 
 
 def status_at(facts: CustomerFacts, now: float) -> str:

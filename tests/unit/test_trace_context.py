@@ -1,0 +1,56 @@
+"""Without tracing, the server carries only the caller's W3C trace context into a call: a real
+grpc.aio server on port 0 and a real channel, unary and streaming."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from opentelemetry import trace
+
+from libs.telemetry import TraceContextInterceptor, server_interceptors, tracing
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+def _seen() -> bytes:
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x").encode() if context.is_valid else b"-"
+
+
+async def _unary(_request: bytes, _context: Any) -> bytes:
+    return _seen()
+
+
+async def _stream(_request: bytes, _context: Any) -> AsyncIterator[bytes]:
+    yield _seen()
+    yield _seen()
+
+
+async def test_the_callers_trace_context_is_current_in_the_call_and_only_there() -> None:
+    assert not tracing()  # no tracer provider in the unit tests: the API is a no-op
+    assert [type(i) for i in server_interceptors()] == [TraceContextInterceptor]
+    server = grpc.aio.server(interceptors=[TraceContextInterceptor()])
+    handlers = {
+        "Unary": grpc.unary_unary_rpc_method_handler(_unary),
+        "Stream": grpc.unary_stream_rpc_method_handler(_stream),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.T", handlers),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            unary = channel.unary_unary("/t.T/Unary")
+            stream = channel.unary_stream("/t.T/Stream")
+            traced = (("traceparent", PARENT),)
+            assert await unary(b"", metadata=traced) == TRACE_ID.encode()
+            assert await unary(b"") == b"-"
+            assert [m async for m in stream(b"", metadata=traced)] == [TRACE_ID.encode()] * 2
+            assert [m async for m in stream(b"")] == [b"-", b"-"]
+            # a malformed header is no context, and no error
+            assert await unary(b"", metadata=(("traceparent", "garbage"),)) == b"-"
+        assert not trace.get_current_span().get_span_context().is_valid  # nothing leaked
+    finally:
+        await server.stop(0)
