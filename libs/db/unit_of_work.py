@@ -102,7 +102,12 @@ class SqlUnitOfWork:
         """Outbox rows, published by the relay once this unit of work commits."""
         rows = [{"topic": t, "payload": p, "customer_id": c} for t, p, c in messages]
         if rows:
-            await self.s.execute(self._insert(self._outbox), rows)
+            # With RETURNING, SQLAlchemy sends the rows as one multi-row INSERT ("insertmanyvalues")
+            # instead of one INSERT per row; sort_by_parameter_order makes PostgreSQL number
+            # them in the order given, which is the order the relay publishes them in.
+            ids = self._outbox.c.id
+            statement = self._insert(self._outbox).returning(ids, sort_by_parameter_order=True)
+            await self.s.execute(statement, rows)
             self._wrote_outbox = True
 
     async def commit(self) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from backcrm.profile.v1 import profile_service_pb2 as pb
 
 from libs.protoutil import enum, ts
@@ -27,12 +25,7 @@ def encode_domain_event(event: DomainEvent) -> tuple[str, bytes]:
                 event_types=[enum(pb.EventType, f"EVENT_TYPE_{t}") for t in event.event_types],
                 # Personal data stays off the bus where an id does: each event names its customer
                 # by id and carries none of the identities (emails, phones) it was sent with.
-                events=[
-                    event_to_proto(
-                        replace(e, customer_id=event.customer_id, identity=None, identities=())
-                    )
-                    for e in event.events
-                ],
+                events=[event_to_proto(e, for_customer=event.customer_id) for e in event.events],
                 # The events ride along in `events`: the snapshot leaves out recent_events, and
                 # identities (consumers resolve them through GetProfile, under their own scopes).
                 profile=render_profile(event.customer, [], event.at, recent=False),

@@ -66,13 +66,19 @@ def order_to_proto(order: OrderIn) -> common_pb2.Order:
 
 
 def struct_of(values: dict[str, Any]) -> struct_pb2.Struct:
-    return ParseDict(values, struct_pb2.Struct())
+    # Struct.update takes what ParseDict takes for a Struct (JSON values), at a fraction of
+    # its cost: every event with properties in a ProfileChanged goes through here.
+    struct = struct_pb2.Struct()
+    struct.update(values)
+    return struct
 
 
-def event_to_proto(event: EventIn) -> pb.Event:
+def event_to_proto(event: EventIn, *, for_customer: str | None = None) -> pb.Event:
+    """The event as sent; with `for_customer` as it goes on the bus: named by that customer id,
+    without the identities (emails, phones) it was sent with."""
     message = pb.Event(
         event_id=event.event_id,
-        identities=[identity_to_proto(k) for k in event.identities],
+        identities=[] if for_customer else [identity_to_proto(k) for k in event.identities],
         type=enum(pb.EventType, f"EVENT_TYPE_{event.type}"),
         channel=enum(common_pb2.Channel, f"CHANNEL_{event.channel}"),
         occurred_at=ts(event.occurred_at),
@@ -80,8 +86,8 @@ def event_to_proto(event: EventIn) -> pb.Event:
         category=event.category,
         quantity=event.quantity,
     )
-    if event.customer_id:
-        message.customer.customer_id = event.customer_id
+    if for_customer or event.customer_id:
+        message.customer.customer_id = for_customer or event.customer_id or ""
     elif event.identity:
         message.customer.identity.CopyFrom(identity_to_proto(event.identity))
     if event.properties:

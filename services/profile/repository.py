@@ -10,7 +10,21 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Self, cast
 
-from sqlalchemy import Table, bindparam, delete, or_, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.db import OutboxMessage, SqlUnitOfWork, among, chunks, pairs_among
@@ -47,6 +61,27 @@ _UPDATE_CUSTOMER = (
         updated_at=bindparam("b_updated"), version=bindparam("b_version"), data=bindparam("b_data")
     )
 )
+
+
+def _update_customers(rows: Sequence[dict[str, Any]]) -> Any:
+    """PostgreSQL: every changed customer in one UPDATE … FROM unnest(arrays), one statement
+    text whatever the count, instead of one UPDATE per customer (a TrackEvents call changes
+    up to 100)."""
+    values = (
+        func.unnest(
+            literal([r["customer_id"] for r in rows], ARRAY(String)),
+            literal([r["updated_at"] for r in rows], ARRAY(DateTime(timezone=True))),
+            literal([r["version"] for r in rows], ARRAY(BigInteger)),
+            literal([r["data"] for r in rows], ARRAY(JSON)),
+        )
+        .table_valued("customer_id", "updated_at", "version", "data")
+        .render_derived()
+    )
+    return (
+        update(CUSTOMERS)
+        .where(CUSTOMERS.c.customer_id == values.c.customer_id)
+        .values(updated_at=values.c.updated_at, version=values.c.version, data=values.c.data)
+    )
 
 
 def to_dt(ts: float) -> datetime:
@@ -254,7 +289,9 @@ class SqlProfileUnitOfWork(SqlUnitOfWork, ProfileUnitOfWork):
             (new if c.is_new else changed).append(row)
         if new:
             await self.s.execute(self._insert(CustomerRow), new)
-        if changed:
+        if changed and self._dialect == "postgresql":
+            await self.s.execute(_update_customers(changed))
+        elif changed:
             await self.s.execute(
                 _UPDATE_CUSTOMER,
                 [

@@ -80,6 +80,30 @@ async def test_the_outbox_reaches_the_bus_in_order(app: ProfileApp, backend: Bac
     await tail.aclose()  # type: ignore[attr-defined]
 
 
+async def test_one_unit_of_work_numbers_its_outbox_rows_in_the_order_written(
+    app: ProfileApp,
+) -> None:
+    """write_outbox sends many rows as one INSERT: their ids, the order the relay publishes
+    in, must still follow the order the unit of work wrote them (a merge before a change)."""
+    from sqlalchemy import delete, select
+
+    from services.profile.models import OutboxRow
+
+    await app.relay.stop()  # the rows stay in the table to be read back
+    marker = f"order-{time.time_ns()}"
+    payloads = [b"%d" % i for i in range(150)]
+    async with app.deps.uow() as uow:
+        await uow.write_outbox(("t", p, marker) for p in payloads)
+        await uow.commit()
+    t = OutboxRow.__table__
+    async with app.deps.uow() as uow:
+        mine = t.c.customer_id == marker
+        rows = (await uow.s.execute(select(t.c.payload).where(mine).order_by(t.c.id))).all()
+        await uow.s.execute(delete(t).where(mine))
+        await uow.commit()
+    assert [bytes(r.payload) for r in rows] == payloads
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

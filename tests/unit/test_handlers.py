@@ -432,6 +432,18 @@ async def test_bus_events_carry_no_identity_of_the_customer(world: World) -> Non
     assert (event.category, list(event.identities)) == ("shoes", [])
 
 
+async def test_bus_events_carry_the_properties_as_sent(world: World) -> None:
+    """The properties ride along as a Struct: nested values, lists, booleans and nulls as sent
+    (segmentation's event conditions read them)."""
+    from google.protobuf.json_format import MessageToDict
+
+    properties = {"path": "/p/1", "n": 3, "ok": True, "none": None, "tags": ["a", 1.5, {"b": []}]}
+    await world.track(ev("e1", COOKIE, kind="PRODUCT_VIEW", properties=properties))
+    _, raw = encode_domain_event(world.published(ProfileChanged)[0])
+    event = PROFILE_CHANGED.unpack(EventEnvelope.FromString(raw)).events[0]
+    assert MessageToDict(event.properties) == properties
+
+
 def pb_channel(name: str) -> int:
     from backcrm.common.v1 import common_pb2
 
