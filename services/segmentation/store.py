@@ -185,13 +185,12 @@ def record_of(row: SegmentRow) -> SegmentRecord:
 # One customer's rows for request-time evaluation: statements built once (a request must not
 # pay for building and coercing a query), executed on the connection (no ORM layer).
 _PROFILES = cast(Table, SegProfileRow.__table__)
-_EVENTS = cast(Table, SegEventRow.__table__)
 _MEMBERS = cast(Table, MembershipRow.__table__)
 _ONE_PROFILE = select(_PROFILES).where(_PROFILES.c.customer_id == bindparam("customer_id"))
 _ONE_MEMBERSHIPS = select(_MEMBERS.c.segment_id).where(
     _MEMBERS.c.customer_id == bindparam("customer_id")
 )
-_ONE_EVENTS = select(_EVENTS).where(
+_ONE_EVENTS = select(*EVENT_COLUMNS).where(
     _EVENTS.c.customer_id == bindparam("customer_id"),
     _EVENTS.c.type.in_(bindparam("types", expanding=True)),
 )
