@@ -33,7 +33,15 @@ from services.segmentation.facts import CustomerFacts, FactEvent
 from services.segmentation.ports import SegmentationUnitOfWork
 from services.segmentation.records import MembershipChange
 
-__all__ = ["FILL_TTL", "Engine", "ProfileUpdate", "facts_key", "memberships_key"]
+__all__ = [
+    "FILL_TTL",
+    "Engine",
+    "ProfileUpdate",
+    "cached_memberships",
+    "facts_key",
+    "memberships_entry",
+    "memberships_key",
+]
 
 log = logging.getLogger(__name__)
 RETRIES = 5
@@ -42,6 +50,29 @@ FILL_TTL = 30
 
 def memberships_key(customer_id: str) -> str:
     return f"seg:m:{customer_id}"
+
+
+def memberships_entry(catalog_version: int, segments: Iterable[str]) -> bytes:
+    """A cached memberships entry, stamped with the catalogue version known before the
+    memberships were read (see `cached_memberships`)."""
+    return f"{catalog_version}|{','.join(sorted(segments))}".encode()
+
+
+def cached_memberships(raw: bytes | None, catalog_version: int) -> frozenset[str] | None:
+    """The segments of a cached entry, or None (a miss) when it is absent or was read
+    before the catalogue version this process knows.
+
+    A first build fills a new segment's members in the database (`INSERT … SELECT`), without
+    touching the cached entries of a million customers; it then moves the catalogue version
+    (READY). Entries read before that cannot hold the new segment, so they stop counting as
+    soon as the process learns the version, instead of living out their TTL.
+    """
+    if raw is None:
+        return None
+    stamp, _, segments = raw.decode().partition("|")
+    if not stamp.isdigit() or int(stamp) < catalog_version:
+        return None
+    return frozenset(s for s in segments.split(",") if s)
 
 
 def facts_key(customer_id: str) -> str:
@@ -349,12 +380,15 @@ class Engine:
         touched = sorted({c.customer_id for c in changes})
         if not touched:
             return
+        version = self.catalogs.version  # before the read: what the read reflects at least
         async with self.store() as store:
             found = await store.memberships_of_many(touched)
-        current = {c: sorted(found.get(c, ())) for c in touched}
         try:
             await self.cache.set_many(
-                [(memberships_key(c), ",".join(s).encode()) for c, s in current.items()],
+                [
+                    (memberships_key(c), memberships_entry(version, found.get(c, ())))
+                    for c in touched
+                ],
                 self.cache_ttl,
             )
         except CacheUnavailable:
@@ -363,12 +397,13 @@ class Engine:
     async def memberships(self, customer_id: str) -> list[str]:
         """The behavioural segments the customer is in now (cache, then storage)."""
         key = memberships_key(customer_id)
+        version = self.catalogs.version
         try:
-            cached = await self.cache.get(key)
+            cached = cached_memberships(await self.cache.get(key), version)
         except CacheUnavailable:
             cached = None
         if cached is not None:
-            return [s for s in cached.decode().split(",") if s]
+            return sorted(cached)
         async with self.store() as store:
             stored, _, _ = await store.customer_read(
                 customer_id, memberships=True, facts=False, types=(), since=None
@@ -377,5 +412,5 @@ class Engine:
         # A read-through fill may race a change committed meanwhile: keep it short-lived
         # (changes write through with the full TTL).
         with contextlib.suppress(CacheUnavailable):
-            await self.cache.set(key, ",".join(segments).encode(), FILL_TTL)
+            await self.cache.set(key, memberships_entry(version, segments), FILL_TTL)
         return segments

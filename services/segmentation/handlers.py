@@ -31,7 +31,14 @@ from services.segmentation.conditions import (
 )
 from services.segmentation.conditions.ast import walk
 from services.segmentation.definitions import CATALOG_MAX_AGE, CatalogHolder, EncodeSegmentChange
-from services.segmentation.engine import FILL_TTL, Engine, facts_key, memberships_key
+from services.segmentation.engine import (
+    FILL_TTL,
+    Engine,
+    cached_memberships,
+    facts_key,
+    memberships_entry,
+    memberships_key,
+)
 from services.segmentation.facts import ContextFacts, CustomerFacts, FactEvent
 from services.segmentation.ports import SegmentationUnitOfWork
 from services.segmentation.records import SegmentRecord
@@ -297,6 +304,7 @@ async def preview_segment(deps: SegmentationDeps, node: Node, sample_size: int) 
 
 async def get_memberships(deps: SegmentationDeps, customer_id: str) -> list[str]:
     """The behavioural segments the customer is in now."""
+    await refresh_catalog(deps)  # a segment built since: cached entries older than it miss
     return await deps.engine.memberships(customer_id)
 
 
@@ -443,11 +451,12 @@ async def _customer_view(
     not outlive the fill's short TTL.
     """
     m_key, f_key = memberships_key(customer_id), facts_key(customer_id)
+    version = deps.catalogs.version  # before any read: what the reads reflect at least
     try:
         cached_members, raw_bundle = await deps.cache.get_many([m_key, f_key])
     except CacheUnavailable:
         cached_members = raw_bundle = None
-    members = None if cached_members is None else _split(cached_members)
+    members = cached_memberships(cached_members, version)
     found = None if raw_bundle is None else _from_bundle(orjson.loads(raw_bundle), types, since)
     if members is not None and found is not None:
         return _CustomerView(members, found[0] or CustomerFacts(customer_id=customer_id), found[1])
@@ -458,7 +467,7 @@ async def _customer_view(
         )
     if members is None:
         members = frozenset(stored or ())
-        fills.append((m_key, ",".join(sorted(members)).encode()))
+        fills.append((m_key, memberships_entry(version, members)))
     if found is None:
         found = facts, events or []
         bundle = {
@@ -472,10 +481,6 @@ async def _customer_view(
         await deps.cache.set_many(fills, FILL_TTL)
     # An unknown customer is a customer with no profile data yet (e.g. a new cookie).
     return _CustomerView(members, found[0] or CustomerFacts(customer_id=customer_id), found[1])
-
-
-def _split(raw: bytes) -> frozenset[str]:
-    return frozenset(s for s in raw.decode().split(",") if s)
 
 
 def _from_bundle(

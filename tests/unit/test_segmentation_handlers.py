@@ -373,6 +373,25 @@ async def test_a_request_reads_storage_once_then_the_cache_until_the_customer_ch
     assert await h.evaluate_conditions(world.deps, "ann", None, [parsed(BOOKS)[1]]) == [False]
 
 
+async def test_a_new_segment_reaches_cached_memberships_once_built() -> None:
+    """A first build fills the members in storage without touching the cache: the entries
+    cached before it must not hide the new segment for their TTL."""
+    world = World()
+    books = await world.segment("Books", BOOKS)
+    await world.change("ann", 1, books=3, city="Lyon")
+    assert await world.memberships("ann") == [books.segment_id]  # cached now
+    assert memberships_key("ann") in world.cache.entries
+    in_lyon = await world.segment("Lyon", prop("attributes.city", c.OPERATOR_EQ, "Lyon"))
+    world.clock.advance(1)  # past the catalogue's version check interval
+    assert await world.memberships("ann") == sorted([books.segment_id, in_lyon.segment_id])
+    on_app = ContextFacts(channel="MOBILE_APP", now=world.clock())
+    matched, _ = await h.evaluate_segments(world.deps, "ann", on_app, [in_lyon.segment_id])
+    assert matched == [in_lyon.segment_id]
+    # another process, whose catalogue is as new, sees it through the same cache
+    other = world.process()
+    assert await h.get_memberships(other, "ann") == sorted([books.segment_id, in_lyon.segment_id])
+
+
 async def test_conditions_are_evaluated_for_one_customer() -> None:
     world = World()
     await world.change("ann", 1, books=3, views=3)
