@@ -4,7 +4,9 @@
     locust -f tests/load/locustfile.py --headless -u 32 -r 8 -t 60s --host 127.0.0.1:50051
 
 The host is `host:port`, or several comma-separated (`a:1,b:2,c:3`: the processes of one
-deployment; each user sticks to one of them, round-robin). The bearer token comes from
+deployment; each user sticks to one of them, round-robin); with the services in processes of
+their own, LOAD_SERVICE_ADDRESSES=segmentation=host:port,bonus=host:port,… sends each named
+service's calls there instead (HOST is then profile's). The bearer token comes from
 BACKCRM_TOKEN, or else from var/demo.token (BACKCRM_VAR_DIR/demo.token), which `make run`
 writes; it needs `admin` (the set-up creates a program, promotions, segments, a catalogue, a
 showcase and campaigns — the demo token has it).
@@ -52,6 +54,7 @@ from tests.load.mix import (  # noqa: E402
     WebShop,
     World,
     addresses,
+    service_routes,
     start,
 )
 from tests.load.report import LoadRow, load_summary  # noqa: E402
@@ -95,7 +98,9 @@ def _set_up(environment: Environment, **_: Any) -> None:
     found = addresses(environment.host)
     _state["addresses"] = found
     _state["next"] = itertools.cycle(found)
-    admin = Calls(found[0], bearer_token(), _reporter(environment))
+    # Services in processes of their own: LOAD_SERVICE_ADDRESSES=segmentation=host:port,…
+    _state["routes"] = service_routes(os.environ.get("LOAD_SERVICE_ADDRESSES", ""))
+    admin = Calls(found[0], bearer_token(), _reporter(environment), routes=_state["routes"])
     try:
         _state["world"] = World.create(
             admin,
@@ -120,7 +125,11 @@ class _MixUser(User):
 
     def on_start(self) -> None:
         self.calls = Calls(
-            next(_state["next"]), bearer_token(), _reporter(self.environment), outcomes=OUTCOMES
+            next(_state["next"]),
+            bearer_token(),
+            _reporter(self.environment),
+            outcomes=OUTCOMES,
+            routes=_state["routes"],
         )
         if "world" not in _state:
             raise StopUser()  # the set-up failed: the run is stopping

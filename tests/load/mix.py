@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +59,7 @@ from backcrm.segmentation.v1 import segmentation_service_pb2_grpc
 from google.protobuf import duration_pb2, field_mask_pb2
 from google.rpc import error_details_pb2, status_pb2
 
+from services.registry import SERVICES
 from tests.load.segments import CATEGORIES, context, event, prop
 
 __all__ = [
@@ -98,6 +99,20 @@ def addresses(host: str) -> list[str]:
     return out
 
 
+def service_routes(spec: str) -> dict[str, str]:
+    """`service=host:port[,service=host:port…]` → where each named service is called instead
+    of the user's address (services in processes of their own, BACKCRM_<SERVICE>_ADDRESS)."""
+    routes: dict[str, str] = {}
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        service, sep, address = part.partition("=")
+        if not sep or service not in SERVICES or not address.strip():
+            raise ValueError(
+                f"bad route {part!r}: want service=host:port, service one of {', '.join(SERVICES)}"
+            )
+        routes[service] = address.strip().removeprefix("grpc://")
+    return routes
+
+
 def _money(micros: int) -> common_pb2.Money:
     return common_pb2.Money(currency=CURRENCY, units_micros=micros)
 
@@ -125,7 +140,8 @@ class MixError(Exception):
 
 
 class Calls:
-    """The five stubs on one address with one token; every call timed and reported."""
+    """The five stubs on one address (or a service where `routes` says) with one token;
+    every call timed and reported."""
 
     def __init__(
         self,
@@ -134,24 +150,35 @@ class Calls:
         report: Report,
         timeout: float = 10.0,
         outcomes: Counter[str] | None = None,
+        routes: Mapping[str, str] | None = None,
     ) -> None:
         self.address = address
-        self._channel = grpc.insecure_channel(address)
+        self._channels: dict[str, grpc.Channel] = {}
+
+        def channel(service: str) -> grpc.Channel:
+            target = (routes or {}).get(service, address)
+            if target not in self._channels:
+                self._channels[target] = grpc.insecure_channel(target)
+            return self._channels[target]
+
         self._metadata = (("authorization", f"Bearer {token}"),)
         self._report = report
         self._timeout = timeout
         self._stubs: dict[str, Any] = {
-            "profile": profile_service_pb2_grpc.ProfileServiceStub(self._channel),
-            "segmentation": segmentation_service_pb2_grpc.SegmentationServiceStub(self._channel),
-            "bonus": bonus_service_pb2_grpc.BonusServiceStub(self._channel),
-            "ads": ads_service_pb2_grpc.AdsServiceStub(self._channel),
-            "recommend": recommend_service_pb2_grpc.RecommendServiceStub(self._channel),
+            "profile": profile_service_pb2_grpc.ProfileServiceStub(channel("profile")),
+            "segmentation": segmentation_service_pb2_grpc.SegmentationServiceStub(
+                channel("segmentation")
+            ),
+            "bonus": bonus_service_pb2_grpc.BonusServiceStub(channel("bonus")),
+            "ads": ads_service_pb2_grpc.AdsServiceStub(channel("ads")),
+            "recommend": recommend_service_pb2_grpc.RecommendServiceStub(channel("recommend")),
         }
         # "<rpc> <REASON>" of the expected refusals (may be shared by several Calls)
         self.outcomes: Counter[str] = Counter() if outcomes is None else outcomes
 
     def close(self) -> None:
-        self._channel.close()
+        for channel in self._channels.values():
+            channel.close()
 
     def __call__(self, service: str, rpc: str, request: Any, expected: Collection[str] = ()) -> Any:
         """The response, or None when the call failed (reported) or was refused as expected."""

@@ -7,7 +7,16 @@ from collections import Counter
 
 import pytest
 
-from tests.load.mix import CALLERS, AdServer, Desk, Marketing, WebShop, addresses, shares
+from tests.load.mix import (
+    CALLERS,
+    AdServer,
+    Desk,
+    Marketing,
+    WebShop,
+    addresses,
+    service_routes,
+    shares,
+)
 from tests.load.report import LoadRow, load_summary
 
 
@@ -70,3 +79,14 @@ def test_shares_follow_the_callers_weights(users: int) -> None:
         total = sum(CALLERS.values())
         for kind, weight in CALLERS.items():
             assert abs(kinds[kind] - users * weight / total) <= 1
+
+
+def test_service_routes_name_registered_services_only() -> None:
+    assert service_routes("") == {}
+    assert service_routes("segmentation=127.0.0.1:1, bonus=grpc://h:2") == {
+        "segmentation": "127.0.0.1:1",
+        "bonus": "h:2",
+    }
+    for bad in ("segmentation", "nosuch=h:1", "bonus="):
+        with pytest.raises(ValueError, match="bad route"):
+            service_routes(bad)
