@@ -38,7 +38,7 @@ from backcrm.segmentation.v1 import segmentation_service_pb2_grpc as spb_grpc
 from google.protobuf import duration_pb2
 
 from libs.config import Settings
-from tests.load.loadgen import Measurement, Target, measure, open_channel
+from tests.load.loadgen import Measurement, Target, open_channel
 from tests.load.report import (
     ADMIN_AUTH,
     PAUSE_TARGET_SECONDS,
@@ -162,7 +162,7 @@ async def _probe(channel: grpc.aio.Channel, body: bytes) -> pb.SelectAdsResponse
 
 
 async def _measurements(opts: Any, backend: str, server: Any) -> tuple[list[Any], list[str]]:
-    from tests.load.bench import Row
+    from tests.load.bench import measure_rows
 
     channel = open_channel(server.address)
     notes: list[str] = []
@@ -184,17 +184,7 @@ async def _measurements(opts: Any, backend: str, server: Any) -> tuple[list[Any]
         if degraded:
             note += f"; {degraded}/50 probes answered with targeting degraded"
         target = Target(f"SelectAds limit {LIMIT}", SELECT, _cycle(bodies), ADMIN_AUTH)
-        for c in opts.concurrency:
-            progress(f"[{backend}] SelectAds c={c} ...")
-            m = await measure(
-                channel,
-                target,
-                concurrency=c,
-                duration=opts.duration,
-                warmup=opts.warmup,
-                server_pid=server.pid,
-            )
-            rows.append(Row(backend, m, size, note=note))
+        rows += await measure_rows(channel, target, opts, backend, server.pid, size, note)
     finally:
         await channel.close()
     return rows, notes

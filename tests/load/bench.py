@@ -363,6 +363,31 @@ async def run_echo(opts: Options, server: ServerProcess) -> dict[int, Measuremen
         await channel.close()
 
 
+async def measure_rows(
+    channel: grpc.aio.Channel,
+    target: Target,
+    opts: Options,
+    backend: str,
+    server_pid: int,
+    size: int,
+    note: str = "",
+) -> list[Row]:
+    """`target` measured at each of the run's concurrencies: a Row each (every suite's loop)."""
+    rows: list[Row] = []
+    for c in opts.concurrency:
+        progress(f"[{backend}] {target.name} c={c} ...")
+        m = await measure(
+            channel,
+            target,
+            concurrency=c,
+            duration=opts.duration,
+            warmup=opts.warmup,
+            server_pid=server_pid,
+        )
+        rows.append(Row(backend, m, size, note=note))
+    return rows
+
+
 async def run_backend(
     opts: Options, backend: str, settings: Settings, ids: list[str], server: ServerProcess
 ) -> list[Row]:
@@ -370,18 +395,10 @@ async def run_backend(
     rows: list[Row] = []
     try:
         size = await warm_profiles(channel, ids)
-        for c in opts.concurrency if "GetProfile" in opts.rpcs else ():
+        if "GetProfile" in opts.rpcs:
             target = Target("GetProfile", GET_PROFILE, get_profile_requests(ids), ADMIN_AUTH)
-            progress(f"[{backend}] GetProfile c={c} ...")
-            m = await measure(
-                channel,
-                target,
-                concurrency=c,
-                duration=opts.duration,
-                warmup=opts.warmup,
-                server_pid=server.pid,
-            )
-            rows.append(Row(backend, m, size, note=f"{len(ids):,} customers, warm cache"))
+            note = f"{len(ids):,} customers, warm cache"
+            rows += await measure_rows(channel, target, opts, backend, server.pid, size, note)
         if "TrackEvents" not in opts.rpcs:
             return rows
         await register_load_customers(channel)

@@ -35,7 +35,7 @@ from backcrm.segmentation.v1 import condition_pb2 as cpb
 from backcrm.segmentation.v1 import segmentation_service_pb2_grpc as spb_grpc
 
 from libs.config import Settings
-from tests.load.loadgen import Measurement, Target, measure, open_channel
+from tests.load.loadgen import Measurement, Target, open_channel
 from tests.load.report import (
     ADMIN_AUTH,
     PAUSE_TARGET_SECONDS,
@@ -225,7 +225,7 @@ async def _probe_quote(channel: grpc.aio.Channel, body: bytes) -> pb.QuoteOfferR
 
 
 async def _measurements(opts: Any, backend: str, server: Any) -> tuple[list[Any], list[str], str]:
-    from tests.load.bench import Row
+    from tests.load.bench import measure_rows
 
     channel = open_channel(server.address)
     notes: list[str] = []
@@ -247,39 +247,13 @@ async def _measurements(opts: Any, backend: str, server: Any) -> tuple[list[Any]
         if degraded:
             note += f"; {degraded}/50 probes answered without segmentation"
         target = Target(f"QuoteOffer {CART_LINES} lines", QUOTE, _cycle(bodies), ADMIN_AUTH)
-        for c in opts.concurrency:
-            progress(f"[{backend}] QuoteOffer c={c} ...")
-            m = await measure(
-                channel,
-                target,
-                concurrency=c,
-                duration=opts.duration,
-                warmup=opts.warmup,
-                server_pid=server.pid,
-            )
-            rows.append(Row(backend, m, size, note=note))
+        rows += await measure_rows(channel, target, opts, backend, server.pid, size, note)
         if backend == "postgres":
             target = Target(
                 "Accrue", ACCRUE, accrue_requests(program_id, customers, run), ADMIN_AUTH
             )
-            for c in opts.concurrency:
-                progress(f"[{backend}] Accrue c={c} ...")
-                m = await measure(
-                    channel,
-                    target,
-                    concurrency=c,
-                    duration=opts.duration,
-                    warmup=opts.warmup,
-                    server_pid=server.pid,
-                )
-                rows.append(
-                    Row(
-                        backend,
-                        m,
-                        0,
-                        note=f"a new 1-3 line order per call over {len(customers)} accounts",
-                    )
-                )
+            note = f"a new 1-3 line order per call over {len(customers)} accounts"
+            rows += await measure_rows(channel, target, opts, backend, server.pid, 0, note)
     finally:
         await channel.close()
     return rows, notes, program_id

@@ -45,7 +45,7 @@ from backcrm.recommend.v1 import recommend_service_pb2 as pb
 from backcrm.recommend.v1 import recommend_service_pb2_grpc as pb_grpc
 
 from libs.config import Settings
-from tests.load.loadgen import Measurement, Target, measure, open_channel
+from tests.load.loadgen import Measurement, Target, open_channel
 from tests.load.report import (
     ADMIN_AUTH,
     PAUSE_TARGET_SECONDS,
@@ -273,7 +273,7 @@ async def _create(channel: grpc.aio.Channel, showcase: pb.Showcase) -> str:
 async def _measurements(
     opts: Any, backend: str, server: Any, data: RetailData
 ) -> tuple[list[Any], list[str], str]:
-    from tests.load.bench import Row
+    from tests.load.bench import measure_rows
 
     channel = open_channel(server.address)
     rows: list[Any] = []
@@ -296,17 +296,7 @@ async def _measurements(
             f"2-item cart), limit {LIMIT}, warm; {full}/{len(answers)} shelves full; reasons: {mix}"
         )
         target = Target(f"GetRecommendations limit {LIMIT}", GET, _cycle(bodies), ADMIN_AUTH)
-        for c in opts.concurrency:
-            progress(f"[{backend}] GetRecommendations c={c} ...")
-            m = await measure(
-                channel,
-                target,
-                concurrency=c,
-                duration=opts.duration,
-                warmup=opts.warmup,
-                server_pid=server.pid,
-            )
-            rows.append(Row(backend, m, size, note=note))
+        rows += await measure_rows(channel, target, opts, backend, server.pid, size, note)
     finally:
         await channel.close()
     return rows, notes, together_id
