@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import json
 import os
+import random
 import socket
 import time
 import uuid
@@ -13,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -35,7 +36,10 @@ __all__ = [
     "eventually",
     "require",
     "services_required",
+    "soon",
 ]
+
+T = TypeVar("T")
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -56,6 +60,13 @@ TOKENS = {
     ),
     "nobody": ("tok-nobody", []),  # authenticated, allowed nothing
 }
+
+
+async def soon(call: Awaitable[T]) -> T:
+    """Start after a random few milliseconds: the racers' steps interleave differently each
+    trial (all at once, they tend to run in lockstep and miss the windows race tests probe)."""
+    await asyncio.sleep(random.uniform(0, 0.02))
+    return await call
 
 
 async def eventually(

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TypeVar
 
 import pytest
 from backcrm.common.v1 import common_pb2
@@ -34,16 +32,9 @@ from services.ads.domain import Campaign, Creative
 from services.ads.models import CatalogRow, InteractionRow, TrafficRow
 from services.ads.pacing import EVEN, allowance
 from services.ads.translate import context_in
-from tests.support import Backend, eventually
+from tests.support import Backend, eventually, soon
 
 pytestmark = pytest.mark.integration
-
-T = TypeVar("T")
-
-
-async def soon(call: Awaitable[T]) -> T:
-    await asyncio.sleep(random.uniform(0, 0.02))
-    return await call
 
 
 def uid() -> str:

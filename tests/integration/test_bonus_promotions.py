@@ -11,11 +11,9 @@ budget is never overshot and a retried key counts once.
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from typing import TypeVar
 
 import pytest
 from backcrm.common.v1 import common_pb2
@@ -36,17 +34,11 @@ from services.bonus.pricing import CartLine
 from services.bonus.promotions import Effect, Promotion, held_out
 from services.bonus.purchases import PurchaseEvent, record_purchase
 from services.bonus.translate import _context
-from tests.support import Backend, eventually
+from tests.support import Backend, eventually, soon
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
 UNIT = 1_000_000
-
-
-async def soon(call: Awaitable[T]) -> T:
-    await asyncio.sleep(random.uniform(0, 0.02))
-    return await call
 
 
 def uid() -> str:

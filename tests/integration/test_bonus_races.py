@@ -10,12 +10,10 @@ ledger must add up: movements sum to the cached account points and to what the l
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, replace
-from typing import TypeVar
 
 import pytest
 from backcrm.common.v1.common_pb2 import EventEnvelope
@@ -37,17 +35,11 @@ from services.bonus.models import (
     TransactionRow,
 )
 from services.bonus.purchases import PurchaseEvent, record_purchase
-from tests.support import Backend, count_rows
+from tests.support import Backend, count_rows, soon
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
 UNIT = 1_000_000
-
-
-async def soon(call: Awaitable[T]) -> T:
-    await asyncio.sleep(random.uniform(0, 0.02))
-    return await call
 
 
 def uid() -> str:

@@ -8,12 +8,10 @@ race is repeated many times: the defects they guard against showed in a fraction
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TypeVar
 
 import pytest
 from backcrm.profile.v1 import profile_service_pb2 as pb
@@ -32,19 +30,11 @@ from services.profile.handlers import (
 )
 from services.profile.models import CustomerRow, EventRow, IdentityRow, PurchaseRow
 from services.profile.ports import StoredEventRecord
-from tests.support import Backend, count_rows
+from tests.support import Backend, count_rows, soon
 
 pytestmark = pytest.mark.integration
 
 PARALLEL = 6
-T = TypeVar("T")
-
-
-async def soon(call: Awaitable[T]) -> T:
-    """Start after a random few milliseconds: the racers' steps interleave differently each trial
-    (all at once, they tend to run in lockstep and miss the windows these tests probe)."""
-    await asyncio.sleep(random.uniform(0, 0.02))
-    return await call
 
 
 def uid() -> str:

@@ -14,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TypeVar
 
 import pytest
 from backcrm.common.v1 import common_pb2
@@ -33,16 +32,9 @@ from services.recommend.domain import Item, Showcase
 from services.recommend.mix import Strategy
 from services.recommend.models import HistoryRow, ItemCountRow, ItemRow, ModelRow, PairRow
 from services.recommend.ports import Behaviour
-from tests.support import Backend, count_rows, eventually
+from tests.support import Backend, count_rows, eventually, soon
 
 pytestmark = pytest.mark.integration
-
-T = TypeVar("T")
-
-
-async def soon(call: Awaitable[T]) -> T:
-    await asyncio.sleep(random.uniform(0, 0.02))
-    return await call
 
 
 def uid() -> str:
