@@ -676,3 +676,22 @@ def test_hostile_deep_and_wide_trees(leaf: condition_pb2.Condition, op: str) -> 
     _parses_or_invalid(deep)
     _parses_or_invalid(_group(op, [leaf] * 2000))
     _parses_or_invalid(_group(op, [_group(op, [leaf] * 40)] * 50))
+
+
+def test_a_context_condition_without_context_is_refused_even_when_short_circuited() -> None:
+    """evaluate() refuses a context condition without the request's context even where
+    matching would never reach it (an any_of already true): the maintained memberships
+    must never be computed from a contextual segment."""
+    view = EventCond("PRODUCT_VIEW", (), None, "GTE", 1)
+    tree = Group("any_of", (view, ContextCond("channel", "EQ", "WEB")))
+    with pytest.raises(ValueError, match="needs the request's context"):
+        evaluate(tree, facts(), (ev(),), None, NOW, lambda _: False)
+    with pytest.raises(ValueError, match="needs the request's context"):
+        evaluate(ContextCond("channel", "EQ", "WEB"), facts(), (), None, NOW, lambda _: False)
+
+
+def test_next_change_at_is_the_earliest_window_exit_among_many_events() -> None:
+    """With many counted events the window's next change is when the oldest leaves."""
+    window = EventCond("PRODUCT_VIEW", (), 30 * DAY, "GTE", 3)
+    views = tuple(ev(ago=d * DAY) for d in (29.5, 1, 12, 7, 29.25, 3))
+    assert next_change(window, events=views) == pytest.approx(NOW + 0.5 * DAY, abs=1e-6)

@@ -75,11 +75,11 @@ def evaluate(
 ) -> Verdict:
     """Whether the customer matches `node` at `now`; `events` are that customer's events
     (an `EventIndex` of them when many segments are evaluated for one customer)."""
-    now = float(now)
-    if context is None and any(isinstance(n, ContextCond) for n in walk(node)):
-        raise ValueError("a context condition needs the request's context")
-    run = _Run(facts, events, context, now, segment_member)
-    return Verdict(run.match(node), run.next_change(node))
+    run = _Run(facts, events, context, float(now), segment_member)
+    # next_change walks the whole tree first and raises when a context condition has no
+    # context (before match could short-circuit past it): one walk instead of two.
+    next_at = run.next_change(node)
+    return Verdict(run.match(node), next_at)
 
 
 def holds(
@@ -192,25 +192,63 @@ class _Run:
     def next_change(self, node: Node) -> float | None:
         facts, now = self.facts, self.now
         times: list[float] = []
-        for n in walk(node):
-            if isinstance(n, EventCond) and n.within_seconds is not None:
-                times.extend(
-                    _window_exit(e.occurred_at, n.within_seconds, now) for e in self.counted(n)
-                )
-            elif isinstance(n, Property):
-                source = _spec(profile_field, n.path).source
-                if source == ("recency_days",) and facts.last_purchase_at is not None:
+        for kind, n in _time_atoms(node):
+            if kind == "window":
+                assert isinstance(n, EventCond) and n.within_seconds is not None
+                counted = self.counted(n)
+                if counted:
+                    # _window_exit grows with occurred_at: the earliest event leaves first
+                    oldest = min(e.occurred_at for e in counted)
+                    times.append(_window_exit(oldest, n.within_seconds, now))
+            elif kind == "context":
+                if self.context is None:
+                    raise ValueError("a context condition needs the request's context")
+            elif kind == "recency":
+                if facts.last_purchase_at is not None:
                     times.append(_next_day(facts.last_purchase_at, now))
-                elif source == ("status",):
-                    for start, limit in (
-                        (facts.created_at, NEW_DAYS),
-                        (facts.last_activity_at, ACTIVE_DAYS),
-                        (facts.last_activity_at, CHURN_RISK_DAYS),
-                    ):
-                        if (now - start) / DAY <= limit:
-                            times.append(_days_exceeded(start, limit, now))
+            else:  # status
+                for start, limit in (
+                    (facts.created_at, NEW_DAYS),
+                    (facts.last_activity_at, ACTIVE_DAYS),
+                    (facts.last_activity_at, CHURN_RISK_DAYS),
+                ):
+                    if (now - start) / DAY <= limit:
+                        times.append(_days_exceeded(start, limit, now))
         finite = [t for t in times if math.isfinite(t)]
         return min(finite) if finite else None
+
+
+# id(node) -> (node, its time atoms). The node is kept with its atoms so that an id is never
+# read back for another node; catalogue nodes live long, request-time ones are few, and the
+# memo is emptied when it grows past _TIME_ATOMS_MAX.
+_TIME_ATOMS: dict[int, tuple[Node, tuple[tuple[str, Node], ...]]] = {}
+_TIME_ATOMS_MAX = 4096
+
+
+def _time_atoms(node: Node) -> tuple[tuple[str, Node], ...]:
+    """The atoms of the tree whose answer can change with time alone (windowed event
+    conditions, recency and status) and its context conditions, in tree order: what
+    next_change reads, found once per tree instead of walking it per evaluation."""
+    known = _TIME_ATOMS.get(id(node))
+    if known is not None and known[0] is node:
+        return known[1]
+    atoms: list[tuple[str, Node]] = []
+    for n in walk(node):
+        if isinstance(n, EventCond) and n.within_seconds is not None:
+            atoms.append(("window", n))
+        elif isinstance(n, ContextCond):
+            atoms.append(("context", n))
+        elif isinstance(n, Property):
+            source = _spec(profile_field, n.path).source
+            if source == ("recency_days",):
+                atoms.append(("recency", n))
+            elif source == ("status",):
+                atoms.append(("status", n))
+    if len(_TIME_ATOMS) >= _TIME_ATOMS_MAX:
+        _TIME_ATOMS.clear()
+    found = tuple(atoms)
+    _TIME_ATOMS[id(node)] = (node, found)
+    return found
 
 
 def _window_exit(occurred_at: float, within: float, now: float) -> float:
