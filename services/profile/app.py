@@ -78,6 +78,7 @@ class ProfileApp:
                 (s.customer_id, s.recency_score, s.frequency_score, s.monetary_score)
                 for s in scored.scores
             ],
+            scored.run,
         )
 
     async def stop(self) -> None:

@@ -745,12 +745,19 @@ async def delete_profile(deps: ProfileDeps, lookup: CustomerLookup) -> str:
     return customer_id
 
 
-async def set_rfm_scores(deps: ProfileDeps, scores: Sequence[tuple[str, int, int, int]]) -> int:
-    """Store RFM scores computed by segmentation (customer, R, F, M); returns how many changed."""
+async def set_rfm_scores(
+    deps: ProfileDeps, scores: Sequence[tuple[str, int, int, int]], run: int = 0
+) -> int:
+    """Store RFM scores computed by segmentation (customer, R, F, M) in its recomputation `run`;
+    returns how many changed. Scores of an earlier run than one already applied are dropped:
+    the bus may deliver two recomputations' events out of order (two consumers, a reclaimed
+    delivery), and each run scores every buyer, so the later run has the current scores."""
 
     async def once() -> list[str]:
         now = deps.clock()
         async with deps.uow() as uow:
+            if not await uow.claim_rfm_run(run):
+                return []
             live = await uow.live_ids(c for c, _, _, _ in scores)
             customers = await uow.load(set(live.values()), for_update=True)
             changed: list[Customer] = []

@@ -11,7 +11,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 from libs.db import Base
 from libs.outbox import OutboxColumns
 
-__all__ = ["CustomerRow", "EventRow", "IdentityRow", "MergeRow", "OutboxRow", "PurchaseRow"]
+__all__ = [
+    "CustomerRow",
+    "EventRow",
+    "IdentityRow",
+    "MergeRow",
+    "OutboxRow",
+    "PurchaseRow",
+    "RfmRunRow",
+]
 
 # Identities, events and purchases cannot outlive their customer: erasing or merging one while
 # another call writes for it fails that write, which re-runs, rather than leaving rows behind.
@@ -80,6 +88,17 @@ class MergeRow(Base):
     actor: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(String(512))
     merged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RfmRunRow(Base):
+    """One row: the latest RFM recomputation (segmentation's run number) whose scores were
+    applied. Row-locked while scores are applied, so runs apply one at a time and an earlier
+    run's scores, delivered late, are dropped instead of overwriting a later run's."""
+
+    __tablename__ = "profile_rfm_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run: Mapped[int] = mapped_column(BigInteger)
 
 
 class OutboxRow(OutboxColumns, Base):

@@ -174,3 +174,9 @@ class ProfileUnitOfWork(abc.ABC):
 
     @abc.abstractmethod
     async def merges_of(self, customer_id: str) -> list[MergeRecord]: ...
+
+    @abc.abstractmethod
+    async def claim_rfm_run(self, run: int) -> bool:
+        """Whether RFM scores of recomputation `run` may be applied: not older than the latest
+        applied (which `run` then becomes). Holds the run row until this unit of work ends,
+        so scores of two runs are never applied at once."""

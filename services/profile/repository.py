@@ -37,6 +37,7 @@ from services.profile.models import (
     MergeRow,
     OutboxRow,
     PurchaseRow,
+    RfmRunRow,
 )
 from services.profile.ports import (
     DomainEvent,
@@ -442,6 +443,17 @@ class SqlProfileUnitOfWork(SqlUnitOfWork, ProfileUnitOfWork):
             self._insert(MergeRow),
             [{**record.__dict__, "merged_at": to_dt(record.merged_at)}],
         )
+
+    async def claim_rfm_run(self, run: int) -> bool:
+        # One conditional UPDATE: the check and the claim are atomic, and the row stays
+        # write-locked until commit (a concurrent claim waits, then re-checks the new run).
+        claimed = await self.s.scalar(
+            update(RfmRunRow)
+            .where(RfmRunRow.id == 1, RfmRunRow.run <= run)
+            .values(run=run)
+            .returning(RfmRunRow.id)
+        )
+        return claimed is not None
 
     async def merges_of(self, customer_id: str) -> list[MergeRecord]:
         rows = await self.s.scalars(

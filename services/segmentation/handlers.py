@@ -68,7 +68,9 @@ RFM_CHUNK = 1000  # scores per RfmScored message
 # Condition nodes times events beyond which request-time evaluation leaves the event loop.
 HEAVY_EVALUATION = 50_000
 # (scores chunk, as of, result) -> (topic, payload) for the profile service
-EncodeRfm = Callable[[Sequence[tuple[str, int, int, int]], float, RfmResult], tuple[str, bytes]]
+EncodeRfm = Callable[
+    [Sequence[tuple[str, int, int, int]], float, RfmResult, int], tuple[str, bytes]
+]
 
 
 @dataclass
@@ -513,11 +515,11 @@ async def recompute_rfm(deps: SegmentationDeps, as_of: float | None) -> RfmResul
         rows = await store.rfm_inputs()
     result = score_population(rows, now)
     async with deps.store() as store:
-        await store.set_rfm_scores(result.scores)
+        run = await store.set_rfm_scores(result.scores)
         outbox = []
         for start in range(0, len(result.scores), RFM_CHUNK):
             chunk = result.scores[start : start + RFM_CHUNK]
-            topic, payload = deps.encode_rfm(chunk, now, result)
+            topic, payload = deps.encode_rfm(chunk, now, result, run)
             outbox.append((topic, payload, chunk[0][0]))
         await store.write_outbox(outbox)
         await store.commit()

@@ -152,3 +152,13 @@ class CatalogRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger)
+
+
+class RfmRunRow(Base):
+    """One row: the number of the last RFM recomputation, taken (row-locked) in the transaction
+    that writes its scores, so recomputations write one at a time and in number order."""
+
+    __tablename__ = "seg_rfm_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run: Mapped[int] = mapped_column(BigInteger)

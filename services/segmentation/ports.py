@@ -223,5 +223,6 @@ class SegmentationUnitOfWork(abc.ABC):
         """(customer, last purchase, orders, revenue) of every customer who bought."""
 
     @abc.abstractmethod
-    async def set_rfm_scores(self, scores: Sequence[tuple[str, int, int, int]]) -> None:
-        """(customer, R, F, M); customers who never bought score 0."""
+    async def set_rfm_scores(self, scores: Sequence[tuple[str, int, int, int]]) -> int:
+        """(customer, R, F, M); customers who never bought score 0. Returns the run number this
+        recomputation takes (the next one; concurrent recomputations write one at a time)."""

@@ -34,6 +34,7 @@ from services.segmentation.models import (
     DueRow,
     MembershipLogRow,
     MembershipRow,
+    RfmRunRow,
     SegEventRow,
     SegmentRow,
     SegOutboxRow,
@@ -679,7 +680,14 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
         )
         return [(c, float(lp or 0.0), int(o), float(r)) for c, lp, o, r in rows]
 
-    async def set_rfm_scores(self, scores: Sequence[tuple[str, int, int, int]]) -> None:
+    async def set_rfm_scores(self, scores: Sequence[tuple[str, int, int, int]]) -> int:
+        # The run row first: its lock orders concurrent recomputations' writes by run number.
+        run = await self.s.scalar(
+            update(RfmRunRow)
+            .where(RfmRunRow.id == 1)
+            .values(run=RfmRunRow.run + 1)
+            .returning(RfmRunRow.run)
+        )
         await self.s.execute(
             update(SegProfileRow)
             .values(recency_score=0, frequency_score=0, monetary_score=0)
@@ -698,3 +706,4 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
                     for c, r, f, m in chunk
                 ],
             )
+        return int(run or 0)

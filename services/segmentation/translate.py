@@ -228,7 +228,7 @@ def segment_proto(record: SegmentRecord) -> pb.Segment:
 
 
 def encode_rfm(
-    scores: Sequence[tuple[str, int, int, int]], as_of: float, result: RfmResult
+    scores: Sequence[tuple[str, int, int, int]], as_of: float, result: RfmResult, run: int
 ) -> tuple[str, bytes]:
     message = pb.RfmScored(
         scores=[
@@ -237,6 +237,7 @@ def encode_rfm(
         ],
         computed_at=ts(as_of),
         bounds=rfm_bounds(result),
+        run=run,
     )
     return SEGMENTATION_RFM.outbox_row(message)
 

@@ -237,3 +237,57 @@ async def test_no_row_can_name_a_missing_customer(world: World) -> None:
         async with world.app.deps.uow() as uow:
             await uow.link_identities([(("COOKIE", uid()), uid())], time.time())
             await uow.commit()
+
+
+async def test_rfm_runs_delivered_out_of_order_and_at_once_leave_the_latest_scores(
+    world: World, backend: Backend
+) -> None:
+    """Segmentation numbers its RFM recomputations; two profile replicas consuming three runs'
+    events in every order, at once, end with the last run's scores (an earlier run delivered
+    late, e.g. reclaimed from a dead consumer, must not overwrite a later one)."""
+    import itertools
+    import random
+
+    from backcrm.common.v1.common_pb2 import EventEnvelope
+
+    from services.segmentation.rfm import RfmResult
+    from services.segmentation.translate import encode_rfm
+
+    # A second process on PostgreSQL + Redis; the embedded default is one process (its cache
+    # is in-process), so there the "replica" is a second app on the same resources.
+    other = Resources.open(backend.settings) if backend.name == "postgres" else None
+    replica = ProfileApp.build(other or world.resources)
+    try:
+        who = ("EMAIL", f"{uid()}@example.com")
+        (result,) = [await track_events(world.app.deps, [bought(who)])]
+        customer = result.customer_ids[0]
+        orders = list(itertools.permutations(range(3)))
+        rng = random.Random(7)
+        wrong = []
+        for trial in range(24):
+            runs = [3 * trial + k for k in (1, 2, 3)]
+            scores = [(1 + k, 5 - k, 1 + (trial + k) % 5) for k in range(3)]
+            envelopes = [
+                EventEnvelope.FromString(
+                    encode_rfm([(customer, *scores[k])], 0.0, RfmResult([], [], [], []), runs[k])[1]
+                )
+                for k in range(3)
+            ]
+            order = orders[trial % len(orders)]
+            apps = [world.app, replica]
+            rng.shuffle(apps)
+            # the first two at once from two replicas, the third after them
+            await asyncio.gather(
+                soon(apps[0]._on_rfm(envelopes[order[0]])),
+                soon(apps[1]._on_rfm(envelopes[order[1]])),
+            )
+            await apps[0]._on_rfm(envelopes[order[2]])
+            rendered = await get_profile(world.app.deps, CustomerLookup(customer_id=customer))
+            rfm = pb.GetProfileResponse.FromString(rendered).profile.rfm
+            got = (rfm.recency_score, rfm.frequency_score, rfm.monetary_score)
+            if got != scores[2]:
+                wrong.append((order, got, scores[2]))
+        assert not wrong, f"{len(wrong)} of 24 trials kept an earlier run's scores: {wrong[:3]}"
+    finally:
+        if other is not None:
+            await other.close()

@@ -41,6 +41,7 @@ class _State:
     events: dict[str, StoredEventRecord] = field(default_factory=dict)
     purchases: dict[str, PurchaseRecord] = field(default_factory=dict)
     merges: dict[str, MergeRecord] = field(default_factory=dict)  # by source customer id
+    rfm_run: int = 0
 
 
 @dataclass
@@ -261,6 +262,12 @@ class FakeProfileUnitOfWork(ProfileUnitOfWork):
         if record.source_customer_id in self.w.merges:
             raise Conflict(f"{record.source_customer_id} was merged already")
         self.w.merges[record.source_customer_id] = copy.copy(record)
+
+    async def claim_rfm_run(self, run: int) -> bool:
+        if run < self.w.rfm_run:
+            return False
+        self.w.rfm_run = run
+        return True
 
     async def merges_of(self, customer_id: str) -> list[MergeRecord]:
         rows = [

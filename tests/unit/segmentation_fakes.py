@@ -53,6 +53,7 @@ class _State:
     events: dict[str, FactEvent] = field(default_factory=dict)  # by event id
     tombstones: dict[str, str | None] = field(default_factory=dict)  # -> merged into
     catalog_version: int = 0
+    rfm_run: int = 0
     segments: dict[str, SegmentRecord] = field(default_factory=dict)
     members: dict[tuple[str, str], float] = field(default_factory=dict)  # (segment, customer)
     due: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -348,7 +349,8 @@ class FakeSegmentationUnitOfWork(SegmentationUnitOfWork):
             if f.orders > 0 and f.last_purchase_at is not None
         ]
 
-    async def set_rfm_scores(self, scores: Sequence[tuple[str, int, int, int]]) -> None:
+    async def set_rfm_scores(self, scores: Sequence[tuple[str, int, int, int]]) -> int:
+        self.w.rfm_run += 1
         profiles = self.w.profiles
         for facts in profiles.values():
             if facts.orders <= 0:
@@ -357,6 +359,7 @@ class FakeSegmentationUnitOfWork(SegmentationUnitOfWork):
             if customer_id in profiles:
                 facts = profiles[customer_id]
                 facts.recency_score, facts.frequency_score, facts.monetary_score = r, f, m
+        return self.w.rfm_run
 
 
 def _member_of(members: dict[tuple[str, str], float], customer_id: str) -> Callable[[str], bool]:

@@ -423,6 +423,24 @@ async def test_rfm_scores_are_stored_published_and_rebuild_their_readers() -> No
     assert {p.customer_id for p in world.store.state.published} == frequent
 
 
+async def test_each_rfm_recomputation_publishes_its_run_number() -> None:
+    """The profile service orders recomputations by it (a late earlier run is dropped)."""
+    from backcrm.common.v1.common_pb2 import EventEnvelope
+
+    world = World()
+    await world.change("c1", 1)
+    world.store.state.profiles["c1"].orders = 1
+    world.store.state.profiles["c1"].last_purchase_at = T0
+    for _ in range(2):
+        await h.recompute_rfm(world.deps, T0)
+    runs = [
+        SEGMENTATION_RFM.unpack(EventEnvelope.FromString(payload)).run
+        for topic, payload, _ in world.store.state.outbox
+        if topic == SEGMENTATION_RFM.name
+    ]
+    assert runs == [1, 2]
+
+
 # ---------------------------------------------------------------- the build queue
 
 

@@ -346,11 +346,13 @@ class CustomerRfmScore(_message.Message):
     def __init__(self, customer_id: _Optional[str] = ..., recency_score: _Optional[int] = ..., frequency_score: _Optional[int] = ..., monetary_score: _Optional[int] = ...) -> None: ...
 
 class RfmScored(_message.Message):
-    __slots__ = ("scores", "computed_at", "bounds")
+    __slots__ = ("scores", "computed_at", "bounds", "run")
     SCORES_FIELD_NUMBER: _ClassVar[int]
     COMPUTED_AT_FIELD_NUMBER: _ClassVar[int]
     BOUNDS_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
     scores: _containers.RepeatedCompositeFieldContainer[CustomerRfmScore]
     computed_at: _timestamp_pb2.Timestamp
     bounds: RfmBounds
-    def __init__(self, scores: _Optional[_Iterable[_Union[CustomerRfmScore, _Mapping]]] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bounds: _Optional[_Union[RfmBounds, _Mapping]] = ...) -> None: ...
+    run: int
+    def __init__(self, scores: _Optional[_Iterable[_Union[CustomerRfmScore, _Mapping]]] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bounds: _Optional[_Union[RfmBounds, _Mapping]] = ..., run: _Optional[int] = ...) -> None: ...
