@@ -17,7 +17,8 @@ How rows become events:
   order whose lines are all negative as a return, which subtracts from revenue.
 - Lines of quantity zero are dropped (counted). An invoice mixing bought and returned lines is
   split (counted): its positive lines are the purchase `import:orders:<InvoiceNo>`, its
-  negative lines the return `import:orders:<InvoiceNo>:return` (same order id).
+  negative lines the return `import:orders:<InvoiceNo>:return` (same order id, and the
+  property `original_order_id` naming it, as a shop names the order a return belongs to).
 - A row naming another customer than the first row of its invoice, or whose quantity, price
   or date does not parse, is skipped and counted.
 - The event happens at the invoice date (the earliest of its rows; the file's timestamps are
@@ -53,11 +54,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from tqdm import tqdm
 
 from libs.runtime import Resources
+from services.bonus.consumers import ORIGINAL_ORDER_PROPERTY
 from services.profile.app import ProfileApp
 from services.profile.domain import CartLine, EventIn, OrderIn
 from services.profile.handlers import ProfileDeps, track_events
@@ -293,7 +295,11 @@ def _read(path: Path, summary: ImportSummary, progress: bool) -> dict[str, _Invo
 
 
 def _order_event(
-    event_id: str, number: str, invoice: _Invoice, lines: list[tuple[str, str, int, int]]
+    event_id: str,
+    number: str,
+    invoice: _Invoice,
+    lines: list[tuple[str, str, int, int]],
+    returns_of: str = "",
 ) -> EventIn:
     cart = tuple(CartLine(sku, cat, qty, price, CURRENCY) for sku, cat, qty, price in lines)
     order = OrderIn(
@@ -309,9 +315,19 @@ def _order_event(
         channel=CHANNEL,
         occurred_at=invoice.at,
         identity=("EXTERNAL", invoice.customer),
-        properties={"country": invoice.country} if invoice.country else {},
+        properties=_properties(invoice.country, returns_of),
         order=order,
     )
+
+
+def _properties(country: str, returns_of: str) -> dict[str, Any]:
+    properties: dict[str, Any] = {"country": country} if country else {}
+    if returns_of:
+        # Names the order the returned lines belong to, as a shop's return would: a consumer
+        # that takes the return before the purchase (several consumers, any order) then
+        # knows to wait for that order's accrual instead of taking from older ones.
+        properties[ORIGINAL_ORDER_PROPERTY] = returns_of
+    return properties
 
 
 def _events(invoices: dict[str, _Invoice], summary: ImportSummary) -> Iterator[EventIn]:
@@ -323,7 +339,7 @@ def _events(invoices: dict[str, _Invoice], summary: ImportSummary) -> Iterator[E
         if bought and returned:
             summary.mixed_invoices += 1
             yield _order_event(event_id, number, invoice, bought)
-            yield _order_event(f"{event_id}:return", number, invoice, returned)
+            yield _order_event(f"{event_id}:return", number, invoice, returned, returns_of=number)
         elif bought or returned:
             yield _order_event(event_id, number, invoice, bought or returned)
 

@@ -416,6 +416,64 @@ async def test_an_order_returned_in_racing_parts_takes_back_exactly_its_points(
     assert wrong == 0, f"{wrong} of {trials} trials left points of a returned order"
 
 
+async def test_a_mixed_invoice_taken_return_first_ends_as_if_in_order(world: World) -> None:
+    """The importer splits an invoice of bought and returned lines into a purchase and a
+    return of one order id, the return naming it (`original_order_id`). Taken return first
+    (two consumers), at once, or purchase first, after an older order: the return takes its
+    share of this invoice's accrual only, never the older order's points."""
+    program = await world.program(welcome_points=0, pending_days=14)
+    wrong: list[str] = []
+    trials = 12
+    for _ in range(trials):
+        endings = []
+        for delivery in ("purchase first", "return first", "at once"):
+            customer = uid()
+            await h.enroll(world.deps(0), program.program_id, customer)
+            older = replace(_event(uid(), f"o-{uid()}", 2), customer_id=customer)  # 20 points
+            invoice = f"inv-{uid()}"
+            line = (OrderLine("", 3, 2_500_000),)
+            bought = PurchaseEvent(uid(), customer, invoice, line, "GBP", 7_500_000)
+            returned = PurchaseEvent(
+                uid(),
+                customer,
+                invoice,
+                (OrderLine("", -2, 2_500_000),),
+                "GBP",
+                -5_000_000,
+                invoice,
+            )
+            await record_purchase(world.deps(0), older)
+            if delivery == "at once":
+                await asyncio.gather(
+                    *(
+                        soon(record_purchase(world.deps(i), e))
+                        for i in range(2)
+                        for e in (bought, returned)
+                    )
+                )
+            else:
+                first, second = (
+                    (bought, returned) if delivery == "purchase first" else (returned, bought)
+                )
+                await record_purchase(world.deps(0), first)
+                await record_purchase(world.deps(1), second)
+                await record_purchase(world.deps(1), first)  # redelivered
+            account = await h.get_account(world.deps(0), program.program_id, customer)
+            endings.append(
+                (
+                    await world.books(program.program_id, customer),
+                    account.balance,
+                    account.lifetime_points,
+                    await count_rows(world.resources.sessions, (PendingReturnRow,), customer),
+                )
+            )
+        # 20 + 7 earned; the return takes floor(7 x 5.00 / 7.50) = 4 of the invoice's 7 (taken
+        # from the older order at the base rate it would be 5)
+        expected = ((23, 23, 23), 0, 23, 0)
+        wrong += [f"{endings}" for ending in endings if ending != expected][:1]
+    assert not wrong, f"{len(wrong)} of {trials} trials ended apart from in order: {wrong[:3]}"
+
+
 async def test_returns_racing_the_purchase_they_name_end_as_if_in_order(world: World) -> None:
     """Per trial (two replicas on PostgreSQL: two consumers of one group): 7 points on three
     units of 2.50 and another order; two of the units returned as two events naming the

@@ -129,6 +129,14 @@ async def test_import_small_file(resources: Resources, tmp_path: Path, compresse
     assert by_id["import:orders:536369:return"].total_micros == -3_000_000
     assert by_id["import:orders:536369:return"].order_id == "536369"
     assert b.events[0].event.properties == {"country": "France"}
+    # the mixed invoice's return names its order, so bonus can wait for the purchase's
+    # accrual when it takes the return first (tests/integration/test_bonus_races.py)
+    events = {e.event.event_id: e.event for e in b.events}
+    assert events["import:orders:536369:return"].properties == {
+        "country": "France",
+        "original_order_id": "536369",
+    }
+    assert events["import:orders:536369"].properties == {"country": "France"}
 
     c = await export_profile(deps, CustomerLookup(identity=("EXTERNAL", "12583")))
     assert (c.customer.orders, c.customer.revenue_micros) == (1, 375_000)
