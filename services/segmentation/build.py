@@ -143,16 +143,13 @@ class Builder:
         entry = catalog.entries.get(segment_id)
         if entry is None:
             return
-        types, window = catalog.event_needs([segment_id])
         for start in range(0, len(members), DUE_CHUNK):
             chunk = members[start : start + DUE_CHUNK]
             now = self.clock()
             async with self.store() as store:
                 await store.lock_customers(chunk)  # no due time outlives an erasure
                 facts = await store.load_facts(chunk)
-                events = await store.load_events(
-                    chunk, types, None if window is None else now - window
-                )
+                events = await store.load_events(chunk, catalog.event_cutoffs([segment_id], now))
                 memberships = await store.memberships_of_many(chunk) if entry.reads.segments else {}
                 due = []
                 for customer_id in chunk:

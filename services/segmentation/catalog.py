@@ -11,7 +11,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.segmentation.conditions import Node, Reads, decode_condition, reads_of, window_of
+from services.segmentation.conditions import (
+    Node,
+    Reads,
+    decode_condition,
+    merge_windows,
+    reads_of,
+    windows_of,
+)
 from services.segmentation.records import SegmentRecord
 
 __all__ = ["Catalog", "Entry", "triggers_of"]
@@ -43,13 +50,13 @@ class Entry:
     record: SegmentRecord
     node: Node
     reads: Reads
-    # the longest window of its event conditions (None: some condition reads all history)
-    max_window: float | None = 0.0
+    # per event type it reads, the longest window (None: a condition reads all history)
+    windows: dict[str, float | None] = field(default_factory=dict)
 
     @classmethod
     def of(cls, record: SegmentRecord, node: Node) -> Entry:
         """The entry of a segment whose condition is `node` (parsed from `record.condition`)."""
-        return cls(record, node, reads_of(node), window_of(node))
+        return cls(record, node, reads_of(node), windows_of(node))
 
 
 @dataclass
@@ -142,25 +149,35 @@ class Catalog:
             visit(segment_id)
         return done
 
-    def event_needs(
+    def event_windows(
         self, segment_ids: Iterable[str], evaluated_ref: Callable[[str], bool] = lambda _: False
-    ) -> tuple[set[str], float | None]:
-        """Event types the segments read, and the longest window (None = all history).
+    ) -> dict[str, float | None]:
+        """Per event type the segments read, the longest window (None = all history): a
+        shop's views are read for the week a condition looks at, not for the quarter some
+        purchase condition does.
 
         A referenced segment counts only when it is evaluated too (`evaluated_ref`); one read
         from stored memberships needs no events.
         """
-        types: set[str] = set()
-        longest: float | None = 0.0
-        for segment_id in self.with_refs(segment_ids, evaluated_ref):
-            entry = self.entries[segment_id]
-            types |= set(entry.reads.event_types)
-            if entry.reads.event_types:
-                if entry.max_window is None or longest is None:
-                    longest = None
-                else:
-                    longest = max(longest, entry.max_window)
-        return types, longest
+        return merge_windows(
+            self.entries[s].windows for s in self.with_refs(segment_ids, evaluated_ref)
+        )
+
+    def event_cutoffs(self, segment_ids: Iterable[str], now: float) -> dict[str, float | None]:
+        """`event_windows` as moments: per type, read the events that occurred after it
+        (None: all of them) — what `load_events` takes."""
+        windows = self.event_windows(segment_ids)
+        return {kind: None if w is None else now - w for kind, w in windows.items()}
+
+    def event_needs(
+        self, segment_ids: Iterable[str], evaluated_ref: Callable[[str], bool] = lambda _: False
+    ) -> tuple[set[str], float | None]:
+        """Event types the segments read, and the longest window over all of them (None = all
+        history): `event_windows` for a read of one window."""
+        windows = self.event_windows(segment_ids, evaluated_ref)
+        values = list(windows.values())
+        longest = None if None in values else max((w for w in values if w), default=0.0)
+        return set(windows), longest
 
     def with_refs(
         self, segment_ids: Iterable[str], follow: Callable[[str], bool] = lambda _: True

@@ -329,10 +329,8 @@ class Engine:
         # off (and skip the customers it erased before we got here).
         await store.lock_customers(customer_ids)
         facts = await store.load_facts(customer_ids)
-        types, window = catalog.event_needs({s for segments in ordered.values() for s in segments})
-        events = await store.load_events(
-            customer_ids, types, None if window is None else now - window
-        )
+        cutoffs = catalog.event_cutoffs({s for plan in ordered.values() for s in plan}, now)
+        events = await store.load_events(customer_ids, cutoffs)
         current = await store.memberships_of_many(customer_ids)
         changes: list[MembershipChange] = []
         due: list[tuple[str, str, float | None]] = []

@@ -11,7 +11,7 @@ to the outbox in the same transaction as the memberships themselves.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Self
 
 from libs.db import OutboxMessage
@@ -51,9 +51,10 @@ class SegmentationUnitOfWork(abc.ABC):
 
     @abc.abstractmethod
     async def load_events(
-        self, customer_ids: Iterable[str], types: Iterable[str], since: float | None
+        self, customer_ids: Iterable[str], since: Mapping[str, float | None]
     ) -> dict[str, list[FactEvent]]:
-        """The customers' events of `types` that occurred after `since` (None: all)."""
+        """The customers' events of the types `since` names, each type's that occurred after
+        its moment there (None: all of them)."""
 
     @abc.abstractmethod
     async def forget_customer(self, customer_id: str, *, keep_events: bool = False) -> list[str]:
@@ -156,7 +157,8 @@ class SegmentationUnitOfWork(abc.ABC):
         if not facts:
             return members, None, None
         found = (await self.load_facts([customer_id])).get(customer_id)
-        events = (await self.load_events([customer_id], types, since)).get(customer_id, [])
+        cutoffs = dict.fromkeys(types, since)
+        events = (await self.load_events([customer_id], cutoffs)).get(customer_id, [])
         return members, found, events
 
     @abc.abstractmethod

@@ -8,17 +8,19 @@ same transaction as the memberships themselves.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Self, cast
 
 from sqlalchemy import (
     Float,
     String,
     Table,
+    and_,
     bindparam,
     delete,
     func,
     literal,
+    or_,
     select,
     text,
     update,
@@ -253,20 +255,29 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
         return out
 
     async def load_events(
-        self, customer_ids: Iterable[str], types: Iterable[str], since: float | None
+        self, customer_ids: Iterable[str], since: Mapping[str, float | None]
     ) -> dict[str, list[FactEvent]]:
-        wanted = list(types)
         out: dict[str, list[FactEvent]] = {}
-        if not wanted:
+        if not since:
             return out
         table = _EVENTS
+        # the types of one cutoff together: usually one to three groups (a week of views, a
+        # quarter of purchases), each `type IN (…) AND occurred_at > cutoff`
+        by_cutoff: dict[float | None, list[str]] = {}
+        for kind, cutoff in sorted(since.items()):
+            by_cutoff.setdefault(cutoff, []).append(kind)
+        wanted = or_(
+            *(
+                among(table.c.type, kinds, self._dialect)
+                if cutoff is None
+                else and_(among(table.c.type, kinds, self._dialect), table.c.occurred_at > cutoff)
+                for cutoff, kinds in by_cutoff.items()
+            )
+        )
         for chunk in chunks(sorted(set(customer_ids))):
             query = select(*EVENT_COLUMNS).where(
-                among(table.c.customer_id, chunk, self._dialect),
-                among(table.c.type, wanted, self._dialect),
+                among(table.c.customer_id, chunk, self._dialect), wanted
             )
-            if since is not None:
-                query = query.where(table.c.occurred_at > since)
             for row in await self.s.execute(query):
                 event = event_of(row)
                 found = out.get(event.customer_id)

@@ -128,3 +128,34 @@ async def test_a_read_leaves_the_connection_transactional_for_the_next_unit_of_w
             # left without commit: rolled back
         async with _store(resources) as store:
             assert await store.load_facts([f"tx-{n}"]) == {}
+
+
+async def test_events_are_read_per_type_from_its_own_cutoff(resources: Resources) -> None:
+    """`load_events` with a cutoff per type: views of the last week, purchases of the last
+    quarter, searches of all time — on both backends, exactly those."""
+    day = 86_400.0
+    rows = [
+        FactEvent("cut-v1", "cut-ann", "PRODUCT_VIEW", "WEB", T0 - 2 * day, "books"),
+        FactEvent("cut-v2", "cut-ann", "PRODUCT_VIEW", "WEB", T0 - 10 * day, "books"),
+        FactEvent("cut-p1", "cut-ann", "PURCHASE", "WEB", T0 - 10 * day, "books"),
+        FactEvent("cut-p2", "cut-ann", "PURCHASE", "WEB", T0 - 100 * day, "books"),
+        FactEvent("cut-s1", "cut-ann", "SEARCH", "WEB", T0 - 400 * day),
+        FactEvent("cut-c1", "cut-ann", "ADD_TO_CART", "WEB", T0 - day, "books"),
+        FactEvent("cut-v3", "cut-bob", "PRODUCT_VIEW", "WEB", T0 - day, "toys"),
+    ]
+    async with _store(resources) as store:
+        await store.insert_events(rows)
+        await store.commit()
+    cutoffs: dict[str, float | None] = {
+        "PRODUCT_VIEW": T0 - 7 * day,
+        "PURCHASE": T0 - 90 * day,
+        "SEARCH": None,
+    }
+    async with _store(resources) as store:
+        found = await store.load_events(["cut-ann", "cut-bob"], cutoffs)
+        single = await store.load_events(["cut-ann"], {"PURCHASE": T0 - 90 * day})
+        none = await store.load_events(["cut-ann"], {})
+    assert {e.event_id for e in found["cut-ann"]} == {"cut-v1", "cut-p1", "cut-s1"}
+    assert {e.event_id for e in found["cut-bob"]} == {"cut-v3"}
+    assert {e.event_id for e in single["cut-ann"]} == {"cut-p1"}
+    assert none == {}

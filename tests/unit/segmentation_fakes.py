@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from libs.errors import Conflict
@@ -131,17 +131,15 @@ class FakeSegmentationUnitOfWork(SegmentationUnitOfWork):
         return {c: copy.deepcopy(profiles[c]) for c in set(customer_ids) if c in profiles}
 
     async def load_events(
-        self, customer_ids: Iterable[str], types: Iterable[str], since: float | None
+        self, customer_ids: Iterable[str], since: Mapping[str, float | None]
     ) -> dict[str, list[FactEvent]]:
-        wanted, kinds = set(customer_ids), set(types)
+        wanted = set(customer_ids)
         out: dict[str, list[FactEvent]] = {}
         for event in self.w.events.values():
-            if (
-                event.customer_id in wanted
-                and event.type in kinds
-                and (since is None or event.occurred_at > since)
-            ):
-                out.setdefault(event.customer_id, []).append(event)
+            if event.customer_id in wanted and event.type in since:
+                cutoff = since[event.type]
+                if cutoff is None or event.occurred_at > cutoff:
+                    out.setdefault(event.customer_id, []).append(event)
         return out
 
     async def forget_customer(self, customer_id: str, *, keep_events: bool = False) -> list[str]:

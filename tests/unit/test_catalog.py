@@ -92,3 +92,39 @@ def test_references_come_before_the_segments_that_use_them() -> None:
     assert cat.ordered({"leeds_books", "books"}) == ["books", "leeds_books"]
     types, window = cat.event_needs({"viewers", "books"})
     assert (types, window) == ({"PRODUCT_VIEW"}, 86_400)
+
+
+def bought(within: int = 0) -> c.Condition:
+    return c.Condition(
+        event=c.EventCondition(
+            type=ppb.EVENT_TYPE_PURCHASE,
+            within=duration_pb2.Duration(seconds=within),
+            count_op=c.OPERATOR_GTE,
+            count=1,
+        )
+    )
+
+
+def test_events_are_read_per_type_as_far_back_as_a_condition_on_the_type_looks() -> None:
+    """A week of views and a quarter of purchases, not a quarter of both; a condition over
+    all history makes its type read whole; a type no segment reads is not read."""
+    week, quarter = 7 * 86_400, 90 * 86_400
+    cat = Catalog.load(
+        [
+            record("views", views("books", week)),
+            record("buyers", bought(quarter)),
+            record("ever", bought()),
+        ]
+    )
+    assert cat.event_windows({"views", "buyers"}) == {"PRODUCT_VIEW": week, "PURCHASE": quarter}
+    assert cat.event_windows({"views", "buyers", "ever"}) == {
+        "PRODUCT_VIEW": week,
+        "PURCHASE": None,
+    }
+    assert cat.event_cutoffs({"views", "buyers"}, 1e9) == {
+        "PRODUCT_VIEW": 1e9 - week,
+        "PURCHASE": 1e9 - quarter,
+    }
+    assert cat.event_needs({"views", "buyers"}) == ({"PRODUCT_VIEW", "PURCHASE"}, quarter)
+    assert cat.event_needs({"views", "ever"}) == ({"PRODUCT_VIEW", "PURCHASE"}, None)
+    assert cat.event_windows(set()) == {}

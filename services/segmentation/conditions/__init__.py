@@ -4,7 +4,7 @@
     decode_condition(bytes) -> Node           a stored (already validated) condition
     to_proto(node) -> Condition               and back
     kind_of / reads_of / segment_refs         what a tree is and what it reads (ast.py)
-    window_of(node)                           its longest event window
+    windows_of(node)                          its longest event window per event type
     evaluate(node, facts, events, ...)        one customer, with next_change_at (evaluate.py)
     holds(node, facts, events, ...)           the same answer without next_change_at (requests)
     to_sql(node, now, segment_sql)            every customer at once, as SQL (sql.py)
@@ -25,9 +25,10 @@ from services.segmentation.conditions.ast import (
     Reads,
     SegmentRef,
     kind_of,
+    merge_windows,
     reads_of,
     segment_refs,
-    window_of,
+    windows_of,
 )
 from services.segmentation.conditions.evaluate import EventIndex, Verdict, evaluate, holds
 from services.segmentation.conditions.parse import (
@@ -58,10 +59,11 @@ __all__ = [
     "fields",
     "holds",
     "kind_of",
+    "merge_windows",
     "parse_condition",
     "reads_of",
     "segment_refs",
     "to_proto",
     "to_sql",
-    "window_of",
+    "windows_of",
 ]

@@ -13,7 +13,7 @@ can trust its shape:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -31,10 +31,11 @@ __all__ = [
     "Reads",
     "SegmentRef",
     "kind_of",
+    "merge_windows",
     "reads_of",
     "segment_refs",
     "walk",
-    "window_of",
+    "windows_of",
 ]
 
 GroupOp: TypeAlias = Literal["all_of", "any_of", "none_of"]
@@ -158,12 +159,22 @@ def segment_refs(node: Node) -> set[str]:
     return {n.segment_id for n in walk(node) if isinstance(n, SegmentRef)}
 
 
-def window_of(node: Node) -> float | None:
-    """The longest event window in the tree (None when some event condition reads all history)."""
-    windows: list[float] = []
-    for n in walk(node):
-        if isinstance(n, EventCond):
-            if not n.within_seconds:
-                return None
-            windows.append(n.within_seconds)
-    return max(windows, default=0.0)
+def windows_of(node: Node) -> dict[str, float | None]:
+    """Per event type the tree reads, its longest window (None: some condition on the type
+    reads all history): how far back a customer's events of each type must be read."""
+    return merge_windows(
+        [{n.type: n.within_seconds or None} for n in walk(node) if isinstance(n, EventCond)]
+    )
+
+
+def merge_windows(many: Iterable[dict[str, float | None]]) -> dict[str, float | None]:
+    """The longest window per type over several `windows_of` (None wins: all history)."""
+    out: dict[str, float | None] = {}
+    for windows in many:
+        for kind, within in windows.items():
+            if kind not in out:
+                out[kind] = within
+            else:
+                known = out[kind]
+                out[kind] = None if known is None or within is None else max(known, within)
+    return out
