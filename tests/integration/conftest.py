@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
+from libs.runtime import Resources
 from tests.support import BACKENDS, Backend, backend_settings
 
-__all__ = ["backend", "redis_url", "services_required"]
+__all__ = ["backend", "redis_url", "resources", "services_required"]
 
 
 def services_required() -> bool:
@@ -42,6 +43,16 @@ def backend(
     """A fresh, migrated store of each backend, for the module's tests."""
     with backend_settings(request.param, tmp_path_factory.mktemp(request.param)) as b:
         yield b
+
+
+@pytest.fixture
+async def resources(backend: Backend) -> AsyncIterator[Resources]:
+    """The backend's resources (storage, bus, cache), opened for one test."""
+    opened = Resources.open(backend.settings)
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -5,27 +5,17 @@ the profile service drops a late event of an earlier run by that number
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from libs.runtime import Resources
 from services.segmentation.store import SegStore
 from services.segmentation.translate import encode_membership_change
-from tests.support import Backend, soon
+from tests.support import soon
 
 pytestmark = pytest.mark.integration
 
 AT_ONCE = 6
-
-
-@pytest.fixture
-async def resources(backend: Backend) -> AsyncIterator[Resources]:
-    opened = Resources.open(backend.settings)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def test_concurrent_recomputations_take_distinct_consecutive_run_numbers(

@@ -3,8 +3,6 @@ statements) answers what the general queries answer, on both backends."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from libs.runtime import Resources
@@ -13,20 +11,10 @@ from services.segmentation.ports import SegmentationUnitOfWork
 from services.segmentation.records import MembershipChange
 from services.segmentation.store import SegStore
 from services.segmentation.translate import encode_membership_change
-from tests.support import Backend
 
 pytestmark = pytest.mark.integration
 
 T0 = 1_700_000_000.0
-
-
-@pytest.fixture
-async def resources(backend: Backend) -> AsyncIterator[Resources]:
-    opened = Resources.open(backend.settings)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def _store(resources: Resources) -> SegStore:
