@@ -104,6 +104,46 @@ async def test_one_unit_of_work_numbers_its_outbox_rows_in_the_order_written(
     assert [bytes(r.payload) for r in rows] == payloads
 
 
+async def test_the_relay_publishes_the_stored_envelopes_and_empties_the_outbox(
+    app: ProfileApp,
+) -> None:
+    """On Redis the rows' bytes go out as stored, on the in-process bus as parsed envelopes:
+    either way every consumer gets each envelope as written, once, and no row is left."""
+    from sqlalchemy import func, select
+
+    from libs.bus.envelope import new_envelope
+    from services.profile.models import OutboxRow
+
+    await app.relay.stop()  # drained by hand below
+    topic, marker = f"test.relay-{time.time_ns()}", f"relay-{time.time_ns()}"
+    sent = [new_envelope(pb.ProfileDeleted(customer_id=str(i)), "test") for i in range(5)]
+    got = []
+    all_in = asyncio.Event()
+
+    async def consume(envelope: object) -> None:
+        got.append(envelope)
+        if len(got) >= len(sent):
+            all_in.set()
+
+    subscription = await app.bus.subscribe(topic, "relay-test", "c1", consume)  # type: ignore[arg-type]
+    try:
+        async with app.deps.uow() as uow:
+            await uow.write_outbox((topic, e.SerializeToString(), marker) for e in sent)
+            await uow.commit()
+        while await app.relay.drain_once():
+            pass
+        await asyncio.wait_for(all_in.wait(), 10)
+        await eventually(app.bus.consumers_idle, "the consumer acknowledged every envelope")
+        await app.relay.drain_once(publish=False)  # in-process: rows go once acknowledged
+    finally:
+        await subscription.stop()
+    assert got == sent
+    async with app.deps.uow() as uow:
+        t = OutboxRow.__table__
+        left = await uow.s.scalar(select(func.count()).where(t.c.customer_id == marker))
+    assert left == 0
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
