@@ -142,6 +142,13 @@ class ProfileUnitOfWork(abc.ABC):
     @abc.abstractmethod
     async def known_event_ids(self, event_ids: Iterable[str]) -> set[str]: ...
 
+    async def known_events_and_owners(
+        self, event_ids: Iterable[str], keys: Iterable[IdentityKey]
+    ) -> tuple[set[str], dict[IdentityKey, str]]:
+        """`known_event_ids` and `owners_of` together: what a TrackEvents batch reads first
+        (the SQL adapter answers both in one round trip)."""
+        return await self.known_event_ids(event_ids), await self.owners_of(keys)
+
     @abc.abstractmethod
     async def insert_events(self, events: Sequence[StoredEventRecord]) -> set[str]:
         """Insert; returns the ids actually inserted (a concurrent duplicate is skipped)."""

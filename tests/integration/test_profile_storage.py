@@ -104,6 +104,22 @@ async def test_one_unit_of_work_numbers_its_outbox_rows_in_the_order_written(
     assert [bytes(r.payload) for r in rows] == payloads
 
 
+async def test_one_read_finds_the_stored_events_and_the_identities_owners(
+    app: ProfileApp,
+) -> None:
+    """TrackEvents' first read (one statement on PostgreSQL) answers as the two reads it
+    replaces: stored event ids, and the owner of each held identity, nothing for the rest."""
+    email, stamp = f"read-{time.time_ns()}@example.com", time.time_ns()
+    stored = f"stored-{stamp}"
+    customer = (await track_events(app.deps, [view(stored, email)])).customer_ids[0]
+    ids = [stored, f"unknown-{stamp}", stored]
+    keys = [("EMAIL", email), ("COOKIE", f"nobody-{stamp}")]
+    async with app.deps.uow() as uow:
+        both = await uow.known_events_and_owners(ids, keys)
+        apart = (await uow.known_event_ids(ids), await uow.owners_of(keys))
+    assert both == apart == ({stored}, {("EMAIL", email): customer})
+
+
 async def test_the_relay_publishes_the_stored_envelopes_and_empties_the_outbox(
     app: ProfileApp,
 ) -> None:
