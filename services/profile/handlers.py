@@ -197,8 +197,8 @@ async def _track_once(deps: ProfileDeps, items: Sequence[EventIn | Rejection]) -
         batch = await _resolve_customers(uow, fresh, owners, result, now)
         customers, merged = await _lock_and_stitch(uow, deps, batch, now)
         accepted = await _record(uow, batch.assigned, merged, now, result)
-        await _fold_and_emit(uow, customers, accepted, now, result)
-        await uow.commit()
+        changed = _fold_and_emit(uow, customers, accepted, now, result)
+        await uow.save_and_commit(changed)
     result.accepted = len(accepted)
     result.rejected.sort(key=lambda r: r.index)
     return result
@@ -371,15 +371,15 @@ async def _record(
     return accepted
 
 
-async def _fold_and_emit(
+def _fold_and_emit(
     uow: ProfileUnitOfWork,
     customers: dict[str, Customer],
     accepted: Sequence[_Accepted],
     now: float,
     result: TrackResult,
-) -> None:
+) -> list[Customer]:
     """Fold each event into its customer's profile; one ProfileChanged per changed customer,
-    with the snapshot and the events behind it."""
+    with the snapshot and the events behind it. Returns the changed customers, to save."""
     changes: dict[str, tuple[set[str], list[EventIn], list[str]]] = {}
     for item in accepted:
         paths, applied, types = changes.setdefault(item.customer_id, (set(), [], []))
@@ -403,7 +403,7 @@ async def _fold_and_emit(
                 events=tuple(applied),
             )
         )
-    await uow.save(customers[c] for c in changes)
+    return [customers[c] for c in changes]
 
 
 def _purchase_record(event: EventIn, customer_id: str, counted: bool) -> PurchaseRecord:

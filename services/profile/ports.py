@@ -134,6 +134,12 @@ class ProfileUnitOfWork(abc.ABC):
     async def save(self, customers: Iterable[Customer]) -> None:
         """Insert the new (is_new) and update the others, versions already bumped."""
 
+    async def save_and_commit(self, customers: Iterable[Customer]) -> None:
+        """`save` (changed customers only), then `commit`: the end of a TrackEvents batch. The
+        SQL adapter sends the customers and the outbox rows as one statement on PostgreSQL."""
+        await self.save(customers)
+        await self.commit()
+
     @abc.abstractmethod
     async def delete_customer(self, customer_id: str) -> None:
         """Erase the customer: row, identities, events, purchases, merge records."""

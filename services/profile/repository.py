@@ -31,7 +31,15 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs.db import CHUNK, OutboxMessage, SqlUnitOfWork, among, chunks, pairs_among
+from libs.db import (
+    CHUNK,
+    OutboxMessage,
+    SqlUnitOfWork,
+    among,
+    chunks,
+    outbox_from_arrays,
+    pairs_among,
+)
 from libs.errors import Conflict
 from services.profile.domain import CartLine, Customer, EventIn, IdentityKey, OrderIn
 from services.profile.models import (
@@ -109,8 +117,20 @@ def _known_events_and_owners() -> Any:
     return union_all(known, held)
 
 
+def _customer_arrays(customers: Sequence[Customer]) -> dict[str, list[Any]]:
+    """The parameters of `_UPDATE_CUSTOMERS` (customers already stored)."""
+    return {
+        "ids": [c.customer_id for c in customers],
+        "updated": [to_dt(c.updated_at) for c in customers],
+        "versions": [c.version for c in customers],
+        "data": [c.data for c in customers],
+    }
+
+
 _UPDATE_CUSTOMERS = _update_customers()
 _KNOWN_EVENTS_AND_OWNERS = _known_events_and_owners()
+# the end of a TrackEvents batch: _UPDATE_CUSTOMERS as a CTE of the outbox rows' INSERT
+_SAVE_WITH_OUTBOX = outbox_from_arrays(OutboxRow).add_cte(_UPDATE_CUSTOMERS.cte("saved"))
 
 
 def to_dt(ts: float) -> datetime:
@@ -206,6 +226,20 @@ class SqlProfileUnitOfWork(SqlUnitOfWork, ProfileUnitOfWork):
     async def rollback(self) -> None:
         await super().rollback()
         self.emitted = []
+
+    async def save_and_commit(self, customers: Iterable[Customer]) -> None:
+        customers = list(customers)
+        new = any(c.is_new for c in customers)
+        if self._dialect != "postgresql" or new or not customers or not self.emitted:
+            return await super().save_and_commit(customers)
+        # One statement: the customers' UPDATE as a CTE of the outbox rows' INSERT (a round
+        # trip less; each cost ~2.5% of the server's CPU under TrackEvents load).
+        messages = [self._outbox_message(e) for e in self.emitted]
+        self.emitted = []
+        await self.execute_with_outbox(
+            _SAVE_WITH_OUTBOX, {**_customer_arrays(customers), **self.outbox_arrays(messages)}
+        )
+        await self.commit()
 
     def _outbox_message(self, event: DomainEvent) -> OutboxMessage:
         topic, payload = self._encode(event)
@@ -319,15 +353,8 @@ class SqlProfileUnitOfWork(SqlUnitOfWork, ProfileUnitOfWork):
         if new:
             await self.s.execute(self._insert(CustomerRow), new)
         if changed and self._dialect == "postgresql":
-            await self.s.execute(
-                _UPDATE_CUSTOMERS,
-                {
-                    "ids": [r["customer_id"] for r in changed],
-                    "updated": [r["updated_at"] for r in changed],
-                    "versions": [r["version"] for r in changed],
-                    "data": [r["data"] for r in changed],
-                },
-            )
+            stored = [c for c in customers if not c.is_new]
+            await self.s.execute(_UPDATE_CUSTOMERS, _customer_arrays(stored))
         elif changed:
             await self.s.execute(
                 _UPDATE_CUSTOMER,

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from backcrm.common.v1.common_pb2 import EventEnvelope
 from backcrm.profile.v1 import profile_service_pb2 as pb
 
 from libs.runtime import Resources
@@ -118,6 +119,65 @@ async def test_one_read_finds_the_stored_events_and_the_identities_owners(
         both = await uow.known_events_and_owners(ids, keys)
         apart = (await uow.known_event_ids(ids), await uow.owners_of(keys))
     assert both == apart == ({stored}, {("EMAIL", email): customer})
+
+
+async def test_a_batch_saves_its_customers_and_writes_its_outbox_rows_in_emitted_order(
+    app: ProfileApp,
+) -> None:
+    """The end of a batch (one statement on PostgreSQL: the customers' UPDATE with the outbox
+    INSERT): every customer saved at the version its ProfileChanged carries, and the rows in
+    the order emitted — the stitch's ProfilesMerged and snapshot first, then one change per
+    customer in the order of the batch."""
+    from sqlalchemy import func, select
+
+    from libs.topics import PROFILE_MERGED
+    from services.profile.models import CustomerRow, OutboxRow
+
+    stamp = time.time_ns()
+    known, first, second = (f"{n}-{stamp}@example.com" for n in ("known", "first", "second"))
+    cookie = ("COOKIE", f"cookie-{stamp}")
+    owner = (await track_events(app.deps, [view(f"k-{stamp}", known)])).customer_ids[0]
+    anonymous = EventIn(f"a-{stamp}", "PAGE_VIEW", "WEB", time.time(), identity=cookie)
+    stitched = (await track_events(app.deps, [anonymous])).customer_ids[0]
+    await app.relay.stop()  # the rows stay in the table to be read back
+    t, c = OutboxRow.__table__, CustomerRow.__table__
+    async with app.deps.uow() as uow:  # rows of the calls above may not be published yet
+        before = await uow.s.scalar(select(func.coalesce(func.max(t.c.id), 0)))
+    logged_in = EventIn(
+        f"l-{stamp}",
+        "PAGE_VIEW",
+        "WEB",
+        time.time(),
+        identity=("EMAIL", known),
+        identities=(cookie,),
+    )
+    batch = [view(f"f-{stamp}", first), logged_in, view(f"s-{stamp}", second)]
+    result = await track_events(app.deps, batch)
+    assert result.accepted == 3 and result.customer_ids[1] == owner
+    new_first, new_second = result.customer_ids[0], result.customer_ids[2]
+    async with app.deps.uow() as uow:
+        batch_rows = select(t.c.topic, t.c.payload).where(t.c.id > before).order_by(t.c.id)
+        rows = (await uow.s.execute(batch_rows)).all()
+        versions = dict((await uow.s.execute(select(c.c.customer_id, c.c.version))).all())
+    written = []
+    for topic, payload in rows:
+        envelope = EventEnvelope.FromString(payload)
+        if topic == PROFILE_MERGED.name:
+            merged = PROFILE_MERGED.unpack(envelope)
+            written.append((topic, merged.source_customer_id, merged.target_customer_id))
+        else:
+            change = PROFILE_CHANGED.unpack(envelope)
+            written.append((topic, change.customer_id, change.version))
+    changed = PROFILE_CHANGED.name
+    assert written == [
+        (PROFILE_MERGED.name, stitched, owner),
+        (changed, owner, 2),
+        (changed, new_first, 1),
+        (changed, owner, 3),
+        (changed, new_second, 1),
+    ]
+    assert (versions[owner], versions[new_first], versions[new_second]) == (3, 1, 1)
+    assert stitched not in versions
 
 
 async def test_the_relay_publishes_the_stored_envelopes_and_empties_the_outbox(
