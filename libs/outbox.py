@@ -160,6 +160,9 @@ class OutboxRelay:
         Returns how many events went out (with publish=False: none, only deletes).
         """
         async with self._draining, self._sessions() as session:
+            postgresql = session.get_bind().dialect.name == "postgresql"
+            if publish and postgresql and self._bus.durable and not self._in_flight:
+                return await self._take_and_publish(session)
             table = self._table
             done = self._acknowledged()
             rows: Sequence[Any] = ()
@@ -169,14 +172,21 @@ class OutboxRelay:
                 query = query.order_by(core.c.id).limit(self._batch)
                 if self._in_flight:
                     query = query.where(core.c.id.not_in(list(self._in_flight)))
-                if session.get_bind().dialect.name == "postgresql":
+                if postgresql:
                     query = query.with_for_update(skip_locked=True)
                 rows = (await session.execute(query)).all()
             published: dict[int, tuple[str, str]] = {}
             if rows:
                 if self._before_publish is not None:
                     await self._before_publish(sorted({r.customer_id for r in rows}))
-                for topic, group in groupby(rows, key=lambda r: r.topic):
+                for topic, grouped in groupby(rows, key=lambda r: r.topic):
+                    group = list(grouped)
+                    if self._bus.durable:
+                        # Deleted once published, nothing to track: the bytes go out as stored
+                        # (no parse and re-serialization of every envelope).
+                        await self._bus.publish_serialized(topic, [r.payload for r in group])
+                        published.update((r.id, (topic, "")) for r in group)
+                        continue
                     batch = [(r.id, EventEnvelope.FromString(r.payload)) for r in group]
                     await self._bus.publish(topic, [envelope for _, envelope in batch])
                     published.update((i, (topic, e.event_id)) for i, e in batch)
@@ -189,6 +199,33 @@ class OutboxRelay:
                 del self._in_flight[row_id]
             self._in_flight.update((i, published[i]) for i in waiting)
             return len(rows)
+
+    async def _take_and_publish(self, session: AsyncSession) -> int:
+        """PostgreSQL and a durable bus: the batch deleted and read back in one statement
+        (DELETE … RETURNING), then published, then committed; a failure to publish rolls the
+        delete back, so the rows stay for the next attempt, as with the SELECT FOR UPDATE
+        and DELETE it replaces — one round trip fewer per batch."""
+        core = self._table.__table__
+        batch = (
+            select(core.c.id)
+            .order_by(core.c.id)
+            .limit(self._batch)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        taken = delete(core).where(core.c.id.in_(batch))
+        result = await session.execute(
+            taken.returning(core.c.id, core.c.topic, core.c.payload, core.c.customer_id)
+        )
+        # RETURNING follows no order: publish in the order written (ids)
+        rows = sorted(result.all(), key=lambda r: r.id)
+        if rows:
+            if self._before_publish is not None:
+                await self._before_publish(sorted({r.customer_id for r in rows}))
+            for topic, group in groupby(rows, key=lambda r: r.topic):
+                await self._bus.publish_serialized(topic, [r.payload for r in group])
+        await session.commit()
+        return len(rows)
 
     def _acknowledged(self) -> list[int]:
         """In-flight rows every consumer group has acknowledged by now."""

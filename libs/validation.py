@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import math
@@ -41,16 +42,26 @@ def check_text(
 
 def check_enum(value: int, enum: Any, field: str, *, required: bool = True) -> str:
     """The enum value's name without its prefix ("EVENT_TYPE_PURCHASE" -> "PURCHASE")."""
-    values = enum.values()
-    if value not in values:
+    name = _short_names(enum.DESCRIPTOR).get(value)
+    if name is None:
         raise InvalidArgument(field, f"unknown value {value}")
-    name: str = enum.Name(value)
-    if name.endswith("_UNSPECIFIED"):
+    if not name:
         if required:
             raise InvalidArgument(field, "is required (UNSPECIFIED is not a value)")
         return ""
-    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
-    return name.removeprefix(prefix)
+    return name
+
+
+@functools.cache
+def _short_names(descriptor: Any) -> dict[int, str]:
+    """Number -> name without the enum's prefix ("" for UNSPECIFIED), once per enum: the
+    wrapper's `values()` builds a new list on every call, three times per tracked event."""
+    prefix = descriptor.values[0].name.removesuffix("UNSPECIFIED")
+    names: dict[int, str] = {}
+    for v in descriptor.values:  # the first name of a number, as EnumTypeWrapper.Name
+        short = "" if v.name.endswith("_UNSPECIFIED") else v.name.removeprefix(prefix)
+        names.setdefault(v.number, short)
+    return names
 
 
 def page_size(value: int, field: str = "page_size", default: int = 50, maximum: int = 1000) -> int:

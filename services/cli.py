@@ -12,6 +12,7 @@ from pathlib import Path
 from libs.auth import TokenRegistry, add_token_to_file, mint_token
 from libs.config import Settings
 from libs.db.migrate import upgrade
+from libs.gc_tuning import tune_for_serving
 from libs.runtime import Resources
 from libs.supervisor import Supervisor, claim_address, die_with_parent
 from libs.telemetry import setup_logging, setup_telemetry
@@ -57,6 +58,7 @@ async def _serve(
         )
         if token is not None:
             _print_banner(host, port, token)
+        tune_for_serving()
         await suite.server.serve_until_signal()
     finally:
         await suite.stop(0)

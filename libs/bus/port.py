@@ -42,6 +42,11 @@ class EventBus(abc.ABC):
     async def publish(self, topic: str, envelopes: Sequence[EventEnvelope]) -> None:
         """Append envelopes to a topic, in order. Raises libs.errors.BusUnavailable."""
 
+    async def publish_serialized(self, topic: str, payloads: Sequence[bytes]) -> None:
+        """`publish` of envelopes already serialized (the outbox's rows): a bus that stores
+        bytes appends them as they are, without parsing and serializing each again."""
+        await self.publish(topic, [EventEnvelope.FromString(p) for p in payloads])
+
     def unacknowledged(self, topic: str, event_ids: Iterable[str]) -> set[str]:
         """The ids, among these published ones, that a consumer group of the topic still needs.
 

@@ -199,7 +199,10 @@ class RedisStreamsBus(EventBus):
             self._trimmer = asyncio.create_task(self._trim_forever(), name="bus:trim")
 
     async def publish(self, topic: str, envelopes: Sequence[EventEnvelope]) -> None:
-        if not envelopes:
+        await self.publish_serialized(topic, [e.SerializeToString() for e in envelopes])
+
+    async def publish_serialized(self, topic: str, payloads: Sequence[bytes]) -> None:
+        if not payloads:
             return
         key = self._key(topic)
         self._uses(key)
@@ -207,8 +210,8 @@ class RedisStreamsBus(EventBus):
             # transaction=False: one round trip, in order, without MULTI's blocking.
             # No MAXLEN: trimming is the trimmer's, by what the groups still need.
             async with self._redis.pipeline(transaction=False) as pipe:
-                for envelope in envelopes:
-                    pipe.xadd(key, {FIELD: envelope.SerializeToString()})
+                for payload in payloads:
+                    pipe.xadd(key, {FIELD: payload})
                 await pipe.execute()
         except TRANSIENT_ERRORS as exc:
             raise BusUnavailable(f"cannot publish to {key}: {exc}") from exc

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql import ColumnElement
 
-from libs.db.unit_of_work import CHUNK, OutboxMessage, SqlUnitOfWork, chunks
+from libs.db.unit_of_work import CHUNK, OutboxMessage, SqlUnitOfWork, chunks, outbox_from_arrays
 
 __all__ = [
     "CHUNK",
@@ -43,6 +43,7 @@ __all__ = [
     "chunks",
     "make_engine",
     "make_sessionmaker",
+    "outbox_from_arrays",
     "pairs_among",
     "ping",
 ]

@@ -18,13 +18,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Self, TypeVar
 
+from sqlalchemy import LargeBinary, String, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.errors import Conflict
 
-__all__ = ["CHUNK", "OutboxMessage", "SqlUnitOfWork", "chunks"]
+__all__ = ["CHUNK", "OutboxMessage", "SqlUnitOfWork", "chunks", "outbox_from_arrays"]
 
 CHUNK = 500  # keeps IN lists and multi-row inserts under every driver's parameter limit
 # PostgreSQL's serialization failure and deadlock: the transaction lost a race and was rolled
@@ -52,6 +54,26 @@ def _conflict(exc: BaseException) -> Conflict | None:
     ):
         return Conflict(str(exc.orig))
     return None
+
+
+def outbox_from_arrays(outbox: Any) -> Any:
+    """PostgreSQL: the INSERT of rows of an outbox table given as three arrays
+    (`SqlUnitOfWork.outbox_arrays`), numbered in the order given (INSERT … SELECT … ORDER BY,
+    the technique of SQLAlchemy's `sort_by_parameter_order`), for an adapter to attach its own
+    writes to as CTEs and send them with the outbox rows in one statement
+    (`SqlUnitOfWork.execute_with_outbox`)."""
+    rows = (
+        func.unnest(
+            bindparam("outbox_topics", type_=ARRAY(String)),
+            bindparam("outbox_payloads", type_=ARRAY(LargeBinary)),
+            bindparam("outbox_customers", type_=ARRAY(String)),
+        )
+        .table_valued("topic", "payload", "customer_id", with_ordinality="n")
+        .render_derived()
+    )
+    ordered = select(rows.c.topic, rows.c.payload, rows.c.customer_id).order_by(rows.c.n)
+    table = getattr(outbox, "__table__", outbox)
+    return postgresql.insert(table).from_select(["topic", "payload", "customer_id"], ordered)
 
 
 class SqlUnitOfWork:
@@ -109,6 +131,20 @@ class SqlUnitOfWork:
             statement = self._insert(self._outbox).returning(ids, sort_by_parameter_order=True)
             await self.s.execute(statement, rows)
             self._wrote_outbox = True
+
+    @staticmethod
+    def outbox_arrays(messages: Sequence[OutboxMessage]) -> dict[str, list[Any]]:
+        """The parameters of `outbox_from_arrays` for these rows."""
+        return {
+            "outbox_topics": [t for t, _, _ in messages],
+            "outbox_payloads": [p for _, p, _ in messages],
+            "outbox_customers": [c for _, _, c in messages],
+        }
+
+    async def execute_with_outbox(self, statement: Any, params: dict[str, Any]) -> None:
+        """Run a statement built on `outbox_from_arrays`: the commit nudges the relay."""
+        await self.s.execute(statement, params)
+        self._wrote_outbox = True
 
     async def commit(self) -> None:
         try:

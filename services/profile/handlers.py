@@ -188,12 +188,17 @@ async def _track_once(deps: ProfileDeps, items: Sequence[EventIn | Rejection]) -
     result.rejected = [r for r in items if isinstance(r, Rejection)]
     valid = [(i, e) for i, e in enumerate(items) if isinstance(e, EventIn)]
     async with deps.uow() as uow:
-        fresh = await _dedupe(uow, valid, result)
-        batch = await _resolve_customers(uow, fresh, result, now)
+        # One read for both: the ids already stored, and who holds the identities named (those
+        # of events found to be duplicates too, which is harmless: they are only looked up).
+        known, owners = await uow.known_events_and_owners(
+            (e.event_id for _, e in valid), (key for _, e in valid for key in _identities(e))
+        )
+        fresh = _dedupe(valid, known, result)
+        batch = await _resolve_customers(uow, fresh, owners, result, now)
         customers, merged = await _lock_and_stitch(uow, deps, batch, now)
         accepted = await _record(uow, batch.assigned, merged, now, result)
-        await _fold_and_emit(uow, customers, accepted, now, result)
-        await uow.commit()
+        changed = _fold_and_emit(uow, customers, accepted, now, result)
+        await uow.save_and_commit(changed)
     result.accepted = len(accepted)
     result.rejected.sort(key=lambda r: r.index)
     return result
@@ -224,12 +229,11 @@ def _identities(event: EventIn) -> tuple[IdentityKey, ...]:
     return ((event.identity,) if event.identity else ()) + event.identities
 
 
-async def _dedupe(
-    uow: ProfileUnitOfWork, valid: Sequence[tuple[int, EventIn]], result: TrackResult
+def _dedupe(
+    valid: Sequence[tuple[int, EventIn]], known: set[str], result: TrackResult
 ) -> list[tuple[int, EventIn]]:
     """The events to record, each once: ids already stored or repeated in the batch are
     counted as duplicates."""
-    known = await uow.known_event_ids(e.event_id for _, e in valid)
     fresh: list[tuple[int, EventIn]] = []
     seen: set[str] = set()
     for i, event in valid:
@@ -242,12 +246,16 @@ async def _dedupe(
 
 
 async def _resolve_customers(
-    uow: ProfileUnitOfWork, fresh: Sequence[tuple[int, EventIn]], result: TrackResult, now: float
+    uow: ProfileUnitOfWork,
+    fresh: Sequence[tuple[int, EventIn]],
+    owners: dict[IdentityKey, str],
+    result: TrackResult,
+    now: float,
 ) -> _Resolved:
     """Each event's customer: the live customer of its id (an unknown id is a rejection), the
-    owner of one of its identities, or a new customer. Identities nobody holds are claimed for
-    the event's customer; one held by another customer makes a pair to stitch."""
-    owners = await uow.owners_of(key for _, e in fresh for key in _identities(e))
+    owner of one of its identities (`owners`: as read, updated here with the claims), or a new
+    customer. Identities nobody holds are claimed for the event's customer; one held by
+    another customer makes a pair to stitch."""
     live = await uow.live_ids(e.customer_id for _, e in fresh if e.customer_id)
     batch = _Resolved()
     for i, event in fresh:
@@ -363,15 +371,15 @@ async def _record(
     return accepted
 
 
-async def _fold_and_emit(
+def _fold_and_emit(
     uow: ProfileUnitOfWork,
     customers: dict[str, Customer],
     accepted: Sequence[_Accepted],
     now: float,
     result: TrackResult,
-) -> None:
+) -> list[Customer]:
     """Fold each event into its customer's profile; one ProfileChanged per changed customer,
-    with the snapshot and the events behind it."""
+    with the snapshot and the events behind it. Returns the changed customers, to save."""
     changes: dict[str, tuple[set[str], list[EventIn], list[str]]] = {}
     for item in accepted:
         paths, applied, types = changes.setdefault(item.customer_id, (set(), [], []))
@@ -395,7 +403,7 @@ async def _fold_and_emit(
                 events=tuple(applied),
             )
         )
-    await uow.save(customers[c] for c in changes)
+    return [customers[c] for c in changes]
 
 
 def _purchase_record(event: EventIn, customer_id: str, counted: bool) -> PurchaseRecord:

@@ -134,6 +134,12 @@ class ProfileUnitOfWork(abc.ABC):
     async def save(self, customers: Iterable[Customer]) -> None:
         """Insert the new (is_new) and update the others, versions already bumped."""
 
+    async def save_and_commit(self, customers: Iterable[Customer]) -> None:
+        """`save` (changed customers only), then `commit`: the end of a TrackEvents batch. The
+        SQL adapter sends the customers and the outbox rows as one statement on PostgreSQL."""
+        await self.save(customers)
+        await self.commit()
+
     @abc.abstractmethod
     async def delete_customer(self, customer_id: str) -> None:
         """Erase the customer: row, identities, events, purchases, merge records."""
@@ -141,6 +147,13 @@ class ProfileUnitOfWork(abc.ABC):
     # events and purchases
     @abc.abstractmethod
     async def known_event_ids(self, event_ids: Iterable[str]) -> set[str]: ...
+
+    async def known_events_and_owners(
+        self, event_ids: Iterable[str], keys: Iterable[IdentityKey]
+    ) -> tuple[set[str], dict[IdentityKey, str]]:
+        """`known_event_ids` and `owners_of` together: what a TrackEvents batch reads first
+        (the SQL adapter answers both in one round trip)."""
+        return await self.known_event_ids(event_ids), await self.owners_of(keys)
 
     @abc.abstractmethod
     async def insert_events(self, events: Sequence[StoredEventRecord]) -> set[str]:

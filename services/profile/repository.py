@@ -16,18 +16,30 @@ from sqlalchemy import (
     DateTime,
     String,
     Table,
+    any_,
     bindparam,
     delete,
     func,
-    literal,
+    null,
     or_,
     select,
+    tuple_,
+    union_all,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs.db import OutboxMessage, SqlUnitOfWork, among, chunks, pairs_among
+from libs.db import (
+    CHUNK,
+    OutboxMessage,
+    SqlUnitOfWork,
+    among,
+    chunks,
+    outbox_from_arrays,
+    pairs_among,
+)
 from libs.errors import Conflict
 from services.profile.domain import CartLine, Customer, EventIn, IdentityKey, OrderIn
 from services.profile.models import (
@@ -64,16 +76,16 @@ _UPDATE_CUSTOMER = (
 )
 
 
-def _update_customers(rows: Sequence[dict[str, Any]]) -> Any:
+def _update_customers() -> Any:
     """PostgreSQL: every changed customer in one UPDATE … FROM unnest(arrays), one statement
     text whatever the count, instead of one UPDATE per customer (a TrackEvents call changes
-    up to 100)."""
+    up to 100). Built once: the arrays are its parameters."""
     values = (
         func.unnest(
-            literal([r["customer_id"] for r in rows], ARRAY(String)),
-            literal([r["updated_at"] for r in rows], ARRAY(DateTime(timezone=True))),
-            literal([r["version"] for r in rows], ARRAY(BigInteger)),
-            literal([r["data"] for r in rows], ARRAY(JSON)),
+            bindparam("ids", type_=ARRAY(String)),
+            bindparam("updated", type_=ARRAY(DateTime(timezone=True))),
+            bindparam("versions", type_=ARRAY(BigInteger)),
+            bindparam("data", type_=ARRAY(JSON)),
         )
         .table_valued("customer_id", "updated_at", "version", "data")
         .render_derived()
@@ -83,6 +95,43 @@ def _update_customers(rows: Sequence[dict[str, Any]]) -> Any:
         .where(CUSTOMERS.c.customer_id == values.c.customer_id)
         .values(updated_at=values.c.updated_at, version=values.c.version, data=values.c.data)
     )
+
+
+def _known_events_and_owners() -> Any:
+    """PostgreSQL: which of the event ids are stored and who holds the identities, in one
+    statement (one round trip instead of two). Rows: (event_id, NULL, NULL, NULL) for a known
+    event, (NULL, type, value, customer_id) for a held identity."""
+    keys = (
+        func.unnest(
+            bindparam("types", type_=ARRAY(String)), bindparam("values", type_=ARRAY(String))
+        )
+        .table_valued("type", "value")
+        .render_derived()
+    )
+    nothing = sql_cast(null(), String)
+    known = select(EVENTS.c.event_id, nothing, nothing, nothing).where(
+        EVENTS.c.event_id == any_(bindparam("ids", type_=ARRAY(String)))
+    )
+    held = select(nothing, IDENTITIES.c.type, IDENTITIES.c.value, IDENTITIES.c.customer_id).where(
+        tuple_(IDENTITIES.c.type, IDENTITIES.c.value).in_(select(keys.c.type, keys.c.value))
+    )
+    return union_all(known, held)
+
+
+def _customer_arrays(customers: Sequence[Customer]) -> dict[str, list[Any]]:
+    """The parameters of `_UPDATE_CUSTOMERS` (customers already stored)."""
+    return {
+        "ids": [c.customer_id for c in customers],
+        "updated": [to_dt(c.updated_at) for c in customers],
+        "versions": [c.version for c in customers],
+        "data": [c.data for c in customers],
+    }
+
+
+_UPDATE_CUSTOMERS = _update_customers()
+_KNOWN_EVENTS_AND_OWNERS = _known_events_and_owners()
+# the end of a TrackEvents batch: _UPDATE_CUSTOMERS as a CTE of the outbox rows' INSERT
+_SAVE_WITH_OUTBOX = outbox_from_arrays(OutboxRow).add_cte(_UPDATE_CUSTOMERS.cte("saved"))
 
 
 def to_dt(ts: float) -> datetime:
@@ -178,6 +227,20 @@ class SqlProfileUnitOfWork(SqlUnitOfWork, ProfileUnitOfWork):
     async def rollback(self) -> None:
         await super().rollback()
         self.emitted = []
+
+    async def save_and_commit(self, customers: Iterable[Customer]) -> None:
+        customers = list(customers)
+        new = any(c.is_new for c in customers)
+        if self._dialect != "postgresql" or new or not customers or not self.emitted:
+            return await super().save_and_commit(customers)
+        # One statement: the customers' UPDATE as a CTE of the outbox rows' INSERT (a round
+        # trip less; each cost ~2.5% of the server's CPU under TrackEvents load).
+        messages = [self._outbox_message(e) for e in self.emitted]
+        self.emitted = []
+        await self.execute_with_outbox(
+            _SAVE_WITH_OUTBOX, {**_customer_arrays(customers), **self.outbox_arrays(messages)}
+        )
+        await self.commit()
 
     def _outbox_message(self, event: DomainEvent) -> OutboxMessage:
         topic, payload = self._encode(event)
@@ -291,7 +354,8 @@ class SqlProfileUnitOfWork(SqlUnitOfWork, ProfileUnitOfWork):
         if new:
             await self.s.execute(self._insert(CustomerRow), new)
         if changed and self._dialect == "postgresql":
-            await self.s.execute(_update_customers(changed))
+            stored = [c for c in customers if not c.is_new]
+            await self.s.execute(_UPDATE_CUSTOMERS, _customer_arrays(stored))
         elif changed:
             await self.s.execute(
                 _UPDATE_CUSTOMER,
@@ -334,6 +398,25 @@ class SqlProfileUnitOfWork(SqlUnitOfWork, ProfileUnitOfWork):
                 )
             )
         return known
+
+    async def known_events_and_owners(
+        self, event_ids: Iterable[str], keys: Iterable[IdentityKey]
+    ) -> tuple[set[str], dict[IdentityKey, str]]:
+        ids, pairs = list(dict.fromkeys(event_ids)), list(dict.fromkeys(keys))
+        if self._dialect != "postgresql" or len(ids) > CHUNK or len(pairs) > CHUNK:
+            return await super().known_events_and_owners(ids, pairs)
+        rows = await self.s.execute(
+            _KNOWN_EVENTS_AND_OWNERS,
+            {"ids": ids, "types": [t for t, _ in pairs], "values": [v for _, v in pairs]},
+        )
+        known: set[str] = set()
+        owners: dict[IdentityKey, str] = {}
+        for event_id, kind, value, customer_id in rows:
+            if event_id is not None:
+                known.add(event_id)
+            else:
+                owners[(kind, value)] = customer_id
+        return known, owners
 
     async def insert_events(self, events: Sequence[StoredEventRecord]) -> set[str]:
         inserted: set[str] = set()

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from backcrm.common.v1.common_pb2 import EventEnvelope
 from backcrm.profile.v1 import profile_service_pb2 as pb
 
 from libs.runtime import Resources
@@ -102,6 +103,121 @@ async def test_one_unit_of_work_numbers_its_outbox_rows_in_the_order_written(
         await uow.s.execute(delete(t).where(mine))
         await uow.commit()
     assert [bytes(r.payload) for r in rows] == payloads
+
+
+async def test_one_read_finds_the_stored_events_and_the_identities_owners(
+    app: ProfileApp,
+) -> None:
+    """TrackEvents' first read (one statement on PostgreSQL) answers as the two reads it
+    replaces: stored event ids, and the owner of each held identity, nothing for the rest."""
+    email, stamp = f"read-{time.time_ns()}@example.com", time.time_ns()
+    stored = f"stored-{stamp}"
+    customer = (await track_events(app.deps, [view(stored, email)])).customer_ids[0]
+    ids = [stored, f"unknown-{stamp}", stored]
+    keys = [("EMAIL", email), ("COOKIE", f"nobody-{stamp}")]
+    async with app.deps.uow() as uow:
+        both = await uow.known_events_and_owners(ids, keys)
+        apart = (await uow.known_event_ids(ids), await uow.owners_of(keys))
+    assert both == apart == ({stored}, {("EMAIL", email): customer})
+
+
+async def test_a_batch_saves_its_customers_and_writes_its_outbox_rows_in_emitted_order(
+    app: ProfileApp,
+) -> None:
+    """The end of a batch (one statement on PostgreSQL: the customers' UPDATE with the outbox
+    INSERT): every customer saved at the version its ProfileChanged carries, and the rows in
+    the order emitted — the stitch's ProfilesMerged and snapshot first, then one change per
+    customer in the order of the batch."""
+    from sqlalchemy import func, select
+
+    from libs.topics import PROFILE_MERGED
+    from services.profile.models import CustomerRow, OutboxRow
+
+    stamp = time.time_ns()
+    known, first, second = (f"{n}-{stamp}@example.com" for n in ("known", "first", "second"))
+    cookie = ("COOKIE", f"cookie-{stamp}")
+    owner = (await track_events(app.deps, [view(f"k-{stamp}", known)])).customer_ids[0]
+    anonymous = EventIn(f"a-{stamp}", "PAGE_VIEW", "WEB", time.time(), identity=cookie)
+    stitched = (await track_events(app.deps, [anonymous])).customer_ids[0]
+    await app.relay.stop()  # the rows stay in the table to be read back
+    t, c = OutboxRow.__table__, CustomerRow.__table__
+    async with app.deps.uow() as uow:  # rows of the calls above may not be published yet
+        before = await uow.s.scalar(select(func.coalesce(func.max(t.c.id), 0)))
+    logged_in = EventIn(
+        f"l-{stamp}",
+        "PAGE_VIEW",
+        "WEB",
+        time.time(),
+        identity=("EMAIL", known),
+        identities=(cookie,),
+    )
+    batch = [view(f"f-{stamp}", first), logged_in, view(f"s-{stamp}", second)]
+    result = await track_events(app.deps, batch)
+    assert result.accepted == 3 and result.customer_ids[1] == owner
+    new_first, new_second = result.customer_ids[0], result.customer_ids[2]
+    async with app.deps.uow() as uow:
+        batch_rows = select(t.c.topic, t.c.payload).where(t.c.id > before).order_by(t.c.id)
+        rows = (await uow.s.execute(batch_rows)).all()
+        versions = dict((await uow.s.execute(select(c.c.customer_id, c.c.version))).all())
+    written = []
+    for topic, payload in rows:
+        envelope = EventEnvelope.FromString(payload)
+        if topic == PROFILE_MERGED.name:
+            merged = PROFILE_MERGED.unpack(envelope)
+            written.append((topic, merged.source_customer_id, merged.target_customer_id))
+        else:
+            change = PROFILE_CHANGED.unpack(envelope)
+            written.append((topic, change.customer_id, change.version))
+    changed = PROFILE_CHANGED.name
+    assert written == [
+        (PROFILE_MERGED.name, stitched, owner),
+        (changed, owner, 2),
+        (changed, new_first, 1),
+        (changed, owner, 3),
+        (changed, new_second, 1),
+    ]
+    assert (versions[owner], versions[new_first], versions[new_second]) == (3, 1, 1)
+    assert stitched not in versions
+
+
+async def test_the_relay_publishes_the_stored_envelopes_and_empties_the_outbox(
+    app: ProfileApp,
+) -> None:
+    """On Redis the rows' bytes go out as stored, on the in-process bus as parsed envelopes:
+    either way every consumer gets each envelope as written, once, and no row is left."""
+    from sqlalchemy import func, select
+
+    from libs.bus.envelope import new_envelope
+    from services.profile.models import OutboxRow
+
+    await app.relay.stop()  # drained by hand below
+    topic, marker = f"test.relay-{time.time_ns()}", f"relay-{time.time_ns()}"
+    sent = [new_envelope(pb.ProfileDeleted(customer_id=str(i)), "test") for i in range(5)]
+    got = []
+    all_in = asyncio.Event()
+
+    async def consume(envelope: object) -> None:
+        got.append(envelope)
+        if len(got) >= len(sent):
+            all_in.set()
+
+    subscription = await app.bus.subscribe(topic, "relay-test", "c1", consume)  # type: ignore[arg-type]
+    try:
+        async with app.deps.uow() as uow:
+            await uow.write_outbox((topic, e.SerializeToString(), marker) for e in sent)
+            await uow.commit()
+        while await app.relay.drain_once():
+            pass
+        await asyncio.wait_for(all_in.wait(), 10)
+        await eventually(app.bus.consumers_idle, "the consumer acknowledged every envelope")
+        await app.relay.drain_once(publish=False)  # in-process: rows go once acknowledged
+    finally:
+        await subscription.stop()
+    assert got == sent
+    async with app.deps.uow() as uow:
+        t = OutboxRow.__table__
+        left = await uow.s.scalar(select(func.count()).where(t.c.customer_id == marker))
+    assert left == 0
 
 
 def _free_port() -> int:

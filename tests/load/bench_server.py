@@ -28,6 +28,8 @@ from pathlib import Path
 
 import grpc
 
+from libs.gc_tuning import tune_for_serving
+
 __all__ = ["ECHO_METHOD", "ECHO_RESPONSE_BYTES", "main"]
 
 ECHO_METHOD = "/bench.v1.EchoService/Echo"
@@ -90,6 +92,7 @@ async def serve_profile() -> None:
     port = await server.start("127.0.0.1:0")
     await app.start()
     await server.wait_serving()
+    tune_for_serving()  # as `backcrm serve` does
     _announce(port)
     try:
         await _until_signal()
@@ -114,6 +117,7 @@ async def serve_suite(names: tuple[str, ...], worker_address: str = "") -> None:
         die_with_parent()
     suite = Suite(settings, names, reuse_port=bool(worker_address))
     port = await suite.start(worker_address or "127.0.0.1:0")
+    tune_for_serving()  # as `backcrm serve` does
     if not worker_address:
         _announce(port)
     try:

@@ -7,8 +7,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from opentelemetry import trace
+from backcrm.common.v1.common_pb2 import Identity
+from opentelemetry import context, trace
+from opentelemetry.context import Context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from libs.bus.envelope import new_envelope
 from libs.telemetry import TraceContextInterceptor, server_interceptors, tracing
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -54,3 +58,30 @@ async def test_the_callers_trace_context_is_current_in_the_call_and_only_there()
         assert not trace.get_current_span().get_span_context().is_valid  # nothing leaked
     finally:
         await server.stop(0)
+
+
+def _under(parent: str) -> Context:
+    return TraceContextTextMapPropagator().extract({"traceparent": parent})
+
+
+def test_each_envelope_carries_the_trace_context_current_when_it_is_made() -> None:
+    # Envelopes made back to back under one context share one injection; one made under
+    # another context (the next request) or under none must not carry the previous headers.
+    other = f"00-{'1' * 32}-{'2' * 16}-01"
+    payload = Identity(value="x")
+    token = context.attach(_under(PARENT))
+    try:
+        first, second = new_envelope(payload, "test"), new_envelope(payload, "test")
+    finally:
+        context.detach(token)
+    token = context.attach(_under(other))
+    try:
+        third = new_envelope(payload, "test")
+    finally:
+        context.detach(token)
+    fourth = new_envelope(payload, "test")
+    assert first.trace_context["traceparent"] == second.trace_context["traceparent"] == PARENT
+    assert third.trace_context["traceparent"] == other
+    assert "traceparent" not in fourth.trace_context
+    ids = {e.event_id for e in (first, second, third, fourth)}
+    assert len(ids) == 4 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
