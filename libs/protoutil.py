@@ -7,7 +7,7 @@ from typing import Any
 from backcrm.common.v1 import common_pb2
 from google.protobuf import timestamp_pb2
 
-__all__ = ["enum", "money", "seconds_of", "short_name", "ts"]
+__all__ = ["enum", "enum_values", "money", "seconds_of", "short_name", "stamp", "ts"]
 
 
 def enum(enum_type: Any, name: str) -> Any:
@@ -15,18 +15,31 @@ def enum(enum_type: Any, name: str) -> Any:
     return enum_type.Value(name)
 
 
+def _prefix(enum_type: Any) -> str:
+    return str(enum_type.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED"))
+
+
 def short_name(enum_type: Any, value: int) -> str:
     """ "CHANNEL_WEB" -> "WEB": the value's name without the enum's prefix."""
     name: str = enum_type.Name(value)
-    prefix = enum_type.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
-    return name.removeprefix(prefix)
+    return name.removeprefix(_prefix(enum_type))
+
+
+def enum_values(enum_type: Any) -> dict[str, Any]:
+    """{"WEB": CHANNEL_WEB, …}: `short_name`'s inverse as a table, for hot paths that would
+    otherwise format and look up a name per field (values typed Any, as `enum`'s)."""
+    prefix = _prefix(enum_type)
+    return {v.name.removeprefix(prefix): v.number for v in enum_type.DESCRIPTOR.values}
+
+
+def stamp(seconds: float) -> dict[str, int]:
+    """A Timestamp's fields as a message constructor takes them (no message built)."""
+    whole, nanos = divmod(round(seconds * 1e9), 1_000_000_000)
+    return {"seconds": whole, "nanos": nanos}
 
 
 def ts(seconds: float) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    nanos = round(seconds * 1e9)
-    stamp.seconds, stamp.nanos = divmod(nanos, 1_000_000_000)
-    return stamp
+    return timestamp_pb2.Timestamp(**stamp(seconds))
 
 
 def seconds_of(stamp: timestamp_pb2.Timestamp) -> float:

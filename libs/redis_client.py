@@ -15,10 +15,14 @@ from redis.backoff import NoBackoff
 __all__ = ["connect"]
 
 
-def connect(url: str, *, socket_timeout: float, connect_timeout: float) -> Redis:
-    """A client that owns its pool: `await client.aclose()` closes every connection."""
+def connect(
+    url: str, *, socket_timeout: float, connect_timeout: float, client_name: str | None = None
+) -> Redis:
+    """A client that owns its pool: `await client.aclose()` closes every connection, named
+    `client_name` in Redis's CLIENT LIST."""
     pool = ConnectionPool.from_url(
         url,
+        client_name=client_name,
         socket_timeout=socket_timeout,
         socket_connect_timeout=connect_timeout,
         # One immediate retry covers a pooled connection the server closed meanwhile (a

@@ -11,6 +11,7 @@ from typing import cast
 
 from redis.exceptions import RedisError
 
+from libs.cache.coalesce import Coalescer
 from libs.cache.port import Cache
 from libs.errors import CacheUnavailable
 from libs.redis_client import connect
@@ -26,9 +27,17 @@ class RedisCache(Cache):
         prefix: str = "backcrm:cache:",
         socket_timeout: float = 0.5,
         connect_timeout: float = 0.5,
+        client_name: str = "backcrm-cache",
     ) -> None:
-        self._redis = connect(url, socket_timeout=socket_timeout, connect_timeout=connect_timeout)
+        self._redis = connect(
+            url,
+            socket_timeout=socket_timeout,
+            connect_timeout=connect_timeout,
+            client_name=client_name,
+        )
         self._prefix = prefix
+        # concurrent reads share one MGET (libs/cache/coalesce.py says why)
+        self._reads = Coalescer[bytes | None](self._mget, _unavailable)
 
     def _key(self, key: str) -> str:
         return self._prefix + key
@@ -36,11 +45,10 @@ class RedisCache(Cache):
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        try:
-            values = await self._redis.mget([self._key(k) for k in keys])
-        except RedisError as exc:
-            # Not only connection errors: whatever Redis says, storage still has the answer.
-            raise CacheUnavailable(str(exc)) from exc
+        return await self._reads.get_many(keys)
+
+    async def _mget(self, keys: list[str]) -> list[bytes | None]:
+        values = await self._redis.mget([self._key(k) for k in keys])
         # The client does not decode responses, so values are bytes (or None when missing).
         return cast("list[bytes | None]", values)
 
@@ -74,3 +82,12 @@ class RedisCache(Cache):
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def _unavailable(exc: Exception) -> Exception:
+    # Not only connection errors: whatever Redis says, storage still has the answer.
+    if isinstance(exc, RedisError):
+        error = CacheUnavailable(str(exc))
+        error.__cause__ = exc
+        return error
+    return exc

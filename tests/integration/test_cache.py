@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -129,3 +130,62 @@ async def test_make_cache_picks_the_adapter_from_the_settings(redis_url: str) ->
     finally:
         await embedded.close()
         await production.close()
+
+
+async def test_concurrent_reads_each_get_their_own_values(cache: Cache) -> None:
+    await cache.set_many([(f"k{i}", f"v{i}".encode()) for i in range(40)], ttl_seconds=60)
+    asks = [[f"k{i}", "missing", f"k{(i * 7) % 40}"] for i in range(40)] + [[]]
+
+    answers = await asyncio.gather(*(cache.get_many(keys) for keys in asks))
+
+    wanted = [[f"v{i}".encode(), None, f"v{(i * 7) % 40}".encode()] for i in range(40)]
+    assert answers == [*wanted, []]
+
+
+async def _connections_named(redis_url: str, name: str) -> int:
+    client = aioredis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        return sum(1 for c in await client.client_list() if c.get("name") == name)
+    finally:
+        await client.aclose()
+
+
+async def test_concurrent_reads_share_one_round_trip(redis_url: str) -> None:
+    """16 reads in flight are one MGET on one connection, not 16 commands on 16 pooled
+    connections: redis-py's client costs far more CPU per command than Redis does."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    prefix = f"test:{uuid.uuid4().hex}:"
+    cache = RedisCache(redis_url, prefix=prefix, client_name=name)
+    try:
+        await cache.set_many([(f"k{i}", b"%d" % i) for i in range(16)], ttl_seconds=60)
+        for _ in range(5):
+            answers = await asyncio.gather(*(cache.get_many([f"k{i}"]) for i in range(16)))
+            assert answers == [[b"%d" % i] for i in range(16)]
+        assert await _connections_named(redis_url, name) == 1
+    finally:
+        await cache.close()
+
+
+async def test_a_failed_round_trip_fails_every_read_of_it() -> None:
+    cache = RedisCache("redis://127.0.0.1:1/0")
+    try:
+        outcomes = await asyncio.gather(
+            *(cache.get_many([f"k{i}"]) for i in range(8)), return_exceptions=True
+        )
+        assert all(isinstance(o, CacheUnavailable) for o in outcomes), outcomes
+        assert len({id(o) for o in outcomes}) == len(outcomes)  # one error each
+    finally:
+        await cache.close()
+
+
+async def test_a_cancelled_read_leaves_the_others_their_answers(cache: Cache) -> None:
+    await cache.set_many([("a", b"1"), ("b", b"2")], ttl_seconds=60)
+    first = asyncio.ensure_future(cache.get_many(["a"]))
+    gone = asyncio.ensure_future(cache.get_many(["missing"]))
+    last = asyncio.ensure_future(cache.get_many(["b"]))
+    await asyncio.sleep(0)  # all three asked
+    gone.cancel()
+
+    assert await first == [b"1"]
+    assert await last == [b"2"]
+    assert await cache.get_many(["b", "a"]) == [b"2", b"1"]
