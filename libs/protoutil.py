@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from backcrm.common.v1 import common_pb2
@@ -15,6 +16,7 @@ def enum(enum_type: Any, name: str) -> Any:
     return enum_type.Value(name)
 
 
+@functools.cache  # a few enums' values; callers name one per event, per request
 def short_name(enum_type: Any, value: int) -> str:
     """ "CHANNEL_WEB" -> "WEB": the value's name without the enum's prefix."""
     name: str = enum_type.Name(value)

@@ -12,6 +12,7 @@ from pathlib import Path
 from libs.auth import TokenRegistry, add_token_to_file, mint_token
 from libs.config import Settings
 from libs.db.migrate import upgrade
+from libs.gc_tuning import settle_heap
 from libs.runtime import Resources
 from libs.supervisor import Supervisor, claim_address, die_with_parent
 from libs.telemetry import setup_logging, setup_telemetry
@@ -50,6 +51,7 @@ async def _serve(
     suite = Suite(settings, names, tokens, reuse_port=worker)
     try:
         port = await suite.start(address)
+        settle_heap()
         assert suite.resources is not None and suite.server is not None
         host = address.rsplit(":", 1)[0]
         log.info(

@@ -75,6 +75,7 @@ async def serve_profile() -> None:
     """What `backcrm serve profile` does, on port 0 (see services/cli.py)."""
     from libs.auth import TokenRegistry
     from libs.config import Settings
+    from libs.gc_tuning import settle_heap
     from libs.rpc.server import Server
     from libs.runtime import Resources
     from libs.telemetry import setup_logging, setup_telemetry
@@ -90,6 +91,7 @@ async def serve_profile() -> None:
     port = await server.start("127.0.0.1:0")
     await app.start()
     await server.wait_serving()
+    settle_heap()  # as `backcrm serve` does once it serves
     _announce(port)
     try:
         await _until_signal()
@@ -103,6 +105,7 @@ async def serve_suite(names: tuple[str, ...], worker_address: str = "") -> None:
     """Profile and segmentation in one process, as services.suite.Suite composes them; with
     `worker_address`, one of a supervisor's workers sharing that address."""
     from libs.config import Settings
+    from libs.gc_tuning import settle_heap
     from libs.supervisor import die_with_parent
     from libs.telemetry import setup_logging, setup_telemetry
     from services.suite import Suite
@@ -114,6 +117,7 @@ async def serve_suite(names: tuple[str, ...], worker_address: str = "") -> None:
         die_with_parent()
     suite = Suite(settings, names, reuse_port=bool(worker_address))
     port = await suite.start(worker_address or "127.0.0.1:0")
+    settle_heap()  # as `backcrm serve` does once it serves
     if not worker_address:
         _announce(port)
     try:
