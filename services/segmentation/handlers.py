@@ -380,7 +380,9 @@ async def evaluate_segments(
     since = None if plan.window is None else now - plan.window
     view = await _customer_view(deps, customer_id, plan.types, since)
     member = _Member(view, EventIndex(view.events), context, now, plan.evaluated, catalog)
-    return [s for s in plan.known if member(s)], list(plan.unknown)
+    stored, evaluated = view.memberships, plan.evaluated
+    matched = [s for s in plan.known if (member(s) if s in evaluated else s in stored)]
+    return matched, list(plan.unknown)
 
 
 class _Member:
