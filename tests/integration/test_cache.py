@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -129,3 +130,68 @@ async def test_make_cache_picks_the_adapter_from_the_settings(redis_url: str) ->
     finally:
         await embedded.close()
         await production.close()
+
+
+@pytest.fixture
+async def named_redis(redis_url: str) -> AsyncIterator[tuple[RedisCache, str, aioredis.Redis]]:
+    """A RedisCache whose connections carry a name of their own, and an admin client."""
+    name = f"cache-test-{uuid.uuid4().hex[:8]}"
+    prefix = f"test:{uuid.uuid4().hex}:"
+    cache = RedisCache(f"{redis_url}?client_name={name}", prefix=prefix)
+    admin = aioredis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        yield cache, name, admin
+    finally:
+        await cache.close()
+        keys = [key async for key in admin.scan_iter(match=prefix + "*")]
+        if keys:
+            await admin.delete(*keys)
+        await admin.aclose()
+
+
+async def test_concurrent_reads_go_out_together_each_with_its_own_answer(
+    named_redis: tuple[RedisCache, str, aioredis.Redis],
+) -> None:
+    cache, name, admin = named_redis
+    await cache.set_many([(f"k{i}", str(i).encode()) for i in range(50)], ttl_seconds=60)
+    wanted = [[f"k{i}", "missing", f"k{i * 7 % 50}"] for i in range(50)]
+    answers = await asyncio.gather(*(cache.get_many(keys) for keys in wanted))
+    assert answers == [[str(i).encode(), None, str(i * 7 % 50).encode()] for i in range(50)]
+    # one MGET on one connection, not 50 round trips on as many connections
+    assert len([c for c in await admin.client_list() if c["name"] == name]) == 1
+
+
+async def test_a_read_sees_every_write_completed_before_it_even_with_reads_out(
+    named_redis: tuple[RedisCache, str, aioredis.Redis],
+) -> None:
+    cache, _, _ = named_redis
+    for round_no in range(20):
+        earlier = [asyncio.create_task(cache.get("a")) for _ in range(5)]  # reads out
+        await asyncio.sleep(0)
+        await cache.set("a", str(round_no).encode(), ttl_seconds=60)
+        assert await cache.get("a") == str(round_no).encode()
+        await asyncio.gather(*earlier)
+
+
+async def test_a_cancelled_read_leaves_the_others_their_answers(
+    named_redis: tuple[RedisCache, str, aioredis.Redis],
+) -> None:
+    cache, _, _ = named_redis
+    await cache.set("a", b"1", ttl_seconds=60)
+    reads = [asyncio.create_task(cache.get("a")) for _ in range(10)]
+    reads[3].cancel()
+    done = await asyncio.gather(*reads, return_exceptions=True)
+    assert isinstance(done[3], asyncio.CancelledError)
+    assert [d for i, d in enumerate(done) if i != 3] == [b"1"] * 9
+    assert await cache.get("a") == b"1"
+
+
+async def test_concurrent_reads_of_an_unreachable_redis_all_raise_cache_unavailable() -> None:
+    cache = RedisCache("redis://127.0.0.1:1/0")
+    try:
+        outcomes = await asyncio.gather(
+            *(cache.get_many(["a", "b"]) for _ in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(o, CacheUnavailable) for o in outcomes), outcomes
+    finally:
+        await cache.close()
