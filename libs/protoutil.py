@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from backcrm.common.v1 import common_pb2
@@ -19,6 +20,7 @@ def _prefix(enum_type: Any) -> str:
     return str(enum_type.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED"))
 
 
+@functools.cache  # a few enums' values; callers name one per event, per request
 def short_name(enum_type: Any, value: int) -> str:
     """ "CHANNEL_WEB" -> "WEB": the value's name without the enum's prefix."""
     name: str = enum_type.Name(value)

@@ -38,7 +38,12 @@ class Coalescer(Generic[V]):
         self._drain: asyncio.Task[None] | None = None  # a reference: the loop keeps weak ones
 
     async def get_many(self, keys: Sequence[str]) -> list[V]:
-        future: asyncio.Future[list[V]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self._drain is not None and self._drain.get_loop() is not loop:
+            # left unfinished by a loop that has ended (a cache outliving a test's loop):
+            # its queue would never be sent
+            self._drain, self._queue = None, []
+        future: asyncio.Future[list[V]] = loop.create_future()
         self._queue.append((keys, future))
         if self._drain is None or self._drain.done():
             self._drain = asyncio.ensure_future(self._drain_queue())

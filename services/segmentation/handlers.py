@@ -22,6 +22,7 @@ from libs.errors import CacheUnavailable, FailedPrecondition, InvalidArgument, N
 from services.segmentation.build import Builder, BuildQueue
 from services.segmentation.catalog import Catalog, Entry
 from services.segmentation.conditions import (
+    EventIndex,
     Node,
     decode_condition,
     holds,
@@ -380,25 +381,54 @@ async def evaluate_segments(
     now = context.now if context is not None and context.now else deps.clock()
     since = None if plan.window is None else now - plan.window
     view = await _customer_view(deps, customer_id, plan.types, since)
-    precomputed, entries = view.memberships, catalog.entries
-    memo: dict[str, bool] = {}
+    member = _Member(view, EventIndex(view.events), context, now, plan.evaluated, catalog)
+    stored, evaluated = view.memberships, plan.evaluated
+    matched = [s for s in plan.known if (member(s) if s in evaluated else s in stored)]
+    return matched, list(plan.unknown)
 
-    def member(segment_id: str) -> bool:
-        found = memo.get(segment_id)
+
+class _Member:
+    """`segment_member` of one EvaluateSegments: the stored membership of a maintained
+    segment, the request-time answer (computed once) of one evaluated per request.
+
+    An object rather than a closure that calls itself: such a closure is a reference cycle
+    (function -> cell -> function) that kept the request's whole view — facts, events,
+    context — alive until the cyclic garbage collector came by, instead of freeing it when
+    the call returns.
+    """
+
+    __slots__ = ("catalog", "context", "evaluated", "events", "memo", "now", "view")
+
+    def __init__(
+        self,
+        view: _CustomerView,
+        events: EventIndex,
+        context: ContextFacts | None,
+        now: float,
+        evaluated: frozenset[str],
+        catalog: Catalog,
+    ) -> None:
+        self.view, self.events, self.context, self.now = view, events, context, now
+        self.evaluated, self.catalog = evaluated, catalog
+        self.memo: dict[str, bool] = {}
+
+    def __call__(self, segment_id: str) -> bool:
+        found = self.memo.get(segment_id)
         if found is not None:
             return found
-        if segment_id not in plan.evaluated:
-            memo[segment_id] = segment_id in precomputed
+        if segment_id not in self.evaluated:
+            found = segment_id in self.view.memberships
         else:
-            memo[segment_id] = False  # a cycle guard; references are acyclic by validation
-            entry = entries[segment_id]
-            if entry.reads.contextual and context is None:
-                memo[segment_id] = False
+            self.memo[segment_id] = False  # a cycle guard; references are acyclic by validation
+            entry = self.catalog.entries[segment_id]
+            if entry.reads.contextual and self.context is None:
+                found = False
             else:
-                memo[segment_id] = holds(entry.node, view.facts, view.events, context, now, member)
-        return memo[segment_id]
-
-    return [s for s in plan.known if member(s)], list(plan.unknown)
+                found = holds(
+                    entry.node, self.view.facts, self.events, self.context, self.now, self
+                )
+        self.memo[segment_id] = found
+        return found
 
 
 async def evaluate_conditions(
@@ -416,7 +446,7 @@ async def evaluate_conditions(
     for node in nodes:
         types |= set(reads_of(node).event_types)
     view = await _customer_view(deps, customer_id, frozenset(types), None)
-    facts, events, precomputed = view.facts, view.events, view.memberships
+    facts, events, precomputed = view.facts, EventIndex(view.events), view.memberships
 
     def run() -> list[bool]:
         member = precomputed.__contains__
@@ -425,7 +455,7 @@ async def evaluate_conditions(
     # Event conditions scan the customer's events: many nodes over a long history is
     # work for a worker thread, not for the event loop every other call shares.
     size = sum(1 for node in nodes for _ in walk(node))
-    if size * (1 + len(events)) > HEAVY_EVALUATION:
+    if size * (1 + len(view.events)) > HEAVY_EVALUATION:
         return await asyncio.to_thread(run)
     return run()
 

@@ -189,3 +189,16 @@ async def test_a_cancelled_read_leaves_the_others_their_answers(cache: Cache) ->
     assert await first == [b"1"]
     assert await last == [b"2"]
     assert await cache.get_many(["b", "a"]) == [b"2", b"1"]
+
+
+async def test_a_read_sees_every_write_completed_before_it_even_with_reads_out(
+    cache: Cache,
+) -> None:
+    """Reads already out (a batch in flight) do not let a later read return what was there
+    before a write that completed before it was asked for."""
+    for round_no in range(20):
+        earlier = [asyncio.ensure_future(cache.get_many(["a"])) for _ in range(5)]  # reads out
+        await asyncio.sleep(0)
+        await cache.set_many([("a", str(round_no).encode())], ttl_seconds=60)
+        assert await cache.get_many(["a"]) == [str(round_no).encode()]
+        await asyncio.gather(*earlier)

@@ -4,6 +4,7 @@ incremental memberships, erasure and merges, request-time evaluation, RFM."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from dataclasses import dataclass, field
 
 import pytest
@@ -15,7 +16,7 @@ from libs.errors import FailedPrecondition, InvalidArgument, NotFound
 from libs.topics import SEGMENTATION_RFM, SEGMENTATION_SEGMENTS
 from services.segmentation import handlers as h
 from services.segmentation.build import MAX_CONCURRENT_BUILDS, Builder, BuildQueue
-from services.segmentation.conditions import Node, decode_condition
+from services.segmentation.conditions import EventIndex, Node, decode_condition
 from services.segmentation.engine import (
     FILL_TTL,
     ProfileUpdate,
@@ -390,6 +391,36 @@ async def test_a_new_segment_reaches_cached_memberships_once_built() -> None:
     # another process, whose catalogue is as new, sees it through the same cache
     other = world.process()
     assert await h.get_memberships(other, "ann") == sorted([books.segment_id, in_lyon.segment_id])
+
+
+async def test_a_request_leaves_nothing_to_the_cyclic_garbage_collector() -> None:
+    """What a request reads of the customer is freed when it returns, by reference counting:
+    a reference cycle per call (a closure that called itself) kept every call's facts and
+    events until a collection, whose pauses were the tail of the reads."""
+    world = World()
+    books = await world.segment("Books", BOOKS)
+    both = c.Condition(all_of=c.ConditionGroup(conditions=[ref(books.segment_id), mobile()]))
+    combined = await world.segment("Book lovers on mobile", both)
+    viewers = await world.segment(
+        "Viewers on mobile",
+        c.Condition(all_of=c.ConditionGroup(conditions=[views("tv", 2), mobile()])),
+    )
+    ids = [books.segment_id, combined.segment_id, viewers.segment_id]
+    await world.change("ann", 1, books=3, views=2)
+    on_app = ContextFacts(channel="MOBILE_APP", now=T0)
+    assert await h.evaluate_segments(world.deps, "ann", on_app, ids) == (ids, [])  # cache filled
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(3):
+            assert await h.evaluate_segments(world.deps, "ann", on_app, ids) == (ids, [])
+        gc.collect()
+        kinds = (CustomerFacts, FactEvent, ContextFacts, EventIndex)
+        left = sorted({type(o).__name__ for o in gc.garbage if isinstance(o, kinds)})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == []
 
 
 async def test_conditions_are_evaluated_for_one_customer() -> None:

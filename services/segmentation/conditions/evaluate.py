@@ -85,13 +85,14 @@ def evaluate(
 def holds(
     node: Node,
     facts: CustomerFacts,
-    events: Sequence[FactEvent],
+    events: Sequence[FactEvent] | EventIndex,
     context: ContextFacts | None,
     now: float,
     segment_member: Callable[[str], bool],
 ) -> bool:
     """`evaluate(...).matched` without the next change time, which only the maintained
-    memberships need (request-time answers are not scheduled)."""
+    memberships need (request-time answers are not scheduled). Several conditions over one
+    customer share one `EventIndex` of its events."""
     if context is None and any(isinstance(n, ContextCond) for n in walk(node)):
         raise ValueError("a context condition needs the request's context")
     return _Run(facts, events, context, float(now), segment_member).match(node)
