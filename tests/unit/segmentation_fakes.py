@@ -167,6 +167,9 @@ class FakeSegmentationUnitOfWork(SegmentationUnitOfWork):
     async def lock_customers(self, customer_ids: Iterable[str], *, exclusive: bool = False) -> None:
         pass
 
+    async def lock_segments(self, segment_ids: Iterable[str], *, exclusive: bool = False) -> None:
+        pass  # units of work take turns on this fake: nothing runs alongside a build
+
     async def retired(self, customer_ids: Iterable[str]) -> dict[str, str | None]:
         return follow_tombstones(customer_ids, self.w.tombstones)
 
