@@ -70,7 +70,8 @@ class Builder:
             if not announce and not current:
                 # A first build: the database fills the members itself, no round trip per row.
                 count = await store.insert_matching(segment_id, entry.node, now)
-                await store.refresh_count(segment_id)
+                # exact without counting them again: no one else wrote the segment's rows
+                await store.refresh_count(segment_id, count)
                 await store.set_build(
                     segment_id, state="READY", progress=1.0, built_at=self.clock()
                 )

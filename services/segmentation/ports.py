@@ -135,8 +135,9 @@ class SegmentationUnitOfWork(abc.ABC):
         """Its members and their due times; its count becomes 0."""
 
     @abc.abstractmethod
-    async def refresh_count(self, segment_id: str) -> int:
-        """Store the segment's member count as counted now; returns it."""
+    async def refresh_count(self, segment_id: str, count: int | None = None) -> int:
+        """Store the segment's member count: `count` when the caller knows it (a first build
+        holding its segment inserted every member), else as counted now; returns it."""
 
     # ------------------------------------------------------------ memberships
 

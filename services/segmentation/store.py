@@ -487,12 +487,13 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
             update(SegmentRow).where(SegmentRow.segment_id == segment_id).values(member_count=0)
         )
 
-    async def refresh_count(self, segment_id: str) -> int:
-        count = await self.s.scalar(
-            select(func.count())
-            .select_from(MembershipRow)
-            .where(MembershipRow.segment_id == segment_id)
-        )
+    async def refresh_count(self, segment_id: str, count: int | None = None) -> int:
+        if count is None:
+            count = await self.s.scalar(
+                select(func.count())
+                .select_from(MembershipRow)
+                .where(MembershipRow.segment_id == segment_id)
+            )
         await self.s.execute(
             update(SegmentRow)
             .where(SegmentRow.segment_id == segment_id)

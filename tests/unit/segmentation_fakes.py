@@ -233,8 +233,9 @@ class FakeSegmentationUnitOfWork(SegmentationUnitOfWork):
         if segment_id in w.segments:
             w.segments[segment_id].member_count = 0
 
-    async def refresh_count(self, segment_id: str) -> int:
-        count = len(await self.members(segment_id))
+    async def refresh_count(self, segment_id: str, count: int | None = None) -> int:
+        if count is None:
+            count = len(await self.members(segment_id))
         if segment_id in self.w.segments:
             self.w.segments[segment_id].member_count = count
         return count
