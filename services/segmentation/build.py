@@ -61,12 +61,17 @@ class Builder:
             return 0
         now = self.clock()
         async with self.store() as store:
+            # Whoever reads or writes this segment's memberships while it is BUILDING waits
+            # for this transaction (`Engine._hold_builds`): a change or an erasure consumed
+            # while the statement below runs corrects its members after it commits.
+            await store.lock_segments([segment_id], exclusive=True)
             await store.set_build(segment_id, state=entry.record.state, progress=0.0)
             current = await store.members(segment_id)
             if not announce and not current:
                 # A first build: the database fills the members itself, no round trip per row.
                 count = await store.insert_matching(segment_id, entry.node, now)
-                await store.refresh_count(segment_id)
+                # exact without counting them again: no one else wrote the segment's rows
+                await store.refresh_count(segment_id, count)
                 await store.set_build(
                     segment_id, state="READY", progress=1.0, built_at=self.clock()
                 )

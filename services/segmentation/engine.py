@@ -109,6 +109,24 @@ def _redirect(update: ProfileUpdate, target: str) -> ProfileUpdate:
     )
 
 
+async def _hold_builds(
+    store: SegmentationUnitOfWork, catalog: Catalog, segment_ids: Iterable[str]
+) -> None:
+    """Wait for the first builds running on these segments (those BUILDING in `catalog`).
+
+    A build inserts the members its statement's snapshot matched and commits them at the
+    end; a change, merge or erasure consumed meanwhile could not see them. Holding the
+    segments (shared) before reading memberships, it reads them after the build committed
+    and corrects them: a customer erased or no longer matching does not stay a member.
+    """
+    building = [
+        s
+        for s in segment_ids
+        if (entry := catalog.entries.get(s)) is not None and entry.record.state == "BUILDING"
+    ]
+    await store.lock_segments(building)
+
+
 @dataclass
 class Engine:
     store: Callable[[], SegmentationUnitOfWork]
@@ -185,8 +203,10 @@ class Engine:
 
         async def once() -> list[MembershipChange]:
             async with self.store() as store:
+                # the catalogue before the customers, in the order every unit of work takes
+                catalog = await self.catalogs.current_in(store)
                 await store.lock_customers([customer_id], exclusive=True)
-                changes = await self._erase(store, customer_id, self.clock())
+                changes = await self._erase(store, catalog, customer_id, self.clock())
                 await store.commit()
             return changes
 
@@ -195,9 +215,10 @@ class Engine:
         return changes
 
     async def _erase(
-        self, store: SegmentationUnitOfWork, customer_id: str, now: float
+        self, store: SegmentationUnitOfWork, catalog: Catalog, customer_id: str, now: float
     ) -> list[MembershipChange]:
         await store.retire(customer_id, now, None)
+        await _hold_builds(store, catalog, catalog.entries)
         segments = await store.forget_customer(customer_id)
         changes = [
             MembershipChange(s, customer_id, "LEFT", now, "profile deleted") for s in segments
@@ -223,11 +244,12 @@ class Engine:
                 if final is None:
                     # the target was erased before this merge reached us: so is the source
                     erased.append(source)
-                    changes = await self._erase(store, source, now)
+                    changes = await self._erase(store, catalog, source, now)
                 elif final == source:
                     changes = []  # a merge back into itself: nothing to move
                 else:
                     await store.lock_customers([final], exclusive=True)
+                    await _hold_builds(store, catalog, catalog.entries)
                     segments = await store.forget_customer(source, keep_events=True)
                     await store.move_events(source, final)
                     await store.retire(source, now, final)
@@ -328,6 +350,7 @@ class Engine:
         # Memberships of an erased customer must not be written after its erasure: hold it
         # off (and skip the customers it erased before we got here).
         await store.lock_customers(customer_ids)
+        await _hold_builds(store, catalog, {s for plan in ordered.values() for s in plan})
         facts = await store.load_facts(customer_ids)
         cutoffs = catalog.event_cutoffs({s for plan in ordered.values() for s in plan}, now)
         events = await store.load_events(customer_ids, cutoffs)

@@ -76,6 +76,12 @@ class SegmentationUnitOfWork(abc.ABC):
         consumption of its changes (which reads what a concurrent one writes)."""
 
     @abc.abstractmethod
+    async def lock_segments(self, segment_ids: Iterable[str], *, exclusive: bool = False) -> None:
+        """Serialise with a segment's first build until this unit of work ends: exclusive for
+        the build, shared for whoever reads or writes the memberships of a segment being
+        built (they wait for the build's members, then correct them)."""
+
+    @abc.abstractmethod
     async def retired(self, customer_ids: Iterable[str]) -> dict[str, str | None]:
         """The customers that are gone, each with where it lives on: the customer it was
         merged into (following later merges), or None when erased."""
@@ -130,8 +136,9 @@ class SegmentationUnitOfWork(abc.ABC):
         """Its members and their due times; its count becomes 0."""
 
     @abc.abstractmethod
-    async def refresh_count(self, segment_id: str) -> int:
-        """Store the segment's member count as counted now; returns it."""
+    async def refresh_count(self, segment_id: str, count: int | None = None) -> int:
+        """Store the segment's member count: `count` when the caller knows it (a first build
+        holding its segment inserted every member), else as counted now; returns it."""
 
     # ------------------------------------------------------------ memberships
 
@@ -205,7 +212,8 @@ class SegmentationUnitOfWork(abc.ABC):
 
     @abc.abstractmethod
     async def insert_matching(self, segment_id: str, node: Node, now: float) -> int:
-        """Make every matching customer a member (a first build); returns how many."""
+        """Make every matching customer a member (a first build, holding the segment
+        exclusively and with no members yet); returns how many."""
 
     @abc.abstractmethod
     async def count_matching(self, node: Node, now: float) -> int: ...

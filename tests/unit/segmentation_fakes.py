@@ -166,6 +166,9 @@ class FakeSegmentationUnitOfWork(SegmentationUnitOfWork):
     async def lock_customers(self, customer_ids: Iterable[str], *, exclusive: bool = False) -> None:
         pass
 
+    async def lock_segments(self, segment_ids: Iterable[str], *, exclusive: bool = False) -> None:
+        pass  # units of work take turns on this fake: nothing runs alongside a build
+
     async def retired(self, customer_ids: Iterable[str]) -> dict[str, str | None]:
         return follow_tombstones(customer_ids, self.w.tombstones)
 
@@ -229,8 +232,9 @@ class FakeSegmentationUnitOfWork(SegmentationUnitOfWork):
         if segment_id in w.segments:
             w.segments[segment_id].member_count = 0
 
-    async def refresh_count(self, segment_id: str) -> int:
-        count = len(await self.members(segment_id))
+    async def refresh_count(self, segment_id: str, count: int | None = None) -> int:
+        if count is None:
+            count = len(await self.members(segment_id))
         if segment_id in self.w.segments:
             self.w.segments[segment_id].member_count = count
         return count
