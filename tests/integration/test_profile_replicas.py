@@ -25,8 +25,8 @@ from tests.support import Backend
 
 pytestmark = pytest.mark.integration
 
-TRIALS = 30
-READERS = 8
+TRIALS = 20
+READERS = 4
 
 
 @pytest.fixture
