@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
-from libs.cache.port import Cache
+from libs.cache.port import Cache, generation_key
 
 __all__ = ["InProcessCache"]
 
@@ -55,6 +55,27 @@ class InProcessCache(Cache):
     async def delete(self, keys: Sequence[str]) -> None:
         for key in keys:
             self._entries.pop(key, None)
+
+    async def invalidate(self, keys: Sequence[str], generation_ttl_seconds: int) -> None:
+        generations = await self.generations(keys)
+        await self.delete(keys)
+        await self.set_many(
+            [
+                (generation_key(k), b"%d" % (int(g or 0) + 1))
+                for k, g in zip(keys, generations, strict=True)
+            ],
+            generation_ttl_seconds,
+        )
+
+    async def set_many_if(
+        self, items: Sequence[tuple[str, bytes, bytes | None]], ttl_seconds: int
+    ) -> None:
+        # these awaits never suspend: the check and the set are atomic on the one loop
+        now = await self.generations([key for key, _, _ in items])
+        await self.set_many(
+            [(key, value) for (key, value, seen), g in zip(items, now, strict=True) if g == seen],
+            ttl_seconds,
+        )
 
     async def ping(self) -> bool:
         return True

@@ -12,11 +12,21 @@ from typing import cast
 from redis.exceptions import RedisError
 
 from libs.cache.coalesce import Coalescer
-from libs.cache.port import Cache
+from libs.cache.port import Cache, generation_key
 from libs.errors import CacheUnavailable
 from libs.redis_client import connect
 
 __all__ = ["RedisCache"]
+
+
+# KEYS: key, its generation key, …; ARGV: value, the generation taken ("" for none), …, ttl
+_SET_IF = """
+for i = 1, #KEYS, 2 do
+  if (redis.call('GET', KEYS[i + 1]) or '') == ARGV[i + 1] then
+    redis.call('SET', KEYS[i], ARGV[i], 'EX', ARGV[#ARGV])
+  end
+end
+"""
 
 
 class RedisCache(Cache):
@@ -38,6 +48,7 @@ class RedisCache(Cache):
         self._prefix = prefix
         # concurrent reads share one MGET (libs/cache/coalesce.py says why)
         self._reads = Coalescer[bytes | None](self._mget, _unavailable)
+        self._set_if = self._redis.register_script(_SET_IF)
 
     def _key(self, key: str) -> str:
         return self._prefix + key
@@ -71,6 +82,34 @@ class RedisCache(Cache):
             return
         try:
             await self._redis.delete(*[self._key(k) for k in keys])
+        except RedisError as exc:
+            raise CacheUnavailable(str(exc)) from exc
+
+    async def invalidate(self, keys: Sequence[str], generation_ttl_seconds: int) -> None:
+        if not keys:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.delete(*[self._key(k) for k in keys])
+                for key in keys:
+                    generation = self._key(generation_key(key))
+                    pipe.incr(generation)
+                    pipe.expire(generation, generation_ttl_seconds)
+                await pipe.execute()
+        except RedisError as exc:
+            raise CacheUnavailable(str(exc)) from exc
+
+    async def set_many_if(
+        self, items: Sequence[tuple[str, bytes, bytes | None]], ttl_seconds: int
+    ) -> None:
+        if ttl_seconds <= 0:
+            raise ValueError("ttl_seconds must be positive")
+        if not items:
+            return
+        keys = [k for key, _, _ in items for k in (self._key(key), self._key(generation_key(key)))]
+        args = [a for _, value, seen in items for a in (value, seen or b"")]
+        try:
+            await self._set_if(keys=keys, args=[*args, ttl_seconds])
         except RedisError as exc:
             raise CacheUnavailable(str(exc)) from exc
 

@@ -40,7 +40,8 @@ class ProfileApp:
         async def evict(customer_ids: Sequence[str]) -> None:
             # Before publishing: a consumer that reads the profile on the event sees the new
             # state, and a cache that missed an invalidation during an outage heals.
-            await resources.cache.delete([cache_key(c) for c in customer_ids])
+            keys = [cache_key(c) for c in customer_ids]
+            await resources.cache.invalidate(keys, settings.cache_ttl_seconds)
 
         relay = resources.outbox_relay(OutboxRow, before_publish=evict)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -107,7 +108,7 @@ async def _forget_identities(deps: ProfileDeps, identities: Sequence[IdentityKey
     """Identities that stop naming a customer (erased, or moved by a merge)."""
     if identities:
         try:
-            await deps.cache.delete([identity_key(k) for k in identities])
+            await deps.cache.invalidate([identity_key(k) for k in identities], deps.cache_ttl)
         except CacheUnavailable:
             log.warning("cache unavailable; %d identity entries expire by TTL", len(identities))
 
@@ -117,7 +118,7 @@ async def _invalidate(deps: ProfileDeps, customer_ids: Sequence[str]) -> None:
     # cannot keep a stale profile once it is back.
     if customer_ids:
         try:
-            await deps.cache.delete([cache_key(c) for c in customer_ids])
+            await deps.cache.invalidate([cache_key(c) for c in customer_ids], deps.cache_ttl)
         except CacheUnavailable:
             log.warning("cache unavailable; %d profiles invalidated later", len(customer_ids))
 
@@ -455,8 +456,13 @@ async def get_profiles(
     unresolved = [i for i, c in enumerate(ids) if c is None or c not in found]
     if not unresolved:
         return [found[c] for c in ids]  # type: ignore[index]
+    # What is read from storage is cached only if no write invalidated it meanwhile: the
+    # generations are taken before the reads (libs/cache/port.py), and a fill that took
+    # longer than half their lifetime is dropped (a lapsed generation would let it in).
+    started = time.monotonic()
+    fills: list[tuple[str, bytes, bytes | None]] = []
+    taken = dict(zip(idn, await _generations(deps, idn), strict=True))
     async with deps.uow() as uow:
-        fills: list[tuple[str, bytes]] = []
         for i in unresolved:
             try:
                 ids[i] = await resolve(uow, lookups[i], field_name)
@@ -465,17 +471,21 @@ async def get_profiles(
                 continue
             identity = lookups[i].identity
             if identity is not None:
-                fills.append((identity_key(identity), ids[i].encode()))  # type: ignore[union-attr]
+                key = identity_key(identity)
+                fills.append((key, ids[i].encode(), taken[key]))  # type: ignore[union-attr]
         missing = sorted({c for c in ids if c and c not in found})
         if missing:
+            keys = [cache_key(c) for c in missing]
+            taken.update(zip(keys, await _generations(deps, keys), strict=True))
             now = deps.clock()
             customers = await uow.load(missing, for_update=False)
             identities = await uow.identities_of(customers)
             fresh = {c: deps.render(customers[c], identities.get(c, []), now) for c in customers}
             found.update(fresh)
-            fills += [(cache_key(c), v) for c, v in fresh.items()]
-    with contextlib.suppress(CacheUnavailable):
-        await deps.cache.set_many(fills, deps.cache_ttl)
+            fills += [(cache_key(c), v, taken[cache_key(c)]) for c, v in fresh.items()]
+    if time.monotonic() - started < deps.cache_ttl / 2:
+        with contextlib.suppress(CacheUnavailable):
+            await deps.cache.set_many_if(fills, deps.cache_ttl)
     return [found.get(c) if c else None for c in ids]
 
 
@@ -485,6 +495,15 @@ def identity_key(identity: IdentityKey) -> str:
 
 def _text(value: bytes | None) -> str | None:
     return value.decode() if value is not None else None
+
+
+async def _generations(deps: ProfileDeps, keys: Sequence[str]) -> list[bytes | None]:
+    if not keys:
+        return []
+    try:
+        return await deps.cache.generations(keys)
+    except CacheUnavailable:
+        return [b"unknown"] * len(keys)  # matches no generation: nothing is filled
 
 
 async def _cached(deps: ProfileDeps, keys: Sequence[str]) -> list[bytes | None]:

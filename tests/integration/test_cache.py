@@ -202,3 +202,23 @@ async def test_a_read_sees_every_write_completed_before_it_even_with_reads_out(
         await cache.set_many([("a", str(round_no).encode())], ttl_seconds=60)
         assert await cache.get_many(["a"]) == [str(round_no).encode()]
         await asyncio.gather(*earlier)
+
+
+async def test_a_fill_lands_only_if_no_invalidation_came_since_its_read(cache: Cache) -> None:
+    """The read-through race: a reader takes the generation, reads storage, a write commits
+    and invalidates, then the reader fills — that fill must not land (it holds the old
+    state); a fill whose generation is still current does."""
+    await cache.set("p", b"v1", ttl_seconds=60)
+    [taken] = await cache.generations(["p"])  # a reader missed, about to read storage
+    await cache.invalidate(["p"], generation_ttl_seconds=60)  # a write committed meanwhile
+    assert await cache.get("p") is None
+
+    await cache.set_many_if([("p", b"v1-stale", taken)], ttl_seconds=60)
+    assert await cache.get("p") is None
+
+    [now] = await cache.generations(["p"])
+    assert now != taken
+    await cache.set_many_if([("p", b"v2", now), ("q", b"q1", None)], ttl_seconds=60)
+    assert await cache.get_many(["p", "q"]) == [b"v2", b"q1"]
+    await cache.invalidate(["p", "q"], generation_ttl_seconds=60)
+    assert await cache.get_many(["p", "q"]) == [None, None]

@@ -11,6 +11,8 @@ machine disturbs far less than throughput, since they count only this process's 
 2. `QuoteOffer` and `SelectAds` over gRPC in one process serving profile, segmentation,
    bonus and ads (the bonus and ads benches' set-ups), alternating rounds with segmentation
    (and profile) asked in process (`Peers.local`) and over gRPC (the process's own port).
+3. A warm `GetProfile` over gRPC, 16 concurrent callers, against a bare echo server in the
+   same process, alternating rounds: what GetProfile costs above a bare call.
 
 CPU is `time.process_time` of the whole process (client included, the same on both sides of
 each comparison). A report, not a test. See docs/benchmarks.md, "The read paths".
@@ -26,6 +28,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from backcrm.common.v1 import common_pb2
+from backcrm.profile.v1 import profile_service_pb2 as ppb
 from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
 from backcrm.segmentation.v1 import segmentation_service_pb2_grpc as pb_grpc
 
@@ -34,8 +38,10 @@ from libs.config import Settings
 from services.segmentation.app import SegmentationApp
 from services.segmentation.engine import facts_key, memberships_key
 from services.suite import Suite
-from tests.load import adsbench, bonusbench, segbench
+from tests.load import adsbench, bench, bonusbench, segbench
+from tests.load.bench_server import ECHO_METHOD, _echo_server
 from tests.load.loadgen import open_channel
+from tests.load.report import ADMIN_AUTH
 from tests.load.segments import typical_segments
 from tests.support import backend_settings
 
@@ -135,6 +141,63 @@ async def in_process_or_grpc(settings: Settings, calls: int, rounds: int) -> lis
     ]
 
 
+async def get_profile_over_echo(settings: Settings, calls: int, rounds: int) -> list[str]:
+    suite = Suite(settings, ("profile",))
+    port = await suite.start("127.0.0.1:0")
+    echo = _echo_server()
+    echo_port = echo.add_insecure_port("127.0.0.1:0")
+    await echo.start()
+    channel = open_channel(f"127.0.0.1:{port}")
+    echo_channel = open_channel(f"127.0.0.1:{echo_port}")
+    try:
+        track = channel.unary_unary(bench.TRACK_EVENTS)
+        requests = []
+        for i in range(200):
+            who = common_pb2.CustomerRef(
+                identity=common_pb2.Identity(
+                    type=common_pb2.IDENTITY_TYPE_EMAIL, value=f"r{i}@example.com"
+                )
+            )
+            event = ppb.Event(event_id=f"rc-{i}", customer=who, type=ppb.EVENT_TYPE_PRODUCT_VIEW)
+            event.channel, event.category = common_pb2.CHANNEL_WEB, "books"
+            event.occurred_at.GetCurrentTime()
+            body = ppb.TrackEventsRequest(events=[event]).SerializeToString()
+            tracked = ppb.TrackEventsResponse.FromString(await track(body, metadata=ADMIN_AUTH))
+            requests += [
+                ppb.GetProfileRequest(
+                    customer=common_pb2.CustomerRef(customer_id=c)
+                ).SerializeToString()
+                for c in tracked.customer_ids
+            ]
+        get = channel.unary_unary(bench.GET_PROFILE)
+        bare = echo_channel.unary_unary(ECHO_METHOD)
+        for body in requests:  # warm the cache
+            await get(body, metadata=ADMIN_AUTH)
+
+        async def cpu(call: Any, metadata: Any) -> float:
+            async def caller(k: int) -> None:
+                for i in range(calls // 16):
+                    await call(requests[(i * 16 + k) % len(requests)], metadata=metadata)
+
+            started = time.process_time()
+            await asyncio.gather(*(caller(k) for k in range(16)))
+            return (time.process_time() - started) / calls * 1e6
+
+        pairs = [(await cpu(bare, ()), await cpu(get, ADMIN_AUTH)) for _ in range(rounds)]
+    finally:
+        await channel.close()
+        await echo_channel.close()
+        await echo.stop(0)
+        await suite.stop(0.5)
+    echo_us = sum(e for e, _ in pairs) / rounds
+    get_us = sum(g for _, g in pairs) / rounds
+    return [
+        f"GetProfile (warm, 16 concurrent): {get_us:.0f} us CPU per call, echo {echo_us:.0f} us, "
+        f"above echo {get_us - echo_us:.0f} us, ratio {get_us / echo_us:.2f} "
+        f"(client and server in one process, mean of {rounds} rounds)"
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default="embedded,postgres")
@@ -148,6 +211,10 @@ def main() -> None:
                 print(f"{backend}: {line}", flush=True)
         with backend_settings(backend, Path(tempfile.mkdtemp(prefix=f"readcost-{backend}-"))) as b:
             for line in asyncio.run(in_process_or_grpc(b.settings, opts.calls, opts.rounds)):
+                print(f"{backend}: {line}", flush=True)
+        with backend_settings(backend, Path(tempfile.mkdtemp(prefix=f"readcost-{backend}-"))) as b:
+            lines = asyncio.run(get_profile_over_echo(b.settings, opts.calls * 5, opts.rounds))
+            for line in lines:
                 print(f"{backend}: {line}", flush=True)
 
 

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from libs.cache.port import Cache
+from libs.cache.port import Cache, generation_key
 from libs.errors import CacheUnavailable, Conflict
 from services.profile.domain import Customer, IdentityKey
 from services.profile.ports import (
@@ -307,6 +307,23 @@ class FakeCache(Cache):
         for key in keys:
             self.entries.pop(key, None)
             self.ttls.pop(key, None)
+
+    async def invalidate(self, keys: Sequence[str], generation_ttl_seconds: int) -> None:
+        self._check()
+        await self.delete(keys)
+        for key in keys:
+            generation = generation_key(key)
+            self.entries[generation] = b"%d" % (int(self.entries.get(generation, b"0")) + 1)
+            self.ttls[generation] = generation_ttl_seconds
+
+    async def set_many_if(
+        self, items: Sequence[tuple[str, bytes, bytes | None]], ttl_seconds: int
+    ) -> None:
+        self._check()
+        for key, value, seen in items:
+            if self.entries.get(generation_key(key)) == seen:
+                self.entries[key] = value
+                self.ttls[key] = ttl_seconds
 
     async def ping(self) -> bool:
         return not self.down
