@@ -5,7 +5,7 @@ generation since the last one exceed a quarter of it, and a full collection walk
 object the process holds: modules, SQLAlchemy, protobuf, the segment catalogue — 130,000
 objects once a suite has started. Calls in flight survive the young collections and are
 promoted, so under load that happened every few seconds; on the segmentation read bench
-(docs/benchmarks.md) each one took 110-120 ms of CPU with the event loop stopped, the tail
+(docs/benchmarks.md) each one took 110-160 ms of CPU with the event loop stopped, the tail
 of every read.
 
 What start-up allocated lives as long as the process: once it serves, it is collected once
