@@ -446,16 +446,16 @@ async def evaluate_conditions(
     for node in nodes:
         types |= set(reads_of(node).event_types)
     view = await _customer_view(deps, customer_id, frozenset(types), None)
-    facts, events, precomputed = view.facts, EventIndex(view.events), view.memberships
+    facts, events, precomputed = view.facts, view.events, view.memberships
 
     def run() -> list[bool]:
-        member = precomputed.__contains__
-        return [holds(node, facts, events, context, now, member) for node in nodes]
+        member, index = precomputed.__contains__, EventIndex(events)  # one index, every node
+        return [holds(node, facts, index, context, now, member) for node in nodes]
 
     # Event conditions scan the customer's events: many nodes over a long history is
     # work for a worker thread, not for the event loop every other call shares.
     size = sum(1 for node in nodes for _ in walk(node))
-    if size * (1 + len(view.events)) > HEAVY_EVALUATION:
+    if size * (1 + len(events)) > HEAVY_EVALUATION:
         return await asyncio.to_thread(run)
     return run()
 

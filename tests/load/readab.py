@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
 from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
 from backcrm.segmentation.v1 import segmentation_service_pb2_grpc as pb_grpc
 
@@ -67,8 +68,25 @@ async def _setup(address: str, settings: Any, customers: int) -> tuple[list[str]
     return ids, segments
 
 
+async def _redis_reads(url: str) -> int:
+    """GET and MGET commands Redis has run so far (the whole server: other users add noise)."""
+    if not url:
+        return 0
+    client = aioredis.Redis.from_url(url)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("get", "mget"))
+
+
 async def _measure(
-    server: ServerProcess, ids: list[str], segments: list[Any], duration: float, spy: str
+    server: ServerProcess,
+    ids: list[str],
+    segments: list[Any],
+    duration: float,
+    spy: str,
+    redis_url: str,
 ) -> list[str]:
     everything = [s.segment_id for s in segments]
     behavioural = [s.segment_id for s in segments if s.kind == pb.SEGMENT_KIND_BEHAVIORAL]
@@ -98,16 +116,19 @@ async def _measure(
                     "-o", spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
             target = Target(name, method, cycle(bodies), ADMIN_AUTH)
+            reads0 = await _redis_reads(redis_url)
             m = await measure(
                 channel, target, concurrency=16, duration=duration, warmup=2.0,
                 server_pid=server.pid,
             )  # fmt: skip
             if recorder is not None:
                 await recorder.wait()
+            reads = (await _redis_reads(redis_url) - reads0) / max(1, m.calls)
             cpu_ms = m.server_cpu * m.seconds / m.calls * 1000 if m.calls else 0.0
             lines.append(
                 f"{name:15} {m.calls_per_second:7.0f}/s p50 {m.p50_ms:6.2f} p99 {m.p99_ms:6.2f} ms"
                 f" server {m.server_cpu:4.0%} → {cpu_ms:.3f} ms CPU/call errors {m.errors}"
+                f" Redis GET+MGET/call {reads:.2f}"
             )
     finally:
         await channel.close()
@@ -140,7 +161,9 @@ def main() -> None:
                 try:
                     last = round_no == opts.rounds - 1 and label == trees[-1][0]
                     spy = opts.py_spy if last else ""
-                    lines = asyncio.run(_measure(server, ids, segments, opts.duration, spy))
+                    lines = asyncio.run(
+                        _measure(server, ids, segments, opts.duration, spy, settings.redis_url)
+                    )
                 finally:
                     server.stop()
                 for line in lines:

@@ -20,6 +20,7 @@ import pstats
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,19 @@ def _load(name: str, path: Path) -> Any:
     return module
 
 
+async def _worker(call: Any, todo: list[Any]) -> None:
+    while todo:
+        await call(todo.pop(), None)
+
+
 async def run(
-    settings: Any, base: Path, customers: int, rounds: int, block: int, profile: bool
+    settings: Any,
+    base: Path,
+    customers: int,
+    rounds: int,
+    block: int,
+    profile: bool,
+    concurrency: int,
 ) -> list[str]:
     base_handlers = _load("base_handlers", base / "services/segmentation/handlers.py")
     base_entry = _load("base_entrypoint", base / "services/segmentation/entrypoint.py")
@@ -61,7 +73,14 @@ async def run(
         for _ in range(3):
             await segbench.wait_settled(settings, len(ids))
         now: SegmentationServicer = suite.app(SegmentationApp).rpc.servicer
-        then = base_entry.SegmentationServicer(now.deps, now.bus, now.resolve)
+        deps = now.deps
+        if settings.redis_url:  # the base tree's Redis client too
+            cache_module = _load("base_redis_cache", base / "libs/cache/redis_cache.py")
+            old = cache_module.RedisCache(
+                settings.redis_url, prefix=settings.redis_prefix + "cache:"
+            )
+            deps = replace(deps, cache=old, engine=replace(deps.engine, cache=old))
+        then = base_entry.SegmentationServicer(deps, now.bus, now.resolve)
         everything = [s.segment_id for s in segments]
         behavioural = [s.segment_id for s in segments if s.kind == pb.SEGMENT_KIND_BEHAVIORAL]
         plans = [
@@ -84,9 +103,9 @@ async def run(
                 chunk = [requests[(r * block + i) % len(requests)] for i in range(block)]
                 for label, servicer in (("base", then), ("after", now)):
                     call = getattr(servicer, method)
+                    todo = list(chunk)
                     started = time.process_time()
-                    for request in chunk:
-                        await call(request, None)
+                    await asyncio.gather(*(_worker(call, todo) for _ in range(concurrency)))
                     spent[label] += time.process_time() - started
                 calls += block
             if profile:
@@ -116,11 +135,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--block", type=int, default=300)
     parser.add_argument("--profile", action="store_true", help="cProfile this tree's calls")
+    parser.add_argument("--concurrency", type=int, default=1, help="calls in flight at once")
     opts = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix=f"readab-{opts.backend}-"))
     with backend_settings(opts.backend, tmp) as b:
         lines = asyncio.run(
-            run(b.settings, opts.base, opts.customers, opts.rounds, opts.block, opts.profile)
+            run(
+                b.settings,
+                opts.base,
+                opts.customers,
+                opts.rounds,
+                opts.block,
+                opts.profile,
+                opts.concurrency,
+            )
         )
     for line in lines:
         print(f"{opts.backend}: {line}", flush=True)
