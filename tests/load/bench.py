@@ -363,6 +363,26 @@ async def run_echo(opts: Options, server: ServerProcess) -> dict[int, Measuremen
         await channel.close()
 
 
+async def measure_at(
+    channel: grpc.aio.Channel,
+    target: Target,
+    opts: Options,
+    backend: str,
+    concurrency: int,
+    server_pid: int,
+) -> Measurement:
+    """`target` measured at one concurrency with the run's duration and warm-up."""
+    progress(f"[{backend}] {target.name} c={concurrency} ...")
+    return await measure(
+        channel,
+        target,
+        concurrency=concurrency,
+        duration=opts.duration,
+        warmup=opts.warmup,
+        server_pid=server_pid,
+    )
+
+
 async def measure_rows(
     channel: grpc.aio.Channel,
     target: Target,
@@ -371,19 +391,13 @@ async def measure_rows(
     server_pid: int,
     size: int,
     note: str = "",
+    levels: Sequence[int] | None = None,
 ) -> list[Row]:
-    """`target` measured at each of the run's concurrencies: a Row each (every suite's loop)."""
-    rows: list[Row] = []
-    for c in opts.concurrency:
-        progress(f"[{backend}] {target.name} c={c} ...")
-        m = await measure(
-            channel,
-            target,
-            concurrency=c,
-            duration=opts.duration,
-            warmup=opts.warmup,
-            server_pid=server_pid,
-        )
+    """`target` measured at each concurrency (`levels`, else the run's): a Row each (every
+    suite's loop)."""
+    rows = []
+    for c in opts.concurrency if levels is None else levels:
+        m = await measure_at(channel, target, opts, backend, c, server_pid)
         rows.append(Row(backend, m, size, note=note))
     return rows
 
@@ -413,15 +427,7 @@ async def run_backend(
                 EVENTS_PER_BATCH,
             )
             size = await _probe_track(channel, target)
-            progress(f"[{backend}] TrackEvents c={c} ...")
-            m = await measure(
-                channel,
-                target,
-                concurrency=c,
-                duration=opts.duration,
-                warmup=opts.warmup,
-                server_pid=server.pid,
-            )
+            m = await measure_at(channel, target, opts, backend, c, server.pid)
             backlog, drained = await wait_outbox_drained(settings)
             note = f"outbox backlog {backlog:,} rows at window end, drained in {drained:.1f}s"
             rows.append(Row(backend, m, size, note=note))

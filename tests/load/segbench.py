@@ -36,7 +36,6 @@ from libs.config import Settings
 from tests.load.loadgen import (
     Measurement,
     Target,
-    measure,
     open_channel,
     percentile,
     process_tree_cpu,
@@ -328,7 +327,7 @@ async def measure_reads(
     segments: Sequence[pb.Segment],
 ) -> list[Any]:
     """EvaluateSegments (all / the behavioural ones) at each concurrency; GetMemberships c=1, 16."""
-    from tests.load.bench import Row
+    from tests.load.bench import measure_rows
 
     all_ids = [s.segment_id for s in segments]
     behavioural = [s.segment_id for s in segments if s.kind == pb.SEGMENT_KIND_BEHAVIORAL]
@@ -366,19 +365,8 @@ async def measure_reads(
         matched = sum(len(a.segment_ids) for a in answers) / len(answers)
         size = sum(len(a.SerializeToString()) for a in answers) // len(answers)
         target = Target(name, method, cycle(bodies), ADMIN_AUTH)
-        for c in levels:
-            progress(f"[{backend}] {name} c={c} ...")
-            m = await measure(
-                channel,
-                target,
-                concurrency=c,
-                duration=opts.duration,
-                warmup=opts.warmup,
-                server_pid=server_pid,
-            )
-            rows.append(
-                Row(backend, m, size, note=f"{note}; {matched:.1f} segments matched on average")
-            )
+        note = f"{note}; {matched:.1f} segments matched on average"
+        rows += await measure_rows(channel, target, opts, backend, server_pid, size, note, levels)
     return rows
 
 
