@@ -14,7 +14,10 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 
-__all__ = ["Cache", "generation_key"]
+__all__ = ["UNKNOWN_GENERATION", "Cache", "generation_key"]
+
+# Taken when the generations could not be read: it matches no generation, so nothing is filled.
+UNKNOWN_GENERATION = b"unknown"
 
 
 def generation_key(key: str) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from libs.auth import ADMIN, Principal
-from libs.cache.port import Cache
+from libs.cache.port import UNKNOWN_GENERATION, Cache
 from libs.errors import (
     CacheUnavailable,
     Conflict,
@@ -503,7 +503,7 @@ async def _generations(deps: ProfileDeps, keys: Sequence[str]) -> list[bytes | N
     try:
         return await deps.cache.generations(keys)
     except CacheUnavailable:
-        return [b"unknown"] * len(keys)  # matches no generation: nothing is filled
+        return [UNKNOWN_GENERATION] * len(keys)
 
 
 async def _cached(deps: ProfileDeps, keys: Sequence[str]) -> list[bytes | None]:

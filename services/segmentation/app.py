@@ -15,7 +15,7 @@ from libs.resolver import profile_resolver
 from libs.rpc.service import RpcService
 from libs.runtime import Peers, Resources
 from services.segmentation import consumers, handlers
-from services.segmentation.engine import memberships_key
+from services.segmentation.engine import forget_cached
 from services.segmentation.entrypoint import segmentation_service
 from services.segmentation.handlers import SegmentationDeps
 from services.segmentation.loops import start_loops, stop_loops
@@ -49,7 +49,7 @@ class SegmentationApp:
             # Before a membership change goes out, its customers' cached memberships go: a
             # caller who reacts to the event by asking GetMemberships sees the change.
             # (Segment definition events name no customer.)
-            await resources.cache.delete([memberships_key(c) for c in customer_ids if c])
+            await forget_cached(resources.cache, [c for c in customer_ids if c])
 
         relay = resources.outbox_relay(SegOutboxRow, before_publish=evict)
 

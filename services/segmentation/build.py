@@ -18,7 +18,7 @@ from libs.cache.port import Cache
 from libs.errors import CacheUnavailable
 from services.segmentation.conditions import Node, evaluate
 from services.segmentation.definitions import CatalogHolder
-from services.segmentation.engine import memberships_key
+from services.segmentation.engine import forget_cached
 from services.segmentation.ports import SegmentationUnitOfWork
 from services.segmentation.records import MembershipChange
 
@@ -183,7 +183,7 @@ class Builder:
 
     async def _evict(self, customer_ids: Sequence[str]) -> None:
         try:
-            await self.cache.delete([memberships_key(c) for c in customer_ids])
+            await forget_cached(self.cache, customer_ids)
         except CacheUnavailable:
             log.warning(
                 "cache unavailable: %d membership entries stale until TTL", len(customer_ids)

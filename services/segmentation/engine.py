@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from libs.cache.port import Cache
+from libs.cache.port import UNKNOWN_GENERATION, Cache
 from libs.errors import CacheUnavailable
 from libs.retry import retry_conflicts
 from services.segmentation.catalog import Catalog
@@ -39,6 +39,7 @@ __all__ = [
     "ProfileUpdate",
     "cached_memberships",
     "facts_key",
+    "forget_cached",
     "memberships_entry",
     "memberships_key",
 ]
@@ -46,10 +47,27 @@ __all__ = [
 log = logging.getLogger(__name__)
 RETRIES = 5
 FILL_TTL = 30
+# How long an invalidation's generation is kept: far longer than any read-through fill takes
+GENERATION_TTL = 600
 
 
 def memberships_key(customer_id: str) -> str:
     return f"seg:m:{customer_id}"
+
+
+async def forget_cached(
+    cache: Cache, memberships: Iterable[str], facts: Iterable[str] = ()
+) -> None:
+    """Invalidate the customers' cached memberships and facts (one round trip): the entries
+    go and their generations move on, so no fill that read storage before can land after."""
+    keys = [memberships_key(c) for c in sorted(set(memberships))]
+    keys += [facts_key(c) for c in sorted(set(facts))]
+    if keys:
+        await cache.invalidate(keys, GENERATION_TTL)
+
+
+def _customers(changes: Iterable[MembershipChange]) -> set[str]:
+    return {c.customer_id for c in changes}
 
 
 def memberships_entry(catalog_version: int, segments: Iterable[str]) -> bytes:
@@ -187,15 +205,18 @@ class Engine:
             return changes
 
         changes = await retry_conflicts(once, attempts=RETRIES)
-        await self._evict_facts(touched)
-        await self._refresh_cache(sorted(touched), changes)
+        await self._invalidate(_customers(changes), facts=touched)
         return changes
 
-    async def _evict_facts(self, customer_ids: set[str]) -> None:
+    async def _invalidate(self, memberships: Iterable[str], facts: Iterable[str] = ()) -> None:
+        """After a commit, on every write path: a read on any replica that read storage
+        before the commit must not cache what it read (it would hide the change, or an
+        erasure, for the fill's TTL); the next read fills from storage."""
         try:
-            await self.cache.delete([facts_key(c) for c in sorted(customer_ids)])
+            await forget_cached(self.cache, memberships, facts)
         except CacheUnavailable:
-            log.warning("cache unavailable: %d facts entries expire by TTL", len(customer_ids))
+            # the relay invalidates the memberships again before it publishes the changes
+            log.warning("cache unavailable: cached memberships and facts stale until TTL")
 
     async def on_profile_deleted(self, customer_id: str) -> list[MembershipChange]:
         """Erase the customer: its tombstone, then every row that names it (the membership
@@ -211,7 +232,8 @@ class Engine:
             return changes
 
         changes = await retry_conflicts(once, attempts=RETRIES)
-        await self._forget_cached([customer_id])
+        # its memberships are gone whether or not any changed here (a redelivery changes none)
+        await self._invalidate([customer_id], facts=[customer_id])
         return changes
 
     async def _erase(
@@ -231,10 +253,11 @@ class Engine:
     async def on_profiles_merged(self, source: str, target: str) -> list[MembershipChange]:
         """The source lives on as the target: its events move there, its memberships end
         (LEFT), the target is evaluated against every segment. Redelivery changes nothing."""
-        erased: list[str] = []
+        # whose cached facts go: the target may itself have been merged on, into `final`
+        moved: set[str] = set()
 
         async def once() -> list[MembershipChange]:
-            erased.clear()
+            moved.clear()
             async with self.store() as store:
                 # the catalogue before the customers, in the order every unit of work takes
                 catalog = await self.catalogs.current_in(store)
@@ -243,7 +266,6 @@ class Engine:
                 final = (await store.retired([target])).get(target, target)
                 if final is None:
                     # the target was erased before this merge reached us: so is the source
-                    erased.append(source)
                     changes = await self._erase(store, catalog, source, now)
                 elif final == source:
                     changes = []  # a merge back into itself: nothing to move
@@ -252,6 +274,7 @@ class Engine:
                     await _hold_builds(store, catalog, catalog.entries)
                     segments = await store.forget_customer(source, keep_events=True)
                     await store.move_events(source, final)
+                    moved.add(final)
                     await store.retire(source, now, final)
                     changes = [
                         MembershipChange(s, source, "LEFT", now, "profile merged") for s in segments
@@ -266,17 +289,8 @@ class Engine:
             return changes
 
         changes = await retry_conflicts(once, attempts=RETRIES)
-        await self._forget_cached([source])
-        await self._evict_facts({target})
-        await self._refresh_cache(sorted({c.customer_id for c in changes} - {source}), changes)
+        await self._invalidate({source, *_customers(changes)}, facts={source, target, *moved})
         return changes
-
-    async def _forget_cached(self, customer_ids: Sequence[str]) -> None:
-        await self._evict_facts(set(customer_ids))
-        try:
-            await self.cache.delete([memberships_key(c) for c in customer_ids])
-        except CacheUnavailable:
-            log.warning("cache unavailable: memberships of %s evicted by TTL", customer_ids)
 
     async def run_due(self, limit: int = 500) -> int:
         """Re-evaluate the (segment, customer) pairs whose time has come; returns how many."""
@@ -305,8 +319,8 @@ class Engine:
                 await store.commit()
                 return len(due), changes, list(by_customer)
 
-        count, changes, customers = await retry_conflicts(once, attempts=RETRIES)
-        await self._refresh_cache(customers, changes)
+        count, changes, _ = await retry_conflicts(once, attempts=RETRIES)
+        await self._invalidate(_customers(changes))
         return count
 
     async def _evaluate(
@@ -394,27 +408,6 @@ class Engine:
         await store.schedule(due)
         return changes
 
-    async def _refresh_cache(
-        self, customer_ids: Sequence[str], changes: Sequence[MembershipChange]
-    ) -> None:
-        """Write the committed memberships through to the read store."""
-        touched = sorted({c.customer_id for c in changes})
-        if not touched:
-            return
-        version = self.catalogs.version  # before the read: what the read reflects at least
-        async with self.store() as store:
-            found = await store.memberships_of_many(touched)
-        try:
-            await self.cache.set_many(
-                [
-                    (memberships_key(c), memberships_entry(version, found.get(c, ())))
-                    for c in touched
-                ],
-                self.cache_ttl,
-            )
-        except CacheUnavailable:
-            log.warning("cache unavailable: %d membership entries stale until TTL", len(touched))
-
     async def memberships(self, customer_id: str) -> list[str]:
         """The behavioural segments the customer is in now (cache, then storage)."""
         key = memberships_key(customer_id)
@@ -425,13 +418,19 @@ class Engine:
             cached = None
         if cached is not None:
             return sorted(cached)
+        try:
+            # before storage is read: a change committed meanwhile moves the generation on,
+            # and the fill below is dropped (libs/cache/port.py)
+            (generation,) = await self.cache.generations([key])
+        except CacheUnavailable:
+            generation = UNKNOWN_GENERATION
         async with self.store() as store:
             stored, _, _ = await store.customer_read(
                 customer_id, memberships=True, facts=False, types=(), since=None
             )
         segments = sorted(stored or ())
-        # A read-through fill may race a change committed meanwhile: keep it short-lived
-        # (changes write through with the full TTL).
         with contextlib.suppress(CacheUnavailable):
-            await self.cache.set(key, memberships_entry(version, segments), FILL_TTL)
+            await self.cache.set_many_if(
+                [(key, memberships_entry(version, segments), generation)], FILL_TTL
+            )
         return segments

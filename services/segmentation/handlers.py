@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from libs.cache.port import Cache
+from libs.cache.port import UNKNOWN_GENERATION, Cache
 from libs.errors import CacheUnavailable, FailedPrecondition, InvalidArgument, NotFound
 from services.segmentation.build import Builder, BuildQueue
 from services.segmentation.catalog import Catalog, Entry
@@ -475,12 +475,11 @@ async def _customer_view(
     """The customer's memberships, projection and events of `types` since `since`: one
     cache round trip, and for what it misses one unit of work (not one per part).
 
-    Memberships: the entry the engine writes through (or a short read-through fill, as
-    `Engine.memberships`). The cached bundle holds the facts and the events of the given
-    types from a point in time; a change of the customer evicts it (engine), so within its
-    TTL it is complete. Both are filled here for FILL_TTL, in one round trip: a fill read
-    before a change committed may land after that change's eviction, so what it holds must
-    not outlive the fill's short TTL.
+    Memberships: the entry `Engine.memberships` fills too. The cached bundle holds the facts
+    and the events of the given types from a point in time; a change of the customer
+    invalidates both (engine), so within its TTL it is complete. What is missing is filled
+    here for FILL_TTL, in one round trip, only if no change invalidated it since the
+    generations were taken, before storage was read (libs/cache/port.py).
     """
     m_key, f_key = memberships_key(customer_id), facts_key(customer_id)
     version = deps.catalogs.version  # before any read: what the reads reflect at least
@@ -492,14 +491,19 @@ async def _customer_view(
     found = None if raw_bundle is None else _from_bundle(orjson.loads(raw_bundle), types, since)
     if members is not None and found is not None:
         return _CustomerView(members, found[0] or CustomerFacts(customer_id=customer_id), found[1])
-    fills: list[tuple[str, bytes]] = []
+    missing = ([m_key] if members is None else []) + ([f_key] if found is None else [])
+    try:
+        taken = dict(zip(missing, await deps.cache.generations(missing), strict=True))
+    except CacheUnavailable:
+        taken = dict.fromkeys(missing, UNKNOWN_GENERATION)
+    fills: list[tuple[str, bytes, bytes | None]] = []
     async with deps.store() as store:
         stored, facts, events = await store.customer_read(
             customer_id, memberships=members is None, facts=found is None, types=types, since=since
         )
     if members is None:
         members = frozenset(stored or ())
-        fills.append((m_key, memberships_entry(version, members)))
+        fills.append((m_key, memberships_entry(version, members), taken[m_key]))
     if found is None:
         found = facts, events or []
         bundle = {
@@ -508,9 +512,9 @@ async def _customer_view(
             "since": since,
             "events": [asdict(e) for e in found[1]],
         }
-        fills.append((f_key, orjson.dumps(bundle)))
+        fills.append((f_key, orjson.dumps(bundle), taken[f_key]))
     with contextlib.suppress(CacheUnavailable):
-        await deps.cache.set_many(fills, FILL_TTL)
+        await deps.cache.set_many_if(fills, FILL_TTL)
     # An unknown customer is a customer with no profile data yet (e.g. a new cookie).
     return _CustomerView(members, found[0] or CustomerFacts(customer_id=customer_id), found[1])
 
