@@ -38,6 +38,7 @@ __all__ = [
     "order_value",
     "return_part",
     "returned_share",
+    "returns_all",
     "segment_multiplier",
     "tier_standing",
 ]
@@ -174,6 +175,20 @@ def return_part(
         points, accrual_value, returned_before
     )
     return value, share
+
+
+def returns_all(
+    points: int, left: int, amount: int, accrual_value: int, returned_before: int, value: int
+) -> bool:
+    """Whether a return (or reversal) part that takes `amount` of the `left` points and
+    `value` of the value of an accrual of `points` earned on `accrual_value` (of which
+    `returned_before` was returned already) takes back all of it — which frees the uses its
+    quote counted. An accrual that earned points is all taken back with its points; one that
+    earned none (a small order at a low rate) with its value, or its uses would stay counted
+    for good: a return takes no points from it and a Reverse had none to undo."""
+    if points > 0:
+        return amount == left
+    return accrual_value > 0 and returned_before + value >= accrual_value
 
 
 def order_points(

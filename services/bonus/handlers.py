@@ -34,6 +34,7 @@ from services.bonus.domain import (
     order_points,
     order_value,
     return_part,
+    returns_all,
     segment_multiplier,
     tier_standing,
 )
@@ -455,8 +456,8 @@ async def _take_back_waiting_returns(
     taken = returned_before = 0
     for waiting in await uow.take_pending_returns(accrual.program_id, accrual.order_id):
         left = accrual.points - taken
-        if left <= 0:  # as a return after it: nothing to take back, nothing recorded
-            break
+        if left <= 0 and (accrual.points > 0 or returned_before >= accrual.value_micros):
+            break  # as a return after it: nothing to take back, nothing recorded
         if accrual.customer_id not in (
             waiting.customer_id,
             await uow.merged_into(waiting.customer_id),
@@ -470,7 +471,9 @@ async def _take_back_waiting_returns(
             waiting.points,
         )
         amount = min(left, share)
-        if amount == left:  # all of it taken back: the uses its quote counted are freed
+        if returns_all(
+            accrual.points, left, amount, accrual.value_micros, returned_before, value
+        ):  # all of it taken back: the uses its quote counted are freed
             await release_quote(uow, accrual.transaction_id)
         reversal = Movement(
             new_id(),
@@ -629,7 +632,14 @@ async def reverse(
             )
         left = abs(original.points) - await uow.reversed_so_far(transaction_id)
         amount = points or left
-        if left <= 0 or amount > left:
+        # an accrual that earned no points is reversed all at once, for its value, while its
+        # quote's uses are still counted (returns_all): what a Reverse of it can undo
+        returned_before = rest = 0
+        zero = original.type == "ACCRUAL" and original.points == 0 and not points
+        if zero and await uow.uses_of(transaction_id):
+            returned_before = await uow.returned_value_so_far(transaction_id)
+            rest = original.value_micros - returned_before
+        if rest <= 0 and (left <= 0 or amount > left):
             raise FailedPrecondition(
                 f"{left} points of the transaction are left to reverse, {amount} asked",
                 reason="NOT_REVERSIBLE",
@@ -647,10 +657,13 @@ async def reverse(
             fingerprint=print_,
             earned=-amount if original.type == "ACCRUAL" else 0,
             reverses=amount,
+            value_micros=max(0, rest),
             description=reason,
         )
         # --- promotions (services/bonus/offers.py): a whole accrual reversed frees its uses
-        if original.type == "ACCRUAL" and amount == left:
+        if original.type == "ACCRUAL" and returns_all(
+            original.points, left, amount, original.value_micros, returned_before, max(0, rest)
+        ):
             await release_quote(uow, transaction_id)
         # ---
         if original.is_credit:

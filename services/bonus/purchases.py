@@ -51,6 +51,7 @@ from services.bonus.domain import (
     order_points,
     order_value,
     return_part,
+    returns_all,
 )
 from services.bonus.handlers import (
     EVENT_KEY_PREFIX,
@@ -219,8 +220,10 @@ async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEven
             )
             returned_value[original.transaction_id] = value
             amount = min(left, share)
-            # recorded even when it takes nothing yet (its value counts for the next part)
-            return [(original.transaction_id, amount)] if left > 0 else []
+            # recorded even when it takes nothing yet (its value counts for the next part);
+            # against an accrual that earned nothing, for its value (returns_all)
+            takes_part = left > 0 or (original.points == 0 and value > 0)
+            return [(original.transaction_id, amount)] if takes_part else []
         if event.original_order_id:
             # named, but it earned nothing here: nothing to take back; when the order has no
             # accrual at all yet (taken before its purchase), the return waits for it
@@ -250,8 +253,13 @@ async def take_back_return(deps: BonusDeps, program_id: str, event: PurchaseEven
             # a part that takes back all that is left of an accrual frees the uses its quote
             # counted, as a Reverse of all of it does (services/bonus/offers.py)
             accrued = await uow.by_id(accrual_id) if accrual_id else None
-            if accrued is not None and amount == accrued.points - await uow.reversed_so_far(
-                accrual_id
+            if accrued is not None and returns_all(
+                accrued.points,
+                accrued.points - await uow.reversed_so_far(accrual_id),
+                amount,
+                accrued.value_micros,
+                await uow.returned_value_so_far(accrual_id),
+                returned_value.get(accrual_id, 0),
             ):
                 await release_quote(uow, accrual_id)
             movement = Movement(

@@ -25,7 +25,7 @@ from libs.runtime import Peers, Resources
 from services.bonus import handlers as h
 from services.bonus import offers as o
 from services.bonus.app import BonusApp
-from services.bonus.domain import OrderLine, Program
+from services.bonus.domain import Movement, OrderLine, Program
 from services.bonus.merges import merge_customers
 from services.bonus.models import ExposureRow, PromotionUseRow
 from services.bonus.offers import PromotionPatch
@@ -837,3 +837,117 @@ async def test_event_and_accrue_with_quote_race_and_a_single_use_coupon_counts_o
         f"coupon counted for the first customer's order in {first_won}/{trials} trials, "
         f"{late} of them by the shop's Accrue after the event had accrued the order"
     )
+
+
+ZERO_POINT_TRIALS = 10
+
+
+async def test_a_quoted_accrual_that_earned_no_points_frees_its_uses_when_all_returned(
+    world: World,
+) -> None:
+    """A small order at a low rate earns 0 points, but its quote's uses count: before, no
+    return took anything from it and a Reverse had nothing to undo, so the uses (a customer's
+    limit, a capped promotion's max_uses) stayed counted for good. Now all of its value
+    returned — by a Reverse, by return events (a part and then the rest, redelivered), or by a
+    return taken before the purchase — frees them, once."""
+    program = await world.program(points_per_unit=0.01)  # a point per 100 GBP
+    promotion = await world.promotion(
+        program, Effect("PERCENT_OFF", percent=10), max_uses_per_customer=1, coupon_code="ONCE"
+    )
+    cart = CartLine("a", "", 1, 10 * UNIT)
+    app = world.app(0)
+
+    async def uses() -> int:
+        return (await o.get_promotion(app.offers, promotion.promotion_id)).uses
+
+    async def quoted_order(customer: str, order_id: str) -> h.Outcome:
+        q = await world.quote(0, program, customer, cart, coupons=("ONCE",))
+        done = await world.accrue(0, program, customer, q, f"k-{uid()}", order_id)
+        assert done.movement is not None and done.movement.points == 0
+        return done
+
+    def returned(customer: str, order_id: str, value: int) -> PurchaseEvent:
+        line = (OrderLine("", -1, value),)
+        return PurchaseEvent(
+            uid(), customer, f"r-{uid()}", line, "GBP", -value, original_order_id=order_id
+        )
+
+    async def applies_again(customer: str) -> bool:
+        again = await world.quote(0, program, customer, cart, coupons=("ONCE",))
+        return [a.promotion.promotion_id for a in again.quote.applied] == [promotion.promotion_id]
+
+    # a Reverse of all of it; a second one has nothing left to undo
+    customer = uid()
+    done = await quoted_order(customer, f"o-{uid()}")
+    assert done.movement is not None and await uses() == 1
+    assert not await applies_again(customer)
+    await h.reverse(app.deps, done.movement.transaction_id, 0, "returned", f"r-{uid()}")
+    assert await uses() == 0 and await applies_again(customer)
+    with pytest.raises(FailedPrecondition) as refused:
+        await h.reverse(app.deps, done.movement.transaction_id, 0, "again", f"r-{uid()}")
+    assert refused.value.reason == "NOT_REVERSIBLE"
+
+    # return events: half keeps the use, the rest (and its redelivery) frees it once
+    customer, order_id = uid(), f"o-{uid()}"
+    done = await quoted_order(customer, order_id)
+    assert done.movement is not None
+    paid = done.movement.value_micros
+    await record_purchase(app.deps, returned(customer, order_id, paid // 2))
+    assert await uses() == 1
+    rest = returned(customer, order_id, paid - paid // 2)
+    for _ in range(2):
+        await record_purchase(app.deps, rest)
+    assert await uses() == 0 and await applies_again(customer)
+
+    # the whole return taken before the purchase: the accrual frees what its quote counts
+    customer, order_id = uid(), f"o-{uid()}"
+    q = await world.quote(0, program, customer, cart, coupons=("ONCE",))
+    await h.enroll(app.deps, program.program_id, customer)
+    await record_purchase(app.deps, returned(customer, order_id, q.quote.total_micros))
+    await world.accrue(0, program, customer, q, f"k-{uid()}", order_id)
+    assert await uses() == 0 and await applies_again(customer)
+
+
+async def test_racing_reversals_of_a_no_point_accrual_free_its_uses_once(world: World) -> None:
+    """The whole return delivered twice, on both replicas, racing a Reverse of the accrual:
+    its use is freed exactly once (another customer's use stays counted)."""
+    program = await world.program(points_per_unit=0.01)
+    promotion = await world.promotion(program, Effect("PERCENT_OFF", percent=10))
+    cart = CartLine("a", "", 1, 10 * UNIT)
+
+    async def uses() -> int:
+        return (await o.get_promotion(world.app(0).offers, promotion.promotion_id)).uses
+
+    async def quoted_order(customer: str, order_id: str) -> Movement:
+        q = await world.quote(0, program, customer, cart)
+        done = await world.accrue(0, program, customer, q, f"k-{uid()}", order_id)
+        assert done.movement is not None and done.movement.points == 0
+        return done.movement
+
+    await quoted_order(uid(), f"o-{uid()}")  # a use that stays counted
+    for trial in range(ZERO_POINT_TRIALS):
+        customer, order_id = uid(), f"o-{uid()}"
+        accrual = await quoted_order(customer, order_id)
+        assert await uses() == 2, trial
+        line = (OrderLine("", -1, accrual.value_micros),)
+        event = PurchaseEvent(
+            uid(),
+            customer,
+            f"r-{uid()}",
+            line,
+            "GBP",
+            -accrual.value_micros,
+            original_order_id=order_id,
+        )
+        results = await asyncio.gather(
+            soon(record_purchase(world.app(0).deps, event)),
+            soon(record_purchase(world.app(1).deps, event)),
+            soon(h.reverse(world.app(1).deps, accrual.transaction_id, 0, "x", f"r-{uid()}")),
+            return_exceptions=True,
+        )
+        refusals = [r for r in results if isinstance(r, BaseException)]
+        assert all(
+            isinstance(r, FailedPrecondition) and r.reason == "NOT_REVERSIBLE" for r in refusals
+        ), refusals
+        assert await uses() == 1, trial
+        assert await world.uses_rows(promotion.promotion_id) == 1, trial
