@@ -314,6 +314,8 @@ class Movement:
     unrecovered: int = 0  # REVERSAL of a credit: points already spent, not taken back
     value_micros: int = 0  # REDEMPTION: points x point value
     description: str = ""
+    # ACCRUAL: the promotions whose uses it counted (its quote's), kept once they are released
+    promotion_ids: tuple[str, ...] = ()
 
     @property
     def is_credit(self) -> bool:

@@ -38,7 +38,13 @@ from services.bonus.domain import (
     segment_multiplier,
     tier_standing,
 )
-from services.bonus.offers import Claim, claim_quote, note_conversion, release_quote
+from services.bonus.offers import (
+    Claim,
+    claim_quote,
+    claimed_promotions,
+    note_conversion,
+    release_quote,
+)
 from services.bonus.ports import AccountState, BonusUnitOfWork, CustomerSignals
 
 __all__ = [
@@ -391,11 +397,13 @@ async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accr
         transaction_id = new_id()
         # --- promotions (services/bonus/offers.py): the quote's uses, its bonus points, and
         # the order for holdout reports
+        promotions: tuple[str, ...] = ()
         if order.quote is not None:
             try:
                 points += await claim_quote(
                     uow, order.quote, program_id, customer_id, order.order_id, transaction_id, now
                 )
+                promotions = claimed_promotions(order.quote)
             except DomainError as exc:  # claim_quote refuses before it writes anything
                 if not order.quote_from_event:
                     raise
@@ -423,6 +431,7 @@ async def accrue(deps: BonusDeps, program_id: str, customer_id: str, order: Accr
             # what the points were earned on: a return takes back its share of them
             value_micros=max(0, value),
             description=_segment_note(program, segments, by_segment),
+            promotion_ids=promotions,
         )
         accrual = ledger.credit(movement, now + program.pending_days * 86_400.0)
         await _take_back_waiting_returns(uow, ledger, accrual)
@@ -517,7 +526,10 @@ async def _count_late_quote(
             if (await uow.merged_into(earlier.customer_id) or earlier.customer_id) != customer_id:
                 return
             left = earlier.points - await uow.reversed_so_far(earlier.transaction_id)
-            if earlier.points > 0 and left <= 0:  # returned whole: nothing to count for
+            returned = await uow.returned_value_so_far(earlier.transaction_id)
+            # returned whole (its points, or the value of one that earned none): nothing to
+            # count for (returns_all of a part that takes nothing more)
+            if returns_all(earlier.points, left, 0, earlier.value_micros, returned, 0):
                 return
             if await uow.uses_of(earlier.transaction_id):  # counted: a retry answers as the
                 return  # first did, even once the quote has expired (checked again locked)
@@ -531,6 +543,7 @@ async def _count_late_quote(
                 deps.clock(),
                 late=True,
             )
+            await uow.note_promotions(earlier.transaction_id, claimed_promotions(quote))
             await uow.commit()
 
     await retry_conflicts(attempt, attempts=deps.attempts)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     false,
 )
@@ -100,6 +101,8 @@ class TransactionRow(Base):
     unrecovered: Mapped[int] = mapped_column(BigInteger)
     value_micros: Mapped[int] = mapped_column(BigInteger)  # REDEMPTION: what the points paid
     description: Mapped[str] = mapped_column(String(512))
+    # ACCRUAL: the promotions whose uses it counted, comma-separated ("" for none)
+    promotion_ids: Mapped[str] = mapped_column(Text, server_default="")
 
 
 class LotRow(Base):

@@ -55,6 +55,7 @@ __all__ = [
     "QuoteResult",
     "Report",
     "claim_quote",
+    "claimed_promotions",
     "create_promotion",
     "end_scheduled",
     "flush_exposures",
@@ -559,6 +560,11 @@ async def quote_offer(deps: OfferDeps, request: QuoteRequest) -> QuoteResult:
 
 
 # ---------------------------------------------------------------- budgets, at the accrual
+
+
+def claimed_promotions(claim: Claim) -> tuple[str, ...]:
+    """The promotions whose uses `claim_quote` counts for a quote (Transaction.promotion_ids)."""
+    return tuple(sorted({a.promotion_id for a in claim.applied}))
 
 
 async def claim_quote(

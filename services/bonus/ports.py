@@ -291,6 +291,11 @@ class BonusUnitOfWork(UnitOfWork):
     async def drop_uses(self, transaction_id: str) -> None:
         """Releases the uses an accrual counted (its reversal)."""
 
+    @abc.abstractmethod
+    async def note_promotions(self, transaction_id: str, promotion_ids: Sequence[str]) -> None:
+        """Records on an accrual the promotions whose uses were counted against it after it
+        was written (a late quote)."""
+
     # holdout: exposures (batched from quotes) and the orders of exposed customers
     @abc.abstractmethod
     async def add_exposures(self, exposures: Sequence[Exposure]) -> None:

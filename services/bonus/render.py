@@ -71,6 +71,7 @@ def transaction_to_proto(m: Movement) -> pb.Transaction:
         created_at=ts(m.created_at),
         balance_after=m.balance_after,
         pending_after=m.pending_after,
+        promotion_ids=m.promotion_ids,
         description=m.description,
     )
     if m.available_at is not None:

@@ -102,7 +102,7 @@ _FIELDS = (
     "value_micros",
     "description",
 )
-_COLUMNS = [LEDGER.c[name] for name in _FIELDS] + [LEDGER.c.idempotency_key]
+_COLUMNS = [LEDGER.c[name] for name in _FIELDS] + [LEDGER.c.promotion_ids, LEDGER.c.idempotency_key]
 _SET_REMAINING = (
     update(LOTS)
     .where(LOTS.c.lot_id == bindparam("b_id"))
@@ -111,14 +111,19 @@ _SET_REMAINING = (
 
 
 def _movement(row: Any) -> Movement:
-    *values, key = row
-    return Movement(**dict(zip(_FIELDS, values, strict=True)), idempotency_key=key or "")
+    *values, promotions, key = row
+    return Movement(
+        **dict(zip(_FIELDS, values, strict=True)),
+        idempotency_key=key or "",
+        promotion_ids=tuple(p for p in (promotions or "").split(",") if p),
+    )
 
 
 def _row(movement: Movement) -> dict[str, Any]:
     row = {name: getattr(movement, name) for name in _FIELDS}
     row["idempotency_key"] = movement.idempotency_key or None  # NULLs never collide
     row["accrued_order_id"] = movement.order_id if movement.type == "ACCRUAL" else None
+    row["promotion_ids"] = ",".join(movement.promotion_ids)
     return row
 
 
@@ -344,6 +349,13 @@ class SqlBonusUnitOfWork(SqlUnitOfWork, BonusUnitOfWork):
 
     async def drop_uses(self, transaction_id: str) -> None:
         await self.s.execute(delete(USES).where(USES.c.transaction_id == transaction_id))
+
+    async def note_promotions(self, transaction_id: str, promotion_ids: Sequence[str]) -> None:
+        await self.s.execute(
+            update(LEDGER)
+            .where(LEDGER.c.transaction_id == transaction_id)
+            .values(promotion_ids=",".join(promotion_ids))
+        )
 
     async def announce_tier(self, change: TierChange) -> None:
         await self.write_outbox([self._encode_tier(change)])

@@ -365,9 +365,14 @@ async def test_a_per_customer_limit_holds_and_a_whole_reversal_releases_the_use(
     assert not later.quote.applied
     won = next(r for r in results if isinstance(r, h.Outcome))
     assert won.movement is not None
+    assert won.movement.promotion_ids == (promotion.promotion_id,)
     await h.reverse(world.app(0).deps, won.movement.transaction_id, 0, "returned", f"r-{uid()}")
     after = await o.get_promotion(world.app(0).offers, promotion.promotion_id)
     assert after.uses == 0 and await world.uses_rows(promotion.promotion_id) == 0
+    # the accrual still says which promotions it counted, released or not
+    page, _ = await h.list_transactions(world.app(1).deps, program.program_id, customer, None, 10)
+    accrual = next(m for m in page if m.type == "ACCRUAL")
+    assert accrual.promotion_ids == (promotion.promotion_id,)
     again = await world.quote(0, program, customer, cart, coupons=("ONCE",))
     assert [a.promotion.promotion_id for a in again.quote.applied] == [promotion.promotion_id]
 
@@ -627,6 +632,9 @@ async def test_a_purchase_event_first_still_counts_the_quote_of_its_order(world:
     # the coupon is counted once, for the first order, and the second is refused
     assert outcomes(results) == ["ORDER_ALREADY_ACCRUED", "PROMOTION_BUDGET_SPENT"]
     assert (await o.get_promotion(world.app(0).offers, promotion.promotion_id)).uses == 1
+    # and the event's accrual names it now
+    page, _ = await h.list_transactions(world.app(0).deps, program.program_id, first, None, 10)
+    assert [m.promotion_ids for m in page if m.type == "ACCRUAL"] == [(promotion.promotion_id,)]
 
 
 async def test_a_promotions_discount_counter_never_passes_int64(world: World) -> None:

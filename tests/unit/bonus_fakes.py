@@ -205,6 +205,14 @@ class FakeBonusUnitOfWork(FakeUnitOfWork[_State], BonusUnitOfWork):
     async def drop_uses(self, transaction_id: str) -> None:
         self._s.uses = [u for u in self._s.uses if u.transaction_id != transaction_id]
 
+    async def note_promotions(self, transaction_id: str, promotion_ids: Sequence[str]) -> None:
+        self._s.ledger = [
+            dataclasses.replace(m, promotion_ids=tuple(promotion_ids))
+            if m.transaction_id == transaction_id
+            else m
+            for m in self._s.ledger
+        ]
+
     async def announce_tier(self, change: TierChange) -> None:
         self._s.tiers.append(change)
 
