@@ -959,3 +959,32 @@ async def test_racing_reversals_of_a_no_point_accrual_free_its_uses_once(world: 
         ), refusals
         assert await uses() == 1, trial
         assert await world.uses_rows(promotion.promotion_id) == 1, trial
+
+
+async def test_a_late_quote_counts_nothing_against_a_no_point_order_returned_whole(
+    world: World,
+) -> None:
+    """The purchase event accrued a small order (0 points) and its whole return came back;
+    the shop's Accrue with the quote then arrives: the order is gone, no use is counted."""
+    program = await world.program(points_per_unit=0.01)
+    promotion = await world.promotion(program, Effect("PERCENT_OFF", percent=10))
+    customer, order_id = uid(), f"o-{uid()}"
+    await h.enroll(world.app(0).deps, program.program_id, customer)
+    q = await world.quote(0, program, customer, CartLine("a", "", 1, 10 * UNIT))
+    paid = q.quote.total_micros
+    bought = PurchaseEvent(uid(), customer, order_id, (OrderLine("", 1, paid),), "GBP", paid)
+    await record_purchase(world.app(0).deps, bought)
+    back = PurchaseEvent(
+        uid(),
+        customer,
+        f"r-{uid()}",
+        (OrderLine("", -1, paid),),
+        "GBP",
+        -paid,
+        original_order_id=order_id,
+    )
+    await record_purchase(world.app(0).deps, back)
+    with pytest.raises(FailedPrecondition) as refused:
+        await world.accrue(0, program, customer, q, f"k-{uid()}", order_id)
+    assert refused.value.reason == "ORDER_ALREADY_ACCRUED"
+    assert (await o.get_promotion(world.app(0).offers, promotion.promotion_id)).uses == 0
