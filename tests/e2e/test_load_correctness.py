@@ -23,6 +23,7 @@ machine).
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -37,9 +38,11 @@ from backcrm.common.v1 import common_pb2
 from backcrm.profile.v1 import profile_service_pb2 as ppb
 from backcrm.segmentation.v1 import segmentation_service_pb2 as spb
 
+from libs.auth import hash_token
 from services.registry import SERVICES
 from tests.load.bench import ServerProcess, server_process
 from tests.load.mix import (
+    CALLERS,
     FREQUENCY_CAP,
     Caller,
     Calls,
@@ -49,7 +52,7 @@ from tests.load.mix import (
     shares,
     start,
 )
-from tests.support import TOKENS, backend_settings, eventually
+from tests.support import TOKENS, backend_settings, eventually, tokens_json
 
 pytestmark = pytest.mark.e2e
 
@@ -59,6 +62,9 @@ STEPS = 30  # tasks per caller
 MAX_USES = 8  # the capped promotion
 CAMPAIGN_BUDGET = 6  # the capped campaign's total impressions (the mix wants more)
 ADMIN = TOKENS["admin"][0]
+# Each caller type calls with a token of its own scopes only (`Caller.scopes`), the set-up and
+# the checks with the admin's.
+CALLER_TOKENS = {kind: (f"tok-mix-{kind.__name__}", list(kind.scopes)) for kind in CALLERS}
 # Deadlines generous enough for a shared, slow machine: a call that gives up might still have
 # been applied, and the checks compare what the server did with what the callers were told.
 DEADLINE = 60.0
@@ -69,7 +75,12 @@ def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     """PROCESSES `serve all`-like suites on one fresh PostgreSQL database and Redis prefix
     (the in-process bus cannot be shared by processes): their addresses."""
     workdir = Path(tmp_path_factory.mktemp("load-mix"))
-    with backend_settings("postgres", workdir) as backend, ExitStack() as stack:
+    tokens = json.loads(tokens_json()) + [
+        {"name": f"mix-{kind.__name__}", "sha256": hash_token(token), "scopes": scopes}
+        for kind, (token, scopes) in CALLER_TOKENS.items()
+    ]
+    settings = backend_settings("postgres", workdir, auth_tokens=json.dumps(tokens))
+    with settings as backend, ExitStack() as stack:
         names = ",".join(SERVICES)
         servers: list[ServerProcess] = [
             stack.enter_context(
@@ -100,7 +111,10 @@ class Recorder:
 def run_mix(world: World, addresses: list[str], journal: Journal, recorder: Recorder) -> None:
     callers: list[Caller] = [
         kind(
-            world, Calls(addresses[n % len(addresses)], ADMIN, recorder, DEADLINE), journal, seed=n
+            world,
+            Calls(addresses[n % len(addresses)], CALLER_TOKENS[kind][0], recorder, DEADLINE),
+            journal,
+            seed=n,
         )
         for n, kind in enumerate(shares(USERS))
     ]

@@ -9,7 +9,10 @@ their own, LOAD_SERVICE_ADDRESSES=segmentation=host:port,bonus=host:port,… sen
 service's calls there instead (HOST is then profile's). The bearer token comes from
 BACKCRM_TOKEN, or else from var/demo.token (BACKCRM_VAR_DIR/demo.token), which `make run`
 writes; it needs `admin` (the set-up creates a program, promotions, segments, a catalogue, a
-showcase and campaigns — the demo token has it).
+showcase and campaigns — the demo token has it). LOAD_TOKENS=WebShop=tok,AdServer=tok,… gives
+the named caller types tokens of their own (each needs the scopes of its `Caller.scopes` in
+tests/load/mix.py), so the run also checks the suite's scopes as real clients hold them; the
+types it does not name use BACKCRM_TOKEN.
 
 The callers and their tasks are in tests/load/mix.py (web shop, ad server, call-centre desk,
 marketing, weighted 12:4:3:1), shared with the correctness test
@@ -75,6 +78,18 @@ def bearer_token() -> str:
     return path.read_text().strip()
 
 
+def caller_tokens(spec: str) -> dict[str, str]:
+    """LOAD_TOKENS: `CallerType=token,…` (e.g. WebShop=…,AdServer=…)."""
+    known = {kind.__name__ for kind in CALLERS}
+    out: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, token = item.partition("=")
+        if name not in known or not token:
+            raise SystemExit(f"LOAD_TOKENS: {item!r} is not <one of {sorted(known)}>=<token>")
+        out[name] = token
+    return out
+
+
 def _reporter(environment: Environment) -> Any:
     fire = environment.events.request.fire
 
@@ -100,6 +115,7 @@ def _set_up(environment: Environment, **_: Any) -> None:
     _state["next"] = itertools.cycle(found)
     # Services in processes of their own: LOAD_SERVICE_ADDRESSES=segmentation=host:port,…
     _state["routes"] = service_routes(os.environ.get("LOAD_SERVICE_ADDRESSES", ""))
+    _state["tokens"] = caller_tokens(os.environ.get("LOAD_TOKENS", ""))
     admin = Calls(found[0], bearer_token(), _reporter(environment), routes=_state["routes"])
     try:
         _state["world"] = World.create(
@@ -126,7 +142,7 @@ class _MixUser(User):
     def on_start(self) -> None:
         self.calls = Calls(
             next(_state["next"]),
-            bearer_token(),
+            _state["tokens"].get(self.caller.__name__) or bearer_token(),
             _reporter(self.environment),
             outcomes=OUTCOMES,
             routes=_state["routes"],

@@ -405,6 +405,10 @@ class Caller:
     """One caller of a type: `step()` runs one of its tasks, chosen by weight."""
 
     tasks: dict[str, int] = {}  # method name → weight
+    # The least a token of this caller needs: what the correctness test gives each type, so
+    # every call it makes (and every call the suite makes for it, such as resolving an
+    # identity) is checked against the scopes a real client of that type would hold.
+    scopes: tuple[str, ...] = ()
 
     def __init__(
         self, world: World, calls: Calls, journal: Journal | None = None, seed: int | None = None
@@ -461,6 +465,14 @@ class WebShop(Caller):
     """A shopper on the web shop (see the module docstring)."""
 
     tasks = {"browse": 10, "showcase": 5, "quote": 3, "ads": 4}
+    scopes = (
+        "profile:write",
+        "bonus:read",
+        "bonus:write",
+        "recommend:read",
+        "ads:read",
+        "ads:write",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -621,6 +633,7 @@ class AdServer(Caller):
     """The ad server for partner sites: selections for known and anonymous visitors."""
 
     tasks = {"serve": 4, "click": 1}
+    scopes = ("ads:read", "ads:write")
 
     def serve(self) -> None:
         who = self.known_customer() if self.rng.random() < 0.8 else ""
@@ -648,6 +661,7 @@ class Desk(Caller):
     """A call-centre agent looking a customer up."""
 
     tasks = {"profile": 4, "purchases": 2, "account": 3, "transactions": 2, "log_call": 1}
+    scopes = ("profile:read", "profile:write", "bonus:read")
 
     def _who(self) -> common_pb2.CustomerRef | None:
         customer_id = self.known_customer()
@@ -691,6 +705,7 @@ class Marketing(Caller):
     shoppers' outcomes do not depend on them)."""
 
     tasks = {"preview": 4, "segment": 1, "toggle_promotion": 2, "toggle_campaign": 2}
+    scopes = ("admin",)  # creating segments and promotions is the administrators'
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
