@@ -369,6 +369,16 @@ class Engine:
         cutoffs = catalog.event_cutoffs({s for plan in ordered.values() for s in plan}, now)
         events = await store.load_events(customer_ids, cutoffs)
         current = await store.memberships_of_many(customer_ids)
+        # Most due times come out as stored (a window still ends when it ended): only the
+        # others are written, instead of an upsert per time-dependent segment and customer.
+        scheduled = await store.due_times(
+            [
+                (s, c)
+                for c in customer_ids
+                for s in ordered[c]
+                if catalog.entries[s].reads.time_dependent
+            ]
+        )
         changes: list[MembershipChange] = []
         due: list[tuple[str, str, float | None]] = []
         deltas: dict[str, int] = {}
@@ -391,7 +401,10 @@ class Engine:
                         member.__contains__,
                     )
                     matched, next_at = verdict.matched, verdict.next_change_at
-                if entry.reads.time_dependent:
+                if (
+                    entry.reads.time_dependent
+                    and scheduled.get((segment_id, customer_id)) != next_at
+                ):
                     due.append((segment_id, customer_id, next_at))
                 if matched and segment_id not in member:
                     member.add(segment_id)

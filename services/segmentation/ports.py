@@ -200,6 +200,10 @@ class SegmentationUnitOfWork(abc.ABC):
         """(segment, customer, due_at): when the answer can change by time; None clears."""
 
     @abc.abstractmethod
+    async def due_times(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
+        """The stored due times of these (segment, customer) pairs (those that have one)."""
+
+    @abc.abstractmethod
     async def due(self, now: float, limit: int) -> list[tuple[str, str]]:
         """(segment, customer) pairs due at `now`, earliest first."""
 
