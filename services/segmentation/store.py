@@ -23,12 +23,14 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import ColumnElement
 
-from libs.db import SqlUnitOfWork, among, chunks, pairs_among
+from libs.db import SqlUnitOfWork, among, chunks, outbox_from_arrays, pairs_among
 from services.segmentation.conditions import Node, to_sql
 from services.segmentation.facts import CustomerFacts, FactEvent
 from services.segmentation.models import (
@@ -202,6 +204,84 @@ _ONE_EVENTS = select(*EVENT_COLUMNS).where(
     _EVENTS.c.type.in_(bindparam("types", expanding=True)),
 )
 _ONE_EVENTS_SINCE = _ONE_EVENTS.where(_EVENTS.c.occurred_at > bindparam("since"))
+
+
+def _arrays(*columns: tuple[str, Any]) -> Any:
+    """PostgreSQL: rows given as one array parameter per column (named as the columns),
+    numbered `n` in the order given."""
+    return (
+        func.unnest(*(bindparam(name, type_=postgresql.ARRAY(kind)) for name, kind in columns))
+        .table_valued(*(name for name, _ in columns), with_ordinality="n")
+        .render_derived()
+    )
+
+
+def _apply_with_outbox(log: bool) -> Any:
+    """PostgreSQL: `apply` in one statement (a round trip instead of four, and no
+    per-row work of an executemany): the ENTERED inserts, the LEFT deletes and the log rows as
+    CTEs of the outbox rows' INSERT. Parameters: `_apply_arrays`."""
+    entered = _arrays(("segment_id", String), ("customer_id", String), ("since", Float))
+    left = _arrays(("left_segment_id", String), ("left_customer_id", String))
+    statement = outbox_from_arrays(SegOutboxRow).add_cte(
+        postgresql.insert(_MEMBERS)
+        .from_select(
+            ["segment_id", "customer_id", "since"],
+            select(entered.c.segment_id, entered.c.customer_id, entered.c.since),
+        )
+        .cte("entered"),
+        delete(_MEMBERS)
+        .where(
+            tuple_(_MEMBERS.c.segment_id, _MEMBERS.c.customer_id).in_(
+                select(left.c.left_segment_id, left.c.left_customer_id)
+            )
+        )
+        .cte("left"),
+    )
+    if not log:
+        return statement
+    logged = _arrays(
+        ("log_segment_id", String),
+        ("log_customer_id", String),
+        ("log_change", String),
+        ("log_at", Float),
+        ("log_reason", String),
+    )
+    # in the order given, as the executemany numbered them
+    rows = select(*(c for c in logged.c if c.name != "n")).order_by(logged.c.n)
+    return statement.add_cte(
+        postgresql.insert(_LOG)
+        .from_select(["segment_id", "customer_id", "change", "at", "reason"], rows)
+        .cte("logged")
+    )
+
+
+def _schedule_statement() -> Any:
+    """PostgreSQL: `schedule` in one statement, the due times' upsert with the deletes of the
+    cleared pairs as a CTE (the two sets are disjoint). Parameters: arrays of both."""
+    due = _arrays(("segment_id", String), ("customer_id", String), ("due_at", Float))
+    cleared = _arrays(("cleared_segment_id", String), ("cleared_customer_id", String))
+    insert = postgresql.insert(_DUE)
+    upsert = insert.from_select(
+        ["segment_id", "customer_id", "due_at"],
+        select(due.c.segment_id, due.c.customer_id, due.c.due_at),
+    ).on_conflict_do_update(
+        index_elements=["segment_id", "customer_id"], set_={"due_at": insert.excluded.due_at}
+    )
+    return upsert.add_cte(
+        delete(_DUE)
+        .where(
+            tuple_(_DUE.c.segment_id, _DUE.c.customer_id).in_(
+                select(cleared.c.cleared_segment_id, cleared.c.cleared_customer_id)
+            )
+        )
+        .cte("cleared")
+    )
+
+
+_LOG = cast(Table, MembershipLogRow.__table__)
+_DUE = cast(Table, DueRow.__table__)
+_APPLY_WITH_OUTBOX = {log: _apply_with_outbox(log) for log in (True, False)}
+_SCHEDULE = _schedule_statement()
 
 
 class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
@@ -583,6 +663,9 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
         """
         entered = [c for c in changes if c.change == "ENTERED"]
         left = [c for c in changes if c.change == "LEFT"]
+        if self._in_one_statement(changes, publish=publish, tolerant=tolerant):
+            await self._apply_with_outbox(entered, left, changes, log)
+            return
         for chunk in chunks(entered, 2000):
             insert = self._insert(MembershipRow)
             if tolerant:
@@ -624,6 +707,46 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
                 )
             await self.write_outbox((*self._encode(c), c.customer_id) for c in chunk)
 
+    def _in_one_statement(
+        self, changes: Sequence[MembershipChange], *, publish: bool, tolerant: bool
+    ) -> bool:
+        """Whether `apply` may run as one statement: PostgreSQL, changes to publish, the
+        plain inserts of the incremental path, and one change per pair (the CTEs of one
+        statement do not see each other's rows, the statements of the other path do)."""
+        return (
+            self._dialect == "postgresql"
+            and publish
+            and bool(changes)
+            and not tolerant
+            and len({(c.segment_id, c.customer_id) for c in changes}) == len(changes)
+        )
+
+    async def _apply_with_outbox(
+        self,
+        entered: Sequence[MembershipChange],
+        left: Sequence[MembershipChange],
+        changes: Sequence[MembershipChange],
+        log: bool,
+    ) -> None:
+        params: dict[str, Any] = {
+            "segment_id": [c.segment_id for c in entered],
+            "customer_id": [c.customer_id for c in entered],
+            "since": [c.at for c in entered],
+            "left_segment_id": [c.segment_id for c in left],
+            "left_customer_id": [c.customer_id for c in left],
+        }
+        if log:
+            params.update(
+                log_segment_id=[c.segment_id for c in changes],
+                log_customer_id=[c.customer_id for c in changes],
+                log_change=[c.change for c in changes],
+                log_at=[c.at for c in changes],
+                log_reason=[c.reason[:256] for c in changes],
+            )
+        messages = [(*self._encode(c), c.customer_id) for c in changes]
+        params.update(self.outbox_arrays(messages))
+        await self.execute_with_outbox(_APPLY_WITH_OUTBOX[log], params)
+
     async def bump_counts(self, deltas: dict[str, int]) -> None:
         """One executemany of one statement, in segment order (two units of work lock the
         segment rows they both change in the same order)."""
@@ -642,6 +765,9 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
     async def schedule(self, items: Sequence[tuple[str, str, float | None]]) -> None:
         """(segment, customer, due_at): when the answer can change by time; None clears."""
         if not items:
+            return
+        if self._dialect == "postgresql":
+            await self._schedule_at_once(items)
             return
         cleared = [(s, c) for s, c, d in items if d is None]
         for chunk in self._pair_chunks(cleared):
@@ -673,6 +799,21 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
             )
             out.update(((s, c), d) for s, c, d in rows)
         return out
+
+    async def _schedule_at_once(self, items: Sequence[tuple[str, str, float | None]]) -> None:
+        due = {(s, c): d for s, c, d in items if d is not None}  # the last one per pair wins
+        # a pair also given a time ends with it, whether or not it is deleted first
+        cleared = sorted({(s, c) for s, c, d in items if d is None} - due.keys())
+        await self.s.execute(
+            _SCHEDULE,
+            {
+                "segment_id": [s for s, _ in due],
+                "customer_id": [c for _, c in due],
+                "due_at": list(due.values()),
+                "cleared_segment_id": [s for s, _ in cleared],
+                "cleared_customer_id": [c for _, c in cleared],
+            },
+        )
 
     async def due(self, now: float, limit: int) -> list[tuple[str, str]]:
         rows = await self.s.execute(
