@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from libs.cache.port import UNKNOWN_GENERATION, Cache
@@ -197,10 +197,8 @@ class Engine:
                         affected = reads[key] = catalog.affected(*key)
                     targets.setdefault(update.customer_id, set()).update(affected)
                     reasons[update.customer_id] = update.reason
-                await store.upsert_profiles(list(latest.values()))
-                if events:
-                    await store.insert_events(events)
-                changes = await self._evaluate_many(store, catalog, targets, reasons)
+                stored = await store.store_changes(list(latest.values()), events)
+                changes = await self._evaluate_many(store, catalog, targets, reasons, stored)
                 await store.commit()
             return changes
 
@@ -342,8 +340,10 @@ class Engine:
         catalog: Catalog,
         targets: dict[str, set[str]],
         reasons: dict[str, str],
+        known: Mapping[str, CustomerFacts] | None = None,
     ) -> list[MembershipChange]:
-        """Evaluate each customer's segments, apply and log the differences, schedule due times."""
+        """Evaluate each customer's segments, apply and log the differences, schedule due
+        times. `known`: facts as stored now of some of the customers (not read again)."""
         plans: dict[frozenset[str], list[str]] = {}  # customers of a batch share a few sets
         ordered: dict[str, list[str]] = {}
         for customer_id, segments in targets.items():
@@ -365,7 +365,9 @@ class Engine:
         # off (and skip the customers it erased before we got here).
         await store.lock_customers(customer_ids)
         await _hold_builds(store, catalog, {s for plan in ordered.values() for s in plan})
-        facts = await store.load_facts(customer_ids)
+        known = known or {}
+        facts = {c: known[c] for c in customer_ids if c in known}
+        facts.update(await store.load_facts([c for c in customer_ids if c not in known]))
         cutoffs = catalog.event_cutoffs({s for plan in ordered.values() for s in plan}, now)
         events = await store.load_events(customer_ids, cutoffs)
         current = await store.memberships_of_many(customer_ids)

@@ -46,6 +46,17 @@ class SegmentationUnitOfWork(abc.ABC):
     async def insert_events(self, events: Sequence[FactEvent]) -> None:
         """Events not stored yet (a redelivered change brings its events again)."""
 
+    async def store_changes(
+        self, rows: Sequence[CustomerFacts], events: Sequence[FactEvent]
+    ) -> dict[str, CustomerFacts]:
+        """`upsert_profiles` and `insert_events` together; returns what `load_facts` would
+        now read of some of the customers whose snapshot was stored (adapters that learn it
+        from the write itself), so the caller loads only the others."""
+        await self.upsert_profiles(rows)
+        if events:
+            await self.insert_events(events)
+        return {}
+
     @abc.abstractmethod
     async def load_facts(self, customer_ids: Iterable[str]) -> dict[str, CustomerFacts]: ...
 

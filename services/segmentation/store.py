@@ -278,10 +278,57 @@ def _schedule_statement() -> Any:
     )
 
 
+def _store_changes_statement() -> Any:
+    """PostgreSQL: `store_changes` in one statement, the events' insert as a CTE of the
+    snapshots' upsert, which returns the rows it wrote (the facts the change evaluates).
+    Parameters: one array per column of each (`_column_arrays`)."""
+    events = _arrays(*((f"event_{c.name}", _element(c)) for c in _EVENTS.c))
+    profiles = _arrays(*((c.name, _element(c)) for c in _PROFILES.c))
+    insert = postgresql.insert(_PROFILES)
+    upsert = (
+        insert.from_select(
+            [c.name for c in _PROFILES.c], select(*(profiles.c[c.name] for c in _PROFILES.c))
+        )
+        .on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={
+                c.name: insert.excluded[c.name] for c in _PROFILES.c if c.name not in KEEP_ON_UPDATE
+            },
+            where=_PROFILES.c.version < insert.excluded.version,
+        )
+        .returning(*_PROFILES.c)
+    )
+    stored_events = (
+        postgresql.insert(_EVENTS)
+        .from_select(
+            [c.name for c in _EVENTS.c], select(*(events.c[f"event_{c.name}"] for c in _EVENTS.c))
+        )
+        .on_conflict_do_nothing(index_elements=["event_id"])
+    )
+    return upsert.add_cte(stored_events.cte("stored_events"))
+
+
+def _element(column: Any) -> Any:
+    """The type of an array parameter of the column (JSONB for the JSON documents)."""
+    return postgresql.JSONB() if column.name in ("doc", "properties") else column.type
+
+
+def _newest(rows: Sequence[CustomerFacts]) -> list[CustomerFacts]:
+    """One snapshot per customer, the one an executemany of the upsert would leave: the
+    first of the highest version (an upsert may not touch one row twice in a statement)."""
+    out: dict[str, CustomerFacts] = {}
+    for facts in rows:
+        known = out.get(facts.customer_id)
+        if known is None or known.version < facts.version:
+            out[facts.customer_id] = facts
+    return list(out.values())
+
+
 _LOG = cast(Table, MembershipLogRow.__table__)
 _DUE = cast(Table, DueRow.__table__)
 _APPLY_WITH_OUTBOX = {log: _apply_with_outbox(log) for log in (True, False)}
 _SCHEDULE = _schedule_statement()
+_STORE_CHANGES = _store_changes_statement()
 
 
 class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
@@ -341,6 +388,19 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
             table = cast(Table, SegEventRow.__table__)
             statement = self._insert(table).on_conflict_do_nothing(index_elements=["event_id"])
             await self.s.execute(statement, [e.__dict__ for e in events])
+
+    async def store_changes(
+        self, rows: Sequence[CustomerFacts], events: Sequence[FactEvent]
+    ) -> dict[str, CustomerFacts]:
+        if self._dialect != "postgresql" or not (rows or events):
+            return await super().store_changes(rows, events)
+        params: dict[str, Any] = {
+            f"event_{c.name}": [getattr(e, c.name) for e in events] for c in _EVENTS.c
+        }
+        snapshots = [facts_row(f) for f in _newest(rows)]
+        params.update({c.name: [r[c.name] for r in snapshots] for c in _PROFILES.c})
+        written = await (await self.s.connection()).execute(_STORE_CHANGES, params)
+        return {r.customer_id: facts_of(r) for r in written}
 
     async def load_facts(self, customer_ids: Iterable[str]) -> dict[str, CustomerFacts]:
         out: dict[str, CustomerFacts] = {}
