@@ -370,16 +370,16 @@ class Engine:
         facts.update(await store.load_facts([c for c in customer_ids if c not in known]))
         cutoffs = catalog.event_cutoffs({s for plan in ordered.values() for s in plan}, now)
         events = await store.load_events(customer_ids, cutoffs)
-        current = await store.memberships_of_many(customer_ids)
         # Most due times come out as stored (a window still ends when it ended): only the
         # others are written, instead of an upsert per time-dependent segment and customer.
-        scheduled = await store.due_times(
+        current, scheduled = await store.memberships_and_due(
+            customer_ids,
             [
                 (s, c)
                 for c in customer_ids
                 for s in ordered[c]
                 if catalog.entries[s].reads.time_dependent
-            ]
+            ],
         )
         changes: list[MembershipChange] = []
         due: list[tuple[str, str, float | None]] = []

@@ -214,6 +214,13 @@ class SegmentationUnitOfWork(abc.ABC):
     async def due_times(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
         """The stored due times of these (segment, customer) pairs (those that have one)."""
 
+    async def memberships_and_due(
+        self, customer_ids: Sequence[str], pairs: Sequence[tuple[str, str]]
+    ) -> tuple[dict[str, set[str]], dict[tuple[str, str], float]]:
+        """`memberships_of_many` and `due_times` at once (adapters may read both in one
+        statement): what a change diffs its verdicts against."""
+        return await self.memberships_of_many(customer_ids), await self.due_times(pairs)
+
     @abc.abstractmethod
     async def due(self, now: float, limit: int) -> list[tuple[str, str]]:
         """(segment, customer) pairs due at `now`, earliest first."""
