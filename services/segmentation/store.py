@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Self, TypeVar, cast
+from typing import Any, Self, cast
 
 from sqlalchemy import (
     Float,
@@ -55,8 +55,6 @@ from services.segmentation.ports import SegmentationUnitOfWork
 from services.segmentation.records import MembershipChange, SegmentRecord
 
 __all__ = ["SegStore", "follow_tombstones", "sql_of"]
-
-T = TypeVar("T")
 
 PROFILE_COLUMNS = (
     "version",
@@ -225,7 +223,7 @@ def _arrays(*columns: tuple[str, Any]) -> Any:
 def _apply_with_outbox(log: bool) -> Any:
     """PostgreSQL: `apply` in one statement (a round trip instead of four, and no
     per-row work of an executemany): the ENTERED inserts, the LEFT deletes and the log rows as
-    CTEs of the outbox rows' INSERT. Parameters: `_apply_arrays`."""
+    CTEs of the outbox rows' INSERT. Parameters: see `SegStore._apply_with_outbox`."""
     entered = _arrays(("segment_id", String), ("customer_id", String), ("since", Float))
     left = _arrays(("left_segment_id", String), ("left_customer_id", String))
     statement = outbox_from_arrays(SegOutboxRow).add_cte(
@@ -287,7 +285,7 @@ def _schedule_statement() -> Any:
 def _store_changes_statement() -> Any:
     """PostgreSQL: `store_changes` in one statement, the events' insert as a CTE of the
     snapshots' upsert, which returns the rows it wrote (the facts the change evaluates).
-    Parameters: one array per column of each (`_column_arrays`)."""
+    Parameters: one array per column of each (see `SegStore.store_changes`)."""
     events = _arrays(*((f"event_{c.name}", _element(c)) for c in _EVENTS.c))
     profiles = _arrays(*((c.name, _element(c)) for c in _PROFILES.c))
     insert = postgresql.insert(_PROFILES)
@@ -369,14 +367,6 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
     async def __aenter__(self) -> Self:
         self._shared, self._exclusive = {}, {}
         return await super().__aenter__()
-
-    def _pair_chunks(self, pairs: Sequence[T]) -> Iterable[Sequence[T]]:
-        """Chunks of (segment, customer) pairs for `pairs_among` or an executemany: one on
-        PostgreSQL, where those are arrays or rows sent one by one (no parameter limit), so a
-        batch's thousand time-dependent pairs are one statement, not one per CHUNK."""
-        if self._dialect == "postgresql":
-            return [pairs] if pairs else []
-        return chunks(pairs)
 
     async def _read(self, query: Any, params: dict[str, Any] | None = None) -> Any:
         """Rows of a read on the unit of work's connection: Core rows, not through the ORM
@@ -852,7 +842,7 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
             await self._schedule_at_once(items)
             return
         cleared = [(s, c) for s, c, d in items if d is None]
-        for chunk in self._pair_chunks(cleared):
+        for chunk in chunks(cleared):
             await self.s.execute(
                 delete(DueRow).where(
                     pairs_among(DueRow.segment_id, DueRow.customer_id, chunk, self._dialect)
@@ -867,13 +857,13 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
                 index_elements=["segment_id", "customer_id"],
                 set_={"due_at": insert.excluded.due_at},
             )
-            for batch in self._pair_chunks(rows):
+            for batch in chunks(rows):
                 await self.s.execute(statement, list(batch))
 
     async def due_times(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
         """The stored due times of these (segment, customer) pairs (those that have one)."""
         out: dict[tuple[str, str], float] = {}
-        for chunk in self._pair_chunks(pairs):
+        for chunk in chunks(pairs):
             rows = await self._read(
                 select(DueRow.segment_id, DueRow.customer_id, DueRow.due_at).where(
                     pairs_among(DueRow.segment_id, DueRow.customer_id, chunk, self._dialect)
