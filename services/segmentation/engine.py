@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from libs.cache.port import UNKNOWN_GENERATION, Cache
@@ -197,10 +197,8 @@ class Engine:
                         affected = reads[key] = catalog.affected(*key)
                     targets.setdefault(update.customer_id, set()).update(affected)
                     reasons[update.customer_id] = update.reason
-                await store.upsert_profiles(list(latest.values()))
-                if events:
-                    await store.insert_events(events)
-                changes = await self._evaluate_many(store, catalog, targets, reasons)
+                stored = await store.store_changes(list(latest.values()), events)
+                changes = await self._evaluate_many(store, catalog, targets, reasons, stored)
                 await store.commit()
             return changes
 
@@ -342,8 +340,10 @@ class Engine:
         catalog: Catalog,
         targets: dict[str, set[str]],
         reasons: dict[str, str],
+        known: Mapping[str, CustomerFacts] | None = None,
     ) -> list[MembershipChange]:
-        """Evaluate each customer's segments, apply and log the differences, schedule due times."""
+        """Evaluate each customer's segments, apply and log the differences, schedule due
+        times. `known`: facts as stored now of some of the customers (not read again)."""
         plans: dict[frozenset[str], list[str]] = {}  # customers of a batch share a few sets
         ordered: dict[str, list[str]] = {}
         for customer_id, segments in targets.items():
@@ -365,10 +365,22 @@ class Engine:
         # off (and skip the customers it erased before we got here).
         await store.lock_customers(customer_ids)
         await _hold_builds(store, catalog, {s for plan in ordered.values() for s in plan})
-        facts = await store.load_facts(customer_ids)
+        known = known or {}
+        facts = {c: known[c] for c in customer_ids if c in known}
+        facts.update(await store.load_facts([c for c in customer_ids if c not in known]))
         cutoffs = catalog.event_cutoffs({s for plan in ordered.values() for s in plan}, now)
         events = await store.load_events(customer_ids, cutoffs)
-        current = await store.memberships_of_many(customer_ids)
+        # Most due times come out as stored (a window still ends when it ended): only the
+        # others are written, instead of an upsert per time-dependent segment and customer.
+        current, scheduled = await store.memberships_and_due(
+            customer_ids,
+            [
+                (s, c)
+                for c in customer_ids
+                for s in ordered[c]
+                if catalog.entries[s].reads.time_dependent
+            ],
+        )
         changes: list[MembershipChange] = []
         due: list[tuple[str, str, float | None]] = []
         deltas: dict[str, int] = {}
@@ -391,7 +403,10 @@ class Engine:
                         member.__contains__,
                     )
                     matched, next_at = verdict.matched, verdict.next_change_at
-                if entry.reads.time_dependent:
+                if (
+                    entry.reads.time_dependent
+                    and scheduled.get((segment_id, customer_id)) != next_at
+                ):
                     due.append((segment_id, customer_id, next_at))
                 if matched and segment_id not in member:
                     member.add(segment_id)

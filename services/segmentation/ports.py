@@ -46,6 +46,17 @@ class SegmentationUnitOfWork(abc.ABC):
     async def insert_events(self, events: Sequence[FactEvent]) -> None:
         """Events not stored yet (a redelivered change brings its events again)."""
 
+    async def store_changes(
+        self, rows: Sequence[CustomerFacts], events: Sequence[FactEvent]
+    ) -> dict[str, CustomerFacts]:
+        """`upsert_profiles` and `insert_events` together; returns what `load_facts` would
+        now read of some of the customers whose snapshot was stored (adapters that learn it
+        from the write itself), so the caller loads only the others."""
+        await self.upsert_profiles(rows)
+        if events:
+            await self.insert_events(events)
+        return {}
+
     @abc.abstractmethod
     async def load_facts(self, customer_ids: Iterable[str]) -> dict[str, CustomerFacts]: ...
 
@@ -198,6 +209,17 @@ class SegmentationUnitOfWork(abc.ABC):
     @abc.abstractmethod
     async def schedule(self, items: Sequence[tuple[str, str, float | None]]) -> None:
         """(segment, customer, due_at): when the answer can change by time; None clears."""
+
+    @abc.abstractmethod
+    async def due_times(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
+        """The stored due times of these (segment, customer) pairs (those that have one)."""
+
+    async def memberships_and_due(
+        self, customer_ids: Sequence[str], pairs: Sequence[tuple[str, str]]
+    ) -> tuple[dict[str, set[str]], dict[tuple[str, str], float]]:
+        """`memberships_of_many` and `due_times` at once (adapters may read both in one
+        statement): what a change diffs its verdicts against."""
+        return await self.memberships_of_many(customer_ids), await self.due_times(pairs)
 
     @abc.abstractmethod
     async def due(self, now: float, limit: int) -> list[tuple[str, str]]:

@@ -301,6 +301,9 @@ class FakeSegmentationUnitOfWork(SegmentationUnitOfWork):
             if due_at is not None:
                 self.w.due[(segment_id, customer_id)] = due_at
 
+    async def due_times(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
+        return {p: self.w.due[p] for p in pairs if p in self.w.due}
+
     async def due(self, now: float, limit: int) -> list[tuple[str, str]]:
         ready = sorted((at, key) for key, at in self.w.due.items() if at <= now)
         return [key for _, key in ready[:limit]]

@@ -12,6 +12,7 @@ tests/integration/test_conditions_agree.py holds both to that. The shared rules:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -252,6 +253,13 @@ def _time_atoms(node: Node) -> tuple[tuple[str, Node], ...]:
     return found
 
 
+# The moments below are pure functions of their arguments, and the segments of one customer
+# evaluated at one `now` ask the same ones (the status thresholds of every segment reading the
+# status, a window's oldest event): each is searched once, not once per segment.
+_MOMENTS = 4096
+
+
+@functools.lru_cache(maxsize=_MOMENTS)
 def _window_exit(occurred_at: float, within: float, now: float) -> float:
     """When an event counted at `now` leaves the window `occurred_at > t - within`."""
 
@@ -261,6 +269,7 @@ def _window_exit(occurred_at: float, within: float, now: float) -> float:
     return _first_true(gone, occurred_at + within, now)
 
 
+@functools.lru_cache(maxsize=_MOMENTS)
 def _next_day(last_purchase_at: float, now: float) -> float:
     """When floor((t - last_purchase_at) / DAY) next grows."""
     days = math.floor((now - last_purchase_at) / DAY)
@@ -271,6 +280,7 @@ def _next_day(last_purchase_at: float, now: float) -> float:
     return _first_true(next_day, last_purchase_at + (days + 1) * DAY, now)
 
 
+@functools.lru_cache(maxsize=_MOMENTS)
 def _days_exceeded(start: float, limit: float, now: float) -> float:
     """When `(t - start) / DAY <= limit` (a status threshold) turns false."""
 
