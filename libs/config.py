@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     segment_due_poll_seconds: float = Field(
         default=0.2, description="how often due (time-dependent) memberships are re-evaluated"
     )
+    segment_builds: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="segment builds a process runs at once (each one INSERT … SELECT in the "
+        "database): about the database's cores",
+    )
     bonus_expiry_seconds: float = Field(
         default=3600.0, gt=0, description="how often points past their expiry are recorded"
     )

@@ -62,6 +62,7 @@ class SegmentationApp:
             resources.clock,
             encode_segment=encode_segment_change,
             encode_rfm=encode_rfm,
+            concurrent_builds=resources.settings.segment_builds,
         )
         rpc = segmentation_service(deps, resources.bus, resolve)
         return cls(deps=deps, relay=relay, rpc=rpc, resources=resources)

@@ -19,7 +19,7 @@ import orjson
 
 from libs.cache.port import UNKNOWN_GENERATION, Cache
 from libs.errors import CacheUnavailable, FailedPrecondition, InvalidArgument, NotFound
-from services.segmentation.build import Builder, BuildQueue
+from services.segmentation.build import MAX_CONCURRENT_BUILDS, Builder, BuildQueue
 from services.segmentation.catalog import Catalog, Entry
 from services.segmentation.conditions import (
     EventIndex,
@@ -94,16 +94,18 @@ class SegmentationDeps:
         *,
         encode_segment: EncodeSegmentChange,
         encode_rfm: EncodeRfm,
+        concurrent_builds: int = MAX_CONCURRENT_BUILDS,
     ) -> SegmentationDeps:
         """The engine and the builder of one process, sharing its catalogue."""
         catalogs = CatalogHolder(encode_change=encode_segment, clock=clock)
         builder = Builder(store=store, catalogs=catalogs, cache=cache, clock=clock)
+        builds = BuildQueue(builder, slots=asyncio.Semaphore(concurrent_builds))
         return cls(
             store=store,
             catalogs=catalogs,
             engine=Engine(store=store, catalogs=catalogs, cache=cache, clock=clock),
             builder=builder,
-            builds=BuildQueue(builder),
+            builds=builds,
             cache=cache,
             clock=clock,
             encode_rfm=encode_rfm,
