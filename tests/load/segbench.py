@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 import time
 import uuid
@@ -33,6 +34,7 @@ from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
 from backcrm.segmentation.v1 import segmentation_service_pb2_grpc as pb_grpc
 
 from libs.config import Settings
+from libs.gc_tuning import tune_for_serving
 from tests.load.loadgen import (
     Measurement,
     Target,
@@ -1021,6 +1023,7 @@ async def _time_updates(settings: Settings, segments: int, updates: int) -> Cost
         await reload_catalog(deps)
         await _create_all(deps, _readers() + _others(segments - len(_readers())))
         await asyncio.gather(*deps.builds.running.values())
+        tune_for_serving()  # the process has started, as `backcrm serve` does then
         affected = len(deps.catalogs.catalog.affected((TARGET_PATH,), ("SEARCH",)))
         customers = updates // 2
         await _apply(deps.engine, _updates(1, customers))  # first sight: not measured
@@ -1030,6 +1033,7 @@ async def _time_updates(settings: Settings, segments: int, updates: int) -> Cost
             await _apply(deps.engine, updates)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
+        gc.unfreeze()  # this process goes on with other apps: let this one be collected
         await app.resources.close()
     return CostResult("", segments, affected, 2 * customers, seconds, cpu)
 
@@ -1102,6 +1106,7 @@ async def _time_shop(settings: Settings, updates: int) -> CostResult:
         await reload_catalog(deps)
         await _create_all(deps, typical_segments())
         await asyncio.gather(*deps.builds.running.values())
+        tune_for_serving()  # the process has started, as `backcrm serve` does then
         customers = updates // 2
         await _apply(deps.engine, _shop_updates(1, customers))  # the histories: not measured
         rounds = [_shop_updates(round_no, customers) for round_no in (2, 3)]
@@ -1112,6 +1117,7 @@ async def _time_shop(settings: Settings, updates: int) -> CostResult:
             await _apply(deps.engine, batch)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
+        gc.unfreeze()  # this process goes on with other apps: let this one be collected
         await app.resources.close()
     segments = len(typical_segments())
     return CostResult("", segments, affected // customers, 2 * customers, seconds, cpu, "shop")
