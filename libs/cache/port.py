@@ -14,7 +14,9 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 
-__all__ = ["UNKNOWN_GENERATION", "Cache", "generation_key"]
+from libs.errors import CacheUnavailable
+
+__all__ = ["Cache", "generation_key", "taken_generations"]
 
 # Taken when the generations could not be read: it matches no generation, so nothing is filled.
 UNKNOWN_GENERATION = b"unknown"
@@ -60,3 +62,14 @@ class Cache(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
+
+
+async def taken_generations(cache: Cache, keys: Sequence[str]) -> list[bytes | None]:
+    """The keys' generations, taken before storage is read for a fill (`set_many_if`); with
+    the cache unreachable, ones that match none, so nothing read now is filled later."""
+    if not keys:
+        return []
+    try:
+        return await cache.generations(keys)
+    except CacheUnavailable:
+        return [UNKNOWN_GENERATION] * len(keys)

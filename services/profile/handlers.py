@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from libs.auth import ADMIN, Principal
-from libs.cache.port import UNKNOWN_GENERATION, Cache
+from libs.cache.port import Cache, taken_generations
 from libs.errors import (
     CacheUnavailable,
     Conflict,
@@ -461,7 +461,7 @@ async def get_profiles(
     # longer than half their lifetime is dropped (a lapsed generation would let it in).
     started = time.monotonic()
     fills: list[tuple[str, bytes, bytes | None]] = []
-    taken = dict(zip(idn, await _generations(deps, idn), strict=True))
+    taken = dict(zip(idn, await taken_generations(deps.cache, idn), strict=True))
     async with deps.uow() as uow:
         for i in unresolved:
             try:
@@ -476,7 +476,7 @@ async def get_profiles(
         missing = sorted({c for c in ids if c and c not in found})
         if missing:
             keys = [cache_key(c) for c in missing]
-            taken.update(zip(keys, await _generations(deps, keys), strict=True))
+            taken.update(zip(keys, await taken_generations(deps.cache, keys), strict=True))
             now = deps.clock()
             customers = await uow.load(missing, for_update=False)
             identities = await uow.identities_of(customers)
@@ -495,15 +495,6 @@ def identity_key(identity: IdentityKey) -> str:
 
 def _text(value: bytes | None) -> str | None:
     return value.decode() if value is not None else None
-
-
-async def _generations(deps: ProfileDeps, keys: Sequence[str]) -> list[bytes | None]:
-    if not keys:
-        return []
-    try:
-        return await deps.cache.generations(keys)
-    except CacheUnavailable:
-        return [UNKNOWN_GENERATION] * len(keys)
 
 
 async def _cached(deps: ProfileDeps, keys: Sequence[str]) -> list[bytes | None]:

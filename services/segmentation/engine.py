@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from libs.cache.port import UNKNOWN_GENERATION, Cache
+from libs.cache.port import Cache, taken_generations
 from libs.errors import CacheUnavailable
 from libs.retry import retry_conflicts
 from services.segmentation.catalog import Catalog
@@ -153,7 +153,6 @@ class Engine:
     catalogs: CatalogHolder
     cache: Cache
     clock: Callable[[], float]
-    cache_ttl: int = 300
 
     async def on_profile_changes(self, updates: Sequence[ProfileUpdate]) -> list[MembershipChange]:
         """A batch of profile changes in one transaction (a few queries, not a few per change)."""
@@ -293,12 +292,12 @@ class Engine:
     async def run_due(self, limit: int = 500) -> int:
         """Re-evaluate the (segment, customer) pairs whose time has come; returns how many."""
 
-        async def once() -> tuple[int, list[MembershipChange], list[str]]:
+        async def once() -> tuple[int, list[MembershipChange]]:
             async with self.store() as store:
                 catalog = await self.catalogs.current_in(store)
                 due = await store.due(self.clock(), limit)
                 if not due:
-                    return 0, [], []
+                    return 0, []
                 by_customer: dict[str, set[str]] = {}
                 for segment_id, customer_id in due:
                     by_customer.setdefault(customer_id, set()).add(segment_id)
@@ -315,9 +314,9 @@ class Engine:
                 gone = [(s, c, None) for s, c in due if s not in catalog.entries]
                 await store.schedule(gone)
                 await store.commit()
-                return len(due), changes, list(by_customer)
+                return len(due), changes
 
-        count, changes, _ = await retry_conflicts(once, attempts=RETRIES)
+        count, changes = await retry_conflicts(once, attempts=RETRIES)
         await self._invalidate(_customers(changes))
         return count
 
@@ -433,12 +432,9 @@ class Engine:
             cached = None
         if cached is not None:
             return sorted(cached)
-        try:
-            # before storage is read: a change committed meanwhile moves the generation on,
-            # and the fill below is dropped (libs/cache/port.py)
-            (generation,) = await self.cache.generations([key])
-        except CacheUnavailable:
-            generation = UNKNOWN_GENERATION
+        # before storage is read: a change committed meanwhile moves the generation on, and
+        # the fill below is dropped (libs/cache/port.py)
+        (generation,) = await taken_generations(self.cache, [key])
         async with self.store() as store:
             stored, _, _ = await store.customer_read(
                 customer_id, memberships=True, facts=False, types=(), since=None

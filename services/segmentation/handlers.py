@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from libs.cache.port import UNKNOWN_GENERATION, Cache
+from libs.cache.port import Cache, taken_generations
 from libs.errors import CacheUnavailable, FailedPrecondition, InvalidArgument, NotFound
 from services.segmentation.build import MAX_CONCURRENT_BUILDS, Builder, BuildQueue
 from services.segmentation.catalog import Catalog, Entry
@@ -494,10 +494,7 @@ async def _customer_view(
     if members is not None and found is not None:
         return _CustomerView(members, found[0] or CustomerFacts(customer_id=customer_id), found[1])
     missing = ([m_key] if members is None else []) + ([f_key] if found is None else [])
-    try:
-        taken = dict(zip(missing, await deps.cache.generations(missing), strict=True))
-    except CacheUnavailable:
-        taken = dict.fromkeys(missing, UNKNOWN_GENERATION)
+    taken = dict(zip(missing, await taken_generations(deps.cache, missing), strict=True))
     fills: list[tuple[str, bytes, bytes | None]] = []
     async with deps.store() as store:
         stored, facts, events = await store.customer_read(

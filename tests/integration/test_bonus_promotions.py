@@ -850,6 +850,14 @@ async def test_event_and_accrue_with_quote_race_and_a_single_use_coupon_counts_o
 ZERO_POINT_TRIALS = 10
 
 
+def returned(customer: str, order_id: str, value: int) -> PurchaseEvent:
+    """A profile event returning `value` of the customer's order `order_id`."""
+    line = (OrderLine("", -1, value),)
+    return PurchaseEvent(
+        uid(), customer, f"r-{uid()}", line, "GBP", -value, original_order_id=order_id
+    )
+
+
 async def test_a_quoted_accrual_that_earned_no_points_frees_its_uses_when_all_returned(
     world: World,
 ) -> None:
@@ -873,12 +881,6 @@ async def test_a_quoted_accrual_that_earned_no_points_frees_its_uses_when_all_re
         done = await world.accrue(0, program, customer, q, f"k-{uid()}", order_id)
         assert done.movement is not None and done.movement.points == 0
         return done
-
-    def returned(customer: str, order_id: str, value: int) -> PurchaseEvent:
-        line = (OrderLine("", -1, value),)
-        return PurchaseEvent(
-            uid(), customer, f"r-{uid()}", line, "GBP", -value, original_order_id=order_id
-        )
 
     async def applies_again(customer: str) -> bool:
         again = await world.quote(0, program, customer, cart, coupons=("ONCE",))
@@ -937,16 +939,7 @@ async def test_racing_reversals_of_a_no_point_accrual_free_its_uses_once(world: 
         customer, order_id = uid(), f"o-{uid()}"
         accrual = await quoted_order(customer, order_id)
         assert await uses() == 2, trial
-        line = (OrderLine("", -1, accrual.value_micros),)
-        event = PurchaseEvent(
-            uid(),
-            customer,
-            f"r-{uid()}",
-            line,
-            "GBP",
-            -accrual.value_micros,
-            original_order_id=order_id,
-        )
+        event = returned(customer, order_id, accrual.value_micros)
         results = await asyncio.gather(
             soon(record_purchase(world.app(0).deps, event)),
             soon(record_purchase(world.app(1).deps, event)),
@@ -974,16 +967,7 @@ async def test_a_late_quote_counts_nothing_against_a_no_point_order_returned_who
     paid = q.quote.total_micros
     bought = PurchaseEvent(uid(), customer, order_id, (OrderLine("", 1, paid),), "GBP", paid)
     await record_purchase(world.app(0).deps, bought)
-    back = PurchaseEvent(
-        uid(),
-        customer,
-        f"r-{uid()}",
-        (OrderLine("", -1, paid),),
-        "GBP",
-        -paid,
-        original_order_id=order_id,
-    )
-    await record_purchase(world.app(0).deps, back)
+    await record_purchase(world.app(0).deps, returned(customer, order_id, paid))
     with pytest.raises(FailedPrecondition) as refused:
         await world.accrue(0, program, customer, q, f"k-{uid()}", order_id)
     assert refused.value.reason == "ORDER_ALREADY_ACCRUED"
