@@ -23,6 +23,7 @@ __all__ = [
     "Principal",
     "TokenRegistry",
     "add_token_to_file",
+    "authorize",
     "current_principal",
     "hash_token",
     "mint_token",
@@ -113,6 +114,24 @@ class TokenRegistry:
         if principal is None:
             raise Unauthenticated("unknown or revoked token", reason="INVALID_TOKEN")
         return principal
+
+
+def authorize(
+    registry: TokenRegistry | None, authorization: str | None, scope: str, method: str
+) -> Principal:
+    """The caller of `method` ("/pkg.Service/Method"), who must hold `scope`: what every call
+    is checked by, over gRPC (libs.rpc.guard) and in process (libs.runtime.Peers.local).
+    `registry` None: auth is disabled and every caller an anonymous admin."""
+    if registry is None:
+        return ANONYMOUS_ADMIN
+    principal = registry.authenticate(authorization)
+    if not principal.has(scope):
+        raise PermissionDenied(
+            f"{principal.name!r} lacks scope {scope!r} for {method}",
+            reason="MISSING_SCOPE",
+            metadata={"required_scope": scope},
+        )
+    return principal
 
 
 def add_token_to_file(file: Path, name: str, scopes: list[str], token: str) -> None:

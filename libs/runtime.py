@@ -18,7 +18,7 @@ from google.protobuf import message_factory
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from libs.auth import ANONYMOUS_ADMIN, Principal, TokenRegistry, current_principal
+from libs.auth import Principal, TokenRegistry, authorize, current_principal
 from libs.bus import make_bus
 from libs.bus.port import EventBus
 from libs.cache import make_cache
@@ -26,7 +26,6 @@ from libs.cache.port import Cache
 from libs.client import Client
 from libs.config import Settings
 from libs.db import make_engine, make_sessionmaker, ping
-from libs.errors import PermissionDenied
 from libs.outbox import BeforePublish, OutboxRelay
 from libs.rpc.service import RpcService
 
@@ -96,8 +95,8 @@ class Peers:
 
     `local(method)` is the same RPC of a service hosted in this process without the network:
     the servicer's method called directly, as the principal of the process's service token
-    (checked against the method's scope exactly as the auth interceptor checks it), within the
-    caller's deadline. No serialisation, no second pass through the interceptors, no
+    (checked against the method's scope by the same `authorize` as a gRPC call), within the
+    caller's deadline. No serialisation, no second pass through the call guard, no
     round trip through this process's own port; the handler, and so the answer, is the one the
     gRPC call runs.
 
@@ -146,7 +145,7 @@ class Peers:
     def host(self, services: Sequence[RpcService], tokens: TokenRegistry | None) -> None:
         """The services this process serves (all of them, replacing what was said before):
         their RPCs can then be called with `local`, authenticated with `tokens`, what the
-        server's auth interceptor uses (None only when auth is disabled: every caller is then
+        server's call guard uses (None only when auth is disabled: every caller is then
         an anonymous admin, as there)."""
         self._hosted = {s.full_name: s for s in services}
         self._registry = tokens
@@ -173,17 +172,8 @@ class Peers:
         registry, token = self._registry, self._tokens[""]
 
         def principal() -> Principal:
-            # Per call, like the interceptor: a token registry may change (tokens file).
-            if registry is None:
-                return ANONYMOUS_ADMIN
-            found = registry.authenticate(f"Bearer {token}")
-            if not found.has(scope):
-                raise PermissionDenied(
-                    f"{found.name!r} lacks scope {scope!r} for {method}",
-                    reason="MISSING_SCOPE",
-                    metadata={"required_scope": scope},
-                )
-            return found
+            # Per call, as over gRPC: a token registry may change (tokens file).
+            return authorize(registry, f"Bearer {token}", scope, method)
 
         async def run(request: Message) -> Message:
             # wait_for runs this in a task of its own, so the principal set here is the

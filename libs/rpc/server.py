@@ -18,9 +18,9 @@ from grpc_reflection.v1alpha import reflection
 
 from libs.auth import TokenRegistry
 from libs.config import Settings
-from libs.rpc.interceptors import AuthInterceptor, ErrorInterceptor
+from libs.rpc.guard import CallGuard
 from libs.rpc.service import RpcService
-from libs.telemetry import server_interceptors
+from libs.telemetry import server_interceptors, tracing
 
 __all__ = ["ReadinessCheck", "Server"]
 
@@ -43,7 +43,7 @@ class Server:
         self.services = list(services)
         self._readiness = list(readiness)
         self.health = health.aio.HealthServicer()
-        auth = AuthInterceptor(tokens if settings.auth_enabled else None)
+        guard = CallGuard(tokens if settings.auth_enabled else None, carry_trace=not tracing())
         options: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -53,11 +53,9 @@ class Server:
             # worker processes `backcrm serve --workers N` starts to share one address.
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ]
-        self.server = grpc.aio.server(
-            interceptors=[*server_interceptors(), auth, ErrorInterceptor()], options=options
-        )
+        self.server = grpc.aio.server(interceptors=server_interceptors() or None, options=options)
         for service in self.services:
-            self.server.add_generic_rpc_handlers((service.generic_handler(),))
+            self.server.add_generic_rpc_handlers((service.generic_handler(guard),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = [s.full_name for s in self.services]
         reflection.enable_server_reflection(

@@ -2,7 +2,9 @@
 
 Requests are parsed here rather than by grpc's deserializer: a malformed message then becomes
 INVALID_ARGUMENT naming the request, instead of the INTERNAL grpc answers for bytes it cannot
-decode. Each RPC declares the scope it needs; an RPC without one is refused (secure by default).
+decode. Each RPC declares the scope it needs; an RPC without one is refused (secure by default),
+and every one is wrapped by the server's call guard (libs/rpc/guard.py: auth with that scope,
+error mapping), which runs before the request is parsed.
 """
 
 from __future__ import annotations
@@ -17,11 +19,9 @@ from google.protobuf import message, message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 
 from libs.errors import InvalidArgument
+from libs.rpc.guard import CallGuard
 
-__all__ = ["RpcService", "method_scopes"]
-
-# full method path ("/pkg.Service/Method") -> scope, filled as services are registered
-method_scopes: dict[str, str] = {}
+__all__ = ["RpcService"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class RpcService:
     def full_name(self) -> str:
         return str(self.descriptor.full_name)
 
-    def generic_handler(self) -> grpc.GenericRpcHandler:
+    def generic_handler(self, guard: CallGuard) -> grpc.GenericRpcHandler:
         handlers: dict[str, grpc.RpcMethodHandler] = {}
         for method in self.descriptor.methods:
             if method.name not in self.scopes:
@@ -45,16 +45,19 @@ class RpcService:
             impl = getattr(self.servicer, method.name, None)
             if impl is None:
                 raise ValueError(f"{type(self.servicer).__name__} does not implement {method.name}")
-            method_scopes[f"/{self.full_name}/{method.name}"] = self.scopes[method.name]
+            path, scope = f"/{self.full_name}/{method.name}", self.scopes[method.name]
             request_cls = message_factory.GetMessageClass(method.input_type)
             serialize = _serializer(message_factory.GetMessageClass(method.output_type))
             if method.server_streaming:
+                behaviour = _streaming(impl, request_cls)
                 handlers[method.name] = grpc.unary_stream_rpc_method_handler(
-                    _streaming(impl, request_cls), response_serializer=serialize
+                    guard.stream(behaviour, path, scope, self.short_name),
+                    response_serializer=serialize,
                 )
             else:
                 handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-                    _unary(impl, request_cls), response_serializer=serialize
+                    guard.unary(_unary(impl, request_cls), path, scope, self.short_name),
+                    response_serializer=serialize,
                 )
         return grpc.method_handlers_generic_handler(self.full_name, handlers)
 

@@ -166,6 +166,26 @@ async def test_concurrent_reads_share_one_round_trip(redis_url: str) -> None:
         await cache.close()
 
 
+async def test_reads_go_on_after_the_server_closes_their_connection(redis_url: str) -> None:
+    """The coalesced reads keep one connection: one the server closed (a restart, an idle
+    timeout, CLIENT KILL) is replaced on the spot, not reported as an outage."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    cache = RedisCache(redis_url, prefix=f"test:{uuid.uuid4().hex}:", client_name=name)
+    admin = aioredis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        await cache.set("a", b"1", ttl_seconds=60)
+        assert await cache.get("a") == b"1"
+        for _ in range(3):
+            killed = [c for c in await admin.client_list() if c.get("name") == name]
+            assert killed
+            for client in killed:
+                await admin.client_kill_filter(_id=client["id"])
+            assert await cache.get_many(["a", "b"]) == [b"1", None]
+    finally:
+        await admin.aclose()
+        await cache.close()
+
+
 async def test_a_failed_round_trip_fails_every_read_of_it() -> None:
     cache = RedisCache("redis://127.0.0.1:1/0")
     try:

@@ -14,6 +14,7 @@ import pytest
 
 from libs import client
 from libs.config import Settings
+from libs.rpc.guard import CallGuard
 from libs.runtime import Peers, Resources
 from services.registry import SERVICES, contracts, names
 
@@ -42,7 +43,8 @@ async def test_every_registered_service_builds_and_serves_its_contract(
     rpcs = {method.name for method in entry.contract.methods}
     assert set(app.rpc.scopes) == rpcs, "every RPC declares a scope, and only RPCs do"
     assert all(app.rpc.scopes.values())
-    app.rpc.generic_handler()  # raises when the servicer lacks an RPC of the contract
+    # raises when the servicer lacks an RPC of the contract
+    app.rpc.generic_handler(CallGuard(None, carry_trace=False))
     await peers.close()
 
 
