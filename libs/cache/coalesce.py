@@ -9,6 +9,9 @@ turn; batching by round trip gathers what arrives while one is out.
 
 Read-after-write holds: a read is sent to Redis only after it was asked for (it waits for
 the next fetch, never joins one already out), so it sees every write completed before it.
+A read asked while no fetch is out is fetched at once by its own caller, without the queue's
+future and task: on a server under load the calls come one at a time often enough that most
+reads are such (a cached GetProfile over gRPC at 16 in flight made 1.05 reads per MGET).
 A read queued behind a slow fetch waits for it: with the cache's 0.5 s socket timeout, at
 most that long before its own (and storage when Redis is down).
 
@@ -40,16 +43,34 @@ class Coalescer(Generic[V]):
         self._wrap_error = wrap_error
         self._queue: list[tuple[Sequence[str], asyncio.Future[list[V]]]] = []
         self._drain: asyncio.Task[None] | None = None  # a reference: the loop keeps weak ones
+        self._fetching: asyncio.AbstractEventLoop | None = None  # a caller's own fetch is out
 
     async def get_many(self, keys: Sequence[str]) -> list[V]:
         loop = asyncio.get_running_loop()
+        drain = self._drain
+        # (a drain or fetch of a loop that has ended, e.g. a test's, will never finish)
+        draining = drain is not None and not drain.done() and drain.get_loop() is loop
+        if not draining and self._fetching is not loop:
+            return await self._fetch_own(loop, keys)
+        # the fetch out now ends with starting (or the drain running) the next
         future: asyncio.Future[list[V]] = loop.create_future()
         self._queue.append((keys, future))
-        drain = self._drain
-        # (a drain of a loop that has ended, e.g. a test's, would never run again)
-        if drain is None or drain.done() or drain.get_loop() is not loop:
-            self._drain = loop.create_task(self._drain_queue())
         return await future
+
+    async def _fetch_own(self, loop: asyncio.AbstractEventLoop, keys: Sequence[str]) -> list[V]:
+        """Nothing is out: this caller fetches; the reads asked meanwhile go out next, together."""
+        self._fetching = loop
+        try:
+            return await self._fetch(list(keys))
+        except Exception as exc:
+            error = self._wrap_error(exc)
+            if error is exc:
+                raise
+            raise error from exc
+        finally:
+            self._fetching = None
+            if self._queue:
+                self._drain = loop.create_task(self._drain_queue())
 
     async def _drain_queue(self) -> None:
         # One fetch out at a time: the calls that arrive meanwhile go out together next.
