@@ -360,8 +360,20 @@ def _memberships_and_due_statement() -> Any:
     return union_all(members, due)
 
 
+def _tombstones_statement() -> Any:
+    """PostgreSQL: the tombstones of some customers (an array), built once: every batch of
+    changes reads them, and building the query cost more than running it. Joined as rows
+    of the array (see `_memberships_and_due_statement`)."""
+    table = cast(Table, TombstoneRow.__table__)
+    customers = _arrays(("customer_id", String))
+    return select(table.c.customer_id, table.c.merged_into).where(
+        table.c.customer_id.in_(select(customers.c.customer_id))
+    )
+
+
 _LOG = cast(Table, MembershipLogRow.__table__)
 _DUE = cast(Table, DueRow.__table__)
+_TOMBSTONES = _tombstones_statement()
 _APPLY_WITH_OUTBOX = {log: _apply_with_outbox(log) for log in (True, False)}
 _SCHEDULE = _schedule_statement()
 _STORE_CHANGES = _store_changes_statement()
@@ -587,11 +599,14 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
             if not pending:
                 break
             await self.lock_customers(pending)
-            rows = await self._read(
-                select(TombstoneRow.customer_id, TombstoneRow.merged_into).where(
-                    among(TombstoneRow.customer_id, pending, self._dialect)
+            if self._dialect == "postgresql":
+                rows = await self._read(_TOMBSTONES, {"customer_id": pending})
+            else:
+                rows = await self._read(
+                    select(TombstoneRow.customer_id, TombstoneRow.merged_into).where(
+                        among(TombstoneRow.customer_id, pending, self._dialect)
+                    )
                 )
-            )
             tombstones.update({c: t for c, t in rows})
             pending = sorted(
                 {t for t in tombstones.values() if t is not None and t not in tombstones}
