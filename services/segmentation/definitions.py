@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from services.segmentation.catalog import Catalog, Entry
@@ -44,12 +44,20 @@ class CatalogHolder:
         """Whether the version was last compared more than `max_age` seconds ago."""
         return time.monotonic() - self.checked_at >= max_age
 
-    async def current_in(self, store: SegmentationUnitOfWork, *, hold: bool = True) -> Catalog:
+    async def current_in(
+        self, store: SegmentationUnitOfWork, *, hold: bool = True, lock: Collection[str] = ()
+    ) -> Catalog:
         """The catalogue current in this unit of work. With `hold`, definition changes wait
         for the unit of work to end, so nothing it evaluates is missed by a build that
-        starts after such a change (the build reads what the unit of work committed)."""
+        starts after such a change (the build reads what the unit of work committed).
+        `lock`: customers then locked exclusively (`lock_customers`), with the version read
+        where the store can (one round trip): the catalogue before the customers, the order
+        every unit of work takes."""
         checked = time.monotonic()
-        version = await store.catalog_version(hold=hold)
+        if lock:
+            version = await store.catalog_version_and_lock(lock, hold=hold)
+        else:
+            version = await store.catalog_version(hold=hold)
         if version != self.version:
             # the version first, then the segments: a change committed in between is
             # reloaded again next time, never missed

@@ -161,12 +161,14 @@ class Engine:
 
         async def once() -> list[MembershipChange]:
             async with self.store() as store:
-                catalog = await self.catalogs.current_in(store)
+                customers = {u.customer_id for u in updates}
                 # Exclusive: two consumers of one group may take changes of one customer at
                 # once, and each evaluates what the other writes (a count of events split
                 # between them): one waits, then sees the other's rows.
-                await store.lock_customers({u.customer_id for u in updates}, exclusive=True)
-                gone = await store.retired({u.customer_id for u in updates})
+                catalog = await self.catalogs.current_in(store, lock=customers)
+                # a statement of its own, after the locks: one statement reads what was
+                # committed when it began, and an erasure waited for may commit later
+                gone = await store.retired(customers)
                 live: list[ProfileUpdate] = []
                 for update in updates:
                     if update.customer_id not in gone:
@@ -178,6 +180,7 @@ class Engine:
                     # else: the customer was erased; the change must not bring it back
                 touched.update(u.customer_id for u in live)
                 # a merge's target too, for the changes of its source delivered after the merge
+                # (no statement when every customer touched is locked already)
                 await store.lock_customers(touched, exclusive=True)
                 latest: dict[str, CustomerFacts] = {}
                 events: list[FactEvent] = []
@@ -222,8 +225,7 @@ class Engine:
         async def once() -> list[MembershipChange]:
             async with self.store() as store:
                 # the catalogue before the customers, in the order every unit of work takes
-                catalog = await self.catalogs.current_in(store)
-                await store.lock_customers([customer_id], exclusive=True)
+                catalog = await self.catalogs.current_in(store, lock=[customer_id])
                 changes = await self._erase(store, catalog, customer_id, self.clock())
                 await store.commit()
             return changes
@@ -257,8 +259,7 @@ class Engine:
             moved.clear()
             async with self.store() as store:
                 # the catalogue before the customers, in the order every unit of work takes
-                catalog = await self.catalogs.current_in(store)
-                await store.lock_customers([source, target], exclusive=True)
+                catalog = await self.catalogs.current_in(store, lock=[source, target])
                 now = self.clock()
                 final = (await store.retired([target])).get(target, target)
                 if final is None:

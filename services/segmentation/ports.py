@@ -112,6 +112,16 @@ class SegmentationUnitOfWork(abc.ABC):
         """The catalogue's version; `hold` keeps definition changes out until this unit of
         work ends."""
 
+    async def catalog_version_and_lock(
+        self, customer_ids: Iterable[str], *, hold: bool = True
+    ) -> int:
+        """`catalog_version`, then `lock_customers(customer_ids, exclusive=True)`: the
+        catalogue before the customers, the order every unit of work takes them in (adapters
+        may take both in one statement)."""
+        version = await self.catalog_version(hold=hold)
+        await self.lock_customers(customer_ids, exclusive=True)
+        return version
+
     @abc.abstractmethod
     async def bump_catalog_version(self) -> int:
         """Version + 1: definition changes run one at a time."""

@@ -16,7 +16,6 @@ from sqlalchemy import (
     String,
     Table,
     and_,
-    any_,
     bindparam,
     delete,
     func,
@@ -90,6 +89,18 @@ _LOCK = {
         " FROM unnest(CAST(:keys AS integer[])) AS k ORDER BY k"
     ),
 }
+
+
+# `catalog_version(hold=True)` and the exclusive `lock_customers` after it in one statement
+# (one round trip per batch of changes): the catalogue row is held first (FOR SHARE, which
+# returns its newest version even after waiting for a definition change), then the correlated
+# subquery, evaluated for that row, takes the customers' locks in key order.
+_VERSION_AND_LOCK = text(
+    "SELECT c.version, (SELECT count(*) FROM"
+    " (SELECT pg_advisory_xact_lock(:space, k) FROM unnest(CAST(:keys AS integer[])) AS k"
+    " WHERE c.version IS NOT NULL ORDER BY k) AS locked)"
+    " FROM (SELECT version FROM seg_catalog WHERE id = 1 FOR SHARE) AS c"
+)
 
 
 def follow_tombstones(
@@ -330,10 +341,16 @@ def _newest(rows: Sequence[CustomerFacts]) -> list[CustomerFacts]:
 
 def _memberships_and_due_statement() -> Any:
     """PostgreSQL: `memberships_and_due` in one statement. Rows (customer, segment, NULL) of
-    the memberships, (customer, segment, due_at) of the due times."""
+    the memberships, (customer, segment, due_at) of the due times.
+
+    The customers are joined as rows of their array, not matched by `= ANY(array)`: after a
+    few executions the prepared statement runs a generic plan, in which `= ANY` of a
+    parameter is a linear search of the array per row scanned (with a hundred customers, 5 of
+    a change's 24 ms on a few thousand memberships); a join probes the index or hashes."""
+    customers = _arrays(("customer_id", String))
     pairs = _arrays(("segment_id", String), ("due_customer_id", String))
     members = select(_MEMBERS.c.customer_id, _MEMBERS.c.segment_id, sql_cast(null(), Float)).where(
-        _MEMBERS.c.customer_id == any_(bindparam("customer_id", type_=postgresql.ARRAY(String)))
+        _MEMBERS.c.customer_id.in_(select(customers.c.customer_id))
     )
     due = select(_DUE.c.customer_id, _DUE.c.segment_id, _DUE.c.due_at).where(
         tuple_(_DUE.c.segment_id, _DUE.c.customer_id).in_(
@@ -343,8 +360,20 @@ def _memberships_and_due_statement() -> Any:
     return union_all(members, due)
 
 
+def _tombstones_statement() -> Any:
+    """PostgreSQL: the tombstones of some customers (an array), built once: every batch of
+    changes reads them, and building the query cost more than running it. Joined as rows
+    of the array (see `_memberships_and_due_statement`)."""
+    table = cast(Table, TombstoneRow.__table__)
+    customers = _arrays(("customer_id", String))
+    return select(table.c.customer_id, table.c.merged_into).where(
+        table.c.customer_id.in_(select(customers.c.customer_id))
+    )
+
+
 _LOG = cast(Table, MembershipLogRow.__table__)
 _DUE = cast(Table, DueRow.__table__)
+_TOMBSTONES = _tombstones_statement()
 _APPLY_WITH_OUTBOX = {log: _apply_with_outbox(log) for log in (True, False)}
 _SCHEDULE = _schedule_statement()
 _STORE_CHANGES = _store_changes_statement()
@@ -363,9 +392,10 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
         # advisory lock keys this unit of work holds, per key space (released when it ends)
         self._shared: dict[int, set[int]] = {}
         self._exclusive: dict[int, set[int]] = {}
+        self._keys: dict[str, int] = {}  # lock key of each name asked for (see `_not_held`)
 
     async def __aenter__(self) -> Self:
-        self._shared, self._exclusive = {}, {}
+        self._shared, self._exclusive, self._keys = {}, {}, {}
         return await super().__aenter__()
 
     async def _read(self, query: Any, params: dict[str, Any] | None = None) -> Any:
@@ -536,13 +566,27 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
     async def _advisory(self, space: int, names: Iterable[str], exclusive: bool) -> None:
         if self._dialect != "postgresql":
             return
-        mine = self._exclusive.setdefault(space, set())
-        held = mine if exclusive else mine | self._shared.setdefault(space, set())
-        keys = sorted({_lock_key(n) for n in names} - held)
+        keys = self._not_held(space, names, exclusive)
         if not keys:
             return
         await self.s.execute(_LOCK[exclusive], {"space": space, "keys": keys})
-        (mine if exclusive else self._shared[space]).update(keys)
+        self._now_held(space, keys, exclusive)
+
+    def _not_held(self, space: int, names: Iterable[str], exclusive: bool) -> list[int]:
+        """The lock keys of `names` this unit of work does not hold yet (as strongly), sorted."""
+        mine = self._exclusive.setdefault(space, set())
+        held = mine if exclusive else mine | self._shared.setdefault(space, set())
+        known = self._keys  # a batch asks for the keys of its customers several times
+        keys = set()
+        for name in names:
+            key = known.get(name)
+            if key is None:
+                key = known[name] = _lock_key(name)
+            keys.add(key)
+        return sorted(keys - held)
+
+    def _now_held(self, space: int, keys: Iterable[int], exclusive: bool) -> None:
+        (self._exclusive if exclusive else self._shared).setdefault(space, set()).update(keys)
 
     async def retired(self, customer_ids: Iterable[str]) -> dict[str, str | None]:
         """The customers that are gone, each with where it lives on: the customer it was
@@ -555,11 +599,14 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
             if not pending:
                 break
             await self.lock_customers(pending)
-            rows = await self._read(
-                select(TombstoneRow.customer_id, TombstoneRow.merged_into).where(
-                    among(TombstoneRow.customer_id, pending, self._dialect)
+            if self._dialect == "postgresql":
+                rows = await self._read(_TOMBSTONES, {"customer_id": pending})
+            else:
+                rows = await self._read(
+                    select(TombstoneRow.customer_id, TombstoneRow.merged_into).where(
+                        among(TombstoneRow.customer_id, pending, self._dialect)
+                    )
                 )
-            )
             tombstones.update({c: t for c, t in rows})
             pending = sorted(
                 {t for t in tombstones.values() if t is not None and t not in tombstones}
@@ -605,6 +652,22 @@ class SegStore(SqlUnitOfWork, SegmentationUnitOfWork):
         if hold and self._dialect == "postgresql":
             query = query.with_for_update(read=True)
         return int(await self.s.scalar(query) or 0)
+
+    async def catalog_version_and_lock(
+        self, customer_ids: Iterable[str], *, hold: bool = True
+    ) -> int:
+        if self._dialect != "postgresql" or not hold:
+            return await super().catalog_version_and_lock(customer_ids, hold=hold)
+        keys = self._not_held(CUSTOMER_LOCKS, customer_ids, True)
+        conn = await self.s.connection()
+        row = (
+            await conn.execute(_VERSION_AND_LOCK, {"space": CUSTOMER_LOCKS, "keys": keys})
+        ).first()
+        if row is None:  # no version row (it is inserted with the table): nothing was locked
+            await self._advisory(CUSTOMER_LOCKS, customer_ids, True)
+            return 0
+        self._now_held(CUSTOMER_LOCKS, keys, True)
+        return int(row.version)
 
     async def bump_catalog_version(self) -> int:
         """Version + 1, locking the row: definition changes run one at a time, after the

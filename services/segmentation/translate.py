@@ -14,7 +14,7 @@ from backcrm.segmentation.v1 import segmentation_service_pb2 as pb
 from google.protobuf.json_format import MessageToDict
 
 from libs.errors import InvalidArgument
-from libs.protoutil import enum, seconds_of, short_name, ts
+from libs.protoutil import enum, enum_values, seconds_of, short_name, stamp, ts
 from libs.topics import SEGMENTATION_MEMBERSHIP, SEGMENTATION_RFM, SEGMENTATION_SEGMENTS
 from services.segmentation.conditions import MAX_NODES, Node, count_nodes, parse_condition
 from services.segmentation.engine import ProfileUpdate
@@ -182,12 +182,16 @@ def context_facts(context: common_pb2.Context, now: float) -> ContextFacts:
     )
 
 
+# ENTERED/LEFT -> MembershipChangeType: a batch of changes encodes hundreds of these
+_CHANGE_TYPES = enum_values(pb.MembershipChangeType)
+
+
 def membership_change_proto(change: MembershipChange) -> pb.MembershipChange:
     return pb.MembershipChange(
         segment_id=change.segment_id,
         customer_id=change.customer_id,
-        change=enum(pb.MembershipChangeType, f"MEMBERSHIP_CHANGE_TYPE_{change.change}"),
-        changed_at=ts(change.at),
+        change=_CHANGE_TYPES[change.change],
+        changed_at=stamp(change.at),
         reason=change.reason,
     )
 
